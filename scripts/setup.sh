@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the build dependencies from the distribution (Debian/Ubuntu apt, or Homebrew on macOS).
+set -euo pipefail
+if [[ "$(uname)" == "Darwin" ]]; then
+  brew install cmake ninja googletest google-benchmark highway cli11 nlohmann-json fmt pcre2 \
+    cpp-httplib pkg-config
+  exit 0
+fi
+pkgs=(cmake ninja-build g++ pkg-config clang-14 libclang-rt-14-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev libcli11-dev nlohmann-json3-dev
+      libfmt-dev libpcre2-dev libcpp-httplib-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
