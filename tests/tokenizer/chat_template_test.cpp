@@ -1,0 +1,123 @@
+#include "torchless/tokenizer/chat_template.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "torchless/core/error.h"
+
+namespace torchless {
+namespace {
+
+const std::vector<ChatMessage> kConversation = {
+    {"system", "You are terse."}, {"user", "Hi there "}, {"assistant", "Hello."}, {"user", "Bye"}};
+
+std::string render(std::string_view source, const std::vector<ChatMessage>& messages = kConversation,
+                   bool add_generation_prompt = true) {
+  return ChatTemplate(std::string(source)).apply(messages, add_generation_prompt, "<s>", "</s>");
+}
+
+TEST(ChatTemplate, BuiltinChatMLMatchesTheFormat) {
+  const std::string out = ChatTemplate::builtin(ChatFormat::ChatML).apply(kConversation, true, "", "");
+  EXPECT_EQ(out,
+            "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi there <|im_end|>\n"
+            "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
+            "<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplate, BuiltinLlama3TrimsContentAndAddsHeader) {
+  const std::vector<ChatMessage> one = {{"user", " Hi "}};
+  EXPECT_EQ(ChatTemplate::builtin(ChatFormat::Llama3).apply(one, true, "<|begin_of_text|>", ""),
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+TEST(ChatTemplate, BuiltinLlama2FoldsSystemIntoFirstUserTurn) {
+  EXPECT_EQ(ChatTemplate::builtin(ChatFormat::Llama2).apply(kConversation, true, "<s>", "</s>"),
+            "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi there [/INST] Hello. </s>"
+            "<s>[INST] Bye [/INST]");
+}
+
+// A template in the style Hugging Face models ship: a system default, alternation check with
+// raise_exception, loop.first, slicing and whitespace control with trim_blocks/lstrip_blocks.
+TEST(ChatTemplate, InterpretsHuggingFaceStyleTemplate) {
+  const char* source = R"({%- if messages[0]['role'] == 'system' -%}
+    {%- set system = messages[0]['content'] -%}
+    {%- set rest = messages[1:] -%}
+{%- else -%}
+    {%- set system = 'default' -%}
+    {%- set rest = messages -%}
+{%- endif -%}
+{%- for m in rest -%}
+    {%- if (m['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{- raise_exception('roles must alternate') -}}
+    {%- endif -%}
+    {%- if loop.first %}[{{ system }}]{% endif -%}
+    {{ m.role | upper }}: {{ m['content'].strip() }}
+{% endfor -%}
+{%- if add_generation_prompt %}ASSISTANT:{% endif -%})";
+  EXPECT_EQ(render(source), "[You are terse.]USER: Hi there\nASSISTANT: Hello.\nUSER: Bye\nASSISTANT:");
+  const std::vector<ChatMessage> bad = {{"user", "a"}, {"user", "b"}};
+  try {
+    render(source, bad);
+    FAIL() << "expected raise_exception to throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("roles must alternate"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ChatTemplate, TrimBlocksAndLstripBlocksLikeHuggingFace) {
+  const char* source = "{% for m in messages %}\n  {% if m.role == 'user' %}\nU{{ loop.index }}\n  {% endif %}\n{% endfor %}";
+  EXPECT_EQ(render(source), "U2\nU4\n");
+}
+
+TEST(ChatTemplate, NamespaceSurvivesLoopScope) {
+  const char* source =
+      "{% set ns = namespace(last_user=-1, n=0) %}{% set outer = 'kept' %}"
+      "{% for m in messages %}{% set outer = 'loop-local' %}{% if m.role == 'user' %}"
+      "{% set ns.last_user = loop.index0 %}{% set ns.n = ns.n + 1 %}{% endif %}{% endfor %}"
+      "{{ ns.last_user }} {{ ns.n }} {{ outer }}";
+  EXPECT_EQ(render(source), "3 2 kept");
+}
+
+TEST(ChatTemplate, ExpressionsFiltersAndTests) {
+  const char* source =
+      "{{ messages | length }}|{{ messages | selectattr('role', 'equalto', 'user') | list | length }}|"
+      "{{ (messages | last).content }}|{{ 'a,b,,c'.split(',') | join('-') }}|{{ 7 // 2 }} {{ 7 % 3 }} "
+      "{{ 2 * 3 + 1 }}|{{ tools is defined }} {{ tools is not defined }}|{{ none is none }}|"
+      "{{ 'x' if false else 'y' }}|{{ [1, 2, 3][::-1] }}|{{ {'k': 'v'} | tojson }}|"
+      "{{ 'abc'[1:] ~ 1 }}|{{ 'Hi' in 'Hi there' }}|{% for k, v in {'a': 1}.items() %}{{ k }}={{ v }}{% endfor %}";
+  EXPECT_EQ(render(source),
+            "4|2|Bye|a-b--c|3 1 7|False True|True|y|[3, 2, 1]|{\"k\":\"v\"}|bc1|True|a=1");
+}
+
+TEST(ChatTemplate, LoopControlAndElse) {
+  const char* source =
+      "{% for m in messages %}{% if loop.index0 == 2 %}{% break %}{% endif %}{{ m.role[0] }}{% endfor %}"
+      "{% for x in [] %}no{% else %}empty{% endfor %}"
+      "{% for m in messages if m.role == 'user' %}{{ loop.index }}{% endfor %}";
+  EXPECT_EQ(render(source), "suempty12");
+}
+
+TEST(ChatTemplate, SyntaxErrorsNameTheLine) {
+  try {
+    ChatTemplate("line one\n{% if x %}\n{{ y + }}\n{% endif %}");
+    FAIL() << "expected a syntax error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("line 3"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(ChatTemplate("{% for x in y %}never closed"), Error);
+  EXPECT_THROW(ChatTemplate("{% macro m() %}{% endmacro %}"), Error);
+  EXPECT_THROW(ChatTemplate("{{ 'unterminated }}"), Error);
+}
+
+TEST(ChatTemplate, DetectsKnownFormats) {
+  EXPECT_EQ(detect_chat_format("{{'<|im_start|>' + role}}"), ChatFormat::ChatML);
+  EXPECT_EQ(detect_chat_format("<|start_header_id|>"), ChatFormat::Llama3);
+  EXPECT_EQ(detect_chat_format("[INST] <<SYS>>"), ChatFormat::Llama2);
+  EXPECT_EQ(detect_chat_format("[INST]"), ChatFormat::Mistral);
+  EXPECT_EQ(detect_chat_format("{{ x }}"), ChatFormat::Custom);
+}
+
+}  // namespace
+}  // namespace torchless
