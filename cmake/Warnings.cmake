@@ -1,5 +1,9 @@
 function(torchless_set_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+    # GCC 12 reports -Wrestrict false positives inside std::string at -O3 (GCC bug 105329).
+    target_compile_options(${target} PRIVATE -Wno-restrict)
+  endif()
   if(TORCHLESS_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -1,0 +1,26 @@
+#pragma once
+// Writes Llama-architecture GGUF files with random weights of a chosen shape and dtype, for
+// benchmarks and for tests of shapes no shipped model has (e.g. a Llama-3.2-1B-like model in
+// F16, Q8_0 or Q4_0). The vocabulary is a synthetic SentencePiece one (special tokens, the 256
+// byte tokens, filler pieces), so every command, tokenizer included, can load the file.
+#include <cstdint>
+#include <filesystem>
+
+#include "torchless/core/dtype.h"
+#include "torchless/model/model_config.h"
+
+namespace torchless {
+
+struct RandomModelSpec {
+  ModelConfig config;            // architecture "llama"; shapes, eps, theta, context
+  DType weight_dtype = DType::F16;  // 2-D weight matrices; norms stay F32
+  uint64_t seed = 1;
+};
+
+// The shape of Llama 3.2 1B with a 32000-token vocabulary (the benchmark model of issue 3).
+ModelConfig llama_1b_like_config();
+
+// Throws Error for inconsistent shapes or a dtype that cannot be quantised to.
+void write_random_model(const RandomModelSpec& spec, const std::filesystem::path& path);
+
+}  // namespace torchless

@@ -1,0 +1,130 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "app/cli_runner.h"
+
+namespace torchless::test {
+namespace {
+
+using nlohmann::json;
+
+std::string stories() { return shared_path("models/stories260K.gguf"); }
+
+json reference_case(int index) {
+  std::ifstream in(shared_path("models/stories260K.reference.json"));
+  return json::parse(in)["cases"][static_cast<size_t>(index)];
+}
+
+// A user error gives exactly one line on stderr and a non-zero exit, never a crash.
+void expect_one_line_error(const CliResult& r, const std::string& fragment) {
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_LT(r.exit_code, 128) << "killed by a signal";
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(Cli, UnknownOptionIsAnError) {
+  const CliResult r = run_cli({"generate", "-m", stories(), "--no-such-option"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("no-such-option"), std::string::npos) << r.err;
+}
+
+TEST(Cli, MissingModelFileNamesThePath) {
+  expect_one_line_error(run_cli({"generate", "-m", "/nonexistent/model.gguf", "-p", "x"}),
+                        "/nonexistent/model.gguf");
+  expect_one_line_error(run_cli({"inspect", "/nonexistent/model.gguf"}), "/nonexistent/model.gguf");
+}
+
+TEST(Cli, CorruptModelFileIsAnError) {
+  const auto path = std::filesystem::temp_directory_path() / "torchless_corrupt.gguf";
+  {
+    std::ifstream in(stories(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(path, std::ios::binary) << bytes.substr(0, bytes.size() / 3);
+  }
+  expect_one_line_error(run_cli({"generate", "-m", path.string(), "-p", "x"}), "");
+  std::filesystem::remove(path);
+}
+
+TEST(Cli, BadBackendNameIsAnError) {
+  expect_one_line_error(run_cli({"generate", "-m", stories(), "-p", "x", "--backend", "tpu"}), "tpu");
+}
+
+TEST(Cli, TokenizeJsonMatchesLlamaCpp) {
+  const json c = reference_case(0);
+  const CliResult r = run_cli({"tokenize", "-m", stories(), "-p", c["prompt"], "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["ids"], c["prompt_ids"]);
+}
+
+TEST(Cli, GenerateJsonReproducesReferenceGreedyTokens) {
+  const json c = reference_case(1);
+  const int n = static_cast<int>(c["greedy_ids"].size());
+  const CliResult r = run_cli({"generate", "-m", stories(), "-p", c["prompt"], "-n",
+                               std::to_string(n), "--temp", "0", "--output-format", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json out = json::parse(r.out);
+  EXPECT_EQ(out["prompt_tokens"], c["prompt_ids"]);
+  EXPECT_EQ(out["tokens"], c["greedy_ids"]);
+  EXPECT_EQ(out["text"], c["greedy_text"]);
+  EXPECT_TRUE(out["timings"].contains("generated_tokens_per_s"));
+}
+
+TEST(Cli, InspectJsonDescribesTheModel) {
+  const CliResult r = run_cli({"inspect", stories(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"llama\""), std::string::npos);
+  EXPECT_NE(r.out.find("token_embd.weight"), std::string::npos);
+}
+
+TEST(Cli, ChatAnswersEachLineFromStdin) {
+  const CliResult r =
+      run_cli({"chat", "-m", stories(), "--temp", "0", "-n", "8"}, "Once upon a time\n/reset\nThe dog\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
+}
+
+TEST(Cli, PerplexityOfStoryTextIsLow) {
+  const auto path = std::filesystem::temp_directory_path() / "torchless_story.txt";
+  std::string story;
+  for (int i = 0; i < 6; ++i) {
+    story += "Once upon a time, there was a little girl named Lily. She loved to play outside. ";
+  }
+  std::ofstream(path) << story;
+  const CliResult r = run_cli({"perplexity", "-m", stories(), "-f", path.string(), "--ctx", "64", "--json"});
+  std::filesystem::remove(path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json out = json::parse(r.out);
+  // A 512-token vocabulary: uniform guessing would give 512; the trained model knows these words.
+  EXPECT_GT(out["perplexity"].get<double>(), 1.0);
+  EXPECT_LT(out["perplexity"].get<double>(), 20.0);
+  EXPECT_GE(out["chunks"].get<int>(), 1);
+}
+
+TEST(Cli, RandomModelLoadsAndBenchReportsBothTests) {
+  const auto path = std::filesystem::temp_directory_path() / "torchless_random_q4.gguf";
+  CliResult r = run_cli({"make-random-model", "-o", path.string(), "--dtype", "q4_0", "--vocab", "300",
+                         "--embd", "64", "--ff", "96", "--layers", "2", "--heads", "4", "--kv-heads",
+                         "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli({"bench", "-m", path.string(), "-p", "16", "-n", "4", "-r", "2", "-o", "json"});
+  std::filesystem::remove(path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json out = json::parse(r.out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0]["test"], "pp16");
+  EXPECT_EQ(out[1]["test"], "tg4");
+  EXPECT_GT(out[1]["mean"].get<double>(), 0.0);
+}
+
+TEST(Cli, RandomModelRejectsBadShapes) {
+  expect_one_line_error(run_cli({"make-random-model", "-o", "/tmp/x.gguf", "--heads", "5", "--kv-heads", "2"}),
+                        "KV heads");
+}
+
+}  // namespace
+}  // namespace torchless::test
