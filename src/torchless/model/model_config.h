@@ -31,6 +31,11 @@ struct ModelConfig {
   bool qkv_bias = false;     // Qwen2
   bool qk_norm = false;      // Qwen3: RMSNorm of each q and k head before RoPE
   bool tied_embeddings = false;  // output projection reuses token_embd.weight
+  // The WeightStore holds rope_freqs.weight [head_dim/2] (F32, llama.cpp's freq_factors): RoPE
+  // frequency i becomes theta^(-2i/head_dim) / rope_freqs[i]. GGUF files carry llama3 scaling
+  // this way (and no scaling keys), so rope_scaling stays None for them; Hugging Face configs
+  // give RopeScaling::Llama3 and its parameters instead, with no tensor.
+  bool rope_freq_factors = false;
 };
 
 }  // namespace torchless

@@ -1,0 +1,120 @@
+// `torchless generate`: prompt -> streamed text on stdout, statistics on stderr (or one JSON
+// object with the token ids, the text and the timings).
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "torchless/app/command.h"
+#include "torchless/app/model_options.h"
+#include "torchless/app/sampling_options.h"
+#include "torchless/core/error.h"
+#include "torchless/engine/session.h"
+
+namespace torchless::app {
+namespace {
+
+struct GenerateOptions {
+  ModelOptions model;
+  std::string prompt;
+  std::string prompt_file;
+  int n_predict = 128;
+  SamplingArgs sampling;
+  std::string output_format = "text";
+};
+
+std::string read_prompt(const GenerateOptions& options) {
+  if (!options.prompt.empty() && !options.prompt_file.empty()) {
+    fail("give the prompt either with -p or with -f, not both");
+  }
+  if (options.prompt_file.empty()) return options.prompt;
+  std::ifstream in(options.prompt_file, std::ios::binary);
+  if (!in) fail("cannot read prompt file {}", options.prompt_file);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+nlohmann::json timings_json(const Timings& t) {
+  return {{"load_ms", t.load_ms},
+          {"prompt_tokens", t.prompt_tokens},
+          {"prompt_ms", t.prompt_ms},
+          {"prompt_tokens_per_s", t.prompt_tokens_per_s()},
+          {"generated_tokens", t.generated_tokens},
+          {"generate_ms", t.generate_ms},
+          {"generated_tokens_per_s", t.generated_tokens_per_s()}};
+}
+
+void print_stats(const Session& session, const GenerationResult& result, uint64_t seed) {
+  const Timings& t = result.timings;
+  fmt::print(stderr, "\nbackend {}, context {}, seed {}\n", session.backend().name(),
+             session.n_ctx(), seed);
+  fmt::print(stderr, "load:       {:10.2f} ms\n", t.load_ms);
+  fmt::print(stderr, "prompt:     {:10.2f} ms  {:6d} tokens  {:10.2f} tokens/s\n", t.prompt_ms,
+             t.prompt_tokens, t.prompt_tokens_per_s());
+  fmt::print(stderr, "generation: {:10.2f} ms  {:6d} tokens  {:10.2f} tokens/s\n", t.generate_ms,
+             t.generated_tokens, t.generated_tokens_per_s());
+  if (result.stop == StopReason::ContextFull) {
+    fmt::print(stderr, "stopped: the context of {} tokens is full (use --ctx to enlarge it)\n",
+               session.n_ctx());
+  }
+}
+
+int run_generate(const GenerateOptions& options) {
+  if (options.output_format != "text" && options.output_format != "json") {
+    fail("--output-format must be text or json, got {}", options.output_format);
+  }
+  const std::string prompt = read_prompt(options);
+  if (prompt.empty()) fail("the prompt is empty (give one with -p TEXT or -f FILE)");
+  const bool json = options.output_format == "json";
+
+  Session session(session_options(options.model));
+  GenerationOptions generation;
+  generation.max_tokens = options.n_predict;
+  generation.sampling = resolve_sampling(options.sampling);
+
+  const std::vector<int32_t> prompt_tokens = session.tokenize(prompt);
+  if (!json) {
+    fmt::print("{}", prompt);
+    std::fflush(stdout);
+  }
+  const TokenCallback stream = [json](int32_t, std::string_view text) {
+    if (!json && !text.empty()) {
+      fmt::print("{}", text);
+      std::fflush(stdout);
+    }
+    return true;
+  };
+  const GenerationResult result = session.generate(prompt_tokens, generation, stream);
+  if (!json) fmt::print("\n");
+  if (json) {
+    const nlohmann::json out = {{"prompt_tokens", result.prompt_tokens},
+                                {"tokens", result.tokens},
+                                {"text", result.text},
+                                {"stop", stop_reason_name(result.stop)},
+                                {"timings", timings_json(result.timings)}};
+    fmt::print("{}\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  print_stats(session, result, generation.sampling.seed);
+  return 0;
+}
+
+std::function<int()> setup(CLI::App& app) {
+  auto options = std::make_shared<GenerateOptions>();
+  add_model_options(app, options->model);
+  app.add_option("-p,--prompt", options->prompt, "prompt text");
+  app.add_option("-f,--file", options->prompt_file, "read the prompt from a file");
+  app.add_option("-n,--n-predict", options->n_predict,
+                 "tokens to generate (-1: until end of text or context)")
+      ->capture_default_str();
+  add_sampling_options(app, options->sampling);
+  app.add_option("--output-format", options->output_format, "text or json")->capture_default_str();
+  return [options] { return run_generate(*options); };
+}
+
+const bool registered = register_command({"generate", "generate text from a prompt", setup});
+
+}  // namespace
+}  // namespace torchless::app

@@ -1,0 +1,73 @@
+#pragma once
+// Picks the next token from a row of logits. The chain, applied in this order:
+//   1. repetition penalty (CTRL-style: a positive logit is divided by it, a negative one
+//      multiplied) and presence penalty (subtracted once) for every distinct token among the
+//      last `penalty_last_n` tokens of the sequence;
+//   2. temperature <= 0: greedy (argmax, lowest id on ties) — nothing else applies;
+//   3. logits / temperature, softmax;
+//   4. top-k (keep the k most likely), top-p (the smallest most-likely set whose mass reaches
+//      p), min-p (drop tokens below min_p × the top probability); each renormalises;
+//   5. one draw from the remaining distribution with the seeded generator.
+// Same options, same seed, same logits -> same tokens, on every platform (the generator and
+// the uniform draw are fixed here, not left to the standard library's distributions).
+// The decode loop calls sample() once per token; it allocates nothing after the first call.
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace torchless {
+
+struct SamplerOptions {
+  float temperature = 0.8f;       // <= 0: greedy
+  int top_k = 40;                 // <= 0: off
+  float top_p = 0.95f;            // >= 1: off
+  float min_p = 0.05f;            // <= 0: off
+  float repeat_penalty = 1.0f;    // 1: off
+  float presence_penalty = 0.0f;  // 0: off
+  int penalty_last_n = 64;        // tokens the penalties look back on; <0: the whole sequence
+  uint64_t seed = 0;
+
+  static SamplerOptions greedy() {
+    SamplerOptions o;
+    o.temperature = 0.0f;
+    return o;
+  }
+};
+
+struct TokenProbability {
+  int32_t id;
+  float p;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplerOptions& options = {});
+
+  const SamplerOptions& options() const { return options_; }
+  // Restarts the random sequence (same seed -> same draws again).
+  void reseed(uint64_t seed);
+
+  // `history`: the tokens of the sequence so far (prompt and generated); the penalties look at
+  // its last penalty_last_n entries.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history = {});
+
+  // The distribution step 5 draws from (after penalties, temperature and truncation), most
+  // likely first; for tests and tools. Empty for greedy options.
+  std::vector<TokenProbability> distribution(std::span<const float> logits,
+                                             std::span<const int32_t> history = {});
+
+ private:
+  void apply_penalties(std::span<const float> logits, std::span<const int32_t> history);
+  void build_candidates();  // from penalized_, into candidates_ (sorted, truncated)
+  int32_t argmax() const;
+  double next_uniform();  // in [0, 1)
+
+  SamplerOptions options_;
+  std::mt19937_64 rng_;
+  std::vector<float> penalized_;
+  std::vector<TokenProbability> candidates_;
+  std::vector<int32_t> seen_;
+};
+
+}  // namespace torchless

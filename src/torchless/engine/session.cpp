@@ -1,0 +1,226 @@
+#include "torchless/engine/session.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "torchless/core/error.h"
+
+namespace torchless {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+double per_second(int count, double ms) {
+  return ms > 0 ? count * 1000.0 / ms : 0.0;
+}
+
+std::unique_ptr<Tokenizer> open_tokenizer(const SessionOptions& options, const LoadedModel& model) {
+  if (!options.load_tokenizer) return nullptr;
+  if (options.tokenizer_path.empty() && model.gguf) return load_tokenizer_from_gguf(*model.gguf);
+  return load_tokenizer(options.model_path, options.tokenizer_path);
+}
+
+int resolve_context(int requested, const ModelConfig& config) {
+  if (requested < 0) fail("context length must be positive, got {}", requested);
+  if (requested > 0) return requested;
+  if (config.n_ctx_train > 0) return std::min(config.n_ctx_train, kDefaultMaxContext);
+  return kDefaultMaxContext;
+}
+
+}  // namespace
+
+double Timings::prompt_tokens_per_s() const {
+  return per_second(prompt_tokens, prompt_ms);
+}
+double Timings::generated_tokens_per_s() const {
+  return per_second(generated_tokens, generate_ms);
+}
+
+std::string_view stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::EndOfGeneration:
+      return "end_of_generation";
+    case StopReason::MaxTokens:
+      return "max_tokens";
+    case StopReason::ContextFull:
+      return "context_full";
+    case StopReason::Callback:
+      return "callback";
+  }
+  return "unknown";
+}
+
+Session::Session(const SessionOptions& options) {
+  const auto start = Clock::now();
+  LoadedModel model = load_model(options.model_path);
+  BackendOptions backend_options;
+  backend_options.threads = options.threads;
+  backend_ = init_backend(options.backend, backend_options);
+  tokenizer_ = open_tokenizer(options, model);
+  const int n_ctx = resolve_context(options.n_ctx, model.config);
+  transformer_ = std::make_unique<Transformer>(std::move(model), *backend_);
+  cache_ = std::make_unique<KvCache>(*backend_, transformer_->config(), n_ctx,
+                                     options.kv_f16 ? DType::F16 : DType::F32);
+  tokens_.reserve(static_cast<size_t>(n_ctx) + 1);
+  batch_.reserve(static_cast<size_t>(n_ctx));
+  backend_->synchronize();
+  load_ms_ = ms_since(start);
+}
+
+Session::Session(LoadedModel model, std::unique_ptr<Backend> backend,
+                 std::unique_ptr<Tokenizer> tokenizer, int n_ctx, DType kv_dtype)
+    : backend_(std::move(backend)), tokenizer_(std::move(tokenizer)) {
+  if (!backend_) fail("a session needs a backend");
+  const int resolved = resolve_context(n_ctx, model.config);
+  transformer_ = std::make_unique<Transformer>(std::move(model), *backend_);
+  cache_ = std::make_unique<KvCache>(*backend_, transformer_->config(), resolved, kv_dtype);
+  tokens_.reserve(static_cast<size_t>(resolved) + 1);
+  batch_.reserve(static_cast<size_t>(resolved));
+}
+
+Session::~Session() = default;
+
+const Tokenizer& Session::tokenizer() const {
+  if (!tokenizer_) fail("this session has no tokenizer (model loaded for token ids only)");
+  return *tokenizer_;
+}
+
+void Session::truncate(int n) {
+  if (n < 0 || n > n_tokens()) fail("cannot truncate a sequence of {} tokens to {}", n_tokens(), n);
+  if (n != n_tokens()) logits_at_ = -1;
+  tokens_.resize(static_cast<size_t>(n));
+  // Keep at least one token pending so that the logits after token n-1 get recomputed.
+  cache_->truncate(std::min(cache_->size(), std::max(0, n - 1)));
+}
+
+std::vector<int32_t> Session::tokenize(std::string_view text, bool parse_special) const {
+  EncodeOptions options;
+  options.parse_special = parse_special;
+  if (!tokens_.empty()) options.add_bos = false;
+  return tokenizer().encode(text, options);
+}
+
+void Session::check_appendable(std::span<const int32_t> tokens) const {
+  if (tokens_.size() + tokens.size() > static_cast<size_t>(n_ctx())) {
+    fail(
+        "{} tokens after the {} already in the sequence exceed the context length of {} "
+        "(use --ctx to enlarge it)",
+        tokens.size(), tokens_.size(), n_ctx());
+  }
+  const int32_t n_vocab = config().n_vocab;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= n_vocab) {
+      fail("token {} at index {} is outside the vocabulary of {}", tokens[i], i, n_vocab);
+    }
+  }
+}
+
+// Evaluates the tokens the KV cache does not hold yet and keeps the logits after the last.
+void Session::evaluate_pending() {
+  if (tokens_.empty()) fail("the sequence is empty: nothing to evaluate");
+  if (cache_->size() == n_tokens()) {
+    if (logits_at_ == n_tokens()) return;
+    cache_->truncate(n_tokens() - 1);  // recompute the last row (after truncate())
+  }
+  batch_.assign(tokens_.begin() + cache_->size(), tokens_.end());
+  const auto logits = transformer_->forward(batch_, cache_->size(), *cache_, LogitsMode::Last);
+  last_logits_.assign(logits.begin(), logits.end());
+  logits_at_ = n_tokens();
+}
+
+std::span<const float> Session::append(std::span<const int32_t> tokens) {
+  if (tokens.empty()) fail("append needs at least one token");
+  check_appendable(tokens);
+  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  evaluate_pending();
+  return last_logits_;
+}
+
+std::span<const float> Session::append_all_logits(std::span<const int32_t> tokens) {
+  if (tokens.empty()) fail("append needs at least one token");
+  check_appendable(tokens);
+  if (cache_->size() < n_tokens()) evaluate_pending();
+  const int pos0 = n_tokens();
+  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  const auto logits = transformer_->forward(tokens, pos0, *cache_, LogitsMode::All);
+  const size_t n_vocab = static_cast<size_t>(config().n_vocab);
+  const auto last = logits.last(n_vocab);
+  last_logits_.assign(last.begin(), last.end());
+  logits_at_ = n_tokens();
+  return logits;
+}
+
+GenerationResult Session::generate(std::string_view prompt, const GenerationOptions& options,
+                                   const TokenCallback& on_token) {
+  const std::vector<int32_t> ids = prompt.empty() ? std::vector<int32_t>{} : tokenize(prompt);
+  return generate(ids, options, on_token);
+}
+
+GenerationResult Session::generate(std::span<const int32_t> prompt,
+                                   const GenerationOptions& options,
+                                   const TokenCallback& on_token) {
+  GenerationResult result;
+  result.prompt_tokens.assign(prompt.begin(), prompt.end());
+  if (tokens_.empty() && prompt.empty()) fail("cannot generate from an empty prompt");
+  check_appendable(prompt);
+
+  const auto prompt_start = Clock::now();
+  tokens_.insert(tokens_.end(), prompt.begin(), prompt.end());
+  evaluate_pending();
+  result.timings.load_ms = load_ms_;
+  result.timings.prompt_tokens = static_cast<int>(prompt.size());
+  result.timings.prompt_ms = ms_since(prompt_start);
+
+  const auto generate_start = Clock::now();
+  Sampler sampler(options.sampling);
+  std::optional<StreamDecoder> decoder;
+  if (tokenizer_) decoder.emplace(*tokenizer_);
+  if (options.max_tokens > 0) result.tokens.reserve(static_cast<size_t>(options.max_tokens));
+  const auto reached_max = [&] {
+    return options.max_tokens >= 0 &&
+           result.tokens.size() >= static_cast<size_t>(options.max_tokens);
+  };
+
+  result.stop = StopReason::MaxTokens;
+  while (true) {
+    if (reached_max()) break;
+    if (n_tokens() >= n_ctx()) {
+      result.stop = StopReason::ContextFull;
+      break;
+    }
+    const int32_t id = sampler.sample(last_logits_, tokens_);
+    tokens_.push_back(id);
+    result.tokens.push_back(id);
+    const bool end =
+        options.stop_at_end_of_generation && tokenizer_ && tokenizer_->is_end_of_generation(id);
+    const std::string text = decoder && !end ? decoder->feed(id) : std::string();
+    result.text += text;
+    if (on_token && !on_token(id, text)) {
+      result.stop = StopReason::Callback;
+      break;
+    }
+    if (end) {
+      result.stop = StopReason::EndOfGeneration;
+      break;
+    }
+    if (reached_max() || n_tokens() >= n_ctx()) continue;  // the loop head says which
+    evaluate_pending();
+  }
+  if (decoder) {
+    const std::string tail = decoder->flush();
+    if (!tail.empty()) {
+      result.text += tail;
+      if (on_token) on_token(-1, tail);
+    }
+  }
+  result.timings.generated_tokens = static_cast<int>(result.tokens.size());
+  result.timings.generate_ms = ms_since(generate_start);
+  return result;
+}
+
+}  // namespace torchless

@@ -1,0 +1,44 @@
+#include "torchless/model/kv_cache.h"
+
+#include "torchless/core/error.h"
+
+namespace torchless {
+
+KvCache::KvCache(Backend& backend, const ModelConfig& config, int n_ctx, DType dtype)
+    : n_ctx_(n_ctx), dtype_(dtype) {
+  if (dtype != DType::F32 && dtype != DType::F16) {
+    fail("KV cache dtype must be f32 or f16, got {}", dtype_name(dtype));
+  }
+  if (n_ctx <= 0) fail("KV cache needs a positive context length, got {}", n_ctx);
+  const int64_t width = static_cast<int64_t>(config.n_kv_heads) * config.head_dim;
+  if (width <= 0)
+    fail("KV cache: model has no KV heads ({} x {})", config.n_kv_heads, config.head_dim);
+  keys_.reserve(static_cast<size_t>(config.n_layers));
+  values_.reserve(static_cast<size_t>(config.n_layers));
+  for (int layer = 0; layer < config.n_layers; ++layer) {
+    keys_.push_back(backend.alloc(Shape{n_ctx, width}, dtype));
+    values_.push_back(backend.alloc(Shape{n_ctx, width}, dtype));
+  }
+}
+
+void KvCache::truncate(int n) {
+  if (n < 0 || n > size_) fail("cannot truncate a KV cache of {} positions to {}", size_, n);
+  size_ = n;
+}
+
+void KvCache::mark_filled(int pos0, int n) {
+  if (pos0 < 0 || pos0 > size_ || pos0 + n > n_ctx_) {
+    fail("KV cache positions [{}, {}) do not extend the {} filled of {}", pos0, pos0 + n, size_,
+         n_ctx_);
+  }
+  size_ = pos0 + n;
+}
+
+size_t KvCache::bytes() const {
+  size_t total = 0;
+  for (const auto& t : keys_) total += t.nbytes();
+  for (const auto& t : values_) total += t.nbytes();
+  return total;
+}
+
+}  // namespace torchless

@@ -1,0 +1,310 @@
+#include "torchless/model/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "torchless/core/error.h"
+#include "torchless/core/half.h"
+#include "torchless/model/rope_frequencies.h"
+
+namespace torchless {
+namespace {
+
+std::string layer_name(int layer, std::string_view suffix) {
+  return fmt::format("blk.{}.{}", layer, suffix);
+}
+
+// A [1, n] activation seen as the [n] vector that matmul_vec takes.
+Tensor as_vector(const Tensor& t) {
+  return t.reshape(Shape{t.numel()});
+}
+
+std::vector<float> host_vector_f32(const std::string& name, const HostTensorView& view) {
+  const auto n = static_cast<size_t>(view.shape.numel());
+  std::vector<float> out(n);
+  switch (view.dtype) {
+    case DType::F32:
+      std::memcpy(out.data(), view.data, n * sizeof(float));
+      break;
+    case DType::F16:
+    case DType::BF16:
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t bits;
+        std::memcpy(&bits, view.data + 2 * i, sizeof bits);
+        out[i] = view.dtype == DType::F16 ? fp16_to_fp32(bits) : bf16_to_fp32(bits);
+      }
+      break;
+    default:
+      fail("tensor {} has dtype {}; norm weights and biases must be f32, f16 or bf16", name,
+           dtype_name(view.dtype));
+  }
+  return out;
+}
+
+}  // namespace
+
+Transformer::Activations Transformer::Activations::rows(int n) const {
+  Activations view;
+  view.capacity = n;
+  view.ids = ids.reshape(Shape{capacity, 1}).slice_rows(0, n).reshape(Shape{n});
+  view.x = x.slice_rows(0, n);
+  view.xb = xb.slice_rows(0, n);
+  view.q = q.slice_rows(0, n);
+  view.k = k.slice_rows(0, n);
+  view.v = v.slice_rows(0, n);
+  view.att = att.slice_rows(0, n);
+  view.proj = proj.slice_rows(0, n);
+  view.gate = gate.slice_rows(0, n);
+  view.up = up.slice_rows(0, n);
+  return view;
+}
+
+Transformer::Transformer(LoadedModel model, Backend& backend)
+    : model_(std::move(model)), backend_(backend) {
+  const ModelConfig& c = model_.config;
+  if (c.n_layers <= 0 || c.n_embd <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 ||
+      c.n_ff <= 0 || c.n_vocab <= 0) {
+    fail(
+        "model {} has an invalid shape (layers {}, embd {}, heads {}/{}, head_dim {}, ff {}, "
+        "vocab {})",
+        model_.path.string(), c.n_layers, c.n_embd, c.n_heads, c.n_kv_heads, c.head_dim, c.n_ff,
+        c.n_vocab);
+  }
+  if (c.n_heads % c.n_kv_heads != 0) {
+    fail("model {}: {} query heads are not a multiple of {} KV heads", model_.path.string(),
+         c.n_heads, c.n_kv_heads);
+  }
+  load_weights();
+  decode_ = allocate_activations(1);
+  last_logits_ = backend_.alloc(Shape{1, c.n_vocab}, DType::F32);
+  logits_host_.resize(static_cast<size_t>(c.n_vocab));
+}
+
+Tensor Transformer::upload_matrix(const std::string& name, int64_t rows, int64_t cols) {
+  const HostTensorView& view = model_.weights.get(name);
+  if (view.shape.rank() != 2 || view.shape[0] != rows || view.shape[1] != cols) {
+    fail("tensor {} has shape {}, expected [{}, {}]", name, view.shape.str(), rows, cols);
+  }
+  if (!backend_.supports_weight_dtype(view.dtype)) {
+    fail("tensor {} is {}, which the {} backend does not support", name, dtype_name(view.dtype),
+         backend_.name());
+  }
+  return backend_.to_device(view);
+}
+
+Tensor Transformer::upload_vector(const std::string& name, int64_t size) {
+  const HostTensorView& view = model_.weights.get(name);
+  if (view.shape.numel() != size || view.shape.cols() != size) {
+    fail("tensor {} has shape {}, expected [{}]", name, view.shape.str(), size);
+  }
+  if (view.dtype == DType::F32) return backend_.to_device(view);
+  return backend_.to_device_1d(host_vector_f32(name, view));
+}
+
+void Transformer::load_weights() {
+  const ModelConfig& c = model_.config;
+  const int64_t q_width = static_cast<int64_t>(c.n_heads) * c.head_dim;
+  const int64_t kv_width = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  token_embd_ = upload_matrix("token_embd.weight", c.n_vocab, c.n_embd);
+  output_norm_ = upload_vector("output_norm.weight", c.n_embd);
+  // llama.cpp also falls back to the embedding when a file has no output head.
+  const bool tied = c.tied_embeddings || !model_.weights.contains("output.weight");
+  output_ = tied ? token_embd_ : upload_matrix("output.weight", c.n_vocab, c.n_embd);
+
+  layers_.resize(static_cast<size_t>(c.n_layers));
+  for (int i = 0; i < c.n_layers; ++i) {
+    LayerWeights& w = layers_[static_cast<size_t>(i)];
+    w.attn_norm = upload_vector(layer_name(i, "attn_norm.weight"), c.n_embd);
+    w.wq = upload_matrix(layer_name(i, "attn_q.weight"), q_width, c.n_embd);
+    w.wk = upload_matrix(layer_name(i, "attn_k.weight"), kv_width, c.n_embd);
+    w.wv = upload_matrix(layer_name(i, "attn_v.weight"), kv_width, c.n_embd);
+    w.wo = upload_matrix(layer_name(i, "attn_output.weight"), c.n_embd, q_width);
+    if (c.qkv_bias) {
+      w.bq = upload_vector(layer_name(i, "attn_q.bias"), q_width);
+      w.bk = upload_vector(layer_name(i, "attn_k.bias"), kv_width);
+      w.bv = upload_vector(layer_name(i, "attn_v.bias"), kv_width);
+    }
+    if (c.qk_norm) {
+      w.q_norm = upload_vector(layer_name(i, "attn_q_norm.weight"), c.head_dim);
+      w.k_norm = upload_vector(layer_name(i, "attn_k_norm.weight"), c.head_dim);
+    }
+    w.ffn_norm = upload_vector(layer_name(i, "ffn_norm.weight"), c.n_embd);
+    w.w_gate = upload_matrix(layer_name(i, "ffn_gate.weight"), c.n_ff, c.n_embd);
+    w.w_up = upload_matrix(layer_name(i, "ffn_up.weight"), c.n_ff, c.n_embd);
+    w.w_down = upload_matrix(layer_name(i, "ffn_down.weight"), c.n_embd, c.n_ff);
+  }
+
+  std::optional<std::span<const float>> divisors;
+  std::vector<float> divisor_values;
+  if (const HostTensorView* freqs = model_.weights.find("rope_freqs.weight")) {
+    divisor_values = host_vector_f32("rope_freqs.weight", *freqs);
+    divisors = divisor_values;
+  }
+  inv_freq_host_ = rope_inverse_frequencies(c, divisors);
+  inv_freq_ = backend_.to_device_1d(inv_freq_host_);
+}
+
+Transformer::Activations Transformer::allocate_activations(int capacity) {
+  const ModelConfig& c = model_.config;
+  const int64_t n = capacity;
+  const int64_t q_width = static_cast<int64_t>(c.n_heads) * c.head_dim;
+  const int64_t kv_width = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  Activations a;
+  a.capacity = capacity;
+  a.ids = backend_.alloc(Shape{n}, DType::I32);
+  a.x = backend_.alloc(Shape{n, c.n_embd}, DType::F32);
+  a.xb = backend_.alloc(Shape{n, c.n_embd}, DType::F32);
+  a.q = backend_.alloc(Shape{n, q_width}, DType::F32);
+  a.k = backend_.alloc(Shape{n, kv_width}, DType::F32);
+  a.v = backend_.alloc(Shape{n, kv_width}, DType::F32);
+  a.att = backend_.alloc(Shape{n, q_width}, DType::F32);
+  a.proj = backend_.alloc(Shape{n, c.n_embd}, DType::F32);
+  a.gate = backend_.alloc(Shape{n, c.n_ff}, DType::F32);
+  a.up = backend_.alloc(Shape{n, c.n_ff}, DType::F32);
+  return a;
+}
+
+Transformer::Activations& Transformer::activations_for(int n) {
+  if (n == 1) return decode_;
+  if (batch_.capacity < n) batch_ = allocate_activations(n);
+  return batch_;
+}
+
+void Transformer::check_tokens(std::span<const int32_t> tokens, int pos0,
+                               const KvCache& cache) const {
+  if (tokens.empty()) fail("forward pass needs at least one token");
+  if (pos0 < 0 || pos0 > cache.size()) {
+    fail("position {} does not continue the {} tokens in the KV cache", pos0, cache.size());
+  }
+  const int64_t end = static_cast<int64_t>(pos0) + static_cast<int64_t>(tokens.size());
+  if (end > cache.n_ctx()) {
+    fail("{} tokens at position {} exceed the context length of {} (use --ctx to enlarge it)",
+         tokens.size(), pos0, cache.n_ctx());
+  }
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= model_.config.n_vocab) {
+      fail("token {} at index {} is outside the vocabulary of {}", tokens[i], i,
+           model_.config.n_vocab);
+    }
+  }
+}
+
+std::span<const float> Transformer::forward(std::span<const int32_t> tokens, int pos0,
+                                            KvCache& cache, LogitsMode mode) {
+  check_tokens(tokens, pos0, cache);
+  const size_t n_vocab = static_cast<size_t>(model_.config.n_vocab);
+  logits_host_.resize(mode == LogitsMode::All ? tokens.size() * n_vocab : n_vocab);
+  for (size_t first = 0; first < tokens.size(); first += kMaxBatchTokens) {
+    const auto chunk =
+        tokens.subspan(first, std::min<size_t>(kMaxBatchTokens, tokens.size() - first));
+    const int n = static_cast<int>(chunk.size());
+    Activations& storage = activations_for(n);
+    Activations a = n == storage.capacity ? storage : storage.rows(n);
+    run_layers(chunk, pos0 + static_cast<int>(first), cache, a);
+    if (mode == LogitsMode::All) {
+      output_all(a, std::span(logits_host_).subspan(first * n_vocab, chunk.size() * n_vocab));
+    } else if (first + chunk.size() == tokens.size()) {
+      output_last(a, logits_host_);
+    }
+  }
+  return logits_host_;
+}
+
+void Transformer::run_layers(std::span<const int32_t> tokens, int pos0, KvCache& cache,
+                             Activations& a) {
+  backend_.upload(std::as_bytes(tokens), a.ids);
+  backend_.embedding(token_embd_, a.ids, a.x);
+  for (int layer = 0; layer < model_.config.n_layers; ++layer) {
+    const LayerWeights& w = layers_[static_cast<size_t>(layer)];
+    attention(w, a, cache, layer, pos0);
+    feed_forward(w, a);
+  }
+  cache.mark_filled(pos0, static_cast<int>(tokens.size()));
+}
+
+// x += Wo · Attention(RoPE(Wq·h), RoPE(Wk·h), Wv·h) with h = RMSNorm(x): keys and values of the
+// new tokens are appended to the cache first, so attention reads all positions from there.
+void Transformer::attention(const LayerWeights& w, Activations& a, KvCache& cache, int layer,
+                            int pos0) {
+  const ModelConfig& c = model_.config;
+  const int n = static_cast<int>(a.x.rows());
+  rmsnorm(a.x, w.attn_norm, a.xb);
+  linear(w.wq, a.xb, a.q, w.bq);
+  linear(w.wk, a.xb, a.k, w.bk);
+  linear(w.wv, a.xb, a.v, w.bv);
+  if (c.qk_norm) {
+    Tensor q_heads = a.q.reshape(Shape{static_cast<int64_t>(n) * c.n_heads, c.head_dim});
+    Tensor k_heads = a.k.reshape(Shape{static_cast<int64_t>(n) * c.n_kv_heads, c.head_dim});
+    rmsnorm(q_heads, w.q_norm, q_heads);
+    rmsnorm(k_heads, w.k_norm, k_heads);
+  }
+  backend_.rope(a.q, inv_freq_, RopeParams{c.n_heads, c.head_dim, pos0, c.rope_neox});
+  backend_.rope(a.k, inv_freq_, RopeParams{c.n_kv_heads, c.head_dim, pos0, c.rope_neox});
+  backend_.kv_store(a.k, cache.keys(layer), pos0);
+  backend_.kv_store(a.v, cache.values(layer), pos0);
+
+  AttentionParams params;
+  params.n_tokens = n;
+  params.pos0 = pos0;
+  params.n_heads = c.n_heads;
+  params.n_kv_heads = c.n_kv_heads;
+  params.head_dim = c.head_dim;
+  params.window = c.sliding_window;
+  params.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  backend_.attention(a.q, cache.keys(layer), cache.values(layer), a.att, params);
+
+  linear(w.wo, a.att, a.proj);
+  backend_.add(a.x, a.proj, a.x);
+}
+
+// x += W_down · (SiLU(W_gate·h) ⊙ W_up·h) with h = RMSNorm(x): the SwiGLU MLP.
+void Transformer::feed_forward(const LayerWeights& w, Activations& a) {
+  rmsnorm(a.x, w.ffn_norm, a.xb);
+  linear(w.w_gate, a.xb, a.gate);
+  linear(w.w_up, a.xb, a.up);
+  backend_.fused_silu_mul(a.gate, a.up, a.gate);
+  linear(w.w_down, a.gate, a.proj);
+  backend_.add(a.x, a.proj, a.x);
+}
+
+// logits = W_out · RMSNorm(x) of the last token only: generation needs no other row.
+void Transformer::output_last(Activations& a, std::span<float> out) {
+  Tensor x_last = a.x.slice_rows(a.x.rows() - 1, 1);
+  Tensor xb_last = a.xb.slice_rows(0, 1);
+  rmsnorm(x_last, output_norm_, xb_last);
+  linear(output_, xb_last, last_logits_);
+  backend_.to_host(last_logits_, std::as_writable_bytes(out));
+}
+
+void Transformer::output_all(Activations& a, std::span<float> out) {
+  const int64_t n = a.x.rows();
+  if (all_logits_.empty() || all_logits_.rows() < n) {
+    all_logits_ =
+        backend_.alloc(Shape{std::max<int64_t>(n, a.capacity), model_.config.n_vocab}, DType::F32);
+  }
+  Tensor logits = all_logits_.slice_rows(0, n);
+  rmsnorm(a.x, output_norm_, a.xb);
+  linear(output_, a.xb, logits);
+  backend_.to_host(logits, std::as_writable_bytes(out));
+}
+
+void Transformer::rmsnorm(const Tensor& x, const Tensor& weight, Tensor& out) {
+  backend_.rmsnorm(x, weight, out, model_.config.norm_eps);
+}
+
+// y = x Wᵀ (+ bias): one token goes through the mat-vec kernel, a batch through matmul.
+void Transformer::linear(const Tensor& w, const Tensor& x, Tensor& y, const Tensor& bias) {
+  if (x.rows() == 1) {
+    Tensor y_vec = as_vector(y);
+    backend_.matmul_vec(w, as_vector(x), y_vec);
+  } else {
+    backend_.matmul(w, x, y);
+  }
+  if (!bias.empty()) backend_.add(y, bias, y);
+}
+
+}  // namespace torchless

@@ -1,0 +1,95 @@
+#pragma once
+// The Llama-family Transformer, written once against the Backend API and driven by
+// ModelConfig switches (GQA, tied embeddings, q/k/v bias, q/k norm, sliding window, RoPE
+// layout and scaling). It reads like the math: embedding -> n_layers x (attention,
+// feed_forward) -> final norm -> output head. A batch of tokens (prompt prefill) goes through
+// Backend::matmul, a single token (decode) through Backend::matmul_vec.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "torchless/backends/backend.h"
+#include "torchless/formats/model_loader.h"
+#include "torchless/model/kv_cache.h"
+#include "torchless/model/model_config.h"
+
+namespace torchless {
+
+// Which logits forward() computes: only the last token's (generation) or every token's
+// (the logits command, perplexity). Last skips the vocabulary projection of the other rows.
+enum class LogitsMode { Last, All };
+
+// Prompts are processed in batches of at most this many tokens, bounding the activation memory
+// (the feed-forward buffers are [batch, n_ff]) whatever the prompt length.
+inline constexpr int kMaxBatchTokens = 512;
+
+class Transformer {
+ public:
+  // Takes the loaded model (its mapped files back the weights) and makes every weight usable by
+  // `backend` (zero-copy on the CPU). The backend must outlive the Transformer.
+  Transformer(LoadedModel model, Backend& backend);
+
+  const ModelConfig& config() const { return model_.config; }
+  const LoadedModel& model() const { return model_; }
+  Backend& backend() const { return backend_; }
+  const std::vector<float>& rope_inv_freq() const { return inv_freq_host_; }
+
+  // Runs `tokens` at positions [pos0, pos0 + n) with the keys and values of positions
+  // [0, pos0) from `cache`, writes theirs into it, and returns the logits on the host:
+  // [n_vocab] for LogitsMode::Last, [n, n_vocab] row-major for All. The span stays valid
+  // until the next call. Throws Error when the tokens do not fit the cache or an id is not in
+  // the vocabulary.
+  std::span<const float> forward(std::span<const int32_t> tokens, int pos0, KvCache& cache,
+                                 LogitsMode mode = LogitsMode::Last);
+
+ private:
+  struct LayerWeights {
+    Tensor attn_norm, wq, wk, wv, wo;
+    Tensor bq, bk, bv;      // Qwen2 (empty otherwise)
+    Tensor q_norm, k_norm;  // Qwen3 (empty otherwise)
+    Tensor ffn_norm, w_gate, w_up, w_down;
+  };
+  // Activation buffers for up to `capacity` tokens; views of n rows are taken per call, so the
+  // decode step (n = 1, its own preallocated set) allocates nothing.
+  struct Activations {
+    int capacity = 0;
+    Tensor ids;       // I32 [n]
+    Tensor x;         // residual stream [n, n_embd]
+    Tensor xb;        // normalised input of a block [n, n_embd]
+    Tensor q;         // [n, n_heads * head_dim]
+    Tensor k, v;      // [n, n_kv_heads * head_dim]
+    Tensor att;       // attention output [n, n_heads * head_dim]
+    Tensor proj;      // block output before the residual add [n, n_embd]
+    Tensor gate, up;  // [n, n_ff]
+    Activations rows(int n) const;
+  };
+
+  void load_weights();
+  Tensor upload_matrix(const std::string& name, int64_t rows, int64_t cols);
+  Tensor upload_vector(const std::string& name, int64_t size);
+  Activations allocate_activations(int capacity);
+  Activations& activations_for(int n);
+
+  void attention(const LayerWeights& w, Activations& a, KvCache& cache, int layer, int pos0);
+  void feed_forward(const LayerWeights& w, Activations& a);
+  void run_layers(std::span<const int32_t> tokens, int pos0, KvCache& cache, Activations& a);
+  void output_last(Activations& a, std::span<float> out);
+  void output_all(Activations& a, std::span<float> out);
+  void rmsnorm(const Tensor& x, const Tensor& weight, Tensor& out);
+  void linear(const Tensor& w, const Tensor& x, Tensor& y, const Tensor& bias = {});
+  void check_tokens(std::span<const int32_t> tokens, int pos0, const KvCache& cache) const;
+
+  LoadedModel model_;
+  Backend& backend_;
+  Tensor token_embd_, output_norm_, output_;
+  std::vector<LayerWeights> layers_;
+  std::vector<float> inv_freq_host_;
+  Tensor inv_freq_;
+  Activations decode_;  // n = 1
+  Activations batch_;   // grown to the largest batch seen
+  Tensor last_logits_;  // [1, n_vocab]
+  Tensor all_logits_;   // [batch, n_vocab], allocated on the first LogitsMode::All call
+  std::vector<float> logits_host_;
+};
+
+}  // namespace torchless

@@ -1,0 +1,217 @@
+#include "torchless/engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <random>
+#include <set>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace torchless {
+namespace {
+
+constexpr uint32_t kSeed = 20241126;
+
+std::vector<float> random_logits(size_t n, uint32_t seed, float scale = 3.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> logits(n);
+  for (auto& l : logits) l = dist(rng);
+  return logits;
+}
+
+// Independent reference: softmax(logits / temperature) in double.
+std::vector<double> softmax(const std::vector<float>& logits, double temperature) {
+  const double max = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> p(logits.size());
+  double total = 0;
+  for (size_t i = 0; i < p.size(); ++i) total += p[i] = std::exp((logits[i] - max) / temperature);
+  for (auto& v : p) v /= total;
+  return p;
+}
+
+std::vector<int> ids_by_probability(const std::vector<double>& p) {
+  std::vector<int> ids(p.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) { return p[a] > p[b]; });
+  return ids;
+}
+
+SamplerOptions plain(float temperature) {
+  SamplerOptions o;
+  o.temperature = temperature;
+  o.top_k = 0;
+  o.top_p = 1.0f;
+  o.min_p = 0.0f;
+  o.seed = kSeed;
+  return o;
+}
+
+std::set<int32_t> distribution_ids(Sampler& sampler, const std::vector<float>& logits) {
+  std::set<int32_t> ids;
+  for (const auto& c : sampler.distribution(logits)) ids.insert(c.id);
+  return ids;
+}
+
+TEST(Sampler, GreedyPicksArgmaxWithLowestIdOnTies) {
+  Sampler sampler(SamplerOptions::greedy());
+  EXPECT_EQ(sampler.sample(std::vector<float>{0.5f, 2.0f, -1.0f, 2.0f}), 1);
+  const auto logits = random_logits(1001, kSeed);
+  EXPECT_EQ(sampler.sample(logits),
+            std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+TEST(Sampler, TemperatureTowardsZeroEqualsGreedy) {
+  for (uint32_t trial = 0; trial < 20; ++trial) {
+    const auto logits = random_logits(517, kSeed + trial);
+    const int32_t greedy = Sampler(SamplerOptions::greedy()).sample(logits);
+    Sampler cold(plain(1e-3f));
+    for (int draw = 0; draw < 50; ++draw) EXPECT_EQ(cold.sample(logits), greedy) << trial;
+  }
+}
+
+TEST(Sampler, TopKNeverEmitsOutsideTheKBest) {
+  const auto logits = random_logits(997, kSeed);
+  const auto order = ids_by_probability(softmax(logits, 1.0));
+  SamplerOptions o = plain(1.5f);
+  o.top_k = 7;
+  Sampler sampler(o);
+  const std::set<int32_t> best(order.begin(), order.begin() + 7);
+  EXPECT_EQ(distribution_ids(sampler, logits), best);
+  std::set<int32_t> drawn;
+  for (int draw = 0; draw < 20000; ++draw) {
+    const int32_t id = sampler.sample(logits);
+    ASSERT_TRUE(best.count(id)) << "draw " << draw << " emitted " << id;
+    drawn.insert(id);
+  }
+  EXPECT_EQ(drawn, best);  // at temperature 1.5 all seven show up in 20000 draws
+}
+
+TEST(Sampler, TopPKeepsTheSmallestSetReachingP) {
+  const auto logits = random_logits(301, kSeed + 1, 1.5f);
+  const double top_p = 0.8;
+  const auto p = softmax(logits, 1.0);
+  const auto order = ids_by_probability(p);
+  std::set<int32_t> expected;
+  double mass = 0;
+  for (int id : order) {
+    expected.insert(id);
+    mass += p[static_cast<size_t>(id)];
+    if (mass >= top_p) break;
+  }
+  SamplerOptions o = plain(1.0f);
+  o.top_p = static_cast<float>(top_p);
+  Sampler sampler(o);
+  EXPECT_EQ(distribution_ids(sampler, logits), expected);
+  for (int draw = 0; draw < 5000; ++draw) ASSERT_TRUE(expected.count(sampler.sample(logits)));
+}
+
+TEST(Sampler, MinPDropsTokensBelowTheFractionOfTheBest) {
+  const auto logits = random_logits(263, kSeed + 2, 2.0f);
+  const double min_p = 0.05;
+  const auto p = softmax(logits, 1.0);
+  const double best = *std::max_element(p.begin(), p.end());
+  std::set<int32_t> expected;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] >= min_p * best) expected.insert(static_cast<int32_t>(i));
+  }
+  ASSERT_GT(expected.size(), 2u);
+  SamplerOptions o = plain(1.0f);
+  o.min_p = static_cast<float>(min_p);
+  Sampler sampler(o);
+  EXPECT_EQ(distribution_ids(sampler, logits), expected);
+  for (int draw = 0; draw < 5000; ++draw) ASSERT_TRUE(expected.count(sampler.sample(logits)));
+}
+
+TEST(Sampler, SameSeedGivesTheSameSequence) {
+  const auto logits = random_logits(1000, kSeed + 3, 1.0f);
+  SamplerOptions o;  // defaults: temperature, top-k, top-p, min-p all on
+  o.seed = 77;
+  Sampler a(o), b(o);
+  std::vector<int32_t> sa, sb;
+  for (int i = 0; i < 200; ++i) {
+    sa.push_back(a.sample(logits));
+    sb.push_back(b.sample(logits));
+  }
+  EXPECT_EQ(sa, sb);
+  a.reseed(77);
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(a.sample(logits), sa[static_cast<size_t>(i)]);
+  o.seed = 78;
+  Sampler c(o);
+  std::vector<int32_t> sc;
+  for (int i = 0; i < 200; ++i) sc.push_back(c.sample(logits));
+  EXPECT_NE(sa, sc);
+}
+
+// Empirical frequencies over many draws against the softmax probabilities: every token within
+// 5 standard deviations of its binomial count (a false failure has odds below 1e-5).
+void expect_frequencies_match(Sampler& sampler, const std::vector<float>& logits,
+                              const std::vector<double>& expected, int draws) {
+  std::vector<int> counts(logits.size());
+  for (int i = 0; i < draws; ++i) ++counts[static_cast<size_t>(sampler.sample(logits))];
+  for (size_t id = 0; id < logits.size(); ++id) {
+    const double p = expected[id];
+    const double sigma = std::sqrt(draws * p * (1 - p));
+    EXPECT_NEAR(counts[id], draws * p, 5 * sigma + 1) << "token " << id << " p " << p;
+  }
+}
+
+TEST(Sampler, FrequenciesMatchSoftmaxProbabilities) {
+  const auto logits = random_logits(13, kSeed + 4, 1.0f);
+  const double temperature = 0.7;
+  Sampler sampler(plain(static_cast<float>(temperature)));
+  expect_frequencies_match(sampler, logits, softmax(logits, temperature), 200000);
+}
+
+TEST(Sampler, FrequenciesAfterTopKAreTheRenormalisedSoftmax) {
+  const auto logits = random_logits(29, kSeed + 5, 1.0f);
+  const double temperature = 1.3;
+  auto p = softmax(logits, temperature);
+  const auto order = ids_by_probability(p);
+  double kept = 0;
+  for (size_t rank = 0; rank < order.size(); ++rank) {
+    double& v = p[static_cast<size_t>(order[rank])];
+    if (rank < 5) {
+      kept += v;
+    } else {
+      v = 0;
+    }
+  }
+  for (auto& v : p) v /= kept;
+  SamplerOptions o = plain(static_cast<float>(temperature));
+  o.top_k = 5;
+  Sampler sampler(o);
+  expect_frequencies_match(sampler, logits, p, 100000);
+}
+
+TEST(Sampler, RepetitionPenaltyScalesRecentTokensOnly) {
+  // Token 0 leads (+2.0) but is penalised: 2.0 / 2.5 = 0.8 < token 1's 1.5.
+  const std::vector<float> logits = {2.0f, 1.5f, -1.0f, 1.0f};
+  SamplerOptions o = SamplerOptions::greedy();
+  o.repeat_penalty = 2.5f;
+  o.penalty_last_n = 2;
+  Sampler sampler(o);
+  EXPECT_EQ(sampler.sample(logits, std::vector<int32_t>{0, 3}), 1);
+  // Outside the last 2 tokens: no penalty.
+  EXPECT_EQ(sampler.sample(logits, std::vector<int32_t>{0, 3, 3}), 0);
+  // Negative logits are multiplied (made less likely), never divided towards zero.
+  const std::vector<float> negative = {-1.0f, -1.2f};
+  EXPECT_EQ(sampler.sample(negative, std::vector<int32_t>{0}), 1);
+}
+
+TEST(Sampler, PresencePenaltySubtractsOncePerDistinctToken) {
+  const std::vector<float> logits = {1.0f, 0.7f};
+  SamplerOptions o = SamplerOptions::greedy();
+  o.presence_penalty = 0.2f;
+  Sampler sampler(o);
+  EXPECT_EQ(sampler.sample(logits, std::vector<int32_t>{0, 0, 0, 0}), 0);  // 0.8 > 0.7
+  o.presence_penalty = 0.4f;
+  Sampler stronger(o);
+  EXPECT_EQ(stronger.sample(logits, std::vector<int32_t>{0}), 1);  // 0.6 < 0.7
+}
+
+}  // namespace
+}  // namespace torchless
