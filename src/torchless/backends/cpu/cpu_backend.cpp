@@ -1,0 +1,301 @@
+#include "torchless/backends/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include <unistd.h>
+
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+#include "torchless/backends/cpu/cpu_checks.h"
+#include "torchless/backends/cpu/cpu_kernels.h"
+#include "torchless/backends/cpu/cpu_memory.h"
+#include "torchless/core/error.h"
+#include "torchless/core/quant.h"
+
+namespace torchless {
+namespace {
+
+std::string cpu_model_name() {
+#if defined(__APPLE__)
+  char brand[256] = {};
+  size_t size = sizeof brand;
+  if (sysctlbyname("machdep.cpu.brand_string", brand, &size, nullptr, 0) == 0) return brand;
+#endif
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) {
+        const auto start = line.find_first_not_of(" \t", colon + 1);
+        if (start != std::string::npos) return line.substr(start);
+      }
+    }
+  }
+  return "CPU";
+}
+
+uint64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page_size > 0
+             ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size)
+             : 0;
+}
+
+// Rows per parallel chunk for row-wise ops: enough elements that a chunk outweighs the
+// hand-off cost of the pool (about a microsecond).
+int64_t row_grain(int64_t cols) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1));
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(const BackendOptions& options)
+    : pool_(options.threads), device_name_(cpu_model_name()) {
+  thread_scratch_.resize(static_cast<size_t>(pool_.size()));
+}
+
+BackendInfo CpuBackend::info() {
+  return BackendInfo{
+      "cpu", true,
+      fmt::format("{} ({} threads)", cpu_model_name(), ThreadPool::default_thread_count())};
+}
+
+DeviceInfo CpuBackend::device() const {
+  return DeviceInfo{fmt::format("{} ({} threads)", device_name_, pool_.size()),
+                    physical_memory_bytes(), true};
+}
+
+bool CpuBackend::supports_weight_dtype(DType dtype) const {
+  switch (dtype) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q8_0:
+    case DType::Q4_0:
+      return true;
+    default:
+      return can_dequantize(dtype);
+  }
+}
+
+// --- memory -------------------------------------------------------------------------------
+
+Tensor CpuBackend::alloc(const Shape& shape, DType dtype) {
+  if (shape.numel() < 0) fail("alloc: invalid shape {}", shape.str());
+  Tensor t;
+  t.shape = shape;
+  t.dtype = dtype;
+  t.buffer = std::make_shared<cpu::HostBuffer>(t.nbytes());
+  return t;
+}
+
+Tensor CpuBackend::to_device(const HostTensorView& view) {
+  Tensor t;
+  t.shape = view.shape;
+  t.dtype = view.dtype;
+  if (view.data == nullptr) fail("to_device: null data for a tensor of shape {}", view.shape.str());
+  if (view.nbytes < t.nbytes()) {
+    fail("to_device: {} bytes given for a {} tensor of shape {} ({} bytes)", view.nbytes,
+         dtype_name(view.dtype), view.shape.str(), t.nbytes());
+  }
+  t.buffer = std::make_shared<cpu::ExternalHostBuffer>(view.data, view.nbytes);
+  return t;
+}
+
+void CpuBackend::to_host(const Tensor& tensor, std::span<std::byte> out) {
+  const std::byte* src = cpu::host_ptr(tensor, "to_host", "tensor");
+  if (out.size() != tensor.nbytes()) {
+    fail("to_host: tensor of shape {} has {} bytes, destination {}", tensor.shape.str(),
+         tensor.nbytes(), out.size());
+  }
+  std::memcpy(out.data(), src, out.size());
+}
+
+void CpuBackend::upload(std::span<const std::byte> bytes, Tensor& tensor) {
+  std::byte* dst = cpu::host_ptr(tensor, "upload", "tensor");
+  if (bytes.size() != tensor.nbytes()) {
+    fail("upload: tensor of shape {} has {} bytes, source {}", tensor.shape.str(), tensor.nbytes(),
+         bytes.size());
+  }
+  std::memcpy(dst, bytes.data(), bytes.size());
+}
+
+// --- row-wise ops -------------------------------------------------------------------------
+
+void CpuBackend::rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float eps) {
+  const float* xp = cpu::f32_ptr(x, "rmsnorm", "x");
+  const float* wp = cpu::f32_ptr(weight, "rmsnorm", "weight");
+  float* yp = cpu::f32_ptr(y, "rmsnorm", "y");
+  const int64_t cols = x.cols();
+  cpu::check_numel(weight, cols, "rmsnorm", "weight");
+  cpu::check_numel(y, x.numel(), "rmsnorm", "y");
+  pool_.parallel_for(x.rows(), row_grain(cols), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row = xp + r * cols;
+      const float mean = cpu::sum_squares(row, cols) / static_cast<float>(cols);
+      cpu::scale_mul(row, wp, 1.0f / std::sqrt(mean + eps), yp + r * cols, cols);
+    }
+  });
+}
+
+void CpuBackend::softmax(Tensor& x) {
+  float* xp = cpu::f32_ptr(x, "softmax", "x");
+  const int64_t cols = x.cols();
+  pool_.parallel_for(x.rows(), row_grain(cols), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) cpu::softmax_row(xp + r * cols, cols);
+  });
+}
+
+void CpuBackend::silu(Tensor& x) {
+  float* xp = cpu::f32_ptr(x, "silu", "x");
+  pool_.parallel_for(x.numel(), 16384,
+                     [&](int64_t i0, int64_t i1, int) { cpu::silu_row(xp + i0, i1 - i0); });
+}
+
+void CpuBackend::fused_silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const float* gp = cpu::f32_ptr(gate, "fused_silu_mul", "gate");
+  const float* upp = cpu::f32_ptr(up, "fused_silu_mul", "up");
+  float* op = cpu::f32_ptr(out, "fused_silu_mul", "out");
+  cpu::check_numel(up, gate.numel(), "fused_silu_mul", "up");
+  cpu::check_numel(out, gate.numel(), "fused_silu_mul", "out");
+  pool_.parallel_for(gate.numel(), 16384, [&](int64_t i0, int64_t i1, int) {
+    cpu::silu_mul_row(gp + i0, upp + i0, op + i0, i1 - i0);
+  });
+}
+
+void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
+  const float* ap = cpu::f32_ptr(a, "add", "a");
+  const float* bp = cpu::f32_ptr(b, "add", "b");
+  float* op = cpu::f32_ptr(out, "add", "out");
+  cpu::check_numel(out, a.numel(), "add", "out");
+  const int64_t cols = a.cols();
+  if (b.numel() == a.numel()) {
+    pool_.parallel_for(a.numel(), 16384, [&](int64_t i0, int64_t i1, int) {
+      cpu::add_row(ap + i0, bp + i0, op + i0, i1 - i0);
+    });
+  } else if (b.numel() == cols) {
+    pool_.parallel_for(a.rows(), row_grain(cols), [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r) cpu::add_row(ap + r * cols, bp, op + r * cols, cols);
+    });
+  } else {
+    fail("add: b of shape {} matches neither a's shape {} nor one of its rows", b.shape.str(),
+         a.shape.str());
+  }
+}
+
+// --- rope, embedding, kv_store -------------------------------------------------------------
+
+void CpuBackend::rope(Tensor& x, const Tensor& inv_freq, const RopeParams& p) {
+  float* xp = cpu::f32_ptr(x, "rope", "x");
+  const float* fp = cpu::f32_ptr(inv_freq, "rope", "inv_freq");
+  if (p.n_heads <= 0 || p.head_dim <= 0 || p.head_dim % 2 != 0 || p.pos0 < 0) {
+    fail("rope: invalid n_heads {}, head_dim {} (must be even) or pos0 {}", p.n_heads, p.head_dim,
+         p.pos0);
+  }
+  const int64_t width = static_cast<int64_t>(p.n_heads) * p.head_dim;
+  if (x.cols() != width) {
+    fail("rope: x has shape {}, expected rows of n_heads * head_dim = {}", x.shape.str(), width);
+  }
+  const int64_t half = p.head_dim / 2;
+  cpu::check_numel(inv_freq, half, "rope", "inv_freq");
+  reserve_thread_scratch(static_cast<size_t>(p.head_dim));
+  pool_.parallel_for(x.rows(), 1, [&](int64_t t0, int64_t t1, int thread) {
+    float* cos_sin = thread_scratch(thread);
+    for (int64_t t = t0; t < t1; ++t) {
+      // Angles in double: pos * inv_freq loses precision in float at large positions.
+      const double pos = static_cast<double>(p.pos0 + t);
+      for (int64_t i = 0; i < half; ++i) {
+        const double angle = pos * static_cast<double>(fp[i]);
+        cos_sin[2 * i] = static_cast<float>(std::cos(angle));
+        cos_sin[2 * i + 1] = static_cast<float>(std::sin(angle));
+      }
+      for (int h = 0; h < p.n_heads; ++h) {
+        float* v = xp + t * width + static_cast<int64_t>(h) * p.head_dim;
+        const int64_t stride = p.neox ? 1 : 2;      // distance between pair starts
+        const int64_t partner = p.neox ? half : 1;  // offset of the second element
+        for (int64_t i = 0; i < half; ++i) {
+          float& a = v[i * stride];
+          float& b = v[i * stride + partner];
+          const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
+          const float a0 = a, b0 = b;
+          a = a0 * c - b0 * s;
+          b = a0 * s + b0 * c;
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
+  const std::byte* tp = cpu::host_ptr(table, "embedding", "table");
+  if (ids.dtype != DType::I32) fail("embedding: ids must be i32, got {}", dtype_name(ids.dtype));
+  const auto* id = reinterpret_cast<const int32_t*>(cpu::host_ptr(ids, "embedding", "ids"));
+  float* op = cpu::f32_ptr(out, "embedding", "out");
+  if (!supports_weight_dtype(table.dtype)) {
+    fail("embedding: the cpu backend cannot read {} tables", dtype_name(table.dtype));
+  }
+  const int64_t dim = table.cols();
+  const int64_t n = ids.numel();
+  cpu::check_numel(out, n * dim, "embedding", "out");
+  for (int64_t i = 0; i < n; ++i) {
+    if (id[i] < 0 || id[i] >= table.rows()) {
+      fail("embedding: token id {} at index {} outside the table's {} rows", id[i], i,
+           table.rows());
+    }
+  }
+  pool_.parallel_for(n, 1, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const std::byte* row = tp + static_cast<size_t>(id[i]) * table.row_bytes();
+      float* dst = op + i * dim;
+      switch (table.dtype) {
+        case DType::F16:
+          cpu::f16_to_f32(reinterpret_cast<const uint16_t*>(row), dst, dim);
+          break;
+        case DType::BF16:
+          cpu::bf16_to_f32(reinterpret_cast<const uint16_t*>(row), dst, dim);
+          break;
+        default:
+          dequantize_row(table.dtype, row, dst, dim);
+          break;
+      }
+    }
+  });
+}
+
+void CpuBackend::kv_store(const Tensor& src, Tensor& cache, int pos0) {
+  const float* sp = cpu::f32_ptr(src, "kv_store", "src");
+  cpu::check_kv_cache(cache, "kv_store", "cache");
+  std::byte* cp = cache.data();
+  const int64_t cols = cache.cols();
+  if (src.cols() != cols) {
+    fail("kv_store: src has shape {}, cache rows have {} elements", src.shape.str(), cols);
+  }
+  const int64_t n = src.rows();
+  if (pos0 < 0 || pos0 + n > cache.rows()) {
+    fail("kv_store: rows [{}, {}) outside the cache's {} rows", pos0, pos0 + n, cache.rows());
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    std::byte* dst = cp + static_cast<size_t>(pos0 + i) * cache.row_bytes();
+    if (cache.dtype == DType::F16) {
+      cpu::f32_to_f16(sp + i * cols, reinterpret_cast<uint16_t*>(dst), cols);
+    } else {
+      std::memcpy(dst, sp + i * cols, static_cast<size_t>(cols) * sizeof(float));
+    }
+  }
+}
+
+void CpuBackend::reserve_thread_scratch(size_t count) {
+  for (auto& scratch : thread_scratch_) {
+    if (scratch.size() < count) scratch.resize(count);
+  }
+}
+
+}  // namespace torchless

@@ -1,0 +1,73 @@
+#pragma once
+// The CPU backend: every op runs at once, split over a persistent thread pool, with SIMD
+// kernels chosen at run time (cpu_kernels.h). Weights are read in place from the mapped file.
+// Scratch memory (quantised activations, per-thread rows) grows to the largest call seen and
+// is then reused, so the decode loop allocates nothing.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "torchless/backends/backend.h"
+#include "torchless/core/thread_pool.h"
+
+namespace torchless {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const BackendOptions& options = {});
+
+  static BackendInfo info();  // for discover_backends()
+
+  std::string_view name() const override { return "cpu"; }
+  DeviceInfo device() const override;
+  bool supports_weight_dtype(DType dtype) const override;
+  int threads() const { return pool_.size(); }
+
+  Tensor alloc(const Shape& shape, DType dtype) override;
+  Tensor to_device(const HostTensorView& view) override;
+  void to_host(const Tensor& tensor, std::span<std::byte> out) override;
+  void upload(std::span<const std::byte> bytes, Tensor& tensor) override;
+  void synchronize() override {}
+
+  void matmul_vec(const Tensor& w, const Tensor& x, Tensor& y) override;
+  void matmul(const Tensor& w, const Tensor& x, Tensor& y) override;
+
+  void rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float eps) override;
+  void softmax(Tensor& x) override;
+  void silu(Tensor& x) override;
+  void fused_silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override;
+  void rope(Tensor& x, const Tensor& inv_freq, const RopeParams& params) override;
+  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
+
+  void kv_store(const Tensor& src, Tensor& cache, int pos0) override;
+  void attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
+                        const AttentionParams& params) override;
+  void weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
+                    const AttentionParams& params) override;
+  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
+                 const AttentionParams& params) override;
+
+  // The conveniences of Backend, visible beside the overrides above.
+  using Backend::matmul_vec;
+  using Backend::rmsnorm;
+  using Backend::softmax;
+
+ private:
+  // y[n, rows] = x[n, cols] W^T for any supported weight dtype.
+  void linear(const Tensor& w, const float* x, int64_t n, float* y);
+  void linear_blocked(const Tensor& w, const float* x, int64_t n, float* y);
+  void linear_dequantized(const Tensor& w, const float* x, int64_t n, float* y);
+  void quantize_activations(const float* x, int64_t n, int64_t cols);
+  // Per-thread F32 scratch of at least `count` floats; call before parallel_for.
+  void reserve_thread_scratch(size_t count);
+  float* thread_scratch(int thread) { return thread_scratch_[static_cast<size_t>(thread)].data(); }
+
+  ThreadPool pool_;
+  std::string device_name_;
+  std::vector<int16_t> xq_;  // Q8 activations for Q8_0/Q4_0 weights
+  std::vector<float> xd_;    // their block scales
+  std::vector<std::vector<float>> thread_scratch_;
+};
+
+}  // namespace torchless

@@ -1,0 +1,135 @@
+// matmul_vec and matmul of the CPU backend: validation, activation quantisation, tiling and
+// threading around the SIMD dot kernels of cpu_matmul_kernels.cpp.
+#include <algorithm>
+
+#include "torchless/backends/cpu/cpu_backend.h"
+#include "torchless/backends/cpu/cpu_checks.h"
+#include "torchless/backends/cpu/cpu_kernels.h"
+#include "torchless/core/quant.h"
+
+namespace torchless {
+namespace {
+
+bool has_fast_kernel(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 ||
+         t == DType::Q4_0;
+}
+
+bool uses_q8_activations(DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0;
+}
+
+// Weight rows per parallel chunk of a mat-vec: at least ~16 KiB of weights, so that the pool's
+// hand-off (about a microsecond) stays small next to the chunk's memory traffic.
+int64_t matvec_grain(const Tensor& w) {
+  return std::max<int64_t>(1, 16384 / static_cast<int64_t>(std::max<size_t>(w.row_bytes(), 1)));
+}
+
+// Tokens per tile of a batched matmul: their activations (~256 KiB) stay in L2 while each
+// weight row, loaded once into L1, meets all of them.
+int64_t token_tile(int64_t cols, size_t bytes_per_element) {
+  const int64_t per_token = cols * static_cast<int64_t>(bytes_per_element);
+  const int64_t tokens = (256 * 1024) / std::max<int64_t>(per_token, 1);
+  return std::clamp<int64_t>(tokens / 4 * 4, 4, 64);
+}
+
+}  // namespace
+
+void CpuBackend::matmul_vec(const Tensor& w, const Tensor& x, Tensor& y) {
+  cpu::host_ptr(w, "matmul_vec", "w");
+  const float* xp = cpu::f32_ptr(x, "matmul_vec", "x");
+  float* yp = cpu::f32_ptr(y, "matmul_vec", "y");
+  cpu::check_numel(x, w.cols(), "matmul_vec", "x");
+  cpu::check_numel(y, w.rows(), "matmul_vec", "y");
+  linear(w, xp, 1, yp);
+}
+
+void CpuBackend::matmul(const Tensor& w, const Tensor& x, Tensor& y) {
+  cpu::host_ptr(w, "matmul", "w");
+  const float* xp = cpu::f32_ptr(x, "matmul", "x");
+  float* yp = cpu::f32_ptr(y, "matmul", "y");
+  if (x.cols() != w.cols()) {
+    fail("matmul: x has shape {}, W has shape {}: inner dimensions differ", x.shape.str(),
+         w.shape.str());
+  }
+  if (y.cols() != w.rows() || y.rows() != x.rows()) {
+    fail("matmul: y has shape {}, expected [{}, {}]", y.shape.str(), x.rows(), w.rows());
+  }
+  linear(w, xp, x.rows(), yp);
+}
+
+void CpuBackend::linear(const Tensor& w, const float* x, int64_t n, float* y) {
+  if (!supports_weight_dtype(w.dtype)) {
+    fail("matmul: the cpu backend has no kernel for {} weights", dtype_name(w.dtype));
+  }
+  if (n == 0 || w.rows() == 0) return;
+  if (has_fast_kernel(w.dtype)) {
+    linear_blocked(w, x, n, y);
+  } else {
+    linear_dequantized(w, x, n, y);
+  }
+}
+
+void CpuBackend::quantize_activations(const float* x, int64_t n, int64_t cols) {
+  const size_t values = static_cast<size_t>(n * cols);
+  if (xq_.size() < values) xq_.resize(values);
+  if (xd_.size() < values / cpu::kQ8Block) xd_.resize(values / cpu::kQ8Block);
+  const int64_t nblocks = cols / cpu::kQ8Block;
+  pool_.parallel_for(n, 1, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      cpu::quantize_q8_row(x + t * cols, cols, xq_.data() + t * cols, xd_.data() + t * nblocks);
+    }
+  });
+}
+
+void CpuBackend::linear_blocked(const Tensor& w, const float* x, int64_t n, float* y) {
+  const int64_t rows = w.rows();
+  const int64_t cols = w.cols();
+  cpu::MatmulOperands m;
+  m.wtype = w.dtype;
+  m.w = w.data();
+  m.w_row_bytes = w.row_bytes();
+  m.cols = cols;
+  m.y = y;
+  m.y_stride = rows;
+  if (uses_q8_activations(w.dtype)) {
+    quantize_activations(x, n, cols);
+    m.xq = xq_.data();
+    m.xd = xd_.data();
+  } else {
+    m.x = x;
+  }
+  if (n == 1) {
+    pool_.parallel_for(rows, matvec_grain(w),
+                       [&](int64_t r0, int64_t r1, int) { cpu::matmul_tile(m, r0, r1, 0, 1); });
+    return;
+  }
+  const int64_t tile = token_tile(cols, uses_q8_activations(w.dtype) ? 2 : 4);
+  constexpr int64_t kRowBlock = 16;
+  const int64_t row_blocks = (rows + kRowBlock - 1) / kRowBlock;
+  pool_.parallel_for(row_blocks, 1, [&](int64_t b0, int64_t b1, int) {
+    const int64_t r0 = b0 * kRowBlock;
+    const int64_t r1 = std::min(rows, b1 * kRowBlock);
+    for (int64_t t0 = 0; t0 < n; t0 += tile) {
+      cpu::matmul_tile(m, r0, r1, t0, std::min(n, t0 + tile));
+    }
+  });
+}
+
+// Types without a dedicated kernel: each weight row is dequantised once into per-thread
+// scratch and dotted with every activation row.
+void CpuBackend::linear_dequantized(const Tensor& w, const float* x, int64_t n, float* y) {
+  const int64_t rows = w.rows();
+  const int64_t cols = w.cols();
+  const std::byte* wp = w.data();
+  reserve_thread_scratch(static_cast<size_t>(cols));
+  pool_.parallel_for(rows, matvec_grain(w), [&](int64_t r0, int64_t r1, int thread) {
+    float* row = thread_scratch(thread);
+    for (int64_t r = r0; r < r1; ++r) {
+      dequantize_row(w.dtype, wp + static_cast<size_t>(r) * w.row_bytes(), row, cols);
+      for (int64_t t = 0; t < n; ++t) y[t * rows + r] = cpu::dot_f32(row, x + t * cols, cols);
+    }
+  });
+}
+
+}  // namespace torchless

@@ -1,0 +1,115 @@
+#include "backends/conformance.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "torchless/core/error.h"
+#include "torchless/core/quant.h"
+
+namespace torchless::conformance {
+
+const Sizes& sizes_for(std::string_view backend) {
+  static const Sizes kFull{
+      .plain_shapes = {{1, 1}, {7, 33}, {33, 1000}, {1000, 7}, {4097, 65}, {3, 4097}, {512, 2048}},
+      .block_shapes =
+          {{1, 32}, {7, 96}, {33, 1056}, {1000, 64}, {4097, 32}, {5, 4096}, {512, 2048}},
+      .k_shapes = {{1, 256}, {7, 768}, {33, 256}, {300, 1024}},
+      .batch_tokens = {2, 5, 17, 70},
+      .row_lengths = {1, 7, 33, 1000, 4097},
+      .attention = {{4, 4, 64, 1, 0, 0},
+                    {8, 2, 64, 1, 37, 0},
+                    {6, 1, 80, 1, 300, 0},
+                    {4, 2, 5, 1, 100, 16},
+                    {2, 1, 32, 1, 1000, 3},
+                    {8, 8, 128, 7, 0, 0},
+                    {4, 2, 64, 33, 5, 0},
+                    {6, 3, 64, 33, 40, 8},
+                    {4, 4, 16, 17, 0, 1}},
+  };
+  static const Sizes kReduced{
+      .plain_shapes = {{1, 1}, {7, 33}, {33, 100}},
+      .block_shapes = {{1, 32}, {7, 96}, {33, 256}},
+      .k_shapes = {{1, 256}, {7, 512}},
+      .batch_tokens = {2, 5},
+      .row_lengths = {1, 7, 33, 1000},
+      .attention = {{4, 4, 64, 1, 0, 0},
+                    {8, 2, 64, 1, 37, 0},
+                    {4, 2, 5, 1, 20, 16},
+                    {4, 2, 64, 9, 5, 0},
+                    {6, 3, 32, 9, 20, 4}},
+  };
+  return backend == "metal-emulated" ? kReduced : kFull;
+}
+
+void BackendTest::SetUp() {
+  try {
+    backend_ = init_backend(GetParam());
+  } catch (const Error& e) {
+    GTEST_SKIP() << "backend " << GetParam() << " is unavailable: " << e.what();
+  }
+}
+
+std::string backend_test_name(const ::testing::TestParamInfo<std::string_view>& info) {
+  std::string name(info.param);
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+std::vector<float> random_floats(size_t n, uint64_t seed, float lo, float hi) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+Tensor upload_f32(Backend& backend, const std::vector<float>& values, const Shape& shape) {
+  Tensor t = backend.alloc(shape, DType::F32);
+  backend.upload(std::as_bytes(std::span(values)), t);
+  return t;
+}
+
+Weights make_weights(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint64_t seed) {
+  Weights w;
+  const std::vector<float> raw = random_floats(static_cast<size_t>(rows * cols), seed);
+  const size_t row_bytes = dtype_row_bytes(dtype, cols);
+  w.bytes.resize(row_bytes * static_cast<size_t>(rows));
+  w.values.resize(raw.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    std::byte* dst = w.bytes.data() + static_cast<size_t>(r) * row_bytes;
+    quantize_row(dtype, raw.data() + r * cols, dst, cols);
+    dequantize_row(dtype, dst, w.values.data() + r * cols, cols);
+  }
+  w.tensor =
+      backend.to_device(HostTensorView{Shape{rows, cols}, dtype, w.bytes.data(), w.bytes.size()});
+  return w;
+}
+
+std::vector<double> tolerance(const std::vector<double>& want, double abs, double rel) {
+  std::vector<double> tol(want.size());
+  for (size_t i = 0; i < want.size(); ++i) tol[i] = abs + rel * std::fabs(want[i]);
+  return tol;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<double>& want,
+                  const std::vector<double>& tol, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  size_t failures = 0;
+  std::string report;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double t = tol.size() == 1 ? tol[0] : tol[i];
+    // Infinities (masked scores) must match exactly; a relative tolerance of inf would not.
+    const bool ok = std::isinf(want[i]) ? static_cast<double>(got[i]) == want[i]
+                                        : std::fabs(static_cast<double>(got[i]) - want[i]) <= t;
+    if (ok) continue;
+    if (++failures <= 5) {
+      report += fmt::format("\n  [{}] got {} want {} (tolerance {:.3g})", i, got[i], want[i], t);
+    }
+  }
+  EXPECT_EQ(failures, 0u) << what << ": " << failures << " of " << got.size()
+                          << " elements out of tolerance" << report;
+}
+
+}  // namespace torchless::conformance

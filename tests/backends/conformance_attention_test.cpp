@@ -1,0 +1,146 @@
+// Conformance of the attention ops (fused prefill/decode attention and the decode primitives
+// attention_scores and weighted_sum) over F32 and F16 KV caches, with GQA and sliding windows.
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "backends/conformance.h"
+#include "backends/reference_ops.h"
+#include "torchless/core/error.h"
+#include "torchless/core/half.h"
+
+namespace torchless::conformance {
+namespace {
+
+// q, k, v lie in [-1, 1], so a score's F32 rounding error is below ~1e-6 * head_dim * scale and
+// each output (a convex combination of values in [-1, 1]) moves by less than that: 2e-5 is
+// ample, and far below what a masking or indexing bug produces.
+constexpr double kAttentionAbs = 2e-5;
+
+struct Cache {
+  std::vector<float> values;  // as stored, i.e. rounded to F16 for F16 caches
+  Tensor tensor;
+};
+
+// A cache of `rows` valid rows plus 3 rows of large values that attention must never read.
+Cache make_cache(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint64_t seed) {
+  Cache c;
+  c.values = random_floats(static_cast<size_t>((rows + 3) * cols), seed);
+  for (size_t i = static_cast<size_t>(rows * cols); i < c.values.size(); ++i) c.values[i] = 1e4f;
+  c.tensor = backend.alloc(Shape{rows + 3, cols}, dtype);
+  if (dtype == DType::F32) {
+    backend.upload(std::as_bytes(std::span(c.values)), c.tensor);
+    return c;
+  }
+  std::vector<uint16_t> half(c.values.size());
+  for (size_t i = 0; i < half.size(); ++i) {
+    half[i] = fp32_to_fp16(c.values[i]);
+    c.values[i] = fp16_to_fp32(half[i]);
+  }
+  backend.upload(std::as_bytes(std::span(half)), c.tensor);
+  return c;
+}
+
+AttentionParams params_of(const AttentionCase& c) {
+  AttentionParams p;
+  p.n_tokens = c.n_tokens;
+  p.pos0 = c.pos0;
+  p.n_heads = c.n_heads;
+  p.n_kv_heads = c.n_kv_heads;
+  p.head_dim = c.head_dim;
+  p.window = c.window;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  return p;
+}
+
+reference::Attention reference_of(const AttentionParams& p) {
+  return {p.n_tokens,
+          p.pos0,
+          p.n_heads,
+          p.n_kv_heads,
+          p.head_dim,
+          p.window,
+          static_cast<double>(p.scale)};
+}
+
+std::string describe(const AttentionCase& c, DType kv, uint64_t seed) {
+  return fmt::format("heads {}/{} dim {} tokens {} pos0 {} window {} kv {} seed {}", c.n_heads,
+                     c.n_kv_heads, c.head_dim, c.n_tokens, c.pos0, c.window, dtype_name(kv), seed);
+}
+
+class ConformanceAttention : public BackendTest {};
+
+TEST_P(ConformanceAttention, FusedAttentionMatchesReference) {
+  for (const AttentionCase& c : sizes().attention) {
+    for (DType kv : {DType::F32, DType::F16}) {
+      const uint64_t seed = 2000 + static_cast<uint64_t>(c.pos0 * 13 + c.n_tokens * 7 + c.head_dim);
+      const std::string what = describe(c, kv, seed);
+      const AttentionParams p = params_of(c);
+      const int64_t width = static_cast<int64_t>(c.n_heads) * c.head_dim;
+      const int64_t kv_width = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+      const int64_t rows = c.pos0 + c.n_tokens;
+      const auto q = random_floats(static_cast<size_t>(c.n_tokens * width), seed);
+      const Cache k = make_cache(backend(), kv, rows, kv_width, seed + 1);
+      const Cache v = make_cache(backend(), kv, rows, kv_width, seed + 2);
+      Tensor out = backend().alloc(Shape{c.n_tokens, width}, DType::F32);
+      backend().attention(upload_f32(backend(), q, Shape{c.n_tokens, width}), k.tensor, v.tensor,
+                          out, p);
+      const auto want = reference::attention(q, k.values, v.values, reference_of(p));
+      expect_close(backend().to_host_f32(out), want, {kAttentionAbs}, what);
+    }
+  }
+}
+
+TEST_P(ConformanceAttention, DecodePrimitivesMatchReference) {
+  for (const AttentionCase& c : sizes().attention) {
+    if (c.n_tokens != 1) continue;
+    for (DType kv : {DType::F32, DType::F16}) {
+      const uint64_t seed = 3000 + static_cast<uint64_t>(c.pos0 * 13 + c.head_dim);
+      const std::string what = describe(c, kv, seed);
+      const AttentionParams p = params_of(c);
+      const int64_t width = static_cast<int64_t>(c.n_heads) * c.head_dim;
+      const int64_t kv_width = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+      const int64_t len = c.pos0 + 1;
+      const auto q = random_floats(static_cast<size_t>(width), seed);
+      const Cache k = make_cache(backend(), kv, len, kv_width, seed + 1);
+      const Cache v = make_cache(backend(), kv, len, kv_width, seed + 2);
+
+      Tensor scores = backend().alloc(Shape{c.n_heads, len}, DType::F32);
+      backend().attention_scores(upload_f32(backend(), q, Shape{width}), k.tensor, scores, p);
+      const auto want_scores = reference::attention_scores(q, k.values, reference_of(p));
+      expect_close(backend().to_host_f32(scores), want_scores, tolerance(want_scores, 1e-5, 1e-5),
+                   what + " scores");
+
+      // weighted_sum on given probabilities (zero outside the window, as softmax leaves them).
+      std::vector<float> probs(want_scores.size());
+      const auto normalised =
+          reference::softmax(std::vector<float>(want_scores.begin(), want_scores.end()), len);
+      for (size_t i = 0; i < probs.size(); ++i) probs[i] = static_cast<float>(normalised[i]);
+      Tensor out = backend().alloc(Shape{width}, DType::F32);
+      backend().weighted_sum(upload_f32(backend(), probs, Shape{c.n_heads, len}), v.tensor, out, p);
+      const auto want_out = reference::weighted_sum(probs, v.values, reference_of(p));
+      expect_close(backend().to_host_f32(out), want_out, {kAttentionAbs}, what + " weighted_sum");
+    }
+  }
+}
+
+TEST_P(ConformanceAttention, InvalidParametersThrow) {
+  AttentionParams p = params_of({6, 4, 8, 1, 2, 0});  // 6 heads over 4 KV heads
+  Tensor q = backend().alloc(Shape{1, 48}, DType::F32);
+  Tensor k = backend().alloc(Shape{8, 32}, DType::F32);
+  Tensor out = backend().alloc(Shape{1, 48}, DType::F32);
+  EXPECT_THROW(backend().attention(q, k, k, out, p), Error);
+  p = params_of({4, 4, 8, 1, 8, 0});  // pos0 8 needs 9 cache rows
+  EXPECT_THROW(backend().attention(q, k, k, out, p), Error);
+  Tensor bad_cache = backend().alloc(Shape{16, 32}, DType::BF16);
+  p = params_of({4, 4, 8, 1, 2, 0});
+  Tensor q4 = backend().alloc(Shape{1, 32}, DType::F32);
+  Tensor out4 = backend().alloc(Shape{1, 32}, DType::F32);
+  EXPECT_THROW(backend().attention(q4, bad_cache, bad_cache, out4, p), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceAttention, ::testing::ValuesIn(kBackends),
+                         backend_test_name);
+
+}  // namespace
+}  // namespace torchless::conformance

@@ -1,0 +1,153 @@
+// Conformance of matmul_vec and matmul for every weight dtype, against float64 over the
+// exactly dequantised weights.
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "backends/conformance.h"
+#include "backends/reference_ops.h"
+#include "torchless/core/error.h"
+
+namespace torchless::conformance {
+namespace {
+
+constexpr DType kRequiredTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+constexpr DType kOptionalTypes[] = {DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
+                                    DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+std::vector<DType> weight_types(const Backend& backend) {
+  std::vector<DType> types(std::begin(kRequiredTypes), std::end(kRequiredTypes));
+  for (DType t : kOptionalTypes) {
+    if (backend.supports_weight_dtype(t)) types.push_back(t);
+  }
+  return types;
+}
+
+const std::vector<Shape2>& shapes_for(DType t, const Sizes& sizes) {
+  const int64_t block = dtype_block_size(t);
+  return block == 1 ? sizes.plain_shapes : block == 32 ? sizes.block_shapes : sizes.k_shapes;
+}
+
+uint64_t seed_of(DType t, int64_t rows, int64_t cols, int64_t n) {
+  return static_cast<uint64_t>(t) * 1000003u + static_cast<uint64_t>(rows * 7919 + cols * 31 + n);
+}
+
+// Tolerance of each y = sum_c w_c x_c:
+// - F32 accumulation: a float sum of `cols` products errs by far less than 1e-5 * A, with
+//   A = sum |w_c x_c| (the worst case is cols * 2^-24 * A; blocked SIMD sums stay near
+//   sqrt(cols) * 2^-24 * A, about 4e-6 * A at 4096 columns).
+// - Quantised weights may be multiplied with activations quantised to 8 bits per block of 32
+//   (as llama.cpp and our CPU backend do): each x_c then moves by at most d/2 = amax_b / 254,
+//   with amax_b the block's largest |x|, so y moves by at most sum_b amax_b / 254 * sum_{c in b}
+//   |w_c|. That bound is exact, not statistical; 1% covers the rounding of the scale itself.
+std::vector<double> matmul_tolerance(const std::vector<float>& w, const std::vector<float>& x,
+                                     int64_t rows, int64_t cols, int64_t n, bool quantised) {
+  std::vector<double> tol(static_cast<size_t>(rows * n));
+  for (int64_t t = 0; t < n; ++t) {
+    const float* xt = x.data() + t * cols;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* wr = w.data() + r * cols;
+      double a = 0, q = 0;
+      for (int64_t b0 = 0; b0 < cols; b0 += 32) {
+        const int64_t b1 = std::min(cols, b0 + 32);
+        double amax = 0, wsum = 0;
+        for (int64_t c = b0; c < b1; ++c) {
+          a += std::fabs(static_cast<double>(wr[c]) * xt[c]);
+          amax = std::max(amax, static_cast<double>(std::fabs(xt[c])));
+          wsum += std::fabs(wr[c]);
+        }
+        q += amax / 254.0 * wsum;
+      }
+      tol[static_cast<size_t>(t * rows + r)] = 1e-5 * a + (quantised ? 1.01 * q : 0.0) + 1e-30;
+    }
+  }
+  return tol;
+}
+
+void check_matmul(Backend& backend, DType dtype, int64_t rows, int64_t cols, int64_t n) {
+  const uint64_t seed = seed_of(dtype, rows, cols, n);
+  const std::string what = fmt::format("{} {} W[{}, {}] x {} tokens (seed {})", backend.name(),
+                                       dtype_name(dtype), rows, cols, n, seed);
+  SCOPED_TRACE(what);
+  const Weights w = make_weights(backend, dtype, rows, cols, seed);
+  const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), seed + 1);
+  std::vector<float> got;
+  if (n == 1) {
+    const Tensor xt = upload_f32(backend, x, Shape{cols});
+    Tensor y = backend.alloc(Shape{rows}, DType::F32);
+    backend.matmul_vec(w.tensor, xt, y);
+    got = backend.to_host_f32(y);
+  } else {
+    const Tensor xt = upload_f32(backend, x, Shape{n, cols});
+    Tensor y = backend.alloc(Shape{n, rows}, DType::F32);
+    backend.matmul(w.tensor, xt, y);
+    got = backend.to_host_f32(y);
+  }
+  const auto want = reference::matmul(w.values, x, rows, cols, n);
+  expect_close(got, want, matmul_tolerance(w.values, x, rows, cols, n, dtype_is_quantized(dtype)),
+               what);
+}
+
+class ConformanceMatmul : public BackendTest {};
+
+TEST_P(ConformanceMatmul, RequiredWeightTypesAreSupported) {
+  for (DType t : kRequiredTypes) {
+    EXPECT_TRUE(backend().supports_weight_dtype(t)) << dtype_name(t);
+  }
+}
+
+TEST_P(ConformanceMatmul, MatmulVecMatchesReferenceForEveryWeightType) {
+  for (DType t : weight_types(backend())) {
+    for (const Shape2& s : shapes_for(t, sizes())) check_matmul(backend(), t, s.rows, s.cols, 1);
+  }
+}
+
+TEST_P(ConformanceMatmul, BatchedMatmulMatchesReferenceForEveryWeightType) {
+  for (DType t : weight_types(backend())) {
+    const auto& shapes = shapes_for(t, sizes());
+    for (int64_t n : sizes().batch_tokens) {
+      // The second and third shapes: a few rows, and enough rows to span several row blocks.
+      for (size_t i = 1; i < std::min<size_t>(shapes.size(), 3); ++i) {
+        check_matmul(backend(), t, shapes[i].rows, shapes[i].cols, n);
+      }
+    }
+  }
+}
+
+TEST_P(ConformanceMatmul, BatchedMatmulOfOneTokenEqualsMatmulVec) {
+  const Weights w = make_weights(backend(), DType::Q8_0, 33, 96, 5);
+  const std::vector<float> x = random_floats(96, 6);
+  Tensor y1 = backend().alloc(Shape{33}, DType::F32);
+  Tensor y2 = backend().alloc(Shape{1, 33}, DType::F32);
+  backend().matmul_vec(w.tensor, upload_f32(backend(), x, Shape{96}), y1);
+  backend().matmul(w.tensor, upload_f32(backend(), x, Shape{1, 96}), y2);
+  EXPECT_EQ(backend().to_host_f32(y1), backend().to_host_f32(y2));
+}
+
+TEST_P(ConformanceMatmul, MismatchedShapesThrow) {
+  const Weights w = make_weights(backend(), DType::F32, 8, 16, 7);
+  Tensor x = backend().alloc(Shape{15}, DType::F32);
+  Tensor y = backend().alloc(Shape{8}, DType::F32);
+  EXPECT_THROW(backend().matmul_vec(w.tensor, x, y), Error);
+  Tensor x2 = backend().alloc(Shape{16}, DType::F32);
+  Tensor y2 = backend().alloc(Shape{9}, DType::F32);
+  EXPECT_THROW(backend().matmul_vec(w.tensor, x2, y2), Error);
+  Tensor xb = backend().alloc(Shape{3, 16}, DType::F32);
+  Tensor yb = backend().alloc(Shape{2, 8}, DType::F32);
+  EXPECT_THROW(backend().matmul(w.tensor, xb, yb), Error);
+}
+
+TEST_P(ConformanceMatmul, ConvenienceMatmulVecReturnsTheProduct) {
+  const Weights w = make_weights(backend(), DType::F16, 7, 33, 11);
+  const std::vector<float> x = random_floats(33, 12);
+  const std::vector<float> got = backend().matmul_vec(w.tensor, std::span<const float>(x));
+  const auto want = reference::matmul(w.values, x, 7, 33, 1);
+  expect_close(got, want, matmul_tolerance(w.values, x, 7, 33, 1, false), "convenience");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceMatmul, ::testing::ValuesIn(kBackends),
+                         backend_test_name);
+
+}  // namespace
+}  // namespace torchless::conformance
