@@ -1,0 +1,19 @@
+// KV-cache store: copies F32 rows into the cache (bound at the first destination row), as F32
+// or rounded to F16.
+#include "metal_common.h"
+
+kernel void kv_store_kernel(constant ElementwiseArgs& args [[buffer(0)]],
+                            device const float* src [[buffer(1)]],
+                            device float* cache [[buffer(2)]],
+                            uint gid [[thread_position_in_grid]],
+                            uint grid_size [[threads_per_grid]]) {
+  for (uint64_t i = gid; i < uint64_t(args.n); i += grid_size) cache[i] = src[i];
+}
+
+kernel void kv_store_f16_kernel(constant ElementwiseArgs& args [[buffer(0)]],
+                                device const float* src [[buffer(1)]],
+                                device half* cache [[buffer(2)]],
+                                uint gid [[thread_position_in_grid]],
+                                uint grid_size [[threads_per_grid]]) {
+  for (uint64_t i = gid; i < uint64_t(args.n); i += grid_size) cache[i] = half(src[i]);
+}

@@ -1,0 +1,161 @@
+// Prompt-processing GEMM, y[t, r] = sum_k x[t, k] W[r, k], on simdgroup 8x8 matrices.
+// A threadgroup of four simdgroups owns a 32-token x 32-row output tile and walks K in steps of
+// 32: all threads stage x (as X[token][k]) and the dequantised weights (transposed, as
+// Wt[k][row]) in threadgroup memory, zero-padded past the edges, so the inner loop needs no
+// bounds checks; each simdgroup accumulates a 16x16 sub-tile in four float 8x8 accumulators.
+// The result goes through threadgroup memory so edge tiles are masked at the store.
+// Threadgroup memory: 2 * 32 * 32 floats (8 KiB). Threads: 4 * simdgroup width.
+#include "metal_common.h"
+
+constant constexpr uint kGemmTile = 32;
+
+template <int kType>
+inline void gemm_stage(constant MatmulArgs& args, device const char* w, device const float* x,
+                       threadgroup float* x_tile, threadgroup float* wt_tile, uint token0,
+                       uint row0, uint k0, uint tid, uint threads) {
+  const uint cols = uint(args.cols);
+  for (uint e = tid; e < kGemmTile * kGemmTile; e += threads) {
+    const uint r = e / kGemmTile;
+    const uint c = e % kGemmTile;
+    const uint k = k0 + c;
+    const bool k_ok = k < cols;
+    const uint token = token0 + r;
+    x_tile[e] = (k_ok && token < uint(args.n_tokens)) ? x[uint64_t(token) * cols + k] : 0.0f;
+    const uint row = row0 + r;
+    wt_tile[c * kGemmTile + r] =
+        (k_ok && row < uint(args.rows))
+            ? weight_element<kType>(w + uint64_t(row) * uint64_t(args.w_row_bytes), k)
+            : 0.0f;
+  }
+}
+
+template <int kType>
+inline void gemm_tile(constant MatmulArgs& args, device const char* w, device const float* x,
+                      device float* y, threadgroup float* smem, uint3 group, uint tid,
+                      uint threads, uint simdgroup) {
+  threadgroup float* x_tile = smem;
+  threadgroup float* wt_tile = smem + kGemmTile * kGemmTile;
+  const uint row0 = group.x * kGemmTile;
+  const uint token0 = group.y * kGemmTile;
+  const uint sub_token = (simdgroup / 2) * 16;
+  const uint sub_row = (simdgroup % 2) * 16;
+  simdgroup_float8x8 acc[4];
+  for (uint i = 0; i < 4; ++i) acc[i] = simdgroup_float8x8(0.0f);
+  for (uint k0 = 0; k0 < uint(args.cols); k0 += kGemmTile) {
+    gemm_stage<kType>(args, w, x, x_tile, wt_tile, token0, row0, k0, tid, threads);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (uint kk = 0; kk < kGemmTile; kk += 8) {
+      simdgroup_float8x8 a[2];
+      simdgroup_float8x8 b[2];
+      for (uint i = 0; i < 2; ++i) {
+        simdgroup_load(a[i], x_tile + (sub_token + 8 * i) * kGemmTile + kk, kGemmTile);
+        simdgroup_load(b[i], wt_tile + kk * kGemmTile + sub_row + 8 * i, kGemmTile);
+      }
+      for (uint i = 0; i < 2; ++i) {
+        for (uint j = 0; j < 2; ++j) {
+          simdgroup_multiply_accumulate(acc[2 * i + j], a[i], b[j], acc[2 * i + j]);
+        }
+      }
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+  }
+  threadgroup float* out_tile = smem;  // [token][row], free again after the last barrier
+  for (uint i = 0; i < 2; ++i) {
+    for (uint j = 0; j < 2; ++j) {
+      simdgroup_store(acc[2 * i + j],
+                      out_tile + (sub_token + 8 * i) * kGemmTile + sub_row + 8 * j, kGemmTile);
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  for (uint e = tid; e < kGemmTile * kGemmTile; e += threads) {
+    const uint token = token0 + e / kGemmTile;
+    const uint row = row0 + e % kGemmTile;
+    if (token < uint(args.n_tokens) && row < uint(args.rows)) {
+      y[uint64_t(token) * uint(args.rows) + row] = out_tile[e];
+    }
+  }
+}
+
+kernel void matmul_kernel(constant MatmulArgs& args [[buffer(0)]],
+                          device const char* w [[buffer(1)]],
+                          device const float* x [[buffer(2)]],
+                          device float* y [[buffer(3)]],
+                          threadgroup float* smem [[threadgroup(0)]],
+                          uint3 group [[threadgroup_position_in_grid]],
+                          uint tid [[thread_index_in_threadgroup]],
+                          uint threads [[threads_per_threadgroup]],
+                          uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightF32>(args, w, x, y, smem, group, tid, threads, simdgroup);
+}
+
+kernel void matmul_f16_kernel(constant MatmulArgs& args [[buffer(0)]],
+                              device const char* w [[buffer(1)]],
+                              device const float* x [[buffer(2)]],
+                              device float* y [[buffer(3)]],
+                              threadgroup float* smem [[threadgroup(0)]],
+                              uint3 group [[threadgroup_position_in_grid]],
+                              uint tid [[thread_index_in_threadgroup]],
+                              uint threads [[threads_per_threadgroup]],
+                              uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightF16>(args, w, x, y, smem, group, tid, threads, simdgroup);
+}
+
+kernel void matmul_bf16_kernel(constant MatmulArgs& args [[buffer(0)]],
+                               device const char* w [[buffer(1)]],
+                               device const float* x [[buffer(2)]],
+                               device float* y [[buffer(3)]],
+                               threadgroup float* smem [[threadgroup(0)]],
+                               uint3 group [[threadgroup_position_in_grid]],
+                               uint tid [[thread_index_in_threadgroup]],
+                               uint threads [[threads_per_threadgroup]],
+                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightBF16>(args, w, x, y, smem, group, tid, threads, simdgroup);
+}
+
+kernel void matmul_q8_0_kernel(constant MatmulArgs& args [[buffer(0)]],
+                               device const char* w [[buffer(1)]],
+                               device const float* x [[buffer(2)]],
+                               device float* y [[buffer(3)]],
+                               threadgroup float* smem [[threadgroup(0)]],
+                               uint3 group [[threadgroup_position_in_grid]],
+                               uint tid [[thread_index_in_threadgroup]],
+                               uint threads [[threads_per_threadgroup]],
+                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightQ8_0>(args, w, x, y, smem, group, tid, threads, simdgroup);
+}
+
+kernel void matmul_q4_0_kernel(constant MatmulArgs& args [[buffer(0)]],
+                               device const char* w [[buffer(1)]],
+                               device const float* x [[buffer(2)]],
+                               device float* y [[buffer(3)]],
+                               threadgroup float* smem [[threadgroup(0)]],
+                               uint3 group [[threadgroup_position_in_grid]],
+                               uint tid [[thread_index_in_threadgroup]],
+                               uint threads [[threads_per_threadgroup]],
+                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightQ4_0>(args, w, x, y, smem, group, tid, threads, simdgroup);
+}
+
+kernel void matmul_q4_K_kernel(constant MatmulArgs& args [[buffer(0)]],
+                               device const char* w [[buffer(1)]],
+                               device const float* x [[buffer(2)]],
+                               device float* y [[buffer(3)]],
+                               threadgroup float* smem [[threadgroup(0)]],
+                               uint3 group [[threadgroup_position_in_grid]],
+                               uint tid [[thread_index_in_threadgroup]],
+                               uint threads [[threads_per_threadgroup]],
+                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightQ4_K>(args, w, x, y, smem, group, tid, threads, simdgroup);
+}
+
+kernel void matmul_q6_K_kernel(constant MatmulArgs& args [[buffer(0)]],
+                               device const char* w [[buffer(1)]],
+                               device const float* x [[buffer(2)]],
+                               device float* y [[buffer(3)]],
+                               threadgroup float* smem [[threadgroup(0)]],
+                               uint3 group [[threadgroup_position_in_grid]],
+                               uint tid [[thread_index_in_threadgroup]],
+                               uint threads [[threads_per_threadgroup]],
+                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightQ6_K>(args, w, x, y, smem, group, tid, threads, simdgroup);
+}

@@ -1,0 +1,166 @@
+// MetalBackend's attention ops: the spec's primitives (attention_scores, weighted_sum) and the
+// fused flash-decoding attention over the KV cache (flash_attention.metal).
+#include <algorithm>
+
+#include "torchless/backends/metal/metal_backend.h"
+#include "torchless/backends/metal/metal_kernel_args.h"
+#include "torchless/backends/metal/metal_storage.h"
+#include "torchless/core/error.h"
+
+namespace torchless {
+
+using metal::BufferArg;
+
+namespace {
+
+constexpr uint32_t kMaxDimsPerLane = 8;       // flash_attention.metal
+constexpr uint32_t kScoreSimdgroups = 4;      // attention_scores: simdgroups per threadgroup
+constexpr int32_t kKeysPerScoreGroup = 64;
+constexpr int64_t kMinSplitKeys = 64;         // flash decoding: keys per split at least
+constexpr int64_t kMaxSplits = 32;
+constexpr int64_t kSplitTokenLimit = 16;      // prefill batches parallelise over tokens instead
+
+void check_params(const AttentionParams& p, const Tensor& q, const Tensor& k_cache,
+                  const Tensor& v_cache, std::string_view op) {
+  if (p.n_heads <= 0 || p.n_kv_heads <= 0 || p.head_dim <= 0 || p.n_tokens <= 0 ||
+      p.pos0 < 0 || p.n_heads % p.n_kv_heads != 0) {
+    fail("{}: bad parameters (n_tokens {}, pos0 {}, heads {}/{}, head_dim {})", op, p.n_tokens,
+         p.pos0, p.n_heads, p.n_kv_heads, p.head_dim);
+  }
+  if (q.dtype != DType::F32 || q.numel() != int64_t{p.n_tokens} * p.n_heads * p.head_dim) {
+    fail("{}: q must be f32 of {} x {} x {} elements, got {} {}", op, p.n_tokens, p.n_heads,
+         p.head_dim, dtype_name(q.dtype), q.shape.str());
+  }
+  for (const Tensor* cache : {&k_cache, &v_cache}) {
+    if (cache->dtype != DType::F32 && cache->dtype != DType::F16) {
+      fail("{}: KV cache must be f32 or f16, got {}", op, dtype_name(cache->dtype));
+    }
+    if (cache->cols() != int64_t{p.n_kv_heads} * p.head_dim ||
+        cache->rows() < int64_t{p.pos0} + p.n_tokens) {
+      fail("{}: KV cache of shape {} cannot hold {} rows of {} x {}", op, cache->shape.str(),
+           p.pos0 + p.n_tokens, p.n_kv_heads, p.head_dim);
+    }
+  }
+  if (k_cache.dtype != v_cache.dtype) fail("{}: K and V caches differ in type", op);
+}
+
+metal::AttentionArgs pack(const AttentionParams& p) {
+  metal::AttentionArgs args{};
+  args.n_tokens = p.n_tokens;
+  args.pos0 = p.pos0;
+  args.n_heads = p.n_heads;
+  args.n_kv_heads = p.n_kv_heads;
+  args.head_dim = p.head_dim;
+  args.window = p.window;
+  args.scale = p.scale;
+  args.n_splits = 1;
+  return args;
+}
+
+uint32_t ceil_div(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
+
+}  // namespace
+
+void MetalBackend::attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
+                                    const AttentionParams& params) {
+  check_params(params, q, k_cache, k_cache, "attention_scores");
+  if (params.n_tokens != 1) fail("attention_scores: n_tokens must be 1, got {}", params.n_tokens);
+  const int64_t n_keys = int64_t{params.pos0} + 1;
+  if (scores.dtype != DType::F32 || scores.rows() != params.n_heads || scores.cols() < n_keys) {
+    fail("attention_scores: scores must be f32 [{}, >= {}], got {} {}", params.n_heads, n_keys,
+         dtype_name(scores.dtype), scores.shape.str());
+  }
+  metal::AttentionArgs args = pack(params);
+  args.scores_stride = static_cast<int32_t>(scores.cols());
+  args.keys_per_group = kKeysPerScoreGroup;
+  const metal::MetalPipeline& p =
+      pipeline(k_cache.dtype == DType::F16 ? "attention_scores_f16_kernel" : "attention_scores_kernel");
+  const uint32_t width = p.thread_execution_width();
+  const uint32_t simdgroups =
+      std::max<uint32_t>(1, std::min(kScoreSimdgroups, p.max_total_threads_per_threadgroup() / width));
+  run(p, args, {read(q), rows_arg(k_cache, 0, n_keys, false), write(scores)}, 0,
+      {{ceil_div(n_keys, kKeysPerScoreGroup), static_cast<uint32_t>(params.n_heads), 1},
+       {simdgroups * width, 1, 1}});
+}
+
+void MetalBackend::weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
+                                const AttentionParams& params) {
+  if (out.dtype != DType::F32 || out.numel() != int64_t{params.n_heads} * params.head_dim) {
+    fail("weighted_sum: out must be f32 of {} x {} elements, got {}", params.n_heads,
+         params.head_dim, out.shape.str());
+  }
+  check_params(params, out, v_cache, v_cache, "weighted_sum");
+  if (params.n_tokens != 1) fail("weighted_sum: n_tokens must be 1, got {}", params.n_tokens);
+  const int64_t n_keys = int64_t{params.pos0} + 1;
+  if (scores.dtype != DType::F32 || scores.rows() != params.n_heads || scores.cols() < n_keys) {
+    fail("weighted_sum: scores must be f32 [{}, >= {}], got {}", params.n_heads, n_keys,
+         scores.shape.str());
+  }
+  metal::AttentionArgs args = pack(params);
+  args.scores_stride = static_cast<int32_t>(scores.cols());
+  const metal::MetalPipeline& p =
+      pipeline(v_cache.dtype == DType::F16 ? "weighted_sum_f16_kernel" : "weighted_sum_kernel");
+  const uint32_t threads = fit_threads(p, std::min<uint64_t>(256, params.head_dim));
+  run(p, args, {read(scores), rows_arg(v_cache, 0, n_keys, false), write(out)}, 0,
+      {{ceil_div(params.head_dim, threads), static_cast<uint32_t>(params.n_heads), 1},
+       {threads, 1, 1}});
+}
+
+void MetalBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                             Tensor& out, const AttentionParams& params) {
+  check_params(params, q, k_cache, v_cache, "attention");
+  if (out.dtype != DType::F32 || out.numel() != q.numel()) {
+    fail("attention: out must be f32 with q's {} elements, got {}", q.numel(), out.shape.str());
+  }
+  flash_attention(q, k_cache, v_cache, out, params);
+}
+
+void MetalBackend::flash_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                   Tensor& out, const AttentionParams& params) {
+  const bool f16 = k_cache.dtype == DType::F16;
+  const metal::MetalPipeline& p = pipeline(f16 ? "attention_f16_kernel" : "attention_kernel");
+  const uint32_t width = p.thread_execution_width();
+  const uint32_t group_heads = static_cast<uint32_t>(params.n_heads / params.n_kv_heads);
+  if (static_cast<uint32_t>(params.head_dim) > kMaxDimsPerLane * width) {
+    fail("attention: head_dim {} exceeds {} (8 per lane of a {}-wide simdgroup)",
+         params.head_dim, kMaxDimsPerLane * width, width);
+  }
+  if (group_heads * width > p.max_total_threads_per_threadgroup()) {
+    fail("attention: {} query heads per KV head need {} threads; pipeline {} allows {}",
+         group_heads, group_heads * width, p.name(), p.max_total_threads_per_threadgroup());
+  }
+  const int64_t n_keys = int64_t{params.pos0} + params.n_tokens;
+  metal::AttentionArgs args = pack(params);
+  // Decode splits long key ranges so that enough threadgroups run (flash decoding); prefill
+  // batches already have a threadgroup per token.
+  int64_t split_len = n_keys;
+  if (params.n_tokens < kSplitTokenLimit && n_keys > 2 * kMinSplitKeys) {
+    split_len = std::max(kMinSplitKeys, (n_keys + kMaxSplits - 1) / kMaxSplits);
+    split_len = (split_len + 31) / 32 * 32;
+  }
+  const int64_t n_splits = (n_keys + split_len - 1) / split_len;
+  args.n_splits = static_cast<int32_t>(n_splits);
+  args.split_len = static_cast<int32_t>(split_len);
+  const BufferArg k = rows_arg(k_cache, 0, n_keys, false);
+  const BufferArg v = rows_arg(v_cache, 0, n_keys, false);
+  const Geometry geometry{
+      {static_cast<uint32_t>(n_splits), static_cast<uint32_t>(params.n_kv_heads),
+       static_cast<uint32_t>(params.n_tokens)},
+      {group_heads * width, 1, 1}};
+  if (n_splits == 1) {
+    // The kernel normalises and writes `out` itself; partials are unused but must be bound.
+    run(p, args, {read(q), k, v, write(out), write(out)}, 0, geometry);
+    return;
+  }
+  const Tensor partials =
+      alloc(Shape{int64_t{params.n_tokens} * params.n_heads * n_splits, params.head_dim + 2},
+            DType::F32);
+  run(p, args, {read(q), k, v, write(out), write(partials)}, 0, geometry);
+  const metal::MetalPipeline& merge = pipeline("attention_merge_kernel");
+  const uint32_t threads = fit_threads(merge, std::min<uint64_t>(256, params.head_dim));
+  run(merge, args, {read(partials), write(out)}, 0,
+      {{static_cast<uint32_t>(params.n_heads), static_cast<uint32_t>(params.n_tokens), 1},
+       {threads, 1, 1}});
+}
+
+}  // namespace torchless

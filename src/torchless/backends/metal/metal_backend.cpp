@@ -1,0 +1,225 @@
+// MetalBackend: construction, memory, synchronisation and dispatch plumbing. The ops are in
+// metal_ops.cpp and metal_attention.cpp.
+#include "torchless/backends/metal/metal_backend.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "torchless/backends/metal/metal_storage.h"
+#include "torchless/core/error.h"
+#include "torchless/core/mapped_file.h"
+
+namespace torchless {
+
+using metal::BufferArg;
+using metal::MetalStorage;
+
+namespace {
+
+std::unique_ptr<metal::MetalDevice> create_system_device() {
+#if defined(TORCHLESS_HAS_METAL)
+  return metal::create_apple_metal_device();
+#else
+  fail("the Metal backend needs an Apple GPU and a build with TORCHLESS_METAL=ON; use "
+       "--backend metal-emulated to run the Metal kernels on the CPU");
+#endif
+}
+
+const MetalStorage& storage_of(const Tensor& t) {
+  const auto* storage = dynamic_cast<const MetalStorage*>(t.buffer.get());
+  if (!storage) fail("tensor of shape {} is not a Metal tensor of this backend", t.shape.str());
+  return *storage;
+}
+
+}  // namespace
+
+MetalBackend::MetalBackend() : MetalBackend(create_system_device(), "metal") {}
+
+MetalBackend::MetalBackend(std::unique_ptr<metal::MetalDevice> device, std::string name)
+    : device_(std::move(device)),
+      name_(std::move(name)),
+      pool_(std::make_shared<metal::MetalBufferPool>(*device_)),
+      recorder_(*device_) {}
+
+MetalBackend::~MetalBackend() = default;
+
+bool MetalBackend::is_available() {
+#if defined(TORCHLESS_HAS_METAL)
+  return metal::apple_metal_available(nullptr);
+#else
+  return false;
+#endif
+}
+
+BackendInfo MetalBackend::info() {
+  BackendInfo result;
+  result.name = "metal";
+#if defined(TORCHLESS_HAS_METAL)
+  std::string reason;
+  result.available = metal::apple_metal_available(&reason);
+  result.detail = reason;
+#else
+  result.detail = "not built (TORCHLESS_METAL=OFF or not an Apple platform)";
+#endif
+  return result;
+}
+
+DeviceInfo MetalBackend::device() const {
+  const metal::MetalDeviceInfo& info = device_->info();
+  return DeviceInfo{info.name, info.recommended_max_working_set, info.unified_memory};
+}
+
+std::string MetalBackend::device_name() const { return device_->info().name; }
+
+bool MetalBackend::supports_weight_dtype(DType dtype) const {
+  switch (dtype) {
+    case DType::F32:
+    case DType::F16:
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_K:
+    case DType::Q6_K:
+      return true;
+    case DType::BF16:
+      return device_->info().supports_bf16;
+    default:
+      return false;
+  }
+}
+
+void MetalBackend::check_memory_plan(uint64_t bytes) const {
+  const uint64_t limit = device_->info().recommended_max_working_set;
+  if (limit != 0 && bytes > limit) {
+    fail("the model needs {:.2f} GiB (weights + KV cache + scratch) but {} recommends at most "
+         "{:.2f} GiB for the GPU: use a smaller context (--ctx), a more quantised model, or raise "
+         "the limit with `sudo sysctl iogpu.wired_limit_mb=<MiB>`",
+         static_cast<double>(bytes) / (1 << 30), device_->info().name,
+         static_cast<double>(limit) / (1 << 30));
+  }
+}
+
+metal::MetalBackendStats MetalBackend::stats() const {
+  const metal::RecorderStats& r = recorder_.stats();
+  return {r.command_buffers, r.dispatches, r.barriers, weight_bytes_read_};
+}
+
+Tensor MetalBackend::alloc(const Shape& shape, DType dtype) {
+  Tensor t;
+  t.shape = shape;
+  t.dtype = dtype;
+  const size_t nbytes = t.nbytes();
+  t.buffer = std::make_shared<MetalStorage>(pool_->acquire(nbytes), pool_);
+  return t;
+}
+
+std::shared_ptr<metal::MetalBuffer> MetalBackend::wrap(const std::byte* data, size_t nbytes,
+                                                       size_t& offset) {
+  for (auto it = wrapped_.begin(); it != wrapped_.end();) {
+    auto buffer = it->buffer.lock();
+    if (!buffer) {
+      it = wrapped_.erase(it);
+      continue;
+    }
+    if (data >= it->begin && data + nbytes <= it->end) {
+      offset = static_cast<size_t>(data - it->begin);
+      return buffer;
+    }
+    ++it;
+  }
+  // newBufferWithBytesNoCopy wants whole pages: round out to the system page size. Every page
+  // of the rounded range holds bytes of the tensor, so it is mapped.
+  const size_t page = system_page_size();
+  const auto address = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t begin = address / page * page;
+  const uintptr_t end = (address + nbytes + page - 1) / page * page;
+  if (end - begin > device_->info().max_buffer_length) {
+    fail("a {}-byte tensor exceeds the device's maximum buffer length of {} bytes", nbytes,
+         device_->info().max_buffer_length);
+  }
+  const auto* base = reinterpret_cast<const std::byte*>(begin);
+  auto buffer = device_->wrap_host_memory(base, end - begin);
+  wrapped_.push_back({base, base + (end - begin), buffer});
+  offset = address - begin;
+  return buffer;
+}
+
+Tensor MetalBackend::to_device(const HostTensorView& view) {
+  Tensor t;
+  t.shape = view.shape;
+  t.dtype = view.dtype;
+  if (view.nbytes != t.nbytes()) {
+    fail("to_device: {} bytes given for a {} tensor of shape {} ({} bytes)", view.nbytes,
+         dtype_name(view.dtype), view.shape.str(), t.nbytes());
+  }
+  if (!device_->info().unified_memory) {
+    // Discrete GPU: managed storage, copied once and flagged for upload.
+    Tensor copy = alloc(view.shape, view.dtype);
+    upload({view.data, view.nbytes}, copy);
+    return copy;
+  }
+  size_t offset = 0;
+  t.buffer = std::make_shared<MetalStorage>(wrap(view.data, view.nbytes, offset),
+                                            std::weak_ptr<metal::MetalBufferPool>{});
+  t.offset = offset;
+  return t;
+}
+
+void MetalBackend::to_host(const Tensor& tensor, std::span<std::byte> out) {
+  const MetalStorage& storage = storage_of(tensor);
+  if (out.size() != tensor.nbytes()) {
+    fail("to_host: {} bytes requested of a {}-byte tensor", out.size(), tensor.nbytes());
+  }
+  recorder_.prepare_host_read(*storage.buffer());
+  recorder_.flush();
+  std::memcpy(out.data(), storage.buffer()->contents() + tensor.offset, out.size());
+}
+
+void MetalBackend::upload(std::span<const std::byte> bytes, Tensor& tensor) {
+  const MetalStorage& storage = storage_of(tensor);
+  if (bytes.size() != tensor.nbytes()) {
+    fail("upload: {} bytes given for a {}-byte tensor of shape {}", bytes.size(),
+         tensor.nbytes(), tensor.shape.str());
+  }
+  // Recorded work runs later: writing now would change what it reads. Finish it first.
+  if (recorder_.uses(*storage.buffer())) recorder_.flush();
+  std::memcpy(storage.buffer()->contents() + tensor.offset, bytes.data(), bytes.size());
+  storage.buffer()->did_modify_range(tensor.offset, bytes.size());
+}
+
+void MetalBackend::synchronize() { recorder_.flush(); }
+
+const metal::MetalPipeline& MetalBackend::pipeline(std::string_view name) {
+  const metal::MetalPipeline& p = device_->pipeline(name);
+  if (p.max_total_threads_per_threadgroup() == 0 || p.thread_execution_width() == 0) {
+    fail("Metal pipeline {} is incompatible with {} (reports zero threads)", name,
+         device_->info().name);
+  }
+  return p;
+}
+
+uint32_t MetalBackend::fit_threads(const metal::MetalPipeline& pipeline, uint64_t wanted) {
+  const uint64_t width = pipeline.thread_execution_width();
+  const uint64_t limit = pipeline.max_total_threads_per_threadgroup() / width * width;
+  const uint64_t rounded = (std::max<uint64_t>(wanted, 1) + width - 1) / width * width;
+  return static_cast<uint32_t>(std::max(width, std::min(rounded, limit)));
+}
+
+BufferArg MetalBackend::read(const Tensor& t) const {
+  return rows_arg(t, 0, t.rows(), false);
+}
+
+BufferArg MetalBackend::write(const Tensor& t) const { return rows_arg(t, 0, t.rows(), true); }
+
+BufferArg MetalBackend::rows_arg(const Tensor& t, int64_t first_row, int64_t n_rows,
+                                 bool written) const {
+  const MetalStorage& storage = storage_of(t);
+  const size_t offset = t.offset + static_cast<size_t>(first_row) * t.row_bytes();
+  const size_t length = static_cast<size_t>(n_rows) * t.row_bytes();
+  if (offset + length > storage.buffer()->length()) {
+    fail("tensor of shape {} ({} bytes at offset {}) overruns its {}-byte Metal buffer",
+         t.shape.str(), length, offset, storage.buffer()->length());
+  }
+  return BufferArg{storage.buffer(), offset, length, written};
+}
+
+}  // namespace torchless

@@ -1,0 +1,122 @@
+#pragma once
+// The small device layer under MetalBackend: device, buffers, pipelines and command
+// recording. Two implementations: the Apple one over the Metal framework (apple/, compiled
+// only on Apple platforms) and the emulated one that runs the same .metal kernels on the CPU
+// (emulated_metal_device.cpp). MetalBackend's logic (buffer pool, pipeline cache, argument
+// packing, dispatch geometry, barriers) only ever talks to this interface, so Linux CI
+// exercises all of it.
+//
+// Threading: a MetalDevice and everything it returns are used from one thread at a time.
+// Lifetimes: buffers and pipelines are shared_ptr/references owned by the device; a command
+// buffer keeps no buffer alive, so the caller keeps every bound buffer alive until wait().
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace torchless::metal {
+
+struct MetalDeviceInfo {
+  std::string name;                          // "Apple M2 Pro", "MSL emulator (simd 32)"
+  bool unified_memory = true;                // hasUnifiedMemory; false: managed storage
+  uint64_t recommended_max_working_set = 0;  // recommendedMaxWorkingSetSize, bytes
+  uint64_t max_buffer_length = 0;            // maxBufferLength, bytes
+  uint32_t max_threadgroup_memory = 0;       // maxThreadgroupMemoryLength, bytes
+  uint32_t max_threads_per_threadgroup = 0;  // maxThreadsPerThreadgroup (total)
+  uint32_t simd_width = 32;                  // threadExecutionWidth of a simple pipeline
+  bool has_simdgroup_matrix = false;         // Apple7+ (simdgroup_float8x8)
+  bool supports_bf16 = false;                // Metal 3.1 bfloat (Apple6+/Metal3)
+};
+
+// A grid or threadgroup size, as MTLSize.
+struct MetalSize {
+  uint32_t x = 1;
+  uint32_t y = 1;
+  uint32_t z = 1;
+};
+
+class MetalBuffer {
+ public:
+  virtual ~MetalBuffer() = default;
+  // CPU-visible bytes (shared or managed storage); nullptr for private storage.
+  virtual std::byte* contents() const = 0;
+  virtual size_t length() const = 0;
+  // After the CPU wrote [offset, offset + length) of a managed-storage buffer (GPUs without
+  // unified memory): tells Metal to copy those bytes to the GPU. A no-op for shared storage.
+  virtual void did_modify_range(size_t offset, size_t length) = 0;
+};
+
+class MetalPipeline {
+ public:
+  virtual ~MetalPipeline() = default;
+  virtual const std::string& name() const = 0;  // the kernel function's name
+  virtual uint32_t max_total_threads_per_threadgroup() const = 0;
+  virtual uint32_t thread_execution_width() const = 0;     // the simdgroup width
+  virtual uint32_t static_threadgroup_memory() const = 0;  // bytes declared in the shader
+};
+
+// One command buffer with one concurrent compute encoder. Dispatches may run concurrently
+// unless separated by memory_barrier(); the recorder (MetalBackend) places the barriers.
+// Argument state (pipeline, buffers, bytes, threadgroup memory) persists across dispatches
+// as in MTLComputeCommandEncoder.
+class MetalCommandBuffer {
+ public:
+  virtual ~MetalCommandBuffer() = default;
+  virtual void set_pipeline(const MetalPipeline& pipeline) = 0;
+  // Binds [offset, offset + length) of buffer at [[buffer(index)]]. `length` is the range the
+  // kernel may touch: the Apple layer ignores it, the emulator binds exactly that range so
+  // an out-of-bounds access is caught. offset is aligned to the widest type the kernel reads
+  // through that argument (4 bytes for float, 2 for half and quantised blocks).
+  virtual void set_buffer(const MetalBuffer& buffer, size_t offset, size_t length,
+                          uint32_t index) = 0;
+  // Copies `length` (< 4 KiB) bytes at `data` now (setBytes), bound at [[buffer(index)]].
+  virtual void set_bytes(const void* data, size_t length, uint32_t index) = 0;
+  // Dynamic threadgroup memory at [[threadgroup(index)]]; length a multiple of 16.
+  virtual void set_threadgroup_memory(size_t length, uint32_t index) = 0;
+  virtual void dispatch_threadgroups(MetalSize groups, MetalSize threads_per_group) = 0;
+  // memoryBarrier(BarrierScopeBuffers): later dispatches see earlier dispatches' writes.
+  virtual void memory_barrier() = 0;
+  // Before the CPU reads a managed-storage buffer that this command buffer wrote: records a
+  // blit synchronizeResource. A no-op for shared storage (unified memory).
+  virtual void synchronize_for_host(const MetalBuffer& buffer) = 0;
+  // Ends encoding and submits. No more recording afterwards.
+  virtual void commit() = 0;
+  // Waits for completion; throws torchless::Error carrying the command buffer's error text
+  // (status and localizedDescription on Apple, the emulator's message when emulated).
+  virtual void wait() = 0;
+};
+
+class MetalDevice {
+ public:
+  virtual ~MetalDevice() = default;
+  virtual const MetalDeviceInfo& info() const = 0;
+  // A new zero-filled buffer: shared storage with unified memory, managed storage without.
+  // Throws Error when the allocation fails.
+  virtual std::shared_ptr<MetalBuffer> new_buffer(size_t length) = 0;
+  // Wraps host memory without a copy (newBufferWithBytesNoCopy, no deallocator). `data` must
+  // be aligned to the system page size and `length` a multiple of it (the caller rounds, see
+  // system_page_size(); never assume 4 KiB) and no larger than info().max_buffer_length. The
+  // caller keeps the memory alive and mapped for the buffer's lifetime. The GPU only reads it.
+  virtual std::shared_ptr<MetalBuffer> wrap_host_memory(const void* data, size_t length) = 0;
+  // The pipeline of kernel function `kernel_name`, compiled on first use and cached by the
+  // device for its lifetime. Throws Error with the compiler's message, or when the kernel
+  // does not exist or its pipeline reports zero threads (incompatible with this device).
+  virtual const MetalPipeline& pipeline(std::string_view kernel_name) = 0;
+  virtual std::unique_ptr<MetalCommandBuffer> new_command_buffer() = 0;
+};
+
+// The emulated device (TORCHLESS_HAS_METAL_EMULATOR builds): kernels run on the CPU through
+// the MSL emulator. simd_width 0 takes TORCHLESS_MSL_SIMD_WIDTH from the environment, else 32.
+struct EmulatedMetalOptions {
+  uint32_t simd_width = 0;
+};
+std::unique_ptr<MetalDevice> create_emulated_metal_device(const EmulatedMetalOptions& options = {});
+
+// The Apple device (TORCHLESS_HAS_METAL builds on Apple platforms): the system default
+// device, its queue and the library compiled from the embedded shader sources.
+// apple_metal_available() never throws; on false it says why in *reason (when non-null).
+bool apple_metal_available(std::string* reason);
+std::unique_ptr<MetalDevice> create_apple_metal_device();
+
+}  // namespace torchless::metal
