@@ -28,9 +28,17 @@ void expect_one_line_error(const CliResult& r, const std::string& fragment) {
 }
 
 TEST(Cli, UnknownOptionIsAnError) {
-  const CliResult r = run_cli({"generate", "-m", stories(), "--no-such-option"});
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("no-such-option"), std::string::npos) << r.err;
+  expect_one_line_error(run_cli({"generate", "-m", stories(), "--no-such-option"}), "no-such-option");
+  expect_one_line_error(run_cli({"tokenize", "-m", stories(), "-p", "x", "--bogus"}), "bogus");
+  expect_one_line_error(run_cli({"no-such-command"}), "no-such-command");
+}
+
+TEST(Cli, HelpAndVersionSucceed) {
+  EXPECT_EQ(run_cli({"--help"}).exit_code, 0);
+  EXPECT_EQ(run_cli({"generate", "--help"}).exit_code, 0);
+  const CliResult r = run_cli({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("torchless"), std::string::npos);
 }
 
 TEST(Cli, MissingModelFileNamesThePath) {

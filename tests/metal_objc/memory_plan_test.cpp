@@ -1,6 +1,6 @@
-// The load-time memory check of the Metal backend (apple/metal_memory_plan.h): plain C++, so it
+// The load-time memory check of the Metal backend (metal_memory_plan.h): plain C++, so it
 // is tested here on every host.
-#include "torchless/backends/metal/apple/metal_memory_plan.h"
+#include "torchless/backends/metal/metal_memory_plan.h"
 
 #include <gtest/gtest.h>
 

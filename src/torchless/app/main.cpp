@@ -32,10 +32,22 @@ int main(int argc, char** argv) {
     *run = command.setup(*sub);
     sub->callback([run, &action] { action = *run; });
   }
+  const auto is_command = [&](std::string_view name) {
+    return std::any_of(commands.begin(), commands.end(), [&](const auto& c) { return c.name == name; });
+  };
+  if (argc > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
+    std::string names;
+    for (const auto& command : commands) names += (names.empty() ? "" : ", ") + command.name;
+    fmt::print(stderr, "error: unknown command '{}' (commands: {})\n", argv[1], names);
+    return 2;
+  }
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return cli.exit(e);
+    // --help and --version are "errors" with exit code 0: let CLI11 print them.
+    if (e.get_exit_code() == 0) return cli.exit(e);
+    fmt::print(stderr, "error: {} (see torchless --help)\n", e.what());
+    return 2;
   }
   try {
     return action ? action() : 0;

@@ -28,6 +28,14 @@ struct BackendInfo {
   std::string detail;     // the device when available, the reason when not
 };
 
+// What a loaded model will keep on the backend's device, for the load-time memory check.
+struct MemoryPlan {
+  uint64_t weight_bytes = 0;
+  uint64_t kv_cache_bytes = 0;
+  uint64_t scratch_bytes = 0;  // activations, logits, staging
+  uint64_t total() const { return weight_bytes + kv_cache_bytes + scratch_bytes; }
+};
+
 struct BackendOptions {
   int threads = 0;  // CPU threads; 0 = number of physical cores
 };
@@ -63,6 +71,13 @@ class Backend {
   virtual std::string_view name() const = 0;
   virtual DeviceInfo device() const = 0;
   virtual bool supports_weight_dtype(DType dtype) const = 0;
+  // Called before a model is loaded. Throws Error saying what to do when the plan cannot fit
+  // the device; returns a warning when it fits only tightly, else "". The CPU maps weights
+  // from the file and lets the OS page, so it accepts every plan.
+  virtual std::string check_memory_plan(const MemoryPlan& plan) const {
+    (void)plan;
+    return {};
+  }
 
   // --- memory ---
   virtual Tensor alloc(const Shape& shape, DType dtype) = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <optional>
 
 #include "torchless/core/error.h"
@@ -55,6 +56,32 @@ std::string_view stop_reason_name(StopReason reason) {
   return "unknown";
 }
 
+namespace {
+
+// What the model will keep on the backend: its weights, the KV cache, and activations for the
+// largest prompt batch (the Transformer evaluates prompts in batches of at most 512 tokens).
+MemoryPlan memory_plan(const LoadedModel& model, int n_ctx, DType kv_dtype) {
+  const ModelConfig& c = model.config;
+  MemoryPlan plan;
+  for (const auto& [name, view] : model.weights.all()) plan.weight_bytes += view.nbytes;
+  const uint64_t kv_row = static_cast<uint64_t>(c.n_kv_heads) * static_cast<uint64_t>(c.head_dim);
+  plan.kv_cache_bytes = 2 * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(n_ctx) *
+                        dtype_row_bytes(kv_dtype, static_cast<int64_t>(kv_row));
+  const uint64_t batch = static_cast<uint64_t>(std::min(n_ctx, 512));
+  const uint64_t per_token = 3 * static_cast<uint64_t>(c.n_embd) + 2 * static_cast<uint64_t>(c.n_ff) +
+                             static_cast<uint64_t>(c.n_heads) * static_cast<uint64_t>(c.head_dim) +
+                             2 * kv_row + static_cast<uint64_t>(c.n_vocab);
+  plan.scratch_bytes = batch * per_token * sizeof(float);
+  return plan;
+}
+
+void check_memory(const Backend& backend, const LoadedModel& model, int n_ctx, DType kv_dtype) {
+  const std::string warning = backend.check_memory_plan(memory_plan(model, n_ctx, kv_dtype));
+  if (!warning.empty()) std::fprintf(stderr, "warning: %s\n", warning.c_str());
+}
+
+}  // namespace
+
 Session::Session(const SessionOptions& options) {
   const auto start = Clock::now();
   LoadedModel model = load_model(options.model_path);
@@ -63,9 +90,10 @@ Session::Session(const SessionOptions& options) {
   backend_ = init_backend(options.backend, backend_options);
   tokenizer_ = open_tokenizer(options, model);
   const int n_ctx = resolve_context(options.n_ctx, model.config);
+  const DType kv_dtype = options.kv_f16 ? DType::F16 : DType::F32;
+  check_memory(*backend_, model, n_ctx, kv_dtype);
   transformer_ = std::make_unique<Transformer>(std::move(model), *backend_);
-  cache_ = std::make_unique<KvCache>(*backend_, transformer_->config(), n_ctx,
-                                     options.kv_f16 ? DType::F16 : DType::F32);
+  cache_ = std::make_unique<KvCache>(*backend_, transformer_->config(), n_ctx, kv_dtype);
   tokens_.reserve(static_cast<size_t>(n_ctx) + 1);
   batch_.reserve(static_cast<size_t>(n_ctx));
   backend_->synchronize();
@@ -77,6 +105,7 @@ Session::Session(LoadedModel model, std::unique_ptr<Backend> backend,
     : backend_(std::move(backend)), tokenizer_(std::move(tokenizer)) {
   if (!backend_) fail("a session needs a backend");
   const int resolved = resolve_context(n_ctx, model.config);
+  check_memory(*backend_, model, resolved, kv_dtype);
   transformer_ = std::make_unique<Transformer>(std::move(model), *backend_);
   cache_ = std::make_unique<KvCache>(*backend_, transformer_->config(), resolved, kv_dtype);
   tokens_.reserve(static_cast<size_t>(resolved) + 1);

@@ -1,6 +1,7 @@
 // MetalBackend: construction, memory, synchronisation and dispatch plumbing. The ops are in
 // metal_ops.cpp and metal_attention.cpp.
 #include "torchless/backends/metal/metal_backend.h"
+#include "torchless/backends/metal/metal_memory_plan.h"
 
 #include <algorithm>
 #include <cstring>
@@ -87,15 +88,9 @@ bool MetalBackend::supports_weight_dtype(DType dtype) const {
   }
 }
 
-void MetalBackend::check_memory_plan(uint64_t bytes) const {
-  const uint64_t limit = device_->info().recommended_max_working_set;
-  if (limit != 0 && bytes > limit) {
-    fail("the model needs {:.2f} GiB (weights + KV cache + scratch) but {} recommends at most "
-         "{:.2f} GiB for the GPU: use a smaller context (--ctx), a more quantised model, or raise "
-         "the limit with `sudo sysctl iogpu.wired_limit_mb=<MiB>`",
-         static_cast<double>(bytes) / (1 << 30), device_->info().name,
-         static_cast<double>(limit) / (1 << 30));
-  }
+std::string MetalBackend::check_memory_plan(const MemoryPlan& plan) const {
+  return metal::enforce_memory_plan(plan, device_->info().recommended_max_working_set,
+                                    metal::physical_memory_bytes());
 }
 
 metal::MetalBackendStats MetalBackend::stats() const {

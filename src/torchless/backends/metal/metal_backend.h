@@ -76,9 +76,9 @@ class MetalBackend final : public Backend {
   using Backend::rmsnorm;
   using Backend::softmax;
 
-  // Throws Error with numbers and a remedy when `bytes` (weights + KV + scratch) exceed the
-  // device's recommended working set.
-  void check_memory_plan(uint64_t bytes) const;
+  // Throws Error with numbers and a remedy (the iogpu.wired_limit_mb sysctl) when the plan
+  // exceeds the device's recommended working set; warns when it is within 10% of it.
+  std::string check_memory_plan(const MemoryPlan& plan) const override;
 
   metal::MetalDevice& metal_device() { return *device_; }
   metal::MetalBackendStats stats() const;

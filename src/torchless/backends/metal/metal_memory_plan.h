@@ -12,16 +12,12 @@
 
 #include <fmt/format.h>
 
+#include "torchless/backends/backend.h"
 #include "torchless/core/error.h"
 
 namespace torchless::metal {
 
-struct MetalMemoryPlan {
-  uint64_t weight_bytes = 0;
-  uint64_t kv_cache_bytes = 0;
-  uint64_t scratch_bytes = 0;  // activations, logits, staging
-  uint64_t total() const { return weight_bytes + kv_cache_bytes + scratch_bytes; }
-};
+using MetalMemoryPlan = MemoryPlan;
 
 enum class MemoryPlanVerdict {
   Fits,      // comfortably inside the working set
