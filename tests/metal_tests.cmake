@@ -1,2 +1,16 @@
 # Test executables that run Metal shaders (emulated or on a device): ctest label `metal`, and
 # each test registered once per emulator thread order.
+include(${CMAKE_CURRENT_LIST_DIR}/metal_objc/metal_objc.cmake)
+torchless_add_test_dir(metal LABELS metal THREAD_ORDERS)
+
+# The MSL emulator's own tests (tests/emulator): its test kernels are built by
+# src/torchless/backends/metal/emulator/CMakeLists.txt as mslemu_test_kernels.
+if(TORCHLESS_METAL_EMULATOR)
+  torchless_add_test_dir(emulator LABELS metal THREAD_ORDERS LIBS mslemu_test_kernels)
+  # shim_test.cpp includes <metal_stdlib> itself; lint_test.cpp runs the generator.
+  set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/emulator/shim_test.cpp PROPERTIES
+    INCLUDE_DIRECTORIES ${PROJECT_SOURCE_DIR}/src/torchless/backends/metal/emulator/shim
+    COMPILE_OPTIONS "$<$<BOOL:${TORCHLESS_COMPILER_HAS_MF16C}>:-mf16c>")
+  target_compile_definitions(emulator_tests PRIVATE MSLEMU_GEN_PATH="$<TARGET_FILE:mslemu_gen>")
+  add_dependencies(emulator_tests mslemu_gen)
+endif()

@@ -1,0 +1,305 @@
+#include "torchless/core/quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "torchless/core/error.h"
+#include "torchless/core/half.h"
+#include "torchless/core/quant_k.h"
+
+namespace torchless {
+namespace {
+
+// Rows are viewed as arrays of block structs when the pointer is aligned for them (GGUF tensor
+// data normally is); otherwise each block goes through an aligned copy, so that a file with
+// general.alignment 1 or a caller's odd buffer offset never causes a misaligned load.
+template <typename Block, typename Fn>
+void read_blocks(const std::byte* src, float* dst, int64_t nb, int64_t per_block, Fn fn) {
+  if (reinterpret_cast<uintptr_t>(src) % alignof(Block) == 0) {
+    fn(reinterpret_cast<const Block*>(src), dst, nb);
+    return;
+  }
+  for (int64_t i = 0; i < nb; ++i) {
+    Block b;
+    std::memcpy(&b, src + static_cast<size_t>(i) * sizeof(Block), sizeof(Block));
+    fn(&b, dst + i * per_block, 1);
+  }
+}
+
+template <typename Block, typename Fn>
+void write_blocks(const float* src, std::byte* dst, int64_t nb, int64_t per_block, Fn fn) {
+  if (reinterpret_cast<uintptr_t>(dst) % alignof(Block) == 0) {
+    fn(src, reinterpret_cast<Block*>(dst), nb);
+    return;
+  }
+  for (int64_t i = 0; i < nb; ++i) {
+    Block b;
+    fn(src + i * per_block, &b, 1);
+    std::memcpy(dst + static_cast<size_t>(i) * sizeof(Block), &b, sizeof(Block));
+  }
+}
+
+int nearest(float x) { return static_cast<int>(std::nearbyint(x)); }
+
+// --- dequantisers of the 32-element types -----------------------------------------------------
+
+void dequantize_q4_0(const BlockQ4_0* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += kQK) {
+    const float d = fp16_to_fp32(x[i].d);
+    for (int j = 0; j < kQK / 2; ++j) {
+      y[j] = d * static_cast<float>((x[i].qs[j] & 0xF) - 8);
+      y[j + kQK / 2] = d * static_cast<float>((x[i].qs[j] >> 4) - 8);
+    }
+  }
+}
+
+void dequantize_q4_1(const BlockQ4_1* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += kQK) {
+    const float d = fp16_to_fp32(x[i].d);
+    const float m = fp16_to_fp32(x[i].m);
+    for (int j = 0; j < kQK / 2; ++j) {
+      y[j] = d * static_cast<float>(x[i].qs[j] & 0xF) + m;
+      y[j + kQK / 2] = d * static_cast<float>(x[i].qs[j] >> 4) + m;
+    }
+  }
+}
+
+uint32_t load_qh(const uint8_t* qh) {
+  return static_cast<uint32_t>(qh[0]) | static_cast<uint32_t>(qh[1]) << 8 |
+         static_cast<uint32_t>(qh[2]) << 16 | static_cast<uint32_t>(qh[3]) << 24;
+}
+
+void store_qh(uint32_t v, uint8_t* qh) {
+  for (int k = 0; k < 4; ++k) qh[k] = static_cast<uint8_t>(v >> (8 * k));
+}
+
+// The 5-bit value of element j (0..31) of a Q5_0/Q5_1 block.
+int q5_value(const uint8_t* qs, uint32_t qh, int j) {
+  const int low = j < kQK / 2 ? (qs[j] & 0xF) : (qs[j - kQK / 2] >> 4);
+  return low | static_cast<int>(((qh >> j) & 1u) << 4);
+}
+
+void dequantize_q5_0(const BlockQ5_0* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += kQK) {
+    const float d = fp16_to_fp32(x[i].d);
+    const uint32_t qh = load_qh(x[i].qh);
+    for (int j = 0; j < kQK; ++j) y[j] = d * static_cast<float>(q5_value(x[i].qs, qh, j) - 16);
+  }
+}
+
+void dequantize_q5_1(const BlockQ5_1* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += kQK) {
+    const float d = fp16_to_fp32(x[i].d);
+    const float m = fp16_to_fp32(x[i].m);
+    const uint32_t qh = load_qh(x[i].qh);
+    for (int j = 0; j < kQK; ++j) y[j] = d * static_cast<float>(q5_value(x[i].qs, qh, j)) + m;
+  }
+}
+
+void dequantize_q8_0(const BlockQ8_0* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += kQK) {
+    const float d = fp16_to_fp32(x[i].d);
+    for (int j = 0; j < kQK; ++j) y[j] = d * static_cast<float>(x[i].qs[j]);
+  }
+}
+
+// Q8_1 is Q8_0 plus s = d * sum(qs), a dot-product helper that does not affect the values.
+void dequantize_q8_1(const std::byte* src, float* y, int64_t nb) {
+  constexpr size_t kBytes = 36;
+  for (int64_t i = 0; i < nb; ++i, y += kQK) {
+    const std::byte* b = src + static_cast<size_t>(i) * kBytes;
+    uint16_t dbits;
+    std::memcpy(&dbits, b, 2);
+    const float d = fp16_to_fp32(dbits);
+    for (int j = 0; j < kQK; ++j) y[j] = d * static_cast<float>(static_cast<int8_t>(b[4 + j]));
+  }
+}
+
+// --- quantisers of the 32-element types -------------------------------------------------------
+
+// The element of largest magnitude, with its sign: symmetric types map it to the most negative
+// code (-8 or -16), which uses the full asymmetric range [-8, 7] of a 4-bit code.
+float signed_absmax(const float* x, int n) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
+void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += kQK) {
+    const float d = signed_absmax(x, kQK) / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int q0 = std::clamp(nearest(x[j] * id) + 8, 0, 15);
+      const int q1 = std::clamp(nearest(x[j + kQK / 2] * id) + 8, 0, 15);
+      y[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+    }
+  }
+}
+
+void min_max(const float* x, int n, float& lo, float& hi) {
+  lo = x[0];
+  hi = x[0];
+  for (int j = 1; j < n; ++j) {
+    lo = std::min(lo, x[j]);
+    hi = std::max(hi, x[j]);
+  }
+}
+
+void quantize_q4_1(const float* x, BlockQ4_1* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += kQK) {
+    float lo, hi;
+    min_max(x, kQK, lo, hi);
+    const float d = (hi - lo) / 15.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    y[i].m = fp32_to_fp16(lo);
+    const float m = fp16_to_fp32(y[i].m);  // quantise against the stored (rounded) minimum
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int q0 = std::clamp(nearest((x[j] - m) * id), 0, 15);
+      const int q1 = std::clamp(nearest((x[j + kQK / 2] - m) * id), 0, 15);
+      y[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+    }
+  }
+}
+
+// Packs 32 5-bit codes into the nibble array and the 32-bit high-bit word.
+void pack_q5(const int* q, uint8_t* qs, uint8_t* qh_bytes) {
+  uint32_t qh = 0;
+  for (int j = 0; j < kQK / 2; ++j) {
+    qs[j] = static_cast<uint8_t>((q[j] & 0xF) | ((q[j + kQK / 2] & 0xF) << 4));
+  }
+  for (int j = 0; j < kQK; ++j) qh |= static_cast<uint32_t>((q[j] >> 4) & 1) << j;
+  store_qh(qh, qh_bytes);
+}
+
+void quantize_q5_0(const float* x, BlockQ5_0* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += kQK) {
+    const float d = signed_absmax(x, kQK) / -16.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    int q[kQK];
+    for (int j = 0; j < kQK; ++j) q[j] = std::clamp(nearest(x[j] * id) + 16, 0, 31);
+    pack_q5(q, y[i].qs, y[i].qh);
+  }
+}
+
+void quantize_q5_1(const float* x, BlockQ5_1* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += kQK) {
+    float lo, hi;
+    min_max(x, kQK, lo, hi);
+    const float d = (hi - lo) / 31.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    y[i].m = fp32_to_fp16(lo);
+    const float m = fp16_to_fp32(y[i].m);
+    int q[kQK];
+    for (int j = 0; j < kQK; ++j) q[j] = std::clamp(nearest((x[j] - m) * id), 0, 31);
+    pack_q5(q, y[i].qs, y[i].qh);
+  }
+}
+
+void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += kQK) {
+    float amax = 0.0f;
+    for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    for (int j = 0; j < kQK; ++j) {
+      y[i].qs[j] = static_cast<int8_t>(std::clamp(nearest(x[j] * id), -127, 127));
+    }
+  }
+}
+
+// --- plain types ------------------------------------------------------------------------------
+
+void from_half(const std::byte* src, float* y, int64_t n, float (*convert)(uint16_t)) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, src + 2 * i, 2);
+    y[i] = convert(h);
+  }
+}
+
+void to_half(const float* x, std::byte* dst, int64_t n, uint16_t (*convert)(float)) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = convert(x[i]);
+    std::memcpy(dst + 2 * i, &h, 2);
+  }
+}
+
+int64_t block_count(DType type, int64_t n) {
+  dtype_row_bytes(type, n);  // validates n against the block size
+  return n / dtype_block_size(type);
+}
+
+}  // namespace
+
+bool can_dequantize(DType type) {
+  switch (type) {
+    case DType::F32: case DType::F16: case DType::BF16:
+    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
+    case DType::Q8_0: case DType::Q8_1:
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K:
+    case DType::Q6_K: case DType::Q8_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool can_quantize(DType type) { return can_dequantize(type) && type != DType::Q8_1; }
+
+void dequantize_row(DType type, const std::byte* src, float* dst, int64_t n) {
+  const int64_t nb = block_count(type, n);
+  switch (type) {
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+    case DType::F16: from_half(src, dst, n, fp16_to_fp32); return;
+    case DType::BF16: from_half(src, dst, n, bf16_to_fp32); return;
+    case DType::Q4_0: read_blocks<BlockQ4_0>(src, dst, nb, kQK, dequantize_q4_0); return;
+    case DType::Q4_1: read_blocks<BlockQ4_1>(src, dst, nb, kQK, dequantize_q4_1); return;
+    case DType::Q5_0: read_blocks<BlockQ5_0>(src, dst, nb, kQK, dequantize_q5_0); return;
+    case DType::Q5_1: read_blocks<BlockQ5_1>(src, dst, nb, kQK, dequantize_q5_1); return;
+    case DType::Q8_0: read_blocks<BlockQ8_0>(src, dst, nb, kQK, dequantize_q8_0); return;
+    case DType::Q8_1: dequantize_q8_1(src, dst, nb); return;
+    case DType::Q2_K: read_blocks<BlockQ2_K>(src, dst, nb, kQK_K, quant_k::dequantize_q2_k); return;
+    case DType::Q3_K: read_blocks<BlockQ3_K>(src, dst, nb, kQK_K, quant_k::dequantize_q3_k); return;
+    case DType::Q4_K: read_blocks<BlockQ4_K>(src, dst, nb, kQK_K, quant_k::dequantize_q4_k); return;
+    case DType::Q5_K: read_blocks<BlockQ5_K>(src, dst, nb, kQK_K, quant_k::dequantize_q5_k); return;
+    case DType::Q6_K: read_blocks<BlockQ6_K>(src, dst, nb, kQK_K, quant_k::dequantize_q6_k); return;
+    case DType::Q8_K: read_blocks<BlockQ8_K>(src, dst, nb, kQK_K, quant_k::dequantize_q8_k); return;
+    default: fail("no dequantiser for dtype {}", dtype_name(type));
+  }
+}
+
+void quantize_row(DType type, const float* src, std::byte* dst, int64_t n) {
+  const int64_t nb = block_count(type, n);
+  switch (type) {
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+    case DType::F16: to_half(src, dst, n, fp32_to_fp16); return;
+    case DType::BF16: to_half(src, dst, n, fp32_to_bf16); return;
+    case DType::Q4_0: write_blocks<BlockQ4_0>(src, dst, nb, kQK, quantize_q4_0); return;
+    case DType::Q4_1: write_blocks<BlockQ4_1>(src, dst, nb, kQK, quantize_q4_1); return;
+    case DType::Q5_0: write_blocks<BlockQ5_0>(src, dst, nb, kQK, quantize_q5_0); return;
+    case DType::Q5_1: write_blocks<BlockQ5_1>(src, dst, nb, kQK, quantize_q5_1); return;
+    case DType::Q8_0: write_blocks<BlockQ8_0>(src, dst, nb, kQK, quantize_q8_0); return;
+    case DType::Q2_K: write_blocks<BlockQ2_K>(src, dst, nb, kQK_K, quant_k::quantize_q2_k); return;
+    case DType::Q3_K: write_blocks<BlockQ3_K>(src, dst, nb, kQK_K, quant_k::quantize_q3_k); return;
+    case DType::Q4_K: write_blocks<BlockQ4_K>(src, dst, nb, kQK_K, quant_k::quantize_q4_k); return;
+    case DType::Q5_K: write_blocks<BlockQ5_K>(src, dst, nb, kQK_K, quant_k::quantize_q5_k); return;
+    case DType::Q6_K: write_blocks<BlockQ6_K>(src, dst, nb, kQK_K, quant_k::quantize_q6_k); return;
+    case DType::Q8_K: write_blocks<BlockQ8_K>(src, dst, nb, kQK_K, quant_k::quantize_q8_k); return;
+    default: fail("no quantiser for dtype {}", dtype_name(type));
+  }
+}
+
+}  // namespace torchless
