@@ -1,7 +1,10 @@
 #include "torchless/tokenizer/jinja_interpreter.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <limits>
+#include <stdexcept>
 #include <map>
 
 #include "torchless/core/error.h"
@@ -15,6 +18,12 @@ using nlohmann::json;
 // Loop control travels as a flag rather than an exception so a template's break/continue
 // never unwinds through evaluation code.
 enum class Flow { Normal, Break, Continue };
+
+// Bounds on what a hostile template can make the interpreter do (nested loops over range(),
+// huge output); far above what a real conversation needs.
+constexpr int64_t kMaxSteps = 5'000'000;
+constexpr size_t kMaxOutputBytes = size_t{256} << 20;
+constexpr int64_t kMaxRangeItems = int64_t{1} << 20;
 
 class Interpreter {
  public:
@@ -38,6 +47,8 @@ class Interpreter {
   }
 
   Flow exec(const Node& n) {
+    if (++steps_ > kMaxSteps) fail("chat template line {}: more than {} steps", n.line, kMaxSteps);
+    if (out_.size() > kMaxOutputBytes) fail("chat template: output larger than {} bytes", kMaxOutputBytes);
     switch (n.kind) {
       case NodeKind::Text:
         out_ += n.text;
@@ -82,6 +93,7 @@ class Interpreter {
     scopes_.emplace_back();
     const int64_t count = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < count; ++i) {
+      if (++steps_ > kMaxSteps) fail("chat template line {}: more than {} steps", n.line, kMaxSteps);
       bind_targets(n, items[static_cast<size_t>(i)]);
       scopes_.back()["loop"] = loop_object(i, count, items);
       if (exec(n.body) == Flow::Break) break;
@@ -94,6 +106,7 @@ class Interpreter {
     json kept = json::array();
     scopes_.emplace_back();
     for (const json& item : items) {
+      if (++steps_ > kMaxSteps) fail("chat template line {}: more than {} steps", n.line, kMaxSteps);
       bind_targets(n, item);
       if (truthy(eval(*n.filter))) kept.push_back(item);
     }
@@ -224,7 +237,8 @@ class Interpreter {
       int64_t v = eval(*p).data.get<int64_t>();
       return v < 0 ? std::max<int64_t>(v + n, -1) : std::min(v, n);
     };
-    const int64_t step = e.args[3] ? eval(*e.args[3]).data.get<int64_t>() : 1;
+    // A step beyond the length takes one item either way; clamping it keeps i += step in range.
+    const int64_t step = std::clamp<int64_t>(e.args[3] ? eval(*e.args[3]).data.get<int64_t>() : 1, -n - 1, n + 1);
     if (step == 0) fail("chat template line {}: slice step cannot be zero", e.line);
     const int64_t start = bound(e.args[1], step > 0 ? 0 : n - 1);
     const int64_t stop = bound(e.args[2], step > 0 ? n : -1);
@@ -270,7 +284,13 @@ class Interpreter {
       if (args.size() >= 3) step = args[2].data.get<int64_t>();
       if (step == 0) fail("chat template line {}: range() step cannot be zero", line);
       json out = json::array();
-      for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(i);
+      for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
+        if (static_cast<int64_t>(out.size()) >= kMaxRangeItems) {
+          fail("chat template line {}: range() of more than {} items", line, kMaxRangeItems);
+        }
+        out.push_back(i);
+        if (__builtin_add_overflow(i, step, &i)) break;
+      }
       return {out};
     }
     if (name == "strftime_now") {
@@ -290,6 +310,9 @@ class Interpreter {
     if (e.name == "not") return {!truthy(v)};
     if (!v.data.is_number()) fail("chat template line {}: unary '{}' needs a number", e.line, e.name);
     if (e.name == "+") return v;
+    if (v.data.is_number_integer() && v.data.get<int64_t>() == std::numeric_limits<int64_t>::min()) {
+      fail("chat template line {}: integer overflow in unary '-'", e.line);
+    }
     return v.data.is_number_integer() ? Value{-v.data.get<int64_t>()} : Value{-v.data.get<double>()};
   }
 
@@ -307,10 +330,21 @@ class Interpreter {
 
   std::vector<std::map<std::string, json>> scopes_;
   std::string out_;
+  int64_t steps_ = 0;
 };
 
 }  // namespace
 
-std::string render(const Body& body, const json& context) { return Interpreter(context).run(body); }
+std::string render(const Body& body, const json& context) {
+  // Type mismatches surface from the JSON values (a string where a number is needed): they are
+  // errors in the template, reported like the others.
+  try {
+    return Interpreter(context).run(body);
+  } catch (const json::exception& e) {
+    fail("chat template: {}", e.what());
+  } catch (const std::logic_error& e) {
+    fail("chat template: {}", e.what());
+  }
+}
 
 }  // namespace torchless::jinja

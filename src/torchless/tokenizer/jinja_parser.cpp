@@ -1,12 +1,29 @@
 #include "torchless/tokenizer/jinja_parser.h"
 
+#include <algorithm>
 #include <set>
+#include <stdexcept>
 
 #include "torchless/core/error.h"
 #include "torchless/tokenizer/jinja_lexer.h"
 
 namespace torchless::jinja {
 namespace {
+
+// Deeper nesting than any real template uses; the parser, the interpreter and the AST's
+// destructor all recurse once per level, so unbounded nesting would overflow the stack.
+constexpr int kMaxNesting = 128;
+
+// The depth of an expression tree, counted only up to `limit` so that the walk itself stays
+// shallow. Chains such as a+b+c+... nest without recursing in the parser.
+int tree_depth(const Expr& e, int limit) {
+  if (limit <= 1) return 1;
+  int deepest = 0;
+  for (const ExprPtr& arg : e.args) {
+    if (arg) deepest = std::max(deepest, tree_depth(*arg, limit - 1));
+  }
+  return 1 + deepest;
+}
 
 ExprPtr make_expr(ExprKind kind, int line) {
   auto e = std::make_unique<Expr>();
@@ -30,6 +47,7 @@ class Parser {
 
   // Parses nodes until a {% keyword %} in `stops` (left unconsumed) or the end of input.
   Body parse_body(const std::set<std::string>& stops) {
+    const NestingGuard guard(*this);
     Body body;
     while (peek().kind != TokenKind::End) {
       const Token& tok = peek();
@@ -137,9 +155,21 @@ class Parser {
 
   // --- expressions, lowest precedence first ---
 
-  ExprPtr parse_expr() { return parse_ternary(true); }
+  ExprPtr parse_expr() {
+    const bool outermost = !in_expr_;
+    in_expr_ = true;
+    ExprPtr e = parse_ternary(true);
+    if (outermost) {
+      in_expr_ = false;
+      if (tree_depth(*e, kMaxNesting + 1) > kMaxNesting) {
+        fail_here("expression nested deeper than {} levels", kMaxNesting);
+      }
+    }
+    return e;
+  }
 
   ExprPtr parse_ternary(bool allow_if) {
+    const NestingGuard guard(*this);
     ExprPtr value = parse_or();
     if (!allow_if || !is_name("if")) return value;
     const int line = next().line;
@@ -172,6 +202,7 @@ class Parser {
 
   ExprPtr parse_not() {
     if (is_name("not")) {
+      const NestingGuard guard(*this);
       auto e = make_expr(ExprKind::Unary, next().line);
       e->name = "not";
       e->args.push_back(parse_not());
@@ -240,6 +271,7 @@ class Parser {
 
   ExprPtr parse_unary() {
     if (is_op("-") || is_op("+")) {
+      const NestingGuard guard(*this);
       auto e = make_expr(ExprKind::Unary, peek().line);
       e->name = next().text;
       e->args.push_back(parse_unary());
@@ -316,10 +348,14 @@ class Parser {
       e->value = s;
     } else if (tok.kind == TokenKind::Number) {
       const std::string& text = next().text;
-      if (text.find('.') != std::string::npos) {
-        e->value = std::stod(text);
-      } else {
-        e->value = std::stoll(text);
+      try {
+        if (text.find('.') != std::string::npos) {
+          e->value = std::stod(text);
+        } else {
+          e->value = std::stoll(text);
+        }
+      } catch (const std::out_of_range&) {
+        fail("chat template line {}: number {} is out of range", tok.line, text);
       }
     } else if (tok.kind == TokenKind::Name) {
       return parse_name_primary();
@@ -404,8 +440,21 @@ class Parser {
          fmt::format(f, std::forward<Args>(args)...), peek().text);
   }
 
+  // Counts the recursion of the parser (bodies, sub-expressions) and fails past kMaxNesting.
+  struct NestingGuard {
+    explicit NestingGuard(Parser& parser) : p(parser) {
+      if (++p.depth_ > kMaxNesting) p.fail_here("nesting deeper than {} levels", kMaxNesting);
+    }
+    ~NestingGuard() { --p.depth_; }
+    NestingGuard(const NestingGuard&) = delete;
+    NestingGuard& operator=(const NestingGuard&) = delete;
+    Parser& p;
+  };
+
   std::vector<Token> t_;
   size_t pos_ = 0;
+  int depth_ = 0;
+  bool in_expr_ = false;
 };
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
+#include <stdexcept>
 
 #include "torchless/core/error.h"
 
@@ -161,21 +163,82 @@ bool contains(const json& haystack, const json& needle) {
   return false;
 }
 
+namespace {
+
+// Bounds what a hostile template can build (s = s ~ s in a loop doubles each time); far above
+// any real prompt.
+constexpr size_t kMaxValueSize = size_t{64} << 20;
+
+void check_size(size_t a, size_t b, int line) {
+  if (a > kMaxValueSize || b > kMaxValueSize - a) {
+    fail("chat template line {}: value larger than {} bytes or items", line, kMaxValueSize);
+  }
+}
+
+// Python's integers do not overflow; ours fail instead of wrapping (undefined behaviour).
+int64_t checked(bool overflowed, int64_t result, const std::string& op, int line) {
+  if (overflowed) fail("chat template line {}: integer overflow in '{}'", line, op);
+  return result;
+}
+
+int64_t floor_div(int64_t i, int64_t j, int line) {
+  if (i == std::numeric_limits<int64_t>::min() && j == -1) checked(true, 0, "//", line);
+  const int64_t q = i / j;
+  return (i % j != 0 && (i < 0) != (j < 0)) ? q - 1 : q;
+}
+
+int64_t floor_mod(int64_t i, int64_t j) {
+  const int64_t r = j == -1 ? 0 : i % j;
+  return (r != 0 && (r < 0) != (j < 0)) ? r + j : r;
+}
+
+int64_t to_int64(double d, int line) {
+  if (!(d > -9.2233720368547758e18 && d < 9.2233720368547758e18)) {
+    fail("chat template line {}: {} does not fit an integer", line, d);
+  }
+  return static_cast<int64_t>(d);
+}
+
+// Jinja's int/float filters give 0 for text that is not a number.
+json parse_number(const std::string& text, bool integer, int line) {
+  try {
+    return integer ? json(std::stoll(text)) : json(std::stod(text));
+  } catch (const std::invalid_argument&) {
+    return integer ? json(0) : json(0.0);
+  } catch (const std::out_of_range&) {
+    fail("chat template line {}: number '{}' is out of range", line, text);
+  }
+}
+
+}  // namespace
+
 Value binary_op(const std::string& op, const Value& l, const Value& r, int line) {
   const json& a = l.data;
   const json& b = r.data;
-  if (op == "~") return {to_text(l.undefined ? json("") : a) + to_text(r.undefined ? json("") : b)};
+  if (op == "~") {
+    std::string x = to_text(l.undefined ? json("") : a), y = to_text(r.undefined ? json("") : b);
+    check_size(x.size(), y.size(), line);
+    return {x + y};
+  }
   if (op == "==") return {a == b && l.undefined == r.undefined};
   if (op == "!=") return {!(a == b && l.undefined == r.undefined)};
   if (op == "in") return {contains(b, a)};
   if (op == "not in") return {!contains(b, a)};
-  if (op == "+" && a.is_string() && b.is_string()) return {a.get<std::string>() + b.get<std::string>()};
+  if (op == "+" && a.is_string() && b.is_string()) {
+    check_size(a.get_ref<const std::string&>().size(), b.get_ref<const std::string&>().size(), line);
+    return {a.get<std::string>() + b.get<std::string>()};
+  }
   if (op == "+" && a.is_array() && b.is_array()) {
+    check_size(a.size(), b.size(), line);
     json out = a;
     out.insert(out.end(), b.begin(), b.end());
     return {out};
   }
   if (op == "*" && a.is_string() && b.is_number_integer()) {
+    const size_t piece = a.get_ref<const std::string&>().size();
+    if (piece > 0 && b.get<int64_t>() > static_cast<int64_t>(kMaxValueSize / piece)) {
+      check_size(kMaxValueSize, 1, line);
+    }
     std::string out;
     for (int64_t i = 0; i < b.get<int64_t>(); ++i) out += a.get<std::string>();
     return {out};
@@ -202,11 +265,12 @@ Value binary_op(const std::string& op, const Value& l, const Value& r, int line)
   if ((op == "//" || op == "%") && y == 0) fail("chat template line {}: division by zero", line);
   if (ints) {
     const int64_t i = a.get<int64_t>(), j = b.get<int64_t>();
-    if (op == "+") return {i + j};
-    if (op == "-") return {i - j};
-    if (op == "*") return {i * j};
-    if (op == "//") return {static_cast<int64_t>(std::floor(static_cast<double>(i) / static_cast<double>(j)))};
-    if (op == "%") return {((i % j) + j) % j};
+    int64_t result = 0;
+    if (op == "+") return {checked(__builtin_add_overflow(i, j, &result), result, op, line)};
+    if (op == "-") return {checked(__builtin_sub_overflow(i, j, &result), result, op, line)};
+    if (op == "*") return {checked(__builtin_mul_overflow(i, j, &result), result, op, line)};
+    if (op == "//") return {floor_div(i, j, line)};
+    if (op == "%") return {floor_mod(i, j)};
   }
   if (op == "+") return {x + y};
   if (op == "-") return {x - y};
@@ -253,14 +317,14 @@ Value apply_filter(const std::string& name, const Value& subject, const std::vec
     int indent = -1;
     for (size_t i = 0; i < args.size(); ++i) {
       if ((keywords[i] == "indent" || keywords[i].empty()) && args[i].data.is_number_integer()) {
-        indent = args[i].data.get<int>();
+        indent = static_cast<int>(std::clamp<int64_t>(args[i].data.get<int64_t>(), -1, 64));
       }
     }
     return {to_json_text(v, indent)};
   }
   if (name == "string") return {to_text(v)};
-  if (name == "int") return {v.is_string() ? json(std::stoll(v.get<std::string>())) : json(static_cast<int64_t>(v.get<double>()))};
-  if (name == "float") return {v.is_string() ? json(std::stod(v.get<std::string>())) : json(v.get<double>())};
+  if (name == "int") return {v.is_string() ? parse_number(v.get<std::string>(), true, line) : json(to_int64(v.get<double>(), line))};
+  if (name == "float") return {v.is_string() ? parse_number(v.get<std::string>(), false, line) : json(v.get<double>())};
   if (name == "list") return {v.is_object() ? items_of(v) : v};
   if (name == "reverse") {
     if (v.is_string()) return {std::string(v.get<std::string>().rbegin(), v.get<std::string>().rend())};
@@ -280,7 +344,12 @@ Value apply_filter(const std::string& name, const Value& subject, const std::vec
     return {out};
   }
   if (name == "safe" || name == "e" || name == "escape") return subject;
-  if (name == "abs") return {v.is_number_integer() ? json(std::llabs(v.get<int64_t>())) : json(std::fabs(v.get<double>()))};
+  if (name == "abs" && v.is_number_integer()) {
+    const int64_t i = v.get<int64_t>();
+    int64_t negated = 0;
+    return {i < 0 ? checked(__builtin_sub_overflow(int64_t{0}, i, &negated), negated, "abs", line) : i};
+  }
+  if (name == "abs") return {std::fabs(v.get<double>())};
   fail("chat template line {}: unsupported filter '{}'", line, name);
 }
 
@@ -302,7 +371,12 @@ bool apply_test(const std::string& name, const Value& subject, const std::vector
     if (!v.is_number_integer()) fail("chat template line {}: '{}' test needs an integer", line, name);
     return (v.get<int64_t>() % 2 != 0) == (name == "odd");
   }
-  if (name == "divisibleby") return !args.empty() && v.get<int64_t>() % args[0].data.get<int64_t>() == 0;
+  if (name == "divisibleby") {
+    if (args.empty()) return false;
+    const int64_t j = args[0].data.get<int64_t>();
+    if (j == 0) fail("chat template line {}: divisibleby(0)", line);
+    return floor_mod(v.get<int64_t>(), j) == 0;
+  }
   if (name == "equalto" || name == "eq" || name == "==" || name == "sameas") return !args.empty() && v == args[0].data;
   if (name == "ne" || name == "!=") return !args.empty() && v != args[0].data;
   if (name == "in") return !args.empty() && contains(args[0].data, v);
