@@ -1,7 +1,8 @@
 // libFuzzer target for tokenization of arbitrary bytes (invalid UTF-8 included) with two real
 // vocabularies: SentencePiece-style "llama" (stories260K) and byte-level BPE "gpt2" (GPT-2),
 // loaded once. The first byte picks the vocabulary and the options. encode() never throws on
-// any input; decode() must give SentencePiece input bytes back when they are valid UTF-8, and
+// any input; decode() must give SentencePiece input bytes back when they are valid UTF-8 (without
+// a literal U+2581), and
 // the stream decoder must only ever emit valid UTF-8.
 #include <cstddef>
 #include <cstdint>
@@ -58,7 +59,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto ids = tok.encode(text, opts);
   for (const int32_t id : ids) check(id >= 0 && id < tok.n_vocab(), "encode gave an id out of range");
   const std::string decoded = tok.decode(ids);
-  if (tok.model_type() == "llama" && !opts.parse_special && torchless::utf8::is_valid(text)) {
+  // A literal U+2581 in the input is SentencePiece's space marker and decodes to a space, so
+  // such inputs cannot round-trip (in SentencePiece and llama.cpp alike).
+  const bool has_space_marker = text.find("\xE2\x96\x81") != std::string_view::npos;
+  if (tok.model_type() == "llama" && !opts.parse_special && !has_space_marker &&
+      torchless::utf8::is_valid(text)) {
     check(decoded == text, "decode(encode(x)) != x for valid UTF-8 with the SentencePiece vocabulary");
   }
   torchless::StreamDecoder stream(tok);

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (the `fuzz` CMake preset) and fuzzes the GGUF reader
-# for a bounded time, seeded with small valid GGUFs generated now plus the first 16 KiB of a few
-# real files from ../shared when present. Prints the number of executions.
+# Builds the libFuzzer targets with clang (the `fuzz` CMake preset) and fuzzes each for a bounded
+# time: the GGUF reader for SECONDS, seeded with small valid GGUFs generated now plus the first
+# 16 KiB of a few real files from ../shared; the other parsers (safetensors/config.json, chat
+# templates, tokenizer.json, llama2.c checkpoint and tokenizer.bin, tokenizer encode) for
+# SECONDS/4 each (15 s by default), from small seeds written here. Prints executions per target.
 # Usage: scripts/fuzz_smoke.sh [SECONDS]     (default 60; see docs/fuzzing.md for longer runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-${FUZZ_SECONDS:-60}}
 
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz --target gguf_reader_fuzz gguf_fuzz_corpus safetensors_reader_fuzz
+cmake --build --preset fuzz --target gguf_reader_fuzz gguf_fuzz_corpus safetensors_reader_fuzz \
+  chat_template_fuzz hf_tokenizer_fuzz llama2c_fuzz tokenizer_encode_fuzz
 bin=build/fuzz/fuzz
 
 work=$(mktemp -d)
@@ -20,11 +23,12 @@ for f in ../shared/models/stories260K.gguf ../shared/golden/qwen2/model-q4_k.ggu
   if [[ -f $f ]]; then head -c 16384 "$f" > "$corpus/head-$(basename "$f")"; fi
 done
 
-# run_fuzzer NAME SECONDS CORPUS_DIR: fuzzes, prints the execution count, keeps reproducers.
+# run_fuzzer NAME SECONDS CORPUS_DIR [MAX_LEN]: fuzzes, prints the execution count, keeps
+# reproducers.
 run_fuzzer() {
-  local name=$1 secs=$2 dir=$3 status=0
+  local name=$1 secs=$2 dir=$3 max_len=${4:-16384} status=0
   echo "fuzz_smoke: fuzzing ${name} for ${secs} s ($(ls "$dir" | wc -l) seed files)"
-  "$bin/$name" "$dir" -max_total_time="$secs" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
+  "$bin/$name" "$dir" -max_total_time="$secs" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$work/" >"$work/$name.log" 2>&1 || status=$?
   if [[ $status -ne 0 ]]; then
     tail -n 60 "$work/$name.log"
@@ -40,6 +44,62 @@ run_fuzzer() {
 }
 
 run_fuzzer gguf_reader_fuzz "$seconds" "$corpus"
-# The safetensors/config.json parsers get a third of the time, starting from an empty corpus.
+share=$(( (seconds + 3) / 4 ))
+# The safetensors/config.json parsers start from an empty corpus.
 mkdir -p "$work/safetensors"
-run_fuzzer safetensors_reader_fuzz $(( (seconds + 2) / 3 )) "$work/safetensors"
+run_fuzzer safetensors_reader_fuzz "$share" "$work/safetensors"
+
+# seed DIR NAME: writes stdin (printf escapes expanded by the caller) as seed NAME in DIR.
+seed() { mkdir -p "$1" && cat > "$1/$2"; }
+
+# Chat templates: the shapes real templates use (loops, namespace, slicing, filters, tests).
+d=$work/chat
+printf '%s' "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m.content | trim }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}" | seed "$d" chatml
+printf '%s' "{{ bos_token }}{% set ns = namespace(sys='') %}{%- for m in messages -%}{% if m.role == 'system' %}{% set ns.sys = m.content %}{% elif (m.role == 'user') != (loop.index0 % 2 == 1) %}{{ raise_exception('alternate') }}{% else %}{{ '[INST] ' ~ ns.sys ~ m.content|upper ~ ' [/INST]' if m.role == 'user' else m.content + eos_token }}{% endif %}{%- endfor %}" | seed "$d" llama2
+printf '%s' "{{ messages[1:][::-1] | map(attribute='role') | join(',') }}{{ (messages | selectattr('role', 'equalto', 'user') | list | length) * 2 // 3 }}{{ {'a': [1, 2.5, none, true]} | tojson(indent=2) }}{% for k, v in {'x': 1}.items() if v is number %}{{ k }}{% else %}e{% endfor %}{{ 'a b'.split(' ') | first }}{{ range(3) | list | last is odd }}" | seed "$d" expressions
+run_fuzzer chat_template_fuzz "$share" "$d" 4096
+
+# tokenizer.json: a byte-level (GPT-2 style) and a SentencePiece-style BPE with byte fallback.
+d=$work/hf
+printf '%s' '{"added_tokens":[{"id":6,"content":"<|endoftext|>","special":true},{"id":7,"content":"<x>","lstrip":true}],"pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\s+|\\p{L}+"},"behavior":"Isolated"},{"type":"ByteLevel","use_regex":true}]},"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<|endoftext|>"}},{"Sequence":{"id":"A"}}]},"decoder":{"type":"ByteLevel"},"model":{"type":"BPE","vocab":{"H":0,"e":1,"l":2,"o":3,"He":4,"ll":5,"\u0120":8,"w":9},"merges":["H e","l l"]}}' | seed "$d" bytelevel
+printf '%s' '{"added_tokens":[{"id":0,"content":"<unk>","special":true},{"id":1,"content":"<s>","special":true}],"normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"\u2581"}]},"decoder":{"type":"ByteFallback"},"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<s>"}},{"Sequence":{"id":"A"}}]},"model":{"type":"BPE","unk_token":"<unk>","byte_fallback":true,"vocab":{"<unk>":0,"<s>":1,"<0x0A>":2,"<0xC3>":3,"\u2581":4,"H":5,"e":6,"\u2581H":7,"\u2581He":8},"merges":[["\u2581","H"],"\u2581H e"]}}' | seed "$d" sentencepiece
+run_fuzzer hf_tokenizer_fuzz "$share" "$d"
+
+# llama2.c: the first byte picks the reader (even: checkpoint, odd: tokenizer.bin).
+d=$work/llama2c
+mkdir -p "$d"
+python3 - "$d" <<'PY'
+import struct, sys
+d = sys.argv[1]
+dim, hidden, layers, heads, kv_heads, vocab, seq = 8, 16, 1, 2, 1, 12, 4
+kv = dim // heads * kv_heads
+blocks = layers * (2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * hidden * dim)
+legacy = vocab * dim + blocks + dim
+floats = lambda n: struct.pack(f"<{n}f", *[0.25 * (i % 7 - 3) for i in range(n)])
+header = lambda v: struct.pack("<7i", dim, hidden, layers, heads, kv_heads, v, seq)
+open(f"{d}/legacy", "wb").write(b"\0" + header(vocab) + floats(legacy + seq * dim // heads))
+open(f"{d}/legacy-short", "wb").write(b"\0" + header(vocab) + floats(legacy))
+open(f"{d}/unshared", "wb").write(b"\2" + header(-vocab) + floats(legacy + seq * dim // heads + vocab * dim))
+v1 = struct.pack("<Ii7iB", 0x616B3432, 1, dim, hidden, layers, heads, kv_heads, vocab, seq, 1)
+open(f"{d}/version1", "wb").write(b"\4" + v1.ljust(256, b"\0") + floats(legacy))
+pieces = [b"<unk>", b"<s>", b"</s>", b"<0x0A>", b"<0xC3>", b" ", b"e", b" the", b"\xc3\xa9", b"Once"]
+tok = struct.pack("<I", 8) + b"".join(struct.pack("<fI", -i, len(p)) + p for i, p in enumerate(pieces))
+open(f"{d}/tokenizer-to-end", "wb").write(b"\1" + tok)
+open(f"{d}/tokenizer-10", "wb").write(bytes([21]) + tok)
+PY
+if [[ -f ../shared/models/tok512.bin ]]; then
+  { printf '\1'; head -c 4096 ../shared/models/tok512.bin; } > "$d/head-tok512"
+fi
+run_fuzzer llama2c_fuzz "$share" "$d"
+
+# Tokenizer encode: needs the two vocabularies from ../shared (loaded once at start-up).
+if [[ -f ../shared/models/stories260K.gguf && -f ../shared/vocab/ggml-vocab-gpt-2.gguf ]]; then
+  d=$work/encode
+  printf '\0Once upon a time, there was a little girl named Lily.\n' | seed "$d" spm
+  printf '\6<s> caf\xc3\xa9 \xe2\x82 \xff\n\n  x' | seed "$d" spm-invalid
+  printf '\1Hello world! \xe4\xbd\xa0\xe5\xa5\xbd 123 <|endoftext|>' | seed "$d" gpt2
+  printf '\3<|endoftext|>\xff\xfe\xc3 \tok' | seed "$d" gpt2-invalid
+  TORCHLESS_SHARED_DIR=../shared run_fuzzer tokenizer_encode_fuzz "$share" "$d" 4096
+else
+  echo "fuzz_smoke: skipping tokenizer_encode_fuzz (no ../shared vocabularies)"
+fi

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "formats/loader_test_util.h"
 #include "torchless/core/error.h"
 #include "torchless/formats/gguf_file.h"
@@ -220,6 +222,18 @@ TEST(Llama2c, DetectionNeedsAConsistentHeader) {
   const std::vector<std::byte> noise = float_bytes(random_floats(1000, 5));
   EXPECT_FALSE(looks_like_llama2c(noise));
   EXPECT_FALSE(looks_like_llama2c(std::span(good).first(10)));
+}
+
+// Found by llama2c_fuzz: negating INT32_MIN (the unshared-classifier flag) was undefined.
+TEST(Llama2c, MostNegativeVocabSizeIsRefused) {
+  std::vector<std::byte> bad = read_bytes(shared_path("models/stories260K.bin"));
+  const int32_t vocab = std::numeric_limits<int32_t>::min();
+  std::memcpy(bad.data() + 4 * 5, &vocab, 4);
+  TempDir dir;
+  const auto path = dir.path() / "bad.bin";
+  write_bytes(path, bad);
+  expect_load_error(path, "implausible");
+  EXPECT_FALSE(looks_like_llama2c(bad));
 }
 
 }  // namespace

@@ -107,7 +107,8 @@ DecodeResult decode_one_token(const Shape1B& s, int pos) {
   DecodeResult r;
   const metal::MetalBackendStats after = backend->stats();
   r.stats = {after.command_buffers - before.command_buffers, after.dispatches - before.dispatches,
-             after.barriers - before.barriers, after.weight_bytes_read - before.weight_bytes_read};
+             after.barriers - before.barriers, after.weight_bytes_read - before.weight_bytes_read,
+             after.threads - before.threads};
   const metal::EmulatedMetalCounters& c = emulated(*backend).counters();
   r.counters.command_buffers = c.command_buffers - counters_before.command_buffers;
   r.counters.dispatches = c.dispatches - counters_before.dispatches;
@@ -128,11 +129,15 @@ void check_counts(const Shape1B& s, int pos, bool split_attention) {
   EXPECT_EQ(r.counters.barriers, r.stats.barriers);
   // Each weight byte once (norm weights are F32 vectors, not counted as matmul weights).
   EXPECT_EQ(r.stats.weight_bytes_read, r.weight_bytes);
+  // Within the recorder's default split limits, with room to spare.
+  EXPECT_LT(r.stats.dispatches * 2, metal::RecorderLimits::kDefaultMaxDispatches);
+  EXPECT_LT(r.stats.threads * 2, metal::RecorderLimits::kDefaultMaxThreads);
   std::printf("decode token at pos %d: %llu command buffer(s), %llu dispatches, %llu barriers, "
-              "%.1f MiB of weights read\n",
+              "%llu threads, %.1f MiB of weights read\n",
               pos, static_cast<unsigned long long>(r.stats.command_buffers),
               static_cast<unsigned long long>(r.stats.dispatches),
               static_cast<unsigned long long>(r.stats.barriers),
+              static_cast<unsigned long long>(r.stats.threads),
               static_cast<double>(r.stats.weight_bytes_read) / (1 << 20));
 }
 

@@ -119,5 +119,53 @@ TEST(ChatTemplate, DetectsKnownFormats) {
   EXPECT_EQ(detect_chat_format("{{ x }}"), ChatFormat::Custom);
 }
 
+// Found by chat_template_fuzz: deep nesting overflowed the stack of the recursive parser,
+// interpreter and AST destructor; it now fails past a fixed depth.
+TEST(ChatTemplate, DeepNestingIsRefused) {
+  const auto repeat = [](std::string_view s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+  };
+  const int n = 20000;
+  for (const std::string& source :
+       {"{{ " + repeat("(", n) + "1" + repeat(")", n) + " }}", repeat("{% if true %}", n),
+        "{{ 1" + repeat(" + 1", n) + " }}", "{{ " + repeat("not ", n) + "1 }}",
+        "{{ " + repeat("-", n) + "1 }}", "{{ " + repeat("[", n) + repeat("]", n) + " }}",
+        "{{ x" + repeat(".y", n) + " }}", "{{ 1" + repeat(" if 1 else 1", n) + " }}"}) {
+    try {
+      ChatTemplate{source};
+      FAIL() << "expected an error for " << source.substr(0, 40);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("deeper than"), std::string::npos) << e.what();
+    }
+  }
+  // Nesting that real templates use still parses.
+  EXPECT_EQ(render("{{ " + repeat("(", 50) + "1" + repeat(")", 50) + " }}" +
+                   repeat("{% if true %}", 50) + "x" + repeat("{% endif %}", 50)),
+            "1x");
+}
+
+// Found by chat_template_fuzz: these threw exceptions other than Error (std::out_of_range,
+// nlohmann::json::type_error), overflowed integers or dereferenced a null subscript.
+TEST(ChatTemplate, HostileExpressionsRaiseError) {
+  for (const char* source :
+       {"{{ 99999999999999999999999 }}", "{{ x[] }}", "{{ 'a' + 1 }}", "{{ 'a' - 1 }}",
+        "{{ 9223372036854775807 + 1 }}", "{{ -9223372036854775807 - 2 }}",
+        "{{ 4611686018427387904 * 4 }}", "{{ (-9223372036854775807 - 1) // -1 }}",
+        "{{ (-9223372036854775807 - 1) | abs }}", "{{ -(-9223372036854775807 - 1) }}",
+        "{{ 1e300 | int }}", "{{ '99999999999999999999' | int }}", "{{ 4 is divisibleby 0 }}",
+        "{{ 'ab' * 4000000000 }}", "{{ range(100000000) | length }}",
+        "{% set s = namespace(v='ab') %}{% for i in range(40) %}{% set s.v = s.v ~ s.v %}{% endfor %}",
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+        "{{ range('a') }}", "{{ 'abc'[1:'x'] }}"}) {
+    EXPECT_THROW(render(source), Error) << source;
+  }
+  EXPECT_EQ(render("{{ 'abc' | int }} {{ (-9223372036854775807 - 1) % -1 }} {{ -7 // 2 }} "
+                   "{{ -7 % 3 }} {{ 7 % -3 }} {{ 'abcdef'[::9223372036854775807] }} "
+                   "{{ 6 is divisibleby -3 }}"),
+            "0 0 -4 2 -2 a True");
+}
+
 }  // namespace
 }  // namespace torchless

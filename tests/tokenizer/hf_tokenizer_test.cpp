@@ -320,5 +320,25 @@ TEST(HfTokenizer, BrokenFilesAreErrors) {
   EXPECT_THROW(load_tokenizer_from_hf(dir.path()), Error);
 }
 
+// Found by hf_tokenizer_fuzz: a huge or negative id made the loader allocate for it.
+TEST(HfTokenizer, ImplausibleTokenIdsAreRefused) {
+  TempDir dir("bad_ids");
+  const auto expect_refused = [&](const json& tok) {
+    dir.write("tokenizer.json", tok);
+    try {
+      load_tokenizer_from_hf(dir.path());
+      FAIL() << "expected an error for " << tok.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("token id"), std::string::npos) << e.what();
+    }
+  };
+  const json model = {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}}}};
+  expect_refused({{"model", {{"type", "BPE"}, {"vocab", {{"a", 100000000000LL}}}}}});
+  expect_refused({{"model", {{"type", "BPE"}, {"vocab", {{"a", -1}}}}}});
+  expect_refused({{"model", {{"type", "BPE"}, {"vocab", {{"a", 0.5}}}}}});
+  expect_refused({{"model", model}, {"added_tokens", {{{"id", 4000000000LL}, {"content", "x"}}}}}});
+  expect_refused({{"model", model}, {"added_tokens", {{{"id", -2}, {"content", "x"}}}}}});
+}
+
 }  // namespace
 }  // namespace torchless

@@ -119,18 +119,7 @@ void dequantize_q8_1(const std::byte* src, float* y, int64_t nb) {
 
 // --- quantisers of the 32-element types -------------------------------------------------------
 
-// The element of largest magnitude, with its sign: symmetric types map it to the most negative
-// code (-8 or -16), which uses the full asymmetric range [-8, 7] of a 4-bit code.
-float signed_absmax(const float* x, int n) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < n; ++j) {
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  }
-  return max;
-}
+using quant_k::signed_absmax;
 
 void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK) {

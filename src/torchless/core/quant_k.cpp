@@ -13,16 +13,6 @@ namespace {
 
 int nearest(float x) { return static_cast<int>(std::nearbyint(x)); }
 
-float signed_absmax(const float* x, int n) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < n; ++j) {
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  }
-  return max;
-}
 
 float inverse(float d) { return d != 0.0f ? 1.0f / d : 0.0f; }
 
@@ -313,6 +303,17 @@ void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
       b.bsums[g] = static_cast<int16_t>(sum);
     }
   }
+}
+
+float signed_absmax(const float* x, int n) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
 }
 
 }  // namespace torchless::quant_k

@@ -21,4 +21,9 @@ void quantize_q5_k(const float* x, BlockQ5_K* y, int64_t nb);
 void quantize_q6_k(const float* x, BlockQ6_K* y, int64_t nb);
 void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb);
 
+// The element of largest magnitude, with its sign: symmetric types map it to the most negative
+// code (e.g. -8 for 4 bits), which uses the full asymmetric range of the code. Shared by the
+// quantisers of quant.cpp and quant_k.cpp.
+float signed_absmax(const float* x, int n);
+
 }  // namespace torchless::quant_k

@@ -1,6 +1,7 @@
 #include "torchless/formats/llama2c.h"
 
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,8 @@ Header read_header(std::span<const std::byte> bytes) {
     h.shared_classifier = static_cast<uint8_t>(bytes[at]) != 0;
   } else {
     h.shared_classifier = h.vocab_size > 0;
+    // INT32_MIN has no positive counterpart: 0 makes check_header reject it.
+    if (h.vocab_size == std::numeric_limits<int32_t>::min()) h.vocab_size = 0;
     h.vocab_size = h.vocab_size < 0 ? -h.vocab_size : h.vocab_size;
   }
   return h;

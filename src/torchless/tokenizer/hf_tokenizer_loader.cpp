@@ -125,17 +125,28 @@ int32_t id_of(const Vocab& vocab, const std::string& text) {
   return -1;
 }
 
+// Far above any real vocabulary (~260K); ids are indices, so a bigger one would make the loader
+// allocate for it (a hostile file could ask for 2^64 tokens).
+constexpr size_t kMaxTokenId = size_t{1} << 22;
+
+size_t token_index(const json& id) {
+  if (!id.is_number_unsigned() || id.get<uint64_t>() >= kMaxTokenId) {
+    fail("token id {} is not an integer in [0, {})", id.dump(), kMaxTokenId);
+  }
+  return static_cast<size_t>(id.get<uint64_t>());
+}
+
 void read_model(const json& model, Vocab& vocab) {
   if (model.value("type", "") != "BPE") {
     fail("unsupported tokenizer model '{}' (only BPE)", model.value("type", "?"));
   }
   const json& entries = model.at("vocab");
   size_t n = 0;
-  for (const auto& [text, id] : entries.items()) n = std::max(n, id.get<size_t>() + 1);
+  for (const auto& [text, id] : entries.items()) n = std::max(n, token_index(id) + 1);
   vocab.tokens.resize(n);
   for (auto& t : vocab.tokens) t.type = TokenType::Unused;  // ids the file leaves out
   for (const auto& [text, id] : entries.items()) {
-    VocabToken& token = vocab.tokens[id.get<size_t>()];
+    VocabToken& token = vocab.tokens[token_index(id)];
     token.text = text;
     token.type = TokenType::Normal;
   }
@@ -145,7 +156,7 @@ void read_model(const json& model, Vocab& vocab) {
 
 void read_added_tokens(const json& added, const std::optional<std::string>& unk, Vocab& vocab) {
   for (const auto& a : added) {
-    const size_t id = a.at("id").get<size_t>();
+    const size_t id = token_index(a.at("id"));
     if (id >= vocab.tokens.size()) vocab.tokens.resize(id + 1);
     VocabToken& token = vocab.tokens[id];
     token.text = a.at("content").get<std::string>();

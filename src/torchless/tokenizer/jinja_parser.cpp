@@ -314,6 +314,7 @@ class Parser {
       if (!accept_op(":")) break;
       is_slice = true;
     }
+    if (!is_slice && !parts[0]) fail_here("empty subscript '[]'");
     expect_op("]");
     auto e = make_expr(is_slice ? ExprKind::Slice : ExprKind::Subscript, peek().line);
     e->args.push_back(std::move(target));

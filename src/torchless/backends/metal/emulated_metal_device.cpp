@@ -234,7 +234,8 @@ EmulatedMetalDevice::EmulatedMetalDevice(const EmulatedMetalOptions& options)
   info_.name = fmt::format("MSL emulator (simdgroup width {})", options_.simd_width);
   info_.unified_memory = true;
   info_.recommended_max_working_set = uint64_t{16} << 30;
-  info_.max_buffer_length = uint64_t{1} << 40;
+  info_.max_buffer_length =
+      options.max_buffer_length != 0 ? options.max_buffer_length : uint64_t{1} << 40;
   info_.max_threadgroup_memory = 32 * 1024;
   info_.max_threads_per_threadgroup = 1024;
   info_.simd_width = static_cast<uint32_t>(options_.simd_width);
@@ -255,6 +256,10 @@ std::shared_ptr<MetalBuffer> EmulatedMetalDevice::wrap_host_memory(const void* d
   if (reinterpret_cast<uintptr_t>(data) % page != 0 || length % page != 0) {
     fail("wrap_host_memory: region at {} of {} bytes is not aligned to the {}-byte page", data,
          length, page);
+  }
+  if (length > info_.max_buffer_length) {
+    fail("wrap_host_memory: {} bytes exceed the maximum buffer length of {} bytes", length,
+         info_.max_buffer_length);
   }
   ++counters_.buffers_wrapped;
   return std::make_shared<EmulatedBuffer>(data, length);

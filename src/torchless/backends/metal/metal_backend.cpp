@@ -95,7 +95,7 @@ std::string MetalBackend::check_memory_plan(const MemoryPlan& plan) const {
 
 metal::MetalBackendStats MetalBackend::stats() const {
   const metal::RecorderStats& r = recorder_.stats();
-  return {r.command_buffers, r.dispatches, r.barriers, weight_bytes_read_};
+  return {r.command_buffers, r.dispatches, r.barriers, weight_bytes_read_, r.threads};
 }
 
 Tensor MetalBackend::alloc(const Shape& shape, DType dtype) {
@@ -109,6 +109,9 @@ Tensor MetalBackend::alloc(const Shape& shape, DType dtype) {
 
 std::shared_ptr<metal::MetalBuffer> MetalBackend::wrap(const std::byte* data, size_t nbytes,
                                                        size_t& offset) {
+  for (metal::MetalWeightViews& views : weight_views_) {
+    if (views.contains(data, nbytes)) return views.bind(data, nbytes, offset);
+  }
   for (auto it = wrapped_.begin(); it != wrapped_.end();) {
     auto buffer = it->buffer.lock();
     if (!buffer) {
@@ -136,6 +139,11 @@ std::shared_ptr<metal::MetalBuffer> MetalBackend::wrap(const std::byte* data, si
   wrapped_.push_back({base, base + (end - begin), buffer});
   offset = address - begin;
   return buffer;
+}
+
+void MetalBackend::map_weight_region(std::span<const std::byte> region, size_t largest_tensor) {
+  if (!device_->info().unified_memory || region.empty()) return;
+  weight_views_.emplace_back(*device_, region, largest_tensor);
 }
 
 Tensor MetalBackend::to_device(const HostTensorView& view) {

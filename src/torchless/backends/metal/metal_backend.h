@@ -14,6 +14,7 @@
 #include "torchless/backends/metal/metal_buffer_pool.h"
 #include "torchless/backends/metal/metal_command_recorder.h"
 #include "torchless/backends/metal/metal_device.h"
+#include "torchless/backends/metal/metal_weight_views.h"
 
 namespace torchless::metal {
 
@@ -22,6 +23,7 @@ struct MetalBackendStats {
   uint64_t dispatches = 0;
   uint64_t barriers = 0;
   uint64_t weight_bytes_read = 0;  // bytes of weight tensors bound to matmul/embedding kernels
+  uint64_t threads = 0;            // threads launched (the recorder's work estimate)
 };
 
 }  // namespace torchless::metal
@@ -80,6 +82,12 @@ class MetalBackend final : public Backend {
   // exceeds the device's recommended working set; warns when it is within 10% of it.
   std::string check_memory_plan(const MemoryPlan& plan) const override;
 
+  // Binds later to_device() tensors that lie inside `region` (a whole mapped weight file) to a
+  // few zero-copy buffers over it (metal_weight_views.h) instead of one per tensor.
+  // `largest_tensor` is the largest such tensor's size in bytes. The caller keeps the region
+  // mapped while tensors from it are alive. Ignored without unified memory (weights are copied).
+  void map_weight_region(std::span<const std::byte> region, size_t largest_tensor);
+
   metal::MetalDevice& metal_device() { return *device_; }
   metal::MetalBackendStats stats() const;
   const metal::BufferPoolStats& pool_stats() const { return pool_->stats(); }
@@ -125,6 +133,7 @@ class MetalBackend final : public Backend {
     std::weak_ptr<metal::MetalBuffer> buffer;
   };
   std::vector<WrappedRegion> wrapped_;
+  std::vector<metal::MetalWeightViews> weight_views_;
 };
 
 }  // namespace torchless

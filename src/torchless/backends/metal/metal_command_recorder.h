@@ -1,7 +1,10 @@
 #pragma once
 // Records MetalBackend's ops into one command buffer per forward pass. Ops only record; the
 // command buffer is committed and waited on in flush() (synchronize(), to_host(), or an
-// upload into a buffer the pending work uses). A memory barrier is placed only where a
+// upload into a buffer the pending work uses). A pass that outgrows RecorderLimits is split:
+// the full command buffer is committed without waiting and recording continues in a new one,
+// so no single command buffer runs long enough to trip the macOS GPU watchdog ("Caused GPU
+// Timeout Error"). flush() waits for every committed buffer and reports the first error. A memory barrier is placed only where a
 // dispatch reads or writes a byte range that an earlier dispatch since the last barrier wrote,
 // or writes a range one of them read; everything else may run concurrently.
 #include <cstddef>
@@ -27,11 +30,31 @@ struct RecorderStats {
   uint64_t command_buffers = 0;  // committed
   uint64_t dispatches = 0;
   uint64_t barriers = 0;
+  uint64_t threads = 0;          // threads launched (grid size), the work estimate below
+  uint64_t early_commits = 0;    // command buffers committed because a limit was reached
+};
+
+// How much one command buffer may hold before it is committed early. Dispatch count bounds
+// the encoding size; threads launched is a cheap estimate of GPU time that grows with the
+// number of tokens in a prefill (a decode step's matvecs launch ~8 threads per weight row).
+struct RecorderLimits {
+  // A Llama 1B decode step is ~290 dispatches, an 8B one ~580: one command buffer per token.
+  static constexpr uint64_t kDefaultMaxDispatches = 1024;
+  // A 1B Q4_0 decode step launches ~3.3M threads, an 8B one ~13M; a 512-token 1B prefill
+  // chunk launches ~10x more and is split into a few buffers well under a second each.
+  static constexpr uint64_t kDefaultMaxThreads = uint64_t{1} << 24;
+  uint64_t max_dispatches = kDefaultMaxDispatches;
+  uint64_t max_threads = kDefaultMaxThreads;
+  // Defaults, overridden by TORCHLESS_METAL_MAX_DISPATCHES_PER_BUFFER and
+  // TORCHLESS_METAL_MAX_THREADS_PER_BUFFER (positive integers; Error otherwise).
+  static RecorderLimits from_environment();
 };
 
 class MetalCommandRecorder {
  public:
-  explicit MetalCommandRecorder(MetalDevice& device) : device_(device) {}
+  explicit MetalCommandRecorder(MetalDevice& device,
+                                RecorderLimits limits = RecorderLimits::from_environment())
+      : device_(device), limits_(limits) {}
   ~MetalCommandRecorder();
   MetalCommandRecorder(const MetalCommandRecorder&) = delete;
   MetalCommandRecorder& operator=(const MetalCommandRecorder&) = delete;
@@ -43,13 +66,15 @@ class MetalCommandRecorder {
                 MetalSize threads);
   // Before the CPU reads `buffer`: on managed storage, records the blit that syncs it.
   void prepare_host_read(const MetalBuffer& buffer);
-  // True when recorded, uncommitted work binds `buffer`.
+  // True when recorded or committed work not yet waited for binds `buffer`.
   bool uses(const MetalBuffer& buffer) const { return used_.count(&buffer) != 0; }
-  // True when recorded, uncommitted work writes `buffer` (its host bytes are not final yet).
+  // True when work not yet waited for writes `buffer` (its host bytes are not final yet).
   bool writes(const MetalBuffer& buffer) const { return written_.count(&buffer) != 0; }
-  bool pending() const { return current_ != nullptr; }
-  // Commits the current command buffer (if any) and waits; throws Error on failure.
+  bool pending() const { return current_ != nullptr || !in_flight_.empty(); }
+  // Commits the current command buffer (if any) and waits for it and every buffer committed
+  // early; throws the first one's Error on failure.
   void flush();
+  const RecorderLimits& limits() const { return limits_; }
   const RecorderStats& stats() const { return stats_; }
 
  private:
@@ -63,13 +88,22 @@ class MetalCommandRecorder {
   };
   bool needs_barrier(std::span<const BufferArg> buffers) const;
   MetalCommandBuffer& current();
+  // Commits the current buffer without waiting when `threads` more would exceed a limit.
+  void split_if_full(uint64_t threads);
 
   MetalDevice& device_;
+  RecorderLimits limits_;
   std::unique_ptr<MetalCommandBuffer> current_;
+  uint64_t current_dispatches_ = 0;
+  uint64_t current_threads_ = 0;
+  // Committed early, in commit order; waited for in flush(). Command buffers of one queue run
+  // in order and Metal tracks hazards between them (buffers are hazard-tracked), so no
+  // barrier is needed across the split.
+  std::vector<std::unique_ptr<MetalCommandBuffer>> in_flight_;
   std::vector<Range> reads_;   // since the last barrier
   std::vector<Range> writes_;  // since the last barrier
-  std::unordered_set<const MetalBuffer*> used_;
-  std::unordered_set<const MetalBuffer*> written_;
+  std::unordered_set<const MetalBuffer*> used_;     // until flush()
+  std::unordered_set<const MetalBuffer*> written_;  // until flush()
   std::vector<std::shared_ptr<MetalBuffer>> retained_;  // alive until the GPU is done
   RecorderStats stats_;
 };

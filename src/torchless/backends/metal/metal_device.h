@@ -110,6 +110,9 @@ class MetalDevice {
 // the MSL emulator. simd_width 0 takes TORCHLESS_MSL_SIMD_WIDTH from the environment, else 32.
 struct EmulatedMetalOptions {
   uint32_t simd_width = 0;
+  // maxBufferLength to report and enforce; 0: 1 TiB. Tests set it small to exercise the
+  // split of large weight files into overlapping views.
+  uint64_t max_buffer_length = 0;
 };
 std::unique_ptr<MetalDevice> create_emulated_metal_device(const EmulatedMetalOptions& options = {});
 

@@ -18,16 +18,33 @@ namespace torchless::mslemu::detail {
 #if !defined(MSLEMU_UCONTEXT)
 extern "C" void mslemu_switch_context(void** save_sp, void* new_sp);
 
+// The symbol's prologue/epilogue directives: Mach-O (macOS) prefixes C symbols with `_`, spells
+// hidden visibility `.private_extern` and has no .type/.size; ELF needs them for a function.
+#if defined(__APPLE__)
+#define MSLEMU_SWITCH_BEGIN(type)              \
+  ".text\n"                                    \
+  ".p2align 4\n"                               \
+  ".globl _mslemu_switch_context\n"            \
+  ".private_extern _mslemu_switch_context\n"   \
+  "_mslemu_switch_context:\n"
+#define MSLEMU_SWITCH_END ""
+#else
+#define MSLEMU_SWITCH_BEGIN(type)                  \
+  ".pushsection .text\n"                           \
+  ".p2align 4\n"                                   \
+  ".globl mslemu_switch_context\n"                 \
+  ".hidden mslemu_switch_context\n"                \
+  ".type mslemu_switch_context, " type "\n"        \
+  "mslemu_switch_context:\n"
+#define MSLEMU_SWITCH_END                            \
+  ".size mslemu_switch_context, .-mslemu_switch_context\n" \
+  ".popsection\n"
+#endif
+
 #if defined(__x86_64__)
 // Saves the callee-saved registers on the current stack, swaps stack pointers, restores
 // the other context's registers and returns into it.
-asm(R"(
-  .pushsection .text
-  .p2align 4
-  .globl mslemu_switch_context
-  .hidden mslemu_switch_context
-  .type mslemu_switch_context, @function
-mslemu_switch_context:
+asm(MSLEMU_SWITCH_BEGIN("@function") R"(
   pushq %rbp
   pushq %rbx
   pushq %r12
@@ -43,19 +60,11 @@ mslemu_switch_context:
   popq %rbx
   popq %rbp
   ret
-  .size mslemu_switch_context, .-mslemu_switch_context
-  .popsection
-)");
+)" MSLEMU_SWITCH_END);
 constexpr size_t kSavedWords = 6;  // then the return address
 #elif defined(__aarch64__)
 // x19-x30 and d8-d15 are callee-saved (AAPCS64); x30 holds the return address.
-asm(R"(
-  .pushsection .text
-  .p2align 4
-  .globl mslemu_switch_context
-  .hidden mslemu_switch_context
-  .type mslemu_switch_context, %function
-mslemu_switch_context:
+asm(MSLEMU_SWITCH_BEGIN("%function") R"(
   sub sp, sp, #160
   stp x19, x20, [sp, #0]
   stp x21, x22, [sp, #16]
@@ -82,9 +91,7 @@ mslemu_switch_context:
   ldp d14, d15, [sp, #144]
   add sp, sp, #160
   ret
-  .size mslemu_switch_context, .-mslemu_switch_context
-  .popsection
-)");
+)" MSLEMU_SWITCH_END);
 #endif
 #endif
 
