@@ -1,11 +1,14 @@
 #include "torchless/engine/session.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
 
 #include "torchless/core/error.h"
+#include "torchless/engine/weight_prefetch.h"
 
 namespace torchless {
 namespace {
@@ -92,6 +95,7 @@ Session::Session(const SessionOptions& options) {
   const int n_ctx = resolve_context(options.n_ctx, model.config);
   const DType kv_dtype = options.kv_f16 ? DType::F16 : DType::F32;
   check_memory(*backend_, model, n_ctx, kv_dtype);
+  prefetch_weights(model.weights, {.show_progress = isatty(STDERR_FILENO) != 0});
   transformer_ = std::make_unique<Transformer>(std::move(model), *backend_);
   cache_ = std::make_unique<KvCache>(*backend_, transformer_->config(), n_ctx, kv_dtype);
   tokens_.reserve(static_cast<size_t>(n_ctx) + 1);
