@@ -1,7 +1,8 @@
 #pragma once
 // The Metal backend: the Backend API over a MetalDevice (Apple GPU, or the CPU emulation of
 // Metal). Ops validate their operands and record dispatches into one command buffer per
-// forward pass (MetalCommandRecorder); synchronize() and to_host() commit and wait. Weights
+// forward pass (MetalCommandRecorder; a very long pass is split into several, committed
+// without waiting); synchronize() and to_host() commit and wait. Weights
 // are wrapped zero-copy from mapped memory on unified-memory devices; activations and KV
 // caches come from a size-bucketed buffer pool. Every dispatch's geometry is derived from
 // its pipeline's real limits (threads per threadgroup, simdgroup width).
