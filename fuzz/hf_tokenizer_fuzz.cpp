@@ -16,18 +16,24 @@
 namespace {
 
 const std::filesystem::path& work_dir() {
-  static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() /
-             ("torchless-hf-fuzz-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
-  }();
+  static const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("torchless-hf-fuzz-" + std::to_string(::getpid()));
   return dir;
 }
+
+// Removes the directory when an input is done, so that no run leaves files behind.
+struct RemoveAfter {
+  ~RemoveAfter() {
+    std::error_code ignored;
+    std::filesystem::remove_all(work_dir(), ignored);
+  }
+};
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const RemoveAfter cleanup;
+  std::filesystem::create_directories(work_dir());
   {
     std::ofstream out(work_dir() / "tokenizer.json", std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));

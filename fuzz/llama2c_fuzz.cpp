@@ -42,10 +42,19 @@ void fuzz_tokenizer(int32_t n_vocab) {
   (void)stream.flush();
 }
 
+// Removes the file when an input is done, so that no run leaves files behind.
+struct RemoveAfter {
+  ~RemoveAfter() {
+    std::error_code ignored;
+    std::filesystem::remove(work_file(), ignored);
+  }
+};
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
+  const RemoveAfter cleanup;
   const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data + 1), size - 1);
   {
     std::ofstream out(work_file(), std::ios::binary | std::ios::trunc);

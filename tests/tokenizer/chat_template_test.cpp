@@ -161,9 +161,9 @@ TEST(ChatTemplate, HostileExpressionsRaiseError) {
         "{{ range('a') }}", "{{ 'abc'[1:'x'] }}"}) {
     EXPECT_THROW(render(source), Error) << source;
   }
-  EXPECT_EQ(render("{{ 'abc' | int }} {{ (-9223372036854775807 - 1) % -1 }} {{ -7 // 2 }} "
-                   "{{ -7 % 3 }} {{ 7 % -3 }} {{ 'abcdef'[::9223372036854775807] }} "
-                   "{{ 6 is divisibleby -3 }}"),
+  EXPECT_EQ(render("{{ 'abc' | int }} {{ (-9223372036854775807 - 1) % (0 - 1) }} {{ -7 // 2 }} "
+                   "{{ -7 % 3 }} {{ 7 % (0 - 3) }} {{ 'abcdef'[::9223372036854775807] }} "
+                   "{{ 6 is divisibleby(0 - 3) }}"),
             "0 0 -4 2 -2 a True");
 }
 

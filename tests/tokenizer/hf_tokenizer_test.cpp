@@ -332,12 +332,16 @@ TEST(HfTokenizer, ImplausibleTokenIdsAreRefused) {
       EXPECT_NE(std::string(e.what()).find("token id"), std::string::npos) << e.what();
     }
   };
-  const json model = {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}}}};
-  expect_refused({{"model", {{"type", "BPE"}, {"vocab", {{"a", 100000000000LL}}}}}});
-  expect_refused({{"model", {{"type", "BPE"}, {"vocab", {{"a", -1}}}}}});
-  expect_refused({{"model", {{"type", "BPE"}, {"vocab", {{"a", 0.5}}}}}});
-  expect_refused({{"model", model}, {"added_tokens", {{{"id", 4000000000LL}, {"content", "x"}}}}}});
-  expect_refused({{"model", model}, {"added_tokens", {{{"id", -2}, {"content", "x"}}}}}});
+  for (const char* text : {
+           R"({"model": {"type": "BPE", "vocab": {"a": 100000000000}}})",
+           R"({"model": {"type": "BPE", "vocab": {"a": -1}}})",
+           R"({"model": {"type": "BPE", "vocab": {"a": 0.5}}})",
+           R"({"model": {"type": "BPE", "vocab": {"a": 0}},
+               "added_tokens": [{"id": 4000000000, "content": "x"}]})",
+           R"({"model": {"type": "BPE", "vocab": {"a": 0}},
+               "added_tokens": [{"id": -2, "content": "x"}]})"}) {
+    expect_refused(json::parse(text));
+  }
 }
 
 }  // namespace

@@ -84,6 +84,13 @@ class Backend {
   // Makes host bytes usable by the backend. Zero-copy where possible: the caller keeps the
   // host memory alive (e.g. a mapped model file) for the tensor's lifetime.
   virtual Tensor to_device(const HostTensorView& view) = 0;
+  // A hint before to_device() calls: tensors to come may lie inside this host region (a mapped
+  // model file), so a GPU backend can wrap the region once instead of tensor by tensor.
+  // largest_tensor_bytes bounds any single tensor in it. The CPU ignores it.
+  virtual void map_host_region(std::span<const std::byte> region, size_t largest_tensor_bytes) {
+    (void)region;
+    (void)largest_tensor_bytes;
+  }
   // Copies a tensor's bytes to host memory (waits for pending work first).
   virtual void to_host(const Tensor& tensor, std::span<std::byte> out) = 0;
   // Copies host bytes into an existing tensor (e.g. token ids each step).

@@ -151,6 +151,7 @@ LoadedModel load_gguf_model(const std::filesystem::path& path) {
   model.config = gguf_model_config(*model.gguf);
   if (model.config.name.empty()) model.config.name = path.stem().string();
   model.weights.keep_alive(model.gguf);
+  model.weights.add_mapping(model.gguf->mapping());
   for (const GgufTensorInfo& info : model.gguf->tensors())
     model.weights.add(info.name, info.view());
   return model;

@@ -205,7 +205,7 @@ LoadedModel load_llama2c_model(const std::filesystem::path& path) {
       model.weights.add(e.name, {e.shape, DType::F32, mapping->data() + offset, nbytes});
     offset += nbytes;
   }
-  model.weights.keep_alive(std::move(mapping));
+  model.weights.add_mapping(std::move(mapping));
   return model;
 }
 

@@ -165,7 +165,7 @@ LoadedModel load_safetensors_model(const fs::path& path) {
   model.config = read_hf_config(dir / "config.json");
   ShardSet shards = open_shards(dir, path);
   for (const auto& file : shards.files) {
-    model.weights.keep_alive(file->mapping());
+    model.weights.add_mapping(file->mapping());
     const std::string shard = fs::path(file->label()).filename().string();
     for (const SafetensorsTensorInfo& info : file->tensors()) {
       // With an index, a tensor counts only in the shard the index assigns it to.

@@ -9,6 +9,12 @@ void WeightStore::add(std::string name, const HostTensorView& view) {
   if (!inserted) fail("duplicate tensor '{}'", it->first);
 }
 
+void WeightStore::add_mapping(std::shared_ptr<const MappedFile> file) {
+  if (!file) return;
+  if (file->size() > 0) regions_.push_back(file->bytes());
+  owners_.push_back(std::move(file));
+}
+
 bool WeightStore::contains(std::string_view name) const { return tensors_.count(name) != 0; }
 
 const HostTensorView* WeightStore::find(std::string_view name) const {

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "torchless/core/mapped_file.h"
 #include "torchless/core/tensor.h"
 
 namespace torchless {
@@ -25,6 +26,10 @@ class WeightStore {
  public:
   // Keeps `owner` (a MappedFile, or any buffer) alive as long as the store.
   void keep_alive(std::shared_ptr<const void> owner) { owners_.push_back(std::move(owner)); }
+  // Keeps a mapped file alive and remembers its bytes, so a GPU backend can wrap each file once
+  // (see Backend::map_host_region) rather than tensor by tensor.
+  void add_mapping(std::shared_ptr<const MappedFile> file);
+  const std::vector<std::span<const std::byte>>& mapped_regions() const { return regions_; }
   void add(std::string name, const HostTensorView& view);  // throws Error on duplicates
   bool contains(std::string_view name) const;
   const HostTensorView& get(std::string_view name) const;  // throws Error naming the tensor
@@ -34,6 +39,7 @@ class WeightStore {
  private:
   std::map<std::string, HostTensorView, std::less<>> tensors_;
   std::vector<std::shared_ptr<const void>> owners_;
+  std::vector<std::span<const std::byte>> regions_;
 };
 
 }  // namespace torchless

@@ -78,6 +78,7 @@ Transformer::Transformer(LoadedModel model, Backend& backend)
     fail("model {}: {} query heads are not a multiple of {} KV heads", model_.path.string(),
          c.n_heads, c.n_kv_heads);
   }
+  map_weight_files();
   load_weights();
   decode_ = allocate_activations(1);
   last_logits_ = backend_.alloc(Shape{1, c.n_vocab}, DType::F32);
@@ -103,6 +104,14 @@ Tensor Transformer::upload_vector(const std::string& name, int64_t size) {
   }
   if (view.dtype == DType::F32) return backend_.to_device(view);
   return backend_.to_device_1d(host_vector_f32(name, view));
+}
+
+void Transformer::map_weight_files() {
+  size_t largest = 0;
+  for (const auto& [name, view] : model_.weights.all()) largest = std::max(largest, view.nbytes);
+  for (std::span<const std::byte> region : model_.weights.mapped_regions()) {
+    backend_.map_host_region(region, largest);
+  }
 }
 
 void Transformer::load_weights() {

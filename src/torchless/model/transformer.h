@@ -64,6 +64,8 @@ class Transformer {
     Activations rows(int n) const;
   };
 
+  // Lets the backend wrap each mapped model file once before the weights are uploaded.
+  void map_weight_files();
   void load_weights();
   Tensor upload_matrix(const std::string& name, int64_t rows, int64_t cols);
   Tensor upload_vector(const std::string& name, int64_t size);

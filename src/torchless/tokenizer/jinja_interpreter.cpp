@@ -21,7 +21,7 @@ enum class Flow { Normal, Break, Continue };
 
 // Bounds on what a hostile template can make the interpreter do (nested loops over range(),
 // huge output); far above what a real conversation needs.
-constexpr int64_t kMaxSteps = 5'000'000;
+constexpr int64_t kMaxSteps = 200'000;
 constexpr size_t kMaxOutputBytes = size_t{256} << 20;
 constexpr int64_t kMaxRangeItems = int64_t{1} << 20;
 

@@ -266,9 +266,11 @@ Value binary_op(const std::string& op, const Value& l, const Value& r, int line)
   if (ints) {
     const int64_t i = a.get<int64_t>(), j = b.get<int64_t>();
     int64_t result = 0;
-    if (op == "+") return {checked(__builtin_add_overflow(i, j, &result), result, op, line)};
-    if (op == "-") return {checked(__builtin_sub_overflow(i, j, &result), result, op, line)};
-    if (op == "*") return {checked(__builtin_mul_overflow(i, j, &result), result, op, line)};
+    bool overflowed = false;
+    if (op == "+") overflowed = __builtin_add_overflow(i, j, &result);
+    if (op == "-") overflowed = __builtin_sub_overflow(i, j, &result);
+    if (op == "*") overflowed = __builtin_mul_overflow(i, j, &result);
+    if (op == "+" || op == "-" || op == "*") return {checked(overflowed, result, op, line)};
     if (op == "//") return {floor_div(i, j, line)};
     if (op == "%") return {floor_mod(i, j)};
   }
@@ -346,8 +348,9 @@ Value apply_filter(const std::string& name, const Value& subject, const std::vec
   if (name == "safe" || name == "e" || name == "escape") return subject;
   if (name == "abs" && v.is_number_integer()) {
     const int64_t i = v.get<int64_t>();
-    int64_t negated = 0;
-    return {i < 0 ? checked(__builtin_sub_overflow(int64_t{0}, i, &negated), negated, "abs", line) : i};
+    int64_t negated = i;
+    const bool overflowed = i < 0 && __builtin_sub_overflow(int64_t{0}, i, &negated);
+    return {checked(overflowed, negated, "abs", line)};
   }
   if (name == "abs") return {std::fabs(v.get<double>())};
   fail("chat template line {}: unsupported filter '{}'", line, name);
