@@ -1,6 +1,8 @@
 // libFuzzer target for the GGUF reader: any input must parse or throw torchless::Error, never
 // crash, leak or read outside the input (ASan + UBSan). Parsed files are then walked the way
-// the loaders and `inspect` walk them, and each tensor's first row is dequantised.
+// the loaders and `inspect` walk them, each tensor's first row is dequantised, and the
+// tokenizer metadata (token, score, type and merge arrays, special ids) goes through the
+// tokenizer loader, whose result encodes and decodes a short text.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -9,6 +11,7 @@
 #include "torchless/core/error.h"
 #include "torchless/core/quant.h"
 #include "torchless/formats/gguf_file.h"
+#include "torchless/tokenizer/tokenizer.h"
 
 namespace {
 
@@ -35,6 +38,18 @@ void dequantize_first_row(const torchless::GgufTensorInfo& t) {
   torchless::dequantize_row(t.dtype, t.data, row.data(), cols);
 }
 
+void tokenize_with_its_vocabulary(const torchless::GgufFile& file) {
+  try {
+    const auto tokenizer = torchless::load_tokenizer_from_gguf(file);
+    torchless::EncodeOptions options;
+    options.parse_special = true;
+    const auto ids = tokenizer->encode("Hi <s> caf\xc3\xa9 \xff 12", options);
+    (void)tokenizer->decode(ids);
+  } catch (const torchless::Error&) {
+    // Missing or inconsistent tokenizer metadata: refused with a message.
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -45,6 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto file = torchless::GgufFile::parse(bytes);
     for (const auto& [key, value] : file->metadata()) touch(value);
     for (const auto& tensor : file->tensors()) dequantize_first_row(tensor);
+    tokenize_with_its_vocabulary(*file);
     (void)file->get_string("general.architecture", "");
   } catch (const torchless::Error&) {
     // Rejected input: the expected outcome for most mutations.

@@ -3,12 +3,12 @@
 set -euo pipefail
 if [[ "$(uname)" == "Darwin" ]]; then
   brew install cmake ninja googletest google-benchmark highway cli11 nlohmann-json fmt pcre2 \
-    cpp-httplib pkg-config
+    pkg-config
   exit 0
 fi
-pkgs=(cmake ninja-build g++ pkg-config clang-14 libclang-rt-14-dev
+pkgs=(cmake ninja-build g++ pkg-config clang clang-14 libclang-rt-14-dev python3
       libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev libcli11-dev nlohmann-json3-dev
-      libfmt-dev libpcre2-dev libcpp-httplib-dev)
+      libfmt-dev libpcre2-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -127,6 +127,8 @@ TEST(Cli, RandomModelLoadsAndBenchReportsBothTests) {
   EXPECT_EQ(out[0]["test"], "pp16");
   EXPECT_EQ(out[1]["test"], "tg4");
   EXPECT_GT(out[1]["mean"].get<double>(), 0.0);
+  EXPECT_GT(out[0]["threads"].get<int>(), 0);  // the pool's real size, not the 0 of "default"
+  EXPECT_GT(out[0]["params"].get<int64_t>(), 0);
 }
 
 TEST(Cli, RandomModelRejectsBadShapes) {

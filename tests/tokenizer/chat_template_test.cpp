@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "torchless/core/error.h"
+#include "torchless/tokenizer/tokenizer.h"
+#include "torchless/tokenizer/vocab.h"
 
 namespace torchless {
 namespace {
@@ -36,6 +38,68 @@ TEST(ChatTemplate, BuiltinLlama2FoldsSystemIntoFirstUserTurn) {
   EXPECT_EQ(ChatTemplate::builtin(ChatFormat::Llama2).apply(kConversation, true, "<s>", "</s>"),
             "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi there [/INST] Hello. </s>"
             "<s>[INST] Bye [/INST]");
+}
+
+TEST(ChatTemplate, BuiltinMistralWrapsUserTurnsInInst) {
+  const std::vector<ChatMessage> turns = {{"user", " Hi "}, {"assistant", "Hello."}, {"user", "Bye"}};
+  EXPECT_EQ(ChatTemplate::builtin(ChatFormat::Mistral).apply(turns, true, "<s>", "</s>"),
+            "<s>[INST] Hi [/INST]Hello.</s>[INST] Bye [/INST]");
+}
+
+// Templates written the way the Qwen2 (ChatML with a default system turn) and Llama 3 model
+// cards ship them render exactly what the built-in formats render.
+TEST(ChatTemplate, ModelCardStyleTemplatesMatchTheBuiltinFormats) {
+  const char* chatml =
+      "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+      "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+      "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+      "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+  EXPECT_EQ(render(chatml), ChatTemplate::builtin(ChatFormat::ChatML).apply(kConversation, true, "", ""));
+  const std::vector<ChatMessage> no_system(kConversation.begin() + 1, kConversation.end());
+  EXPECT_EQ(render(chatml, no_system).substr(0, 58),
+            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n");
+  const char* llama3 =
+      "{% set loop_messages = messages %}{% for message in loop_messages %}"
+      "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
+      " + message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+      "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+      "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
+      "{% endif %}";
+  EXPECT_EQ(ChatTemplate(llama3).apply(kConversation, true, "<|begin_of_text|>", ""),
+            ChatTemplate::builtin(ChatFormat::Llama3).apply(kConversation, true, "<|begin_of_text|>", ""));
+}
+
+// A vocabulary with the given chat template, for ChatTemplate::for_tokenizer.
+std::unique_ptr<Tokenizer> tokenizer_with_template(std::optional<std::string> chat_template) {
+  Vocab vocab;
+  vocab.model_type = "llama";
+  vocab.source = "test vocabulary";
+  for (const char* text : {"<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"}) {
+    vocab.tokens.push_back({text, 0.0f, TokenType::Control});
+  }
+  vocab.tokens.push_back({"\u2581a", -1.0f, TokenType::Normal});
+  vocab.unk = 0;
+  vocab.bos = 1;
+  vocab.eos = 2;
+  vocab.chat_template = std::move(chat_template);
+  return make_tokenizer(std::move(vocab));
+}
+
+TEST(ChatTemplate, AnUnparsableModelTemplateFallsBackToTheFormatItNames) {
+  const auto tok = tokenizer_with_template(
+      "{% macro turn(m) %}<|im_start|>{{ m.role }}{% endmacro %}"
+      "{% for m in messages %}{{ turn(m) }}{% endfor %}");
+  const ChatTemplate tmpl = ChatTemplate::for_tokenizer(*tok);
+  EXPECT_EQ(tmpl.format(), ChatFormat::ChatML);
+  EXPECT_NE(tmpl.fallback_reason().find("chatml"), std::string::npos) << tmpl.fallback_reason();
+  EXPECT_NE(tmpl.fallback_reason().find("not usable"), std::string::npos) << tmpl.fallback_reason();
+  const ChatTemplate own = ChatTemplate::for_tokenizer(*tokenizer_with_template("{{ 'x' }}"));
+  EXPECT_TRUE(own.fallback_reason().empty());
+  EXPECT_EQ(own.format(), ChatFormat::Custom);
+  // No template at all: chosen from the vocabulary's special tokens, silently.
+  const ChatTemplate by_vocab = ChatTemplate::for_tokenizer(*tokenizer_with_template(std::nullopt));
+  EXPECT_EQ(by_vocab.format(), ChatFormat::ChatML);
+  EXPECT_TRUE(by_vocab.fallback_reason().empty());
 }
 
 // A template in the style Hugging Face models ship: a system default, alternation check with

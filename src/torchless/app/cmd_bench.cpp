@@ -12,6 +12,7 @@
 #include "torchless/app/command.h"
 #include "torchless/app/model_options.h"
 #include "torchless/core/error.h"
+#include "torchless/core/thread_pool.h"
 #include "torchless/engine/session.h"
 
 namespace torchless::app {
@@ -85,21 +86,31 @@ BenchResult run_test(Session& session, bool prompt, int n, int repetitions) {
   return result;
 }
 
-void print_table(const Session& session, const LoadedModel& model, int threads,
-                 const std::vector<BenchResult>& results) {
+// What the report says of the model: its name, weight bytes and parameter count.
+struct ModelSummary {
+  std::string name;
   size_t bytes = 0;
   int64_t params = 0;
+};
+
+ModelSummary summarize(const LoadedModel& model) {
+  ModelSummary s{model.config.name.empty() ? model.config.architecture : model.config.name};
   for (const auto& [name, view] : model.weights.all()) {
-    bytes += view.nbytes;
-    params += view.shape.numel();
+    s.bytes += view.nbytes;
+    s.params += view.shape.numel();
   }
+  return s;
+}
+
+void print_table(const Session& session, const ModelSummary& model, int threads,
+                 const std::vector<BenchResult>& results) {
   fmt::print("| model | size | params | backend | threads | test | t/s |\n");
   fmt::print("| --- | ---: | ---: | --- | ---: | --- | ---: |\n");
   for (const BenchResult& r : results) {
-    fmt::print("| {} | {:.2f} MiB | {:.3f} B | {} | {} | {} | {:.2f} ± {:.2f} |\n",
-               model.config.name.empty() ? model.config.architecture : model.config.name,
-               static_cast<double>(bytes) / (1024.0 * 1024.0), static_cast<double>(params) / 1e9,
-               session.backend().name(), threads, r.test, r.mean(), r.stddev());
+    fmt::print("| {} | {:.2f} MiB | {:.3f} B | {} | {} | {} | {:.2f} ± {:.2f} |\n", model.name,
+               static_cast<double>(model.bytes) / (1024.0 * 1024.0),
+               static_cast<double>(model.params) / 1e9, session.backend().name(), threads, r.test,
+               r.mean(), r.stddev());
   }
 }
 
@@ -115,17 +126,19 @@ int run_bench(const BenchOptions& o) {
   std::vector<BenchResult> results;
   if (o.n_prompt > 0) results.push_back(run_test(session, true, o.n_prompt, o.repetitions));
   if (o.n_gen > 0) results.push_back(run_test(session, false, o.n_gen, o.repetitions));
-  const LoadedModel model = load_model(o.model.model);  // mapped again: sizes for the report
+  const ModelSummary model = summarize(load_model(o.model.model));  // mapped again: sizes
+  const int threads = o.model.threads > 0 ? o.model.threads : ThreadPool::default_thread_count();
   if (o.output == "json") {
     nlohmann::json out = nlohmann::json::array();
     for (const BenchResult& r : results) {
-      out.push_back({{"test", r.test}, {"n_tokens", r.n_tokens}, {"backend", session.backend().name()},
-                     {"threads", o.model.threads}, {"tokens_per_s", r.tokens_per_s},
-                     {"mean", r.mean()}, {"stddev", r.stddev()}});
+      out.push_back({{"model", model.name}, {"model_bytes", model.bytes}, {"params", model.params},
+                     {"test", r.test}, {"n_tokens", r.n_tokens},
+                     {"backend", session.backend().name()}, {"threads", threads},
+                     {"tokens_per_s", r.tokens_per_s}, {"mean", r.mean()}, {"stddev", r.stddev()}});
     }
     fmt::print("{}\n", out.dump(2));
   } else {
-    print_table(session, model, o.model.threads, results);
+    print_table(session, model, threads, results);
   }
   return 0;
 }

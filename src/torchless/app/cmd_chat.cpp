@@ -73,6 +73,7 @@ int run_chat(const ChatOptions& o) {
   Session session(session_options(o.model));
   const Tokenizer& tok = session.tokenizer();
   const ChatTemplate tmpl = ChatTemplate::for_tokenizer(tok);
+  if (!tmpl.fallback_reason().empty()) fmt::print(stderr, "warning: {}\n", tmpl.fallback_reason());
   const bool interactive = isatty(STDIN_FILENO) != 0;
   if (interactive) {
     fmt::print(stderr, "chat format: {}; type /reset to start over, /exit or Ctrl-D to quit\n",

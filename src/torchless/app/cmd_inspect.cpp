@@ -1,11 +1,14 @@
 // `torchless inspect FILE [--json]`: what a model file holds. The report is built once as JSON
 // (the --json output) and the text view is printed from it, so both always agree. GGUF files
 // are read directly (every metadata key, exact tensor types); other formats go through
-// load_model() and show the resulting config and canonical tensors.
+// load_model() for the config, list safetensors tensors as stored and llama2.c tensors under
+// their canonical names, and report the tokenizer the model would run with.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +16,8 @@
 #include "torchless/core/error.h"
 #include "torchless/formats/gguf_file.h"
 #include "torchless/formats/model_loader.h"
+#include "torchless/formats/safetensors_file.h"
+#include "torchless/tokenizer/tokenizer.h"
 
 namespace torchless::app {
 namespace {
@@ -137,6 +142,43 @@ json config_json(const ModelConfig& c) {
               {"tied_embeddings", c.tied_embeddings}, {"vocab_size", c.n_vocab}};
 }
 
+// The tokenizer a model would run with (tokenizer.json, tokenizer.bin beside the checkpoint),
+// or why there is none: `logits` still runs such a model from token ids.
+json tokenizer_json(const std::filesystem::path& path, int n_vocab) {
+  try {
+    const auto tok = load_tokenizer(path);
+    return json{{"model", tok->model_type()}, {"pre", tok->pre_type()}, {"vocab_size", tok->n_vocab()}};
+  } catch (const Error& e) {
+    return json{{"vocab_size", n_vocab}, {"unavailable", e.what()}};
+  }
+}
+
+// The tensors as the safetensors files store them (names, dtypes such as "I64" included),
+// rather than the engine's canonical view of them.
+json safetensors_tensors(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  if (fs::is_directory(path)) {
+    for (const auto& entry : fs::directory_iterator(path)) {
+      if (entry.path().extension() == ".safetensors") files.push_back(entry.path());
+    }
+  } else {
+    files.push_back(path);
+  }
+  std::sort(files.begin(), files.end());
+  json tensors = json::array();
+  for (const fs::path& file : files) {
+    const auto shard = SafetensorsFile::open(file);  // alive while its tensors are read
+    for (const SafetensorsTensorInfo& t : shard->tensors()) {
+      json entry = tensor_json(t.name, DType::F32, t.shape, t.nbytes);
+      entry["dtype"] = t.dtype_name;
+      if (files.size() > 1) entry["file"] = file.filename().string();
+      tensors.push_back(std::move(entry));
+    }
+  }
+  return tensors;
+}
+
 json loaded_model_report(const std::filesystem::path& path) {
   const LoadedModel model = load_model(path);
   json report{{"file", path.string()},
@@ -144,11 +186,15 @@ json loaded_model_report(const std::filesystem::path& path) {
               {"architecture", model.config.architecture},
               {"name", model.config.name},
               {"hyperparameters", config_json(model.config)},
-              {"tokenizer", json{{"vocab_size", model.config.n_vocab}}},
+              {"tokenizer", tokenizer_json(path, model.config.n_vocab)},
               {"metadata", json::object()}};
   json tensors = json::array();
-  for (const auto& [name, view] : model.weights.all()) {
-    tensors.push_back(tensor_json(name, view.dtype, view.shape, view.nbytes));
+  if (model.format == ModelFormat::Safetensors) {
+    tensors = safetensors_tensors(path);
+  } else {
+    for (const auto& [name, view] : model.weights.all()) {
+      tensors.push_back(tensor_json(name, view.dtype, view.shape, view.nbytes));
+    }
   }
   report["totals"] = totals_json(tensors);
   report["tensors"] = tensors;
@@ -189,8 +235,12 @@ void print_text(const json& r) {
     const std::string v = tok.value(key, "");
     return v.empty() ? std::string("-") : v;
   };
-  fmt::print("tokenizer:     {} (pre: {}), {} tokens\n", or_dash("model"), or_dash("pre"),
-             tok.contains("vocab_size") ? text_of(tok["vocab_size"]) : "?");
+  if (tok.contains("unavailable")) {
+    fmt::print("tokenizer:     none ({})\n", tok["unavailable"].get<std::string>());
+  } else {
+    fmt::print("tokenizer:     {} (pre: {}), {} tokens\n", or_dash("model"), or_dash("pre"),
+               tok.contains("vocab_size") ? text_of(tok["vocab_size"]) : "?");
+  }
   fmt::print("\nhyperparameters:\n");
   for (const auto& [key, value] : r["hyperparameters"].items()) {
     fmt::print("  {:<40} {}\n", key, text_of(value));

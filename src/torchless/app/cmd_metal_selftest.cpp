@@ -24,6 +24,7 @@
 
 #if defined(TORCHLESS_HAS_METAL) || defined(TORCHLESS_HAS_METAL_EMULATOR)
 #include "torchless/backends/metal/metal_backend.h"
+#include "torchless/backends/metal/metal_hardware_probes.h"
 #include "torchless/backends/metal/metal_shader_source.h"
 #define TORCHLESS_SELFTEST_HAS_METAL 1
 #endif
@@ -49,6 +50,7 @@ class MetalSelftest {
       : metal_(metal), cpu_(cpu), rng_(seed), filter_(std::move(filter)) {}
 
   void run_all() {
+    emulator_assumptions();
     compile_pipelines();
     row_ops();
     elementwise_ops();
@@ -145,6 +147,7 @@ class MetalSelftest {
            (dtype == DType::F32 || can_quantize(dtype));
   }
 
+  void emulator_assumptions();
   void compile_pipelines();
   void row_ops();
   void elementwise_ops();
@@ -163,6 +166,24 @@ class MetalSelftest {
 
 // Every `kernel void name(` of the embedded shader source becomes a pipeline: a kernel that
 // does not compile on this GPU fails here by name, with the compiler's message.
+// First, because every emulated kernel test in CI relies on them: what the GPU does where the
+// MSL emulator had to assume (simdgroup_load's origin, simdgroup_matrix(T), the top lanes of
+// simd_shuffle_down). A failure here means the emulator, not the kernel, needs fixing.
+void MetalSelftest::emulator_assumptions() {
+#if defined(TORCHLESS_SELFTEST_HAS_METAL)
+  auto* backend = dynamic_cast<MetalBackend*>(&metal_);
+  if (backend == nullptr || std::string("assumption").find(filter_) == std::string::npos) return;
+  try {
+    for (const metal::ProbeOutcome& o : metal::probe_emulator_assumptions(backend->metal_device())) {
+      results_.push_back({"assumption: " + o.assumption, o.holds, o.holds ? 0.0 : INFINITY, 0.0,
+                          o.holds ? "" : o.observed + " (please report: the emulator differs)"});
+    }
+  } catch (const std::exception& e) {
+    results_.push_back({"assumption probes", false, INFINITY, 0.0, e.what()});
+  }
+#endif
+}
+
 void MetalSelftest::compile_pipelines() {
 #if defined(TORCHLESS_SELFTEST_HAS_METAL)
   auto* backend = dynamic_cast<MetalBackend*>(&metal_);

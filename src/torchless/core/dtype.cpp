@@ -39,8 +39,14 @@ constexpr std::array kTraits = {
     DTypeTraits{DType::F64, "f64", 1, 8, false},
     DTypeTraits{DType::IQ1_M, "iq1_m", 256, 56, true},
     DTypeTraits{DType::BF16, "bf16", 1, 2, false},
+    DTypeTraits{DType::Q4_0_4_4, "q4_0_4_4", 32, 18, true},
+    DTypeTraits{DType::Q4_0_4_8, "q4_0_4_8", 32, 18, true},
+    DTypeTraits{DType::Q4_0_8_8, "q4_0_8_8", 32, 18, true},
     DTypeTraits{DType::TQ1_0, "tq1_0", 256, 54, true},
     DTypeTraits{DType::TQ2_0, "tq2_0", 256, 66, true},
+    DTypeTraits{DType::IQ4_NL_4_4, "iq4_nl_4_4", 32, 18, true},
+    DTypeTraits{DType::IQ4_NL_4_8, "iq4_nl_4_8", 32, 18, true},
+    DTypeTraits{DType::IQ4_NL_8_8, "iq4_nl_8_8", 32, 18, true},
     DTypeTraits{DType::MXFP4, "mxfp4", 32, 17, true},
 };
 

@@ -38,8 +38,17 @@ enum class DType : uint32_t {
   F64 = 28,
   IQ1_M = 29,
   BF16 = 30,
+  // Row-interleaved Q4_0 / IQ4_NL for ARM (files of late 2024): the same 18-byte blocks, 4 or
+  // 8 rows interleaved. llama.cpp has since dropped them for run-time repacking; torchless
+  // recognises them (inspect, byte sizes) and asks for a re-quantised file to run them.
+  Q4_0_4_4 = 31,
+  Q4_0_4_8 = 32,
+  Q4_0_8_8 = 33,
   TQ1_0 = 34,
   TQ2_0 = 35,
+  IQ4_NL_4_4 = 36,
+  IQ4_NL_4_8 = 37,
+  IQ4_NL_8_8 = 38,
   MXFP4 = 39,
 };
 

@@ -1,5 +1,6 @@
 #include "torchless/tokenizer/chat_template.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "torchless/core/error.h"
@@ -79,7 +80,21 @@ ChatTemplate ChatTemplate::builtin(ChatFormat format) {
 }
 
 ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tokenizer) {
-  if (auto source = tokenizer.chat_template()) return ChatTemplate(*source);
+  const auto source = tokenizer.chat_template();
+  if (!source) return for_vocabulary(tokenizer);
+  try {
+    return ChatTemplate(*source);
+  } catch (const Error& e) {
+    const ChatFormat named = detect_chat_format(*source);
+    ChatTemplate fallback = named == ChatFormat::Custom ? for_vocabulary(tokenizer) : builtin(named);
+    fallback.fallback_reason_ =
+        fmt::format("the model's chat template is not usable ({}); using the built-in {} format",
+                    e.what(), chat_format_name(fallback.format()));
+    return fallback;
+  }
+}
+
+ChatTemplate ChatTemplate::for_vocabulary(const Tokenizer& tokenizer) {
   if (tokenizer.token_id("<|im_start|>")) return builtin(ChatFormat::ChatML);
   if (tokenizer.token_id("<|start_header_id|>")) return builtin(ChatFormat::Llama3);
   if (tokenizer.token_id("[INST]")) return builtin(ChatFormat::Mistral);

@@ -30,6 +30,8 @@ class ChatTemplate {
   // Parses the template; throws Error naming the line of a syntax error.
   explicit ChatTemplate(std::string source);
   // The tokenizer's template when it has one, else a built-in one suited to its vocabulary.
+  // A template the interpreter cannot parse (a construct outside the supported Jinja subset)
+  // falls back to the built-in rendering of the format it names, with fallback_reason() set.
   static ChatTemplate for_tokenizer(const Tokenizer& tokenizer);
   static ChatTemplate builtin(ChatFormat format);
 
@@ -40,9 +42,14 @@ class ChatTemplate {
 
   const std::string& source() const { return source_; }
   ChatFormat format() const { return format_; }
+  // Why the model's own template was replaced by a built-in one; empty when it was not.
+  const std::string& fallback_reason() const { return fallback_reason_; }
 
  private:
+  static ChatTemplate for_vocabulary(const Tokenizer& tokenizer);
+
   std::string source_;
+  std::string fallback_reason_;
   ChatFormat format_;
   std::shared_ptr<const jinja::Body> body_;
 };

@@ -20,30 +20,56 @@ constexpr size_t kBufferAlignment = 64;
 
 class EmulatedBuffer final : public MetalBuffer {
  public:
-  explicit EmulatedBuffer(size_t length)
-      : data_(static_cast<std::byte*>(
-            ::operator new(std::max<size_t>(length, 1), std::align_val_t{kBufferAlignment}))),
-        length_(length),
-        owned_(true) {
-    std::memset(data_, 0, length);
-  }
-  EmulatedBuffer(const void* data, size_t length)
-      : data_(static_cast<std::byte*>(const_cast<void*>(data))), length_(length), owned_(false) {}
+  // A new zero-filled buffer; `managed` gives it a separate GPU copy (no unified memory).
+  EmulatedBuffer(size_t length, bool managed, EmulatedMetalCounters& counters)
+      : data_(allocate(length)), gpu_(managed ? allocate(length) : data_), length_(length),
+        owned_(true), counters_(&counters) {}
+  // Wrapped host memory (unified memory only): the GPU reads the same bytes.
+  EmulatedBuffer(const void* data, size_t length, EmulatedMetalCounters& counters)
+      : data_(static_cast<std::byte*>(const_cast<void*>(data))), gpu_(data_), length_(length),
+        owned_(false), counters_(&counters) {}
   ~EmulatedBuffer() override {
-    if (owned_) ::operator delete(data_, std::align_val_t{kBufferAlignment});
+    if (gpu_ != data_) release(gpu_);
+    if (owned_) release(data_);
   }
   EmulatedBuffer(const EmulatedBuffer&) = delete;
   EmulatedBuffer& operator=(const EmulatedBuffer&) = delete;
 
   std::byte* contents() const override { return data_; }
   size_t length() const override { return length_; }
-  void did_modify_range(size_t, size_t) override {}
+  void did_modify_range(size_t offset, size_t length) override {
+    if (!managed() || length == 0) return;
+    if (offset > length_ || length > length_ - offset) {
+      fail("did_modify_range [{}, {}) outside a {}-byte buffer", offset, offset + length, length_);
+    }
+    std::memcpy(gpu_ + offset, data_ + offset, length);
+    ++counters_->ranges_modified;
+  }
+  // The blit synchronizeResource of managed storage: the GPU copy becomes the CPU's.
+  void synchronize_to_host() const {
+    if (!managed()) return;
+    std::memcpy(data_, gpu_, length_);
+    ++counters_->host_synchronizations;
+  }
+  // The bytes kernels see.
+  std::byte* gpu_contents() const { return gpu_; }
   bool wrapped() const { return !owned_; }
+  bool managed() const { return gpu_ != data_; }
 
  private:
+  static std::byte* allocate(size_t length) {
+    auto* p = static_cast<std::byte*>(
+        ::operator new(std::max<size_t>(length, 1), std::align_val_t{kBufferAlignment}));
+    std::memset(p, 0, length);
+    return p;
+  }
+  static void release(std::byte* p) { ::operator delete(p, std::align_val_t{kBufferAlignment}); }
+
   std::byte* data_;
+  std::byte* gpu_;
   size_t length_;
   bool owned_;
+  EmulatedMetalCounters* counters_;
 };
 
 class EmulatedPipeline final : public MetalPipeline {
@@ -77,6 +103,8 @@ struct RecordedDispatch {
   MetalSize groups;
   MetalSize threads;
   bool barrier_before = false;
+  // Not a dispatch but a recorded synchronize_for_host of this buffer (pipeline is null).
+  const EmulatedBuffer* host_sync = nullptr;
 };
 
 struct ByteRange {
@@ -97,8 +125,8 @@ class HazardTracker {
     std::vector<ByteRange> new_reads;
     std::vector<ByteRange> new_writes;
     for (const auto& [index, binding] : dispatch.buffers) {
-      const ByteRange range{binding.buffer->contents() + binding.offset,
-                            binding.buffer->contents() + binding.offset + binding.length};
+      const ByteRange range{binding.buffer->gpu_contents() + binding.offset,
+                            binding.buffer->gpu_contents() + binding.offset + binding.length};
       const bool writes = writable(dispatch, index);
       for (const ByteRange& w : writes_) {
         if (w.overlaps(range)) return hazard(dispatch, index, "reads or writes");
@@ -175,13 +203,22 @@ class EmulatedCommandBuffer final : public MetalCommandBuffer {
     barrier_pending_ = true;
     ++device_.mutable_counters().barriers;
   }
-  void synchronize_for_host(const MetalBuffer&) override {}
+  void synchronize_for_host(const MetalBuffer& buffer) override {
+    check_recording();
+    RecordedDispatch sync;
+    sync.host_sync = &static_cast<const EmulatedBuffer&>(buffer);
+    dispatches_.push_back(std::move(sync));
+  }
   void commit() override {
     check_recording();
     committed_ = true;
     ++device_.mutable_counters().command_buffers;
     HazardTracker hazards;
     for (const RecordedDispatch& dispatch : dispatches_) {
+      if (dispatch.host_sync != nullptr) {
+        dispatch.host_sync->synchronize_to_host();
+        continue;
+      }
       if (auto hazard = hazards.check(dispatch)) {
         error_ = *hazard;
         return;
@@ -206,7 +243,7 @@ class EmulatedCommandBuffer final : public MetalCommandBuffer {
   void run(const RecordedDispatch& dispatch) const {
     mslemu::Dispatch call(dispatch.pipeline->name());
     for (const auto& [index, binding] : dispatch.buffers) {
-      call.buffer(index, binding.buffer->contents() + binding.offset, binding.length);
+      call.buffer(index, binding.buffer->gpu_contents() + binding.offset, binding.length);
     }
     for (const auto& [index, bytes] : dispatch.bytes) call.bytes(index, bytes.data(), bytes.size());
     for (const auto& [index, length] : dispatch.threadgroup_memory) {
@@ -232,7 +269,7 @@ EmulatedMetalDevice::EmulatedMetalDevice(const EmulatedMetalOptions& options)
   mslemu_register_metal_kernels();
   if (options.simd_width != 0) options_.simd_width = static_cast<int>(options.simd_width);
   info_.name = fmt::format("MSL emulator (simdgroup width {})", options_.simd_width);
-  info_.unified_memory = true;
+  info_.unified_memory = options.unified_memory;
   info_.recommended_max_working_set = uint64_t{16} << 30;
   info_.max_buffer_length =
       options.max_buffer_length != 0 ? options.max_buffer_length : uint64_t{1} << 40;
@@ -247,11 +284,14 @@ EmulatedMetalDevice::~EmulatedMetalDevice() = default;
 
 std::shared_ptr<MetalBuffer> EmulatedMetalDevice::new_buffer(size_t length) {
   ++counters_.buffers_created;
-  return std::make_shared<EmulatedBuffer>(length);
+  return std::make_shared<EmulatedBuffer>(length, !info_.unified_memory, counters_);
 }
 
 std::shared_ptr<MetalBuffer> EmulatedMetalDevice::wrap_host_memory(const void* data,
                                                                    size_t length) {
+  if (!info_.unified_memory) {
+    fail("wrap_host_memory: this device has no unified memory; weights must be copied");
+  }
   const size_t page = system_page_size();
   if (reinterpret_cast<uintptr_t>(data) % page != 0 || length % page != 0) {
     fail("wrap_host_memory: region at {} of {} bytes is not aligned to the {}-byte page", data,
@@ -262,7 +302,7 @@ std::shared_ptr<MetalBuffer> EmulatedMetalDevice::wrap_host_memory(const void* d
          info_.max_buffer_length);
   }
   ++counters_.buffers_wrapped;
-  return std::make_shared<EmulatedBuffer>(data, length);
+  return std::make_shared<EmulatedBuffer>(data, length, counters_);
 }
 
 const MetalPipeline& EmulatedMetalDevice::pipeline(std::string_view kernel_name) {

@@ -109,8 +109,8 @@ Tensor MetalBackend::alloc(const Shape& shape, DType dtype) {
 
 std::shared_ptr<metal::MetalBuffer> MetalBackend::wrap(const std::byte* data, size_t nbytes,
                                                        size_t& offset) {
-  for (metal::MetalWeightViews& views : weight_views_) {
-    if (views.contains(data, nbytes)) return views.bind(data, nbytes, offset);
+  for (const auto& views : weight_views_) {
+    if (views->contains(data, nbytes)) return views->bind(data, nbytes, offset);
   }
   for (auto it = wrapped_.begin(); it != wrapped_.end();) {
     auto buffer = it->buffer.lock();
@@ -143,7 +143,11 @@ std::shared_ptr<metal::MetalBuffer> MetalBackend::wrap(const std::byte* data, si
 
 void MetalBackend::map_weight_region(std::span<const std::byte> region, size_t largest_tensor) {
   if (!device_->info().unified_memory || region.empty()) return;
-  weight_views_.emplace_back(*device_, region, largest_tensor);
+  // The OS never maps two live regions over one address, so an announced region that overlaps
+  // the new one has been unmapped: its plan must not bind tensors of the new file. Tensors
+  // bound from it keep their own buffers alive.
+  std::erase_if(weight_views_, [&](const auto& views) { return views->overlaps(region); });
+  weight_views_.push_back(std::make_unique<metal::MetalWeightViews>(*device_, region, largest_tensor));
 }
 
 Tensor MetalBackend::to_device(const HostTensorView& view) {

@@ -137,7 +137,7 @@ class MetalBackend final : public Backend {
     std::weak_ptr<metal::MetalBuffer> buffer;
   };
   std::vector<WrappedRegion> wrapped_;
-  std::vector<metal::MetalWeightViews> weight_views_;
+  std::vector<std::unique_ptr<metal::MetalWeightViews>> weight_views_;
 };
 
 }  // namespace torchless

@@ -105,7 +105,10 @@ void MetalCommandRecorder::dispatch(const MetalPipeline& pipeline, const void* a
     const Range range{arg.buffer.get(), arg.offset, arg.offset + arg.length};
     (arg.written ? writes_ : reads_).push_back(range);
     if (used_.insert(arg.buffer.get()).second) retained_.push_back(arg.buffer);
-    if (arg.written) written_.insert(arg.buffer.get());
+    if (arg.written) {
+      written_.insert(arg.buffer.get());
+      host_stale_.insert(arg.buffer.get());
+    }
   }
   if (threadgroup_memory != 0) cb.set_threadgroup_memory(threadgroup_memory, 0);
   cb.dispatch_threadgroups(groups, threads);
@@ -117,8 +120,8 @@ void MetalCommandRecorder::dispatch(const MetalPipeline& pipeline, const void* a
 
 void MetalCommandRecorder::prepare_host_read(const MetalBuffer& buffer) {
   // The blit must follow the write, so it goes in the newest buffer (a new one if the last
-  // was already committed).
-  if (uses(buffer)) current().synchronize_for_host(buffer);
+  // was already committed or waited for).
+  if (host_stale_.erase(&buffer) != 0) current().synchronize_for_host(buffer);
 }
 
 void MetalCommandRecorder::flush() {

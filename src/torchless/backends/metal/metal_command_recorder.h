@@ -65,7 +65,9 @@ class MetalCommandRecorder {
   void dispatch(const MetalPipeline& pipeline, const void* args, size_t args_length,
                 std::span<const BufferArg> buffers, size_t threadgroup_memory, MetalSize groups,
                 MetalSize threads);
-  // Before the CPU reads `buffer`: on managed storage, records the blit that syncs it.
+  // Before the CPU reads `buffer`: when GPU work (pending or already waited for) wrote it
+  // since its last host read, records the blit that syncs managed storage, in the newest
+  // command buffer so that it follows the write.
   void prepare_host_read(const MetalBuffer& buffer);
   // True when recorded or committed work not yet waited for binds `buffer`.
   bool uses(const MetalBuffer& buffer) const { return used_.count(&buffer) != 0; }
@@ -105,6 +107,10 @@ class MetalCommandRecorder {
   std::vector<Range> writes_;  // since the last barrier
   std::unordered_set<const MetalBuffer*> used_;     // until flush()
   std::unordered_set<const MetalBuffer*> written_;  // until flush()
+  // Written by the GPU and not synchronised for the CPU since; kept across flushes, because a
+  // caller may synchronize() first and read later. A stale entry (a freed buffer whose address
+  // is reused) costs only a redundant sync.
+  std::unordered_set<const MetalBuffer*> host_stale_;
   std::vector<std::shared_ptr<MetalBuffer>> retained_;  // alive until the GPU is done
   RecorderStats stats_;
 };

@@ -77,8 +77,8 @@ class MetalCommandBuffer {
   virtual void dispatch_threadgroups(MetalSize groups, MetalSize threads_per_group) = 0;
   // memoryBarrier(BarrierScopeBuffers): later dispatches see earlier dispatches' writes.
   virtual void memory_barrier() = 0;
-  // Before the CPU reads a managed-storage buffer that this command buffer wrote: records a
-  // blit synchronizeResource. A no-op for shared storage (unified memory).
+  // Before the CPU reads a managed-storage buffer that this or an earlier command buffer of
+  // the queue wrote: records a blit synchronizeResource. A no-op for shared storage.
   virtual void synchronize_for_host(const MetalBuffer& buffer) = 0;
   // Ends encoding and submits. No more recording afterwards.
   virtual void commit() = 0;
@@ -113,6 +113,10 @@ struct EmulatedMetalOptions {
   // maxBufferLength to report and enforce; 0: 1 TiB. Tests set it small to exercise the
   // split of large weight files into overlapping views.
   uint64_t max_buffer_length = 0;
+  // false models a GPU without unified memory (an Intel Mac's AMD GPU): every buffer has a
+  // CPU copy (contents()) and a GPU copy that kernels use, moved only by did_modify_range
+  // and synchronize_for_host, as with managed storage; wrapping host memory is refused.
+  bool unified_memory = true;
 };
 std::unique_ptr<MetalDevice> create_emulated_metal_device(const EmulatedMetalOptions& options = {});
 

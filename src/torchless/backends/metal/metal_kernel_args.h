@@ -20,5 +20,6 @@ static_assert(sizeof(MatmulArgs) == 24 && offsetof(MatmulArgs, rows) == 8 &&
 static_assert(sizeof(EmbeddingArgs) == 24 && offsetof(EmbeddingArgs, table_rows) == 16);
 static_assert(sizeof(AttentionArgs) == 48 && offsetof(AttentionArgs, split_len) == 36 &&
               offsetof(AttentionArgs, scale) == 40);
+static_assert(sizeof(ProbeArgs) == 16 && offsetof(ProbeArgs, delta) == 12);
 
 }  // namespace torchless::metal

@@ -48,6 +48,11 @@ bool MetalWeightViews::contains(const std::byte* data, size_t nbytes) const {
   return address >= begin_ && address <= end_ && nbytes <= end_ - address;
 }
 
+bool MetalWeightViews::overlaps(std::span<const std::byte> other) const {
+  const auto begin = reinterpret_cast<uintptr_t>(other.data());
+  return begin < end_ && begin + other.size() > begin_;
+}
+
 std::shared_ptr<MetalBuffer> MetalWeightViews::bind(const std::byte* data, size_t nbytes,
                                                     size_t& offset) {
   if (!contains(data, nbytes)) {

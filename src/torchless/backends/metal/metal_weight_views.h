@@ -37,6 +37,8 @@ class MetalWeightViews {
 
   // True when [data, data + nbytes) lies inside the region.
   bool contains(const std::byte* data, size_t nbytes) const;
+  // True when the region shares a byte with `other`.
+  bool overlaps(std::span<const std::byte> other) const;
   // The view holding [data, data + nbytes) (wrapped on first use) and the offset of data in
   // it. Throws Error when the range is outside the region or larger than the largest tensor
   // the views were planned for.

@@ -66,6 +66,14 @@ struct AttentionArgs {
   int32_t pad;
 };
 
+// hardware_probes.metal: the behaviours the MSL emulator assumes, measured by metal-selftest.
+struct ProbeArgs {
+  int32_t origin_col;  // simdgroup_load origin, as (column, row)
+  int32_t origin_row;
+  int32_t row_stride;  // elements per row of the probed matrix
+  int32_t delta;       // simd_shuffle_down distance
+};
+
 #ifdef TORCHLESS_METAL_ARGS_NAMESPACE_END
 TORCHLESS_METAL_ARGS_NAMESPACE_END
 #endif
