@@ -88,7 +88,11 @@ void BM_RmsNorm(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * int64_t{rows} * threads);  // threads run
 }
-BENCHMARK(BM_RmsNorm)->Args({32, 1024})->Args({512, 256})->Args({512, 1024})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RmsNorm)
+    ->Args({32, 1024})
+    ->Args({512, 256})
+    ->Args({512, 1024})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 #endif

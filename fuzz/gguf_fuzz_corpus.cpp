@@ -16,7 +16,8 @@ using namespace torchless;
 
 std::vector<float> ramp(int64_t n) {
   std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>((i * 7919) % 97) / 13.0f - 3.5f;
+  for (int64_t i = 0; i < n; ++i)
+    v[static_cast<size_t>(i)] = static_cast<float>((i * 7919) % 97) / 13.0f - 3.5f;
   return v;
 }
 

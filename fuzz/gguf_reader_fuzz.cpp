@@ -19,12 +19,19 @@ void touch(const torchless::GgufValue& value) {
   using torchless::GgufType;
   try {
     switch (value.type) {
-      case GgufType::String: (void)value.as_string().size(); break;
+      case GgufType::String:
+        (void)value.as_string().size();
+        break;
       case GgufType::Array:
         for (const auto& item : value.as_array().items) touch(item);
         break;
-      case GgufType::Bool: (void)value.as_bool(); break;
-      default: (void)value.as_f64(); (void)value.as_i64(); break;
+      case GgufType::Bool:
+        (void)value.as_bool();
+        break;
+      default:
+        (void)value.as_f64();
+        (void)value.as_i64();
+        break;
     }
   } catch (const torchless::Error&) {
     // e.g. a u64 above INT64_MAX: the accessor's refusal is the expected outcome.

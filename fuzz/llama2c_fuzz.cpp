@@ -18,8 +18,9 @@
 namespace {
 
 const std::filesystem::path& work_file() {
-  static const std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                            ("torchless-llama2c-fuzz-" + std::to_string(::getpid()));
+  static const std::filesystem::path path =
+      std::filesystem::temp_directory_path() /
+      ("torchless-llama2c-fuzz-" + std::to_string(::getpid()));
   return path;
 }
 
@@ -58,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data + 1), size - 1);
   {
     std::ofstream out(work_file(), std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
   }
   try {
     if (data[0] % 2 == 0) {

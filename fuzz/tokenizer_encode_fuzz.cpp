@@ -57,14 +57,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
 
   const auto ids = tok.encode(text, opts);
-  for (const int32_t id : ids) check(id >= 0 && id < tok.n_vocab(), "encode gave an id out of range");
+  for (const int32_t id : ids)
+    check(id >= 0 && id < tok.n_vocab(), "encode gave an id out of range");
   const std::string decoded = tok.decode(ids);
   // A literal U+2581 in the input is SentencePiece's space marker and decodes to a space, so
   // such inputs cannot round-trip (in SentencePiece and llama.cpp alike).
   const bool has_space_marker = text.find("\xE2\x96\x81") != std::string_view::npos;
   if (tok.model_type() == "llama" && !opts.parse_special && !has_space_marker &&
       torchless::utf8::is_valid(text)) {
-    check(decoded == text, "decode(encode(x)) != x for valid UTF-8 with the SentencePiece vocabulary");
+    check(decoded == text,
+          "decode(encode(x)) != x for valid UTF-8 with the SentencePiece vocabulary");
   }
   torchless::StreamDecoder stream(tok);
   std::string streamed;

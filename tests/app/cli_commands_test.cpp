@@ -21,13 +21,16 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string stories() { return shared_path("models/stories260K.gguf"); }
+std::string stories() {
+  return shared_path("models/stories260K.gguf");
+}
 
 // A file under the temporary directory, removed when the test ends.
 class TempFile {
  public:
   explicit TempFile(const std::string& name)
-      : path_(fs::temp_directory_path() / ("torchless-cli-" + std::to_string(::getpid()) + "-" + name)) {}
+      : path_(fs::temp_directory_path() /
+              ("torchless-cli-" + std::to_string(::getpid()) + "-" + name)) {}
   ~TempFile() {
     std::error_code ignored;
     fs::remove(path_, ignored);
@@ -62,8 +65,8 @@ TEST(CliCommands, LogitsOfAModelWithoutTokenizerFilesMatchHuggingFace) {
   std::string ids;
   for (const int id : golden["tokens"]) ids += (ids.empty() ? "" : ",") + std::to_string(id);
   const TempFile out("logits.f32");
-  const CliResult r = run_cli({"logits", "-m", shared_path("golden/llama"), "--tokens", ids, "--out",
-                               out.str(), "--backend", "cpu", "--threads", "2"});
+  const CliResult r = run_cli({"logits", "-m", shared_path("golden/llama"), "--tokens", ids,
+                               "--out", out.str(), "--backend", "cpu", "--threads", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::vector<float> got = read_floats(out.str());
   const std::vector<float> want = read_floats(shared_path("golden/llama/logits.f32"));
@@ -85,7 +88,8 @@ TEST(CliCommands, TokenizeFileTakesItsBytesExactly) {
   const auto from_file = ids_of(run_cli({"tokenize", "-m", stories(), "-f", text.str(), "--json"}));
   const auto with_newline =
       ids_of(run_cli({"tokenize", "-m", stories(), "-p", "Once upon a time\n", "--json"}));
-  const auto without = ids_of(run_cli({"tokenize", "-m", stories(), "-p", "Once upon a time", "--json"}));
+  const auto without =
+      ids_of(run_cli({"tokenize", "-m", stories(), "-p", "Once upon a time", "--json"}));
   EXPECT_EQ(from_file, with_newline);
   EXPECT_NE(from_file, without);
 }

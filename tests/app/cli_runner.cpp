@@ -27,8 +27,8 @@ std::string slurp(const std::filesystem::path& p) {
 }  // namespace
 
 CliResult run_cli(const std::vector<std::string>& args, const std::string& stdin_text) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("torchless_cli_" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("torchless_cli_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "stdin", std::ios::binary) << stdin_text;
   std::string cmd = shell_quote(TORCHLESS_CLI);
@@ -45,7 +45,8 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& stdin
 }
 
 std::string shared_path(const std::string& relative) {
-  const std::filesystem::path p = std::filesystem::path(TORCHLESS_SOURCE_DIR) / ".." / "shared" / relative;
+  const std::filesystem::path p =
+      std::filesystem::path(TORCHLESS_SOURCE_DIR) / ".." / "shared" / relative;
   if (!std::filesystem::exists(p)) {
     throw std::runtime_error("missing test data " + p.string() +
                              ": the shared data folder must sit beside the repository");

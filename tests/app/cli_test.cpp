@@ -12,7 +12,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string stories() { return shared_path("models/stories260K.gguf"); }
+std::string stories() {
+  return shared_path("models/stories260K.gguf");
+}
 
 json reference_case(int index) {
   std::ifstream in(shared_path("models/stories260K.reference.json"));
@@ -28,7 +30,8 @@ void expect_one_line_error(const CliResult& r, const std::string& fragment) {
 }
 
 TEST(Cli, UnknownOptionIsAnError) {
-  expect_one_line_error(run_cli({"generate", "-m", stories(), "--no-such-option"}), "no-such-option");
+  expect_one_line_error(run_cli({"generate", "-m", stories(), "--no-such-option"}),
+                        "no-such-option");
   expect_one_line_error(run_cli({"tokenize", "-m", stories(), "-p", "x", "--bogus"}), "bogus");
   expect_one_line_error(run_cli({"no-such-command"}), "no-such-command");
 }
@@ -59,7 +62,8 @@ TEST(Cli, CorruptModelFileIsAnError) {
 }
 
 TEST(Cli, BadBackendNameIsAnError) {
-  expect_one_line_error(run_cli({"generate", "-m", stories(), "-p", "x", "--backend", "tpu"}), "tpu");
+  expect_one_line_error(run_cli({"generate", "-m", stories(), "-p", "x", "--backend", "tpu"}),
+                        "tpu");
 }
 
 TEST(Cli, TokenizeJsonMatchesLlamaCpp) {
@@ -90,8 +94,8 @@ TEST(Cli, InspectJsonDescribesTheModel) {
 }
 
 TEST(Cli, ChatAnswersEachLineFromStdin) {
-  const CliResult r =
-      run_cli({"chat", "-m", stories(), "--temp", "0", "-n", "8"}, "Once upon a time\n/reset\nThe dog\n");
+  const CliResult r = run_cli({"chat", "-m", stories(), "--temp", "0", "-n", "8"},
+                              "Once upon a time\n/reset\nThe dog\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
 }
@@ -103,7 +107,8 @@ TEST(Cli, PerplexityOfStoryTextIsLow) {
     story += "Once upon a time, there was a little girl named Lily. She loved to play outside. ";
   }
   std::ofstream(path) << story;
-  const CliResult r = run_cli({"perplexity", "-m", stories(), "-f", path.string(), "--ctx", "64", "--json"});
+  const CliResult r =
+      run_cli({"perplexity", "-m", stories(), "-f", path.string(), "--ctx", "64", "--json"});
   std::filesystem::remove(path);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json out = json::parse(r.out);
@@ -115,9 +120,9 @@ TEST(Cli, PerplexityOfStoryTextIsLow) {
 
 TEST(Cli, RandomModelLoadsAndBenchReportsBothTests) {
   const auto path = std::filesystem::temp_directory_path() / "torchless_random_q4.gguf";
-  CliResult r = run_cli({"make-random-model", "-o", path.string(), "--dtype", "q4_0", "--vocab", "300",
-                         "--embd", "64", "--ff", "96", "--layers", "2", "--heads", "4", "--kv-heads",
-                         "2"});
+  CliResult r =
+      run_cli({"make-random-model", "-o", path.string(), "--dtype", "q4_0", "--vocab", "300",
+               "--embd", "64", "--ff", "96", "--layers", "2", "--heads", "4", "--kv-heads", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = run_cli({"bench", "-m", path.string(), "-p", "16", "-n", "4", "-r", "2", "-o", "json"});
   std::filesystem::remove(path);
@@ -132,8 +137,9 @@ TEST(Cli, RandomModelLoadsAndBenchReportsBothTests) {
 }
 
 TEST(Cli, RandomModelRejectsBadShapes) {
-  expect_one_line_error(run_cli({"make-random-model", "-o", "/tmp/x.gguf", "--heads", "5", "--kv-heads", "2"}),
-                        "KV heads");
+  expect_one_line_error(
+      run_cli({"make-random-model", "-o", "/tmp/x.gguf", "--heads", "5", "--kv-heads", "2"}),
+      "KV heads");
 }
 
 }  // namespace

@@ -26,16 +26,17 @@ TEST(DType, EveryGgufTypeHasGgmlsBlockLayout) {
     size_t bytes;
   };
   const Expected expected[] = {
-      {0, 1, 4}, {1, 1, 2},
-      {2, 32, 2 + 16},            // q4_0: d, 32 nibbles
-      {3, 32, 2 + 2 + 16},        // q4_1: d, m, nibbles
-      {6, 32, 2 + 4 + 16},        // q5_0: d, 32 high bits, nibbles
-      {7, 32, 2 + 2 + 4 + 16},    // q5_1
-      {8, 32, 2 + 32},            // q8_0
-      {9, 32, 2 + 2 + 32},        // q8_1: d, s, int8s
-      {10, 256, 16 + 64 + 2 + 2},  // q2_K: scales, 2-bit quants, d, dmin
-      {11, 256, 32 + 64 + 12 + 2},  // q3_K: hmask, quants, scales, d
-      {12, 256, 2 + 2 + 12 + 128},  // q4_K
+      {0, 1, 4},
+      {1, 1, 2},
+      {2, 32, 2 + 16},                   // q4_0: d, 32 nibbles
+      {3, 32, 2 + 2 + 16},               // q4_1: d, m, nibbles
+      {6, 32, 2 + 4 + 16},               // q5_0: d, 32 high bits, nibbles
+      {7, 32, 2 + 2 + 4 + 16},           // q5_1
+      {8, 32, 2 + 32},                   // q8_0
+      {9, 32, 2 + 2 + 32},               // q8_1: d, s, int8s
+      {10, 256, 16 + 64 + 2 + 2},        // q2_K: scales, 2-bit quants, d, dmin
+      {11, 256, 32 + 64 + 12 + 2},       // q3_K: hmask, quants, scales, d
+      {12, 256, 2 + 2 + 12 + 128},       // q4_K
       {13, 256, 2 + 2 + 12 + 32 + 128},  // q5_K
       {14, 256, 128 + 64 + 16 + 2},      // q6_K: ql, qh, int8 scales, d
       {15, 256, 4 + 256 + 32},           // q8_K: float d, int8s, int16 sums
@@ -47,14 +48,22 @@ TEST(DType, EveryGgufTypeHasGgmlsBlockLayout) {
       {21, 256, 2 + 64 + 8 + 32 + 4},    // iq3_s
       {22, 256, 2 + 64 + 8 + 8},         // iq2_s
       {23, 256, 2 + 2 + 4 + 128},        // iq4_xs
-      {24, 1, 1}, {25, 1, 2}, {26, 1, 4}, {27, 1, 8}, {28, 1, 8},
-      {29, 256, 32 + 16 + 8},            // iq1_m
+      {24, 1, 1},
+      {25, 1, 2},
+      {26, 1, 4},
+      {27, 1, 8},
+      {28, 1, 8},
+      {29, 256, 32 + 16 + 8},  // iq1_m
       {30, 1, 2},
-      {31, 32, 18}, {32, 32, 18}, {33, 32, 18},  // q4_0 interleaved
-      {34, 256, 48 + 4 + 2},             // tq1_0
-      {35, 256, 64 + 2},                 // tq2_0
-      {36, 32, 18}, {37, 32, 18}, {38, 32, 18},  // iq4_nl interleaved
-      {39, 32, 1 + 16},                  // mxfp4: e8m0 scale, nibbles
+      {31, 32, 18},
+      {32, 32, 18},
+      {33, 32, 18},           // q4_0 interleaved
+      {34, 256, 48 + 4 + 2},  // tq1_0
+      {35, 256, 64 + 2},      // tq2_0
+      {36, 32, 18},
+      {37, 32, 18},
+      {38, 32, 18},      // iq4_nl interleaved
+      {39, 32, 1 + 16},  // mxfp4: e8m0 scale, nibbles
   };
   for (const Expected& e : expected) {
     const auto dtype = dtype_from_ggml(e.id);
@@ -85,9 +94,9 @@ TEST(Half, RoundTripsEveryFiniteHalf) {
 }
 
 TEST(Half, RoundsToNearestEven) {
-  EXPECT_EQ(fp32_to_fp16(1.0f + 1.0f / 2048.0f), 0x3c00u);       // tie -> even (down)
-  EXPECT_EQ(fp32_to_fp16(1.0f + 3.0f / 2048.0f), 0x3c02u);       // tie -> even (up)
-  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00u);                    // overflow -> Inf
+  EXPECT_EQ(fp32_to_fp16(1.0f + 1.0f / 2048.0f), 0x3c00u);  // tie -> even (down)
+  EXPECT_EQ(fp32_to_fp16(1.0f + 3.0f / 2048.0f), 0x3c02u);  // tie -> even (up)
+  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00u);               // overflow -> Inf
   EXPECT_FLOAT_EQ(bf16_to_fp32(fp32_to_bf16(3.140625f)), 3.140625f);
 }
 

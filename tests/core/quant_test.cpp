@@ -27,7 +27,8 @@ std::vector<float> random_values(int64_t n, uint32_t seed) {
   std::vector<float> x(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; i += 16) {
     const float s = scale(rng), offset = 0.3f * normal(rng) * s;
-    for (int64_t j = i; j < std::min(n, i + 16); ++j) x[static_cast<size_t>(j)] = offset + s * normal(rng);
+    for (int64_t j = i; j < std::min(n, i + 16); ++j)
+      x[static_cast<size_t>(j)] = offset + s * normal(rng);
   }
   return x;
 }
@@ -129,8 +130,8 @@ TEST(Quant, MisalignedBuffersGiveTheSameValues) {
 TEST(Quant, ConstantBlocksSurvive) {
   // A block of one non-zero value: every type must reproduce it closely (zero range, min only).
   std::vector<float> x(512, -1.75f);
-  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
-                     DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q3_K, DType::Q8_K}) {
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K,
+                     DType::Q5_K, DType::Q6_K, DType::Q3_K, DType::Q8_K}) {
     const std::vector<float> y = round_trip(type, x);
     for (float v : y) ASSERT_NEAR(v, -1.75f, 0.02f) << dtype_name(type);
   }
@@ -224,7 +225,8 @@ TEST(QuantLayout, Q4_KUnpacksSixBitScalesAndMins) {
   }
   // qs[32c + l]: low nibble = element l of sub-block 2c, high nibble = sub-block 2c + 1.
   for (int c = 0; c < 4; ++c) {
-    for (int l = 0; l < 32; ++l) b.qs[32 * c + l] = static_cast<uint8_t>((l % 16) | ((15 - l % 16) << 4));
+    for (int l = 0; l < 32; ++l)
+      b.qs[32 * c + l] = static_cast<uint8_t>((l % 16) | ((15 - l % 16) << 4));
   }
   const std::vector<float> y = dequantize_block(DType::Q4_K, b);
   for (int sub = 0; sub < 8; ++sub) {
@@ -252,8 +254,8 @@ TEST(QuantLayout, Q6_KSplitsLowAndHighBits) {
   b.d = fp32_to_fp16(1.0f);
   for (int s = 0; s < 16; ++s) b.scales[s] = static_cast<int8_t>(s - 8 == 0 ? 1 : s - 8);
   // Element 128 + 64 + 3 (h=1, k=2, l=3): high nibble of ql[64 + 3], bits 4..5 of qh[32 + 3].
-  b.ql[64 + 3] = 0x50;          // low 4 bits of the code: 5
-  b.qh[32 + 3] = 0x2 << 4;      // top 2 bits: 2  -> code 5 + 32 = 37 -> 37 - 32 = 5
+  b.ql[64 + 3] = 0x50;      // low 4 bits of the code: 5
+  b.qh[32 + 3] = 0x2 << 4;  // top 2 bits: 2  -> code 5 + 32 = 37 -> 37 - 32 = 5
   const std::vector<float> y = dequantize_block(DType::Q6_K, b);
   const int e = 128 + 64 + 3;
   EXPECT_FLOAT_EQ(y[e], static_cast<float>(b.scales[e / 16]) * 5.0f);
@@ -330,7 +332,8 @@ TEST_P(QuantGolden, DequantisedTensorsMatchTheF32Weights) {
     const int64_t cols = t.shape.cols();
     const size_t row_bytes = dtype_row_bytes(t.dtype, cols);
     for (int64_t r = 0; r < t.shape.rows(); ++r) {
-      dequantize_row(t.dtype, t.data + static_cast<size_t>(r) * row_bytes, y.data() + r * cols, cols);
+      dequantize_row(t.dtype, t.data + static_cast<size_t>(r) * row_bytes, y.data() + r * cols,
+                     cols);
     }
     const auto* x = reinterpret_cast<const float*>(ref->data);
     double err = 0.0, norm = 0.0;
@@ -348,12 +351,15 @@ TEST_P(QuantGolden, DequantisedTensorsMatchTheF32Weights) {
 // 1.5x what a correct decoder measures on these files.
 INSTANTIATE_TEST_SUITE_P(
     LlamaCpp, QuantGolden,
-    ::testing::Values(GoldenCase{"llama/model-q8_0.gguf", "llama/model-f32.gguf", DType::Q8_0, 0.008},
-                      GoldenCase{"llama/model-q4_0.gguf", "llama/model-f32.gguf", DType::Q4_0, 0.13},
-                      GoldenCase{"qwen2/model-q4_0.gguf", "qwen2/model-f32.gguf", DType::Q4_0, 0.13},
-                      GoldenCase{"qwen2/model-q4_k.gguf", "qwen2/model-f32.gguf", DType::Q4_K, 0.11},
-                      GoldenCase{"qwen2/model-q4_k.gguf", "qwen2/model-f32.gguf", DType::Q6_K, 0.027}),
-    [](const auto& info) { return "case" + std::to_string(info.index) + "_" + std::string(dtype_name(info.param.type)); });
+    ::testing::Values(
+        GoldenCase{"llama/model-q8_0.gguf", "llama/model-f32.gguf", DType::Q8_0, 0.008},
+        GoldenCase{"llama/model-q4_0.gguf", "llama/model-f32.gguf", DType::Q4_0, 0.13},
+        GoldenCase{"qwen2/model-q4_0.gguf", "qwen2/model-f32.gguf", DType::Q4_0, 0.13},
+        GoldenCase{"qwen2/model-q4_k.gguf", "qwen2/model-f32.gguf", DType::Q4_K, 0.11},
+        GoldenCase{"qwen2/model-q4_k.gguf", "qwen2/model-f32.gguf", DType::Q6_K, 0.027}),
+    [](const auto& info) {
+      return "case" + std::to_string(info.index) + "_" + std::string(dtype_name(info.param.type));
+    });
 
 }  // namespace
 }  // namespace torchless

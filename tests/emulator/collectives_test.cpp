@@ -48,7 +48,8 @@ TEST_P(CollectivesTest, SimdFunctionsMatchHandComputedValues) {
       any = any || value(l) > 0.9;
     }
     const auto shuffled = [&](int64_t src) {
-      return src >= 0 && src < static_cast<int64_t>(active) ? value(static_cast<uint32_t>(src)) : value(lane);
+      return src >= 0 && src < static_cast<int64_t>(active) ? value(static_cast<uint32_t>(src))
+                                                            : value(lane);
     };
     const float* o = &out[t * kSimdOutputs];
     SCOPED_TRACE(::testing::Message() << "thread " << t << " width " << w << " seed 11");
@@ -58,9 +59,12 @@ TEST_P(CollectivesTest, SimdFunctionsMatchHandComputedValues) {
     EXPECT_NEAR(o[kOutPrefixExclusive], prefix, 1e-4);
     EXPECT_NEAR(o[kOutPrefixInclusive], prefix + value(lane), 1e-4);
     EXPECT_FLOAT_EQ(o[kOutShuffle], static_cast<float>(shuffled((lane + args.lane) % w)));
-    EXPECT_FLOAT_EQ(o[kOutShuffleDown], static_cast<float>(shuffled(lane + args.delta < w ? lane + args.delta : lane)));
-    EXPECT_FLOAT_EQ(o[kOutShuffleUp], static_cast<float>(shuffled(lane >= args.delta ? lane - args.delta : lane)));
-    EXPECT_FLOAT_EQ(o[kOutShuffleXor], static_cast<float>(shuffled((lane ^ args.mask) < w ? lane ^ args.mask : lane)));
+    EXPECT_FLOAT_EQ(o[kOutShuffleDown],
+                    static_cast<float>(shuffled(lane + args.delta < w ? lane + args.delta : lane)));
+    EXPECT_FLOAT_EQ(o[kOutShuffleUp],
+                    static_cast<float>(shuffled(lane >= args.delta ? lane - args.delta : lane)));
+    EXPECT_FLOAT_EQ(o[kOutShuffleXor],
+                    static_cast<float>(shuffled((lane ^ args.mask) < w ? lane ^ args.mask : lane)));
     EXPECT_FLOAT_EQ(o[kOutBroadcast], static_cast<float>(value(args.lane)));
     EXPECT_EQ(o[kOutAll], all ? 1.0f : 0.0f);
     EXPECT_EQ(o[kOutAny], any ? 1.0f : 0.0f);
@@ -133,12 +137,41 @@ TEST_P(CollectivesTest, ThreadPositionsOfA3dDispatch) {
         const uint32_t* o = &out[((z * ty + y) * tx + x) * 33];
         const uint32_t local[3] = {x % group.x, y % group.y, z % group.z};
         const uint32_t index = (local[2] * group.y + local[1]) * group.x + local[0];
-        const uint32_t expected[33] = {x, y, z, x / group.x, y / group.y, z / group.z,
-                                       local[0], local[1], local[2], group.x, group.y, group.z,
-                                       grid.x, grid.y, grid.z, tx, ty, tz,
-                                       index, 0, 0, index / w, 0, 0, index % w, 0, 0,
-                                       w, 0, 0, (n + w - 1) / w, 0, 0};
-        for (int i = 0; i < 33; ++i) EXPECT_EQ(o[i], expected[i]) << x << "," << y << "," << z << " #" << i;
+        const uint32_t expected[33] = {x,
+                                       y,
+                                       z,
+                                       x / group.x,
+                                       y / group.y,
+                                       z / group.z,
+                                       local[0],
+                                       local[1],
+                                       local[2],
+                                       group.x,
+                                       group.y,
+                                       group.z,
+                                       grid.x,
+                                       grid.y,
+                                       grid.z,
+                                       tx,
+                                       ty,
+                                       tz,
+                                       index,
+                                       0,
+                                       0,
+                                       index / w,
+                                       0,
+                                       0,
+                                       index % w,
+                                       0,
+                                       0,
+                                       w,
+                                       0,
+                                       0,
+                                       (n + w - 1) / w,
+                                       0,
+                                       0};
+        for (int i = 0; i < 33; ++i)
+          EXPECT_EQ(o[i], expected[i]) << x << "," << y << "," << z << " #" << i;
       }
 }
 
@@ -149,7 +182,9 @@ TEST(SimdWidth, OnlyWidths32And64AreAccepted) {
   testing::register_kernels();
   std::vector<uint32_t> out(33);
   const std::string error = error_of([&] {
-    Dispatch("thread_positions").buffer(0, out.data(), out.size() * 4).dispatch_threadgroups({1, 1, 1}, {1, 1, 1}, options_with_width(16));
+    Dispatch("thread_positions")
+        .buffer(0, out.data(), out.size() * 4)
+        .dispatch_threadgroups({1, 1, 1}, {1, 1, 1}, options_with_width(16));
   });
   EXPECT_NE(error.find("simd width 16"), std::string::npos) << error;
 }

@@ -25,7 +25,8 @@ std::string site(const std::string& kernel, const std::string& needle) {
   bool inside = false;
   for (int line = 1; std::getline(in, text); ++line) {
     if (text.find("kernel void " + kernel + "(") != std::string::npos) inside = true;
-    if (inside && text.find(needle) != std::string::npos) return std::string(kFaults) + ":" + std::to_string(line);
+    if (inside && text.find(needle) != std::string::npos)
+      return std::string(kFaults) + ":" + std::to_string(line);
   }
   ADD_FAILURE() << needle << " not found in kernel " << kernel;
   return "";
@@ -56,7 +57,8 @@ TEST_F(DiagnosticsTest, BarrierNotReachedByEveryThread) {
         .buffer(1, out_.data(), out_.size() * sizeof(float))
         .dispatch_threadgroups({2, 1, 1}, {64, 1, 1}, options_with_width(32));
   });
-  EXPECT_CONTAINS(e, "threadgroup_barrier at " + site("early_return_before_barrier", "threadgroup_barrier") +
+  EXPECT_CONTAINS(e, "threadgroup_barrier at " +
+                         site("early_return_before_barrier", "threadgroup_barrier") +
                          " reached by 40 of 64 threads; 24 returned without reaching it");
   EXPECT_CONTAINS(e, "kernel early_return_before_barrier (tests/emulator/kernels/faults.metal:");
   EXPECT_CONTAINS(e, "threadgroup (0, 0, 0)");
@@ -71,7 +73,8 @@ TEST_F(DiagnosticsTest, DivergentBarrier) {
 TEST_F(DiagnosticsTest, Deadlock) {
   const std::string e = run("simd_sum_vs_barrier", 64);
   EXPECT_CONTAINS(e, "deadlock: no thread can proceed; 16 waiting at simd_sum (" +
-                         site("simd_sum_vs_barrier", "simd_sum(v)") + ") in simdgroup 0; 32 waiting at threadgroup_barrier (" +
+                         site("simd_sum_vs_barrier", "simd_sum(v)") +
+                         ") in simdgroup 0; 32 waiting at threadgroup_barrier (" +
                          site("simd_sum_vs_barrier", "threadgroup_barrier") + ")");
 }
 
@@ -84,7 +87,8 @@ TEST_F(DiagnosticsTest, DivergentSimdgroupFunctions) {
 
 TEST_F(DiagnosticsTest, NonUniformBroadcastLane) {
   const std::string e = run("non_uniform_broadcast", 32);
-  EXPECT_CONTAINS(e, "simd_broadcast with a non-uniform lane index at " + site("non_uniform_broadcast", "simd_broadcast"));
+  EXPECT_CONTAINS(e, "simd_broadcast with a non-uniform lane index at " +
+                         site("non_uniform_broadcast", "simd_broadcast"));
 }
 
 TEST_F(DiagnosticsTest, NonUniformSimdgroupLoad) {
@@ -95,14 +99,17 @@ TEST_F(DiagnosticsTest, NonUniformSimdgroupLoad) {
         .buffer(1, out_.data(), out_.size() * sizeof(float))
         .dispatch_threadgroups({1, 1, 1}, {32, 1, 1}, options_with_width(32));
   });
-  EXPECT_CONTAINS(e, "simdgroup_load with non-uniform arguments at " + site("non_uniform_simdgroup_load", "simdgroup_load(m"));
+  EXPECT_CONTAINS(e, "simdgroup_load with non-uniform arguments at " +
+                         site("non_uniform_simdgroup_load", "simdgroup_load(m"));
 }
 
 TEST_F(DiagnosticsTest, EmulatorStaysUsableAfterAnError) {
   EXPECT_NE(run("divergent_barrier", 64), "");
   EXPECT_NE(run("simd_sum_vs_barrier", 64), "");
   std::vector<uint32_t> ids(33 * 32);
-  Dispatch("thread_positions").buffer(0, ids.data(), ids.size() * 4).dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
+  Dispatch("thread_positions")
+      .buffer(0, ids.data(), ids.size() * 4)
+      .dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
   EXPECT_EQ(ids[33 * 31 + 18], 31u);
 }
 

@@ -62,43 +62,64 @@ TEST_F(DispatchTest, ValidDispatchRuns) {
 
 TEST_F(DispatchTest, UnboundBufferIsAnError) {
   EXPECT_CONTAINS(error_of([&] {
-    Dispatch("rms_norm_f32").bytes(0, &args_, sizeof args_).threadgroup_memory(0, 64 * sizeof(float))
-        .dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
-  }), "buffer(1) 'x' is not bound");
+                    Dispatch("rms_norm_f32")
+                        .bytes(0, &args_, sizeof args_)
+                        .threadgroup_memory(0, 64 * sizeof(float))
+                        .dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
+                  }),
+                  "buffer(1) 'x' is not bound");
 }
 
 TEST_F(DispatchTest, MisalignedVectorBufferIsAnError) {
   std::vector<float> y(4);
   EXPECT_CONTAINS(error_of([&] {
-    Dispatch("mat_vec_f32").bytes(0, &args_, sizeof args_)
-        .buffer(1, x_.data() + 1, 64 * sizeof(float))
-        .buffer(2, w_.data(), w_.size() * sizeof(float))
-        .buffer(3, y.data(), y.size() * sizeof(float))
-        .dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
-  }), "buffer(1) 'w' (device const float4*) must be aligned to 16 bytes");
+                    Dispatch("mat_vec_f32")
+                        .bytes(0, &args_, sizeof args_)
+                        .buffer(1, x_.data() + 1, 64 * sizeof(float))
+                        .buffer(2, w_.data(), w_.size() * sizeof(float))
+                        .buffer(3, y.data(), y.size() * sizeof(float))
+                        .dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
+                  }),
+                  "buffer(1) 'w' (device const float4*) must be aligned to 16 bytes");
 }
 
 TEST_F(DispatchTest, ReferenceBufferMustHoldTheStruct) {
   EXPECT_CONTAINS(error_of([&] {
-    rms().bytes(0, &args_, 4).dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
-  }), "has 4 bytes, needs 12");
+                    rms().bytes(0, &args_, 4).dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
+                  }),
+                  "has 4 bytes, needs 12");
 }
 
 TEST_F(DispatchTest, GpuLimitsAreEnforced) {
-  EXPECT_CONTAINS(error_of([&] { rms().dispatch_threadgroups({1, 1, 1}, {1025, 1, 1}); }),
-                  "1025 threads per threadgroup (1025, 1, 1) exceed the limit of 1024");
-  EXPECT_CONTAINS(error_of([&] { rms().dispatch_threadgroups({1, 1, 1}, {32, 33, 1}); }),
-                  "exceed the limit of 1024");
-  EXPECT_CONTAINS(error_of([&] { rms().threadgroup_memory(0, 100).dispatch_threadgroups({1, 1, 1}, {32, 1, 1}); }),
-                  "length 100 is not a positive multiple of 16");
-  EXPECT_CONTAINS(error_of([&] { rms().threadgroup_memory(0, 32 * 1024 + 16).dispatch_threadgroups({1, 1, 1}, {32, 1, 1}); }),
-                  "exceed 32768");
-  std::vector<std::byte> big(4097);
-  EXPECT_CONTAINS(error_of([&] { rms().bytes(0, big.data(), big.size()); }), "exceed setBytes' 4096 bytes");
   EXPECT_CONTAINS(error_of([&] {
-    Dispatch("rms_norm_f32").bytes(0, &args_, sizeof args_).buffer(1, x_.data(), 4).buffer(2, x_.data(), 4)
-        .buffer(3, x_.data(), 4).dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
-  }), "threadgroup(0) 'partials' has no setThreadgroupMemoryLength");
+                    rms().dispatch_threadgroups({1, 1, 1}, {1025, 1, 1});
+                  }),
+                  "1025 threads per threadgroup (1025, 1, 1) exceed the limit of 1024");
+  EXPECT_CONTAINS(error_of([&] {
+                    rms().dispatch_threadgroups({1, 1, 1}, {32, 33, 1});
+                  }),
+                  "exceed the limit of 1024");
+  EXPECT_CONTAINS(error_of([&] {
+                    rms().threadgroup_memory(0, 100).dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
+                  }),
+                  "length 100 is not a positive multiple of 16");
+  EXPECT_CONTAINS(
+      error_of([&] {
+        rms().threadgroup_memory(0, 32 * 1024 + 16).dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
+      }),
+      "exceed 32768");
+  std::vector<std::byte> big(4097);
+  EXPECT_CONTAINS(error_of([&] { rms().bytes(0, big.data(), big.size()); }),
+                  "exceed setBytes' 4096 bytes");
+  EXPECT_CONTAINS(error_of([&] {
+                    Dispatch("rms_norm_f32")
+                        .bytes(0, &args_, sizeof args_)
+                        .buffer(1, x_.data(), 4)
+                        .buffer(2, x_.data(), 4)
+                        .buffer(3, x_.data(), 4)
+                        .dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
+                  }),
+                  "threadgroup(0) 'partials' has no setThreadgroupMemoryLength");
 }
 
 TEST_F(DispatchTest, KernelAttributeLowersTheThreadLimit) {
@@ -107,11 +128,17 @@ TEST_F(DispatchTest, KernelAttributeLowersTheThreadLimit) {
   EXPECT_EQ(k->max_total_threads_per_threadgroup, 64u);
   EXPECT_EQ(find_kernel("rms_norm_f32")->max_total_threads_per_threadgroup, 1024u);
   EXPECT_CONTAINS(error_of([&] {
-    Dispatch("limited_threads").buffer(0, y_.data(), y_.size() * sizeof(float)).dispatch_threadgroups({1, 1, 1}, {65, 1, 1});
-  }), "65 threads per threadgroup (65, 1, 1) exceed the limit of 64");
+                    Dispatch("limited_threads")
+                        .buffer(0, y_.data(), y_.size() * sizeof(float))
+                        .dispatch_threadgroups({1, 1, 1}, {65, 1, 1});
+                  }),
+                  "65 threads per threadgroup (65, 1, 1) exceed the limit of 64");
   EXPECT_EQ(error_of([&] {
-    Dispatch("limited_threads").buffer(0, y_.data(), y_.size() * sizeof(float)).dispatch_threadgroups({1, 1, 1}, {64, 1, 1});
-  }), "");
+              Dispatch("limited_threads")
+                  .buffer(0, y_.data(), y_.size() * sizeof(float))
+                  .dispatch_threadgroups({1, 1, 1}, {64, 1, 1});
+            }),
+            "");
   EXPECT_EQ(y_[63], 63.0f);
 }
 

@@ -13,9 +13,12 @@ void mslemu_register_emulator_test();
 
 namespace torchless::mslemu::testing {
 
-inline void register_kernels() { mslemu_register_emulator_test(); }
+inline void register_kernels() {
+  mslemu_register_emulator_test();
+}
 
-inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f,
+                                        float hi = 1.0f) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(n);

@@ -20,10 +20,11 @@ class KernelsTest : public ::testing::Test {
 };
 
 // Rows of y = x * rsqrt(mean(x^2) + eps) * w that differ from the float64 reference.
-int wrong_rms_rows(const char* kernel, uint32_t threads, const Options& options,
-                   uint32_t rows = 7, uint32_t cols = 1001) {
+int wrong_rms_rows(const char* kernel, uint32_t threads, const Options& options, uint32_t rows = 7,
+                   uint32_t cols = 1001) {
   const RowsArgs args{rows, cols, 1e-5f};
-  const std::vector<float> x = random_floats(size_t{rows} * cols, 21), w = random_floats(cols, 22, 0.5f, 1.5f);
+  const std::vector<float> x = random_floats(size_t{rows} * cols, 21),
+                           w = random_floats(cols, 22, 0.5f, 1.5f);
   std::vector<float> y(x.size());
   Dispatch(kernel)
       .bytes(0, &args, sizeof args)

@@ -7,8 +7,8 @@
 #include <random>
 
 // The shim's keyword macros must not reach anything else: include it last, then unshim.
-#include <metal_stdlib>
 #include <mslemu_unshim.h>
+#include <metal_stdlib>
 
 namespace {
 
@@ -35,11 +35,11 @@ TEST(Half, ConversionsAgreeWithTheSoftwareFallback) {
 
 TEST(Half, RoundsAfterEveryOperation) {
   const half one = 1.0f, tiny = 0.0001f;
-  EXPECT_EQ(static_cast<float>(one + tiny), 1.0f);             // 1 + 1e-4 rounds back to 1 in half
+  EXPECT_EQ(static_cast<float>(one + tiny), 1.0f);  // 1 + 1e-4 rounds back to 1 in half
   EXPECT_NE(static_cast<float>(one) + static_cast<float>(tiny), 1.0f);
   half acc = 0.0f;
   for (int i = 0; i < 3000; ++i) acc += one;
-  EXPECT_EQ(static_cast<float>(acc), 2048.0f);                   // 2048 + 1 is not representable
+  EXPECT_EQ(static_cast<float>(acc), 2048.0f);  // 2048 + 1 is not representable
   EXPECT_EQ(static_cast<float>(half(1.0f) / half(3.0f)), static_cast<float>(half(1.0f / 3.0f)));
 }
 

@@ -15,8 +15,8 @@
 namespace torchless {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::ByteBuilder;
+using ::testing::HasSubstr;
 using testing::make_test_gguf;
 using testing::TestGguf;
 
@@ -50,7 +50,8 @@ TEST(GgufHostile, TheTestFileItselfIsValid) {
 TEST(GgufHostile, TruncationAtEveryByteThrows) {
   const TestGguf f = make_test_gguf();
   for (size_t len = 0; len < f.bytes.size(); ++len) {
-    const std::vector<std::byte> prefix(f.bytes.begin(), f.bytes.begin() + static_cast<ptrdiff_t>(len));
+    const std::vector<std::byte> prefix(f.bytes.begin(),
+                                        f.bytes.begin() + static_cast<ptrdiff_t>(len));
     EXPECT_NE(parse_error(prefix), "") << "prefix of " << len << " bytes parsed";
   }
 }
@@ -62,16 +63,18 @@ TEST(GgufHostile, BadMagicIsNamed) {
 
 TEST(GgufHostile, UnsupportedVersionsAreNamed) {
   const TestGguf f = make_test_gguf();
-  EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.version, 1)), HasSubstr("unsupported version 1"));
-  EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.version, 4)), HasSubstr("unsupported version 4"));
+  EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.version, 1)),
+              HasSubstr("unsupported version 1"));
+  EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.version, 4)),
+              HasSubstr("unsupported version 4"));
   EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.version, 0x03000000)), HasSubstr("big-endian"));
 }
 
 TEST(GgufHostile, HugeCountsAndLengthsAreRejectedBeforeAllocating) {
   const TestGguf f = make_test_gguf();
-  const size_t length_fields[] = {f.tensor_count, f.kv_count, f.first_key_len, f.arch_value_len,
-                                  f.tokens_count, f.second_token_len, f.nested_inner_count,
-                                  f.t0_name_len, f.t2_name_len};
+  const size_t length_fields[] = {f.tensor_count,       f.kv_count,     f.first_key_len,
+                                  f.arch_value_len,     f.tokens_count, f.second_token_len,
+                                  f.nested_inner_count, f.t0_name_len,  f.t2_name_len};
   for (size_t at : length_fields) {
     for (uint64_t v : {~uint64_t{0}, uint64_t{1} << 62, uint64_t{1} << 40,
                        static_cast<uint64_t>(f.bytes.size())}) {
@@ -93,20 +96,24 @@ TEST(GgufHostile, SmallWrongCountsAreRejected) {
 TEST(GgufHostile, TensorDataOutsideTheDataSectionIsRejected) {
   const TestGguf f = make_test_gguf();
   EXPECT_THAT(parse_error(with<uint64_t>(f.bytes, f.t2_offset, 384)), HasSubstr("outside"));
-  EXPECT_THAT(parse_error(with<uint64_t>(f.bytes, f.t2_offset, ~uint64_t{0} - 63)), HasSubstr("outside"));
+  EXPECT_THAT(parse_error(with<uint64_t>(f.bytes, f.t2_offset, ~uint64_t{0} - 63)),
+              HasSubstr("outside"));
   EXPECT_THAT(parse_error(with<uint64_t>(f.bytes, f.t1_ne1, 1000)), HasSubstr("outside"));
 }
 
 TEST(GgufHostile, MisalignedTensorOffsetIsRejected) {
   const TestGguf f = make_test_gguf();
-  EXPECT_THAT(parse_error(with<uint64_t>(f.bytes, f.t1_offset, 96)), HasSubstr("not a multiple of the alignment"));
+  EXPECT_THAT(parse_error(with<uint64_t>(f.bytes, f.t1_offset, 96)),
+              HasSubstr("not a multiple of the alignment"));
 }
 
 TEST(GgufHostile, OverflowingDimensionsAreRejected) {
   const TestGguf f = make_test_gguf();
   auto bytes = with<uint64_t>(f.bytes, f.t1_ne0, uint64_t{1} << 32);
-  EXPECT_THAT(parse_error(with<uint64_t>(bytes, f.t1_ne1, uint64_t{1} << 32)), HasSubstr("overflows"));
-  EXPECT_THAT(parse_error(with<uint64_t>(f.bytes, f.t1_ne1, uint64_t{1} << 63)), HasSubstr("too large"));
+  EXPECT_THAT(parse_error(with<uint64_t>(bytes, f.t1_ne1, uint64_t{1} << 32)),
+              HasSubstr("overflows"));
+  EXPECT_THAT(parse_error(with<uint64_t>(f.bytes, f.t1_ne1, uint64_t{1} << 63)),
+              HasSubstr("too large"));
   // Element count fits but the byte size does not: f32 [2^31, 2^31] is 2^64 bytes.
   bytes = with<uint64_t>(f.bytes, f.t0_n_dims + 4, uint64_t{1} << 31);
   EXPECT_THAT(parse_error(with<uint64_t>(bytes, f.t0_n_dims + 12, uint64_t{1} << 31)),
@@ -126,15 +133,19 @@ TEST(GgufHostile, TooManyDimensionsAreRejected) {
 TEST(GgufHostile, UnknownTypesAreNamedWithTheirId) {
   const TestGguf f = make_test_gguf();
   EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.t1_type, 4)), HasSubstr("unknown type id 4"));
-  EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.t1_type, 1000)), HasSubstr("unknown type id 1000"));
-  EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.value_type_of_f64, 13)), HasSubstr("unknown value type 13"));
-  EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.nested_inner_type, 77)), HasSubstr("unknown value type 77"));
+  EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.t1_type, 1000)),
+              HasSubstr("unknown type id 1000"));
+  EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.value_type_of_f64, 13)),
+              HasSubstr("unknown value type 13"));
+  EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.nested_inner_type, 77)),
+              HasSubstr("unknown value type 77"));
 }
 
 TEST(GgufHostile, BadAlignmentIsRejected) {
   const TestGguf f = make_test_gguf();
   for (uint32_t a : {0u, 3u, 48u, 0x80000000u}) {
-    EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.alignment_value, a)), HasSubstr("general.alignment"));
+    EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.alignment_value, a)),
+                HasSubstr("general.alignment"));
   }
   // The same four bytes declared as f32 instead of u32.
   EXPECT_THAT(parse_error(with<uint32_t>(f.bytes, f.alignment_value - 4, 6)),

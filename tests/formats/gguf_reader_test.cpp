@@ -81,10 +81,12 @@ TEST(GgufReader, Stories260KDataMatchesTheLlama2cCheckpoint) {
   ASSERT_GE(bin->size(), 28 + embd->nbytes + 5 * 64 * 4);
   EXPECT_EQ(std::memcmp(embd->data, bin->data() + 28, embd->nbytes), 0);
   for (int layer = 0; layer < 5; ++layer) {
-    const GgufTensorInfo* norm = file->find_tensor("blk." + std::to_string(layer) + ".attn_norm.weight");
+    const GgufTensorInfo* norm =
+        file->find_tensor("blk." + std::to_string(layer) + ".attn_norm.weight");
     ASSERT_NE(norm, nullptr);
     ASSERT_EQ(norm->nbytes, 64u * 4);
-    EXPECT_EQ(std::memcmp(norm->data, bin->data() + 28 + embd->nbytes + layer * 256, 256), 0) << layer;
+    EXPECT_EQ(std::memcmp(norm->data, bin->data() + 28 + embd->nbytes + layer * 256, 256), 0)
+        << layer;
   }
 }
 
@@ -159,7 +161,8 @@ TEST_P(GgufGoldenFile, HasTheDocumentedHyperparameters) {
   EXPECT_EQ(embd->shape, (Shape{static_cast<int64_t>(g.vocab), 256}));
   for (const GgufTensorInfo& t : file->tensors()) {
     EXPECT_EQ(t.offset % file->alignment(), 0u) << t.name;
-    EXPECT_EQ(t.nbytes, dtype_row_bytes(t.dtype, t.shape.cols()) * static_cast<size_t>(t.shape.rows()));
+    EXPECT_EQ(t.nbytes,
+              dtype_row_bytes(t.dtype, t.shape.cols()) * static_cast<size_t>(t.shape.rows()));
   }
 }
 

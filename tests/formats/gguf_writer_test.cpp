@@ -17,7 +17,9 @@
 namespace torchless {
 namespace {
 
-std::shared_ptr<GgufFile> reparse(const std::vector<std::byte>& bytes) { return GgufFile::parse(bytes); }
+std::shared_ptr<GgufFile> reparse(const std::vector<std::byte>& bytes) {
+  return GgufFile::parse(bytes);
+}
 
 TEST(GgufWriter, EveryScalarTypeRoundTrips) {
   GgufWriter w;
@@ -65,9 +67,9 @@ TEST(GgufWriter, ArraysIncludingNestedOnesRoundTrip) {
   w.add("ints", gguf_i32_array({1, -1, 7}));
   w.add("empty", gguf_array(GgufType::UInt64, {}));
   w.add("bools", gguf_array(GgufType::Bool, {gguf_bool(false), gguf_bool(true)}));
-  w.add("nested", gguf_array(GgufType::Array,
-                             {gguf_i32_array({1, 2}), gguf_i32_array({}),
-                              gguf_array(GgufType::Array, {gguf_string_array({"deep"})})}));
+  w.add("nested",
+        gguf_array(GgufType::Array, {gguf_i32_array({1, 2}), gguf_i32_array({}),
+                                     gguf_array(GgufType::Array, {gguf_string_array({"deep"})})}));
   const std::vector<std::byte> bytes = w.to_bytes();
   const auto file = reparse(bytes);
   const std::vector<std::string> strings = file->get("strings").as_string_list();
@@ -98,15 +100,22 @@ TEST(GgufWriter, TensorsRoundTripAtAlignedOffsets) {
     GgufWriter w;
     w.set_alignment(alignment);
     w.add("general.architecture", gguf_string("llama"));
-    struct Spec { const char* name; DType dtype; Shape shape; };
-    const Spec specs[] = {{"a", DType::F32, Shape{3, 5}}, {"b", DType::Q4_0, Shape{7, 64}},
-                          {"c", DType::F16, Shape{33}}, {"d", DType::Q6_K, Shape{2, 1, 256}},
+    struct Spec {
+      const char* name;
+      DType dtype;
+      Shape shape;
+    };
+    const Spec specs[] = {{"a", DType::F32, Shape{3, 5}},
+                          {"b", DType::Q4_0, Shape{7, 64}},
+                          {"c", DType::F16, Shape{33}},
+                          {"d", DType::Q6_K, Shape{2, 1, 256}},
                           {"e", DType::BF16, Shape{2, 3, 1, 5}}};
     std::vector<std::vector<std::byte>> data;
     for (size_t i = 0; i < std::size(specs); ++i) {
       const Spec& s = specs[i];
-      data.push_back(random_bytes(dtype_row_bytes(s.dtype, s.shape.cols()) * static_cast<size_t>(s.shape.rows()),
-                                  static_cast<uint32_t>(i + 1)));
+      data.push_back(random_bytes(
+          dtype_row_bytes(s.dtype, s.shape.cols()) * static_cast<size_t>(s.shape.rows()),
+          static_cast<uint32_t>(i + 1)));
       w.add_tensor(s.name, s.dtype, s.shape, data.back());
     }
     const std::vector<std::byte> bytes = w.to_bytes();
@@ -150,8 +159,7 @@ TEST(GgufWriter, WritesFilesThatOpenMapped) {
   GgufWriter w;
   w.add("general.name", gguf_string("tiny"));
   const std::vector<float> v = {1.0f, 2.0f, 3.0f};
-  w.add_tensor("v", DType::F32, Shape{3},
-               std::as_bytes(std::span<const float>(v)));
+  w.add_tensor("v", DType::F32, Shape{3}, std::as_bytes(std::span<const float>(v)));
   w.write_file(path);
   const auto file = GgufFile::open(path);
   EXPECT_EQ(file->get_string("general.name", ""), "tiny");
@@ -193,8 +201,9 @@ std::vector<std::byte> rewrite(const GgufFile& file) {
 }
 
 TEST(GgufWriter, RewritesLlamaCppFilesByteForByte) {
-  for (const char* rel : {"models/stories260K.gguf", "golden/qwen2/model-q4_k.gguf",
-                          "golden/llama/model-q8_0.gguf", "golden/llama3-ropescaling/model-f32.gguf"}) {
+  for (const char* rel :
+       {"models/stories260K.gguf", "golden/qwen2/model-q4_k.gguf", "golden/llama/model-q8_0.gguf",
+        "golden/llama3-ropescaling/model-f32.gguf"}) {
     const std::string path = std::string(TORCHLESS_SOURCE_DIR) + "/../shared/" + rel;
     ASSERT_TRUE(std::filesystem::exists(path)) << "missing shared file " << path;
     const auto file = GgufFile::open(path);

@@ -19,8 +19,8 @@ struct AttentionCase {
 };
 
 std::string label(const AttentionCase& c, DType cache) {
-  return fmt::format("tokens {} pos0 {} heads {}/{} dim {} window {} cache {}", c.n_tokens,
-                     c.pos0, c.n_heads, c.n_kv_heads, c.head_dim, c.window, dtype_name(cache));
+  return fmt::format("tokens {} pos0 {} heads {}/{} dim {} window {} cache {}", c.n_tokens, c.pos0,
+                     c.n_heads, c.n_kv_heads, c.head_dim, c.window, dtype_name(cache));
 }
 
 // What the cache holds after kv_store: values rounded to the cache type.
@@ -54,7 +54,8 @@ std::vector<double> reference(const AttentionCase& c, const std::vector<float>& 
       for (double& x : s) sum += (x = std::exp(x - m));
       for (int d = 0; d < c.head_dim; ++d) {
         double acc = 0;
-        for (int p = first; p <= pos; ++p) acc += s[p - first] * v[p * kv_cols + kvh * c.head_dim + d];
+        for (int p = first; p <= pos; ++p)
+          acc += s[p - first] * v[p * kv_cols + kvh * c.head_dim + d];
         out[(t * c.n_heads + h) * c.head_dim + d] = acc / sum;
       }
     }
@@ -79,7 +80,7 @@ class MetalAttentionTest : public ::testing::TestWithParam<uint32_t> {
     backend_->kv_store(upload_f32(*backend_, v, Shape{c.pos0 + c.n_tokens, kv_cols}), vc, 0);
     const Tensor qt = upload_f32(*backend_, q, Shape{c.n_tokens, c.n_heads * c.head_dim});
     Tensor out = backend_->alloc(Shape{c.n_tokens, c.n_heads * c.head_dim}, DType::F32);
-    const AttentionParams params{c.n_tokens, c.pos0, c.n_heads, c.n_kv_heads,
+    const AttentionParams params{c.n_tokens, c.pos0,   c.n_heads, c.n_kv_heads,
                                  c.head_dim, c.window, scale};
     if (primitives) {
       Tensor scores = backend_->alloc(Shape{c.n_heads, c.pos0 + 1}, DType::F32);

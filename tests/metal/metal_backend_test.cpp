@@ -129,8 +129,8 @@ TEST(MetalBackendTest, CommandBufferErrorsSurfaceAtSynchronize) {
 TEST(MetalBackendTest, WeightsAreWrappedWithoutACopy) {
   auto backend = make_backend(32);
   const auto values = random_floats(3000, 5);
-  HostTensorView view{Shape{30, 100}, DType::F32,
-                      reinterpret_cast<const std::byte*>(values.data()), values.size() * 4};
+  HostTensorView view{Shape{30, 100}, DType::F32, reinterpret_cast<const std::byte*>(values.data()),
+                      values.size() * 4};
   const Tensor w = backend->to_device(view);
   EXPECT_EQ(w.data(), view.data);  // the very same bytes
   EXPECT_EQ(emulated(*backend).counters().buffers_wrapped, 1u);
@@ -138,7 +138,8 @@ TEST(MetalBackendTest, WeightsAreWrappedWithoutACopy) {
   HostTensorView row{Shape{1, 100}, DType::F32, view.data + 400, 400};
   const Tensor r = backend->to_device(row);
   EXPECT_EQ(emulated(*backend).counters().buffers_wrapped, 1u);
-  EXPECT_EQ(backend->to_host_f32(r), std::vector<float>(values.begin() + 100, values.begin() + 200));
+  EXPECT_EQ(backend->to_host_f32(r),
+            std::vector<float>(values.begin() + 100, values.begin() + 200));
   const auto y = backend->matmul_vec(w, random_floats(100, 6));
   EXPECT_EQ(y.size(), 30u);
 }
@@ -148,7 +149,7 @@ TEST(MetalBackendTest, UploadWaitsForRecordedWorkThatReadsTheTensor) {
   const std::vector<float> one(16, 1.0f), two(16, 2.0f);
   Tensor a = upload_f32(*backend, one, Shape{16});
   Tensor out = backend->alloc(Shape{16}, DType::F32);
-  backend->add(a, a, out);                      // recorded, reads a = 1
+  backend->add(a, a, out);                            // recorded, reads a = 1
   backend->upload(std::as_bytes(std::span(two)), a);  // must not change what add sees
   EXPECT_EQ(backend->to_host_f32(out), std::vector<float>(16, 2.0f));
   EXPECT_EQ(backend->to_host_f32(a), two);

@@ -64,9 +64,12 @@ PassResult run_prefill(MetalBackend& backend) {
     const auto wg = random_floats(size_t(ffn * dim), seed + 1, 0.2f);
     const auto wu = random_floats(size_t(ffn * dim), seed + 2, 0.2f);
     const auto wd = random_floats(size_t(dim * ffn), seed + 3, 0.2f);
-    w1.push_back(upload_bytes(backend, encode(wg, ffn, dim, DType::Q8_0), Shape{ffn, dim}, DType::Q8_0));
-    w3.push_back(upload_bytes(backend, encode(wu, ffn, dim, DType::Q8_0), Shape{ffn, dim}, DType::Q8_0));
-    w2.push_back(upload_bytes(backend, encode(wd, dim, ffn, DType::Q8_0), Shape{dim, ffn}, DType::Q8_0));
+    w1.push_back(
+        upload_bytes(backend, encode(wg, ffn, dim, DType::Q8_0), Shape{ffn, dim}, DType::Q8_0));
+    w3.push_back(
+        upload_bytes(backend, encode(wu, ffn, dim, DType::Q8_0), Shape{ffn, dim}, DType::Q8_0));
+    w2.push_back(
+        upload_bytes(backend, encode(wd, dim, ffn, DType::Q8_0), Shape{dim, ffn}, DType::Q8_0));
   }
   backend.synchronize();
   const metal::MetalBackendStats before = backend.stats();
@@ -218,8 +221,8 @@ TEST(MetalCommandSplitTest, EarlyCommittedErrorsSurfaceAtTheNextWait) {
   const int args = 1;
   for (int i = 0; i < 7; ++i) {
     const metal::BufferArg arg{buffer, size_t(i) * 8, 8, true};
-    recorder.dispatch(device.pipeline("fake"), &args, sizeof args, std::span(&arg, 1), 0,
-                      {2, 1, 1}, {32, 1, 1});
+    recorder.dispatch(device.pipeline("fake"), &args, sizeof args, std::span(&arg, 1), 0, {2, 1, 1},
+                      {32, 1, 1});
   }
   // 7 dispatches at 3 per buffer: two committed early, nothing waited for yet.
   EXPECT_EQ(log.events, (std::vector<std::string>{"commit 0", "commit 1"}));

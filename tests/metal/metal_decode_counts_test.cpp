@@ -52,7 +52,8 @@ DecodeResult decode_one_token(const Shape1B& s, int pos) {
   const Tensor out_norm = upload_f32(*backend, random_floats(s.dim, 11), Shape{s.dim});
   const Tensor lm_head = random_weight(*backend, s.vocab, s.dim, s.dtype, 12);
   std::vector<float> inv_freq(static_cast<size_t>(head_dim / 2));
-  for (size_t i = 0; i < inv_freq.size(); ++i) inv_freq[i] = std::pow(10000.0f, -2.0f * i / head_dim);
+  for (size_t i = 0; i < inv_freq.size(); ++i)
+    inv_freq[i] = std::pow(10000.0f, -2.0f * i / head_dim);
   const Tensor freqs = upload_f32(*backend, inv_freq, Shape{head_dim / 2});
   std::vector<Tensor> k_cache, v_cache;
   for (int64_t i = 0; i < s.layers; ++i) {
@@ -75,8 +76,8 @@ DecodeResult decode_one_token(const Shape1B& s, int pos) {
 
   const metal::MetalBackendStats before = backend->stats();
   const metal::EmulatedMetalCounters counters_before = emulated(*backend).counters();
-  const AttentionParams ap{1, pos, int(s.heads), int(s.kv_heads), int(head_dim), 0,
-                           1.0f / std::sqrt(float(head_dim))};
+  const AttentionParams ap{
+      1, pos, int(s.heads), int(s.kv_heads), int(head_dim), 0, 1.0f / std::sqrt(float(head_dim))};
   const RopeParams rp{int(s.heads), int(head_dim), pos, false};
   const RopeParams rpk{int(s.kv_heads), int(head_dim), pos, false};
   backend->embedding(embed, ids, x);
@@ -132,13 +133,14 @@ void check_counts(const Shape1B& s, int pos, bool split_attention) {
   // Within the recorder's default split limits, with room to spare.
   EXPECT_LT(r.stats.dispatches * 2, metal::RecorderLimits::kDefaultMaxDispatches);
   EXPECT_LT(r.stats.threads * 2, metal::RecorderLimits::kDefaultMaxThreads);
-  std::printf("decode token at pos %d: %llu command buffer(s), %llu dispatches, %llu barriers, "
-              "%llu threads, %.1f MiB of weights read\n",
-              pos, static_cast<unsigned long long>(r.stats.command_buffers),
-              static_cast<unsigned long long>(r.stats.dispatches),
-              static_cast<unsigned long long>(r.stats.barriers),
-              static_cast<unsigned long long>(r.stats.threads),
-              static_cast<double>(r.stats.weight_bytes_read) / (1 << 20));
+  std::printf(
+      "decode token at pos %d: %llu command buffer(s), %llu dispatches, %llu barriers, "
+      "%llu threads, %.1f MiB of weights read\n",
+      pos, static_cast<unsigned long long>(r.stats.command_buffers),
+      static_cast<unsigned long long>(r.stats.dispatches),
+      static_cast<unsigned long long>(r.stats.barriers),
+      static_cast<unsigned long long>(r.stats.threads),
+      static_cast<double>(r.stats.weight_bytes_read) / (1 << 20));
 }
 
 TEST(MetalDecodeCountsTest, LlamaShapedDecodeIsOneCommandBuffer) {

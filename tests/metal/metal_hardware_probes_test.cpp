@@ -1,8 +1,8 @@
 // The probes metal-selftest runs on a Mac first, run here on the emulated device: they must
 // find the emulator's own assumptions (so a difference on a GPU is the GPU's), at both
 // simdgroup widths, and a deliberately wrong expectation must be reported as such.
-#include "metal_test_support.h"
 #include "torchless/backends/metal/metal_hardware_probes.h"
+#include "metal_test_support.h"
 
 namespace torchless::metal_test {
 namespace {

@@ -70,15 +70,15 @@ TEST_P(MetalMatmulTest, GemmMatchesFloat64AtEdgeTiles) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    WeightTypes, MetalMatmulTest,
-    ::testing::Combine(::testing::Values(32u, 64u),
-                       ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0,
-                                         DType::Q4_0, DType::Q4_K, DType::Q6_K)),
-    [](const auto& info) {
-      return "simd" + std::to_string(std::get<0>(info.param)) + "_" +
-             std::string(dtype_name(std::get<1>(info.param)));
-    });
+INSTANTIATE_TEST_SUITE_P(WeightTypes, MetalMatmulTest,
+                         ::testing::Combine(::testing::Values(32u, 64u),
+                                            ::testing::Values(DType::F32, DType::F16, DType::BF16,
+                                                              DType::Q8_0, DType::Q4_0, DType::Q4_K,
+                                                              DType::Q6_K)),
+                         [](const auto& info) {
+                           return "simd" + std::to_string(std::get<0>(info.param)) + "_" +
+                                  std::string(dtype_name(std::get<1>(info.param)));
+                         });
 
 class MetalTiledMatvecTest : public ::testing::TestWithParam<uint32_t> {};
 

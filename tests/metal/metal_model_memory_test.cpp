@@ -38,9 +38,8 @@ class RandomModelFile {
     spec.config.n_ctx_train = 64;
     spec.weight_dtype = DType::Q8_0;
     spec.seed = static_cast<uint64_t>(n_vocab);
-    path_ = fs::temp_directory_path() /
-            ("torchless-metal-memory-" + std::to_string(::getpid()) + "-" +
-             std::to_string(n_vocab) + ".gguf");
+    path_ = fs::temp_directory_path() / ("torchless-metal-memory-" + std::to_string(::getpid()) +
+                                         "-" + std::to_string(n_vocab) + ".gguf");
     write_random_model(spec, path_);
   }
   ~RandomModelFile() {

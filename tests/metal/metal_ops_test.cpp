@@ -136,8 +136,8 @@ TEST_P(MetalOpsTest, EmbeddingDequantisesEveryTableType) {
   const int64_t rows = 37, cols = 512;
   const auto table = random_floats(rows * cols, 61);
   const std::vector<int32_t> ids = {5, 0, 36, 5, 17};
-  for (DType dtype : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K,
-                      DType::Q6_K}) {
+  for (DType dtype :
+       {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     const auto bytes = encode(table, rows, cols, dtype);
     const auto expected_table = decode(bytes, rows, cols, dtype);
     const Tensor tt = upload_bytes(*backend_, bytes, Shape{rows, cols}, dtype);

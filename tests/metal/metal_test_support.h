@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <span>
@@ -96,8 +96,8 @@ inline Tensor upload_bytes(Backend& backend, const std::vector<std::byte>& bytes
 }
 
 // Asserts |actual - expected| <= tol * (1 + |expected|) elementwise, naming the first failure.
-inline void expect_near(std::span<const float> actual, std::span<const double> expected,
-                        double tol, const std::string& what) {
+inline void expect_near(std::span<const float> actual, std::span<const double> expected, double tol,
+                        const std::string& what) {
   ASSERT_EQ(actual.size(), expected.size()) << what;
   for (size_t i = 0; i < actual.size(); ++i) {
     ASSERT_NEAR(actual[i], expected[i], tol * (1.0 + std::abs(expected[i])))
@@ -105,6 +105,8 @@ inline void expect_near(std::span<const float> actual, std::span<const double> e
   }
 }
 
-inline std::string dtype_label(DType dtype) { return std::string(dtype_name(dtype)); }
+inline std::string dtype_label(DType dtype) {
+  return std::string(dtype_name(dtype));
+}
 
 }  // namespace torchless::metal_test

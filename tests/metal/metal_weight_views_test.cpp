@@ -37,8 +37,7 @@ class PageAlignedRegion {
 
 // Tensors laid back to back at awkward sizes (up to `largest`) and 32-byte alignment, as in
 // a GGUF file.
-std::vector<std::pair<size_t, size_t>> tensor_layout(size_t length, size_t largest,
-                                                     uint32_t seed) {
+std::vector<std::pair<size_t, size_t>> tensor_layout(size_t length, size_t largest, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<size_t> size(1, largest);
   std::vector<std::pair<size_t, size_t>> tensors;

@@ -14,13 +14,15 @@ namespace {
 const std::vector<ChatMessage> kConversation = {
     {"system", "You are terse."}, {"user", "Hi there "}, {"assistant", "Hello."}, {"user", "Bye"}};
 
-std::string render(std::string_view source, const std::vector<ChatMessage>& messages = kConversation,
+std::string render(std::string_view source,
+                   const std::vector<ChatMessage>& messages = kConversation,
                    bool add_generation_prompt = true) {
   return ChatTemplate(std::string(source)).apply(messages, add_generation_prompt, "<s>", "</s>");
 }
 
 TEST(ChatTemplate, BuiltinChatMLMatchesTheFormat) {
-  const std::string out = ChatTemplate::builtin(ChatFormat::ChatML).apply(kConversation, true, "", "");
+  const std::string out =
+      ChatTemplate::builtin(ChatFormat::ChatML).apply(kConversation, true, "", "");
   EXPECT_EQ(out,
             "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi there <|im_end|>\n"
             "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
@@ -41,7 +43,8 @@ TEST(ChatTemplate, BuiltinLlama2FoldsSystemIntoFirstUserTurn) {
 }
 
 TEST(ChatTemplate, BuiltinMistralWrapsUserTurnsInInst) {
-  const std::vector<ChatMessage> turns = {{"user", " Hi "}, {"assistant", "Hello."}, {"user", "Bye"}};
+  const std::vector<ChatMessage> turns = {
+      {"user", " Hi "}, {"assistant", "Hello."}, {"user", "Bye"}};
   EXPECT_EQ(ChatTemplate::builtin(ChatFormat::Mistral).apply(turns, true, "<s>", "</s>"),
             "<s>[INST] Hi [/INST]Hello.</s>[INST] Bye [/INST]");
 }
@@ -54,7 +57,8 @@ TEST(ChatTemplate, ModelCardStyleTemplatesMatchTheBuiltinFormats) {
       "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
       "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
       "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
-  EXPECT_EQ(render(chatml), ChatTemplate::builtin(ChatFormat::ChatML).apply(kConversation, true, "", ""));
+  EXPECT_EQ(render(chatml),
+            ChatTemplate::builtin(ChatFormat::ChatML).apply(kConversation, true, "", ""));
   const std::vector<ChatMessage> no_system(kConversation.begin() + 1, kConversation.end());
   EXPECT_EQ(render(chatml, no_system).substr(0, 58),
             "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n");
@@ -66,7 +70,8 @@ TEST(ChatTemplate, ModelCardStyleTemplatesMatchTheBuiltinFormats) {
       "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
       "{% endif %}";
   EXPECT_EQ(ChatTemplate(llama3).apply(kConversation, true, "<|begin_of_text|>", ""),
-            ChatTemplate::builtin(ChatFormat::Llama3).apply(kConversation, true, "<|begin_of_text|>", ""));
+            ChatTemplate::builtin(ChatFormat::Llama3)
+                .apply(kConversation, true, "<|begin_of_text|>", ""));
 }
 
 // A vocabulary with the given chat template, for ChatTemplate::for_tokenizer.
@@ -120,7 +125,8 @@ TEST(ChatTemplate, InterpretsHuggingFaceStyleTemplate) {
     {{ m.role | upper }}: {{ m['content'].strip() }}
 {% endfor -%}
 {%- if add_generation_prompt %}ASSISTANT:{% endif -%})";
-  EXPECT_EQ(render(source), "[You are terse.]USER: Hi there\nASSISTANT: Hello.\nUSER: Bye\nASSISTANT:");
+  EXPECT_EQ(render(source),
+            "[You are terse.]USER: Hi there\nASSISTANT: Hello.\nUSER: Bye\nASSISTANT:");
   const std::vector<ChatMessage> bad = {{"user", "a"}, {"user", "b"}};
   try {
     render(source, bad);
@@ -131,7 +137,9 @@ TEST(ChatTemplate, InterpretsHuggingFaceStyleTemplate) {
 }
 
 TEST(ChatTemplate, TrimBlocksAndLstripBlocksLikeHuggingFace) {
-  const char* source = "{% for m in messages %}\n  {% if m.role == 'user' %}\nU{{ loop.index }}\n  {% endif %}\n{% endfor %}";
+  const char* source =
+      "{% for m in messages %}\n  {% if m.role == 'user' %}\nU{{ loop.index }}\n  {% endif %}\n{% "
+      "endfor %}";
   EXPECT_EQ(render(source), "U2\nU4\n");
 }
 
@@ -146,18 +154,22 @@ TEST(ChatTemplate, NamespaceSurvivesLoopScope) {
 
 TEST(ChatTemplate, ExpressionsFiltersAndTests) {
   const char* source =
-      "{{ messages | length }}|{{ messages | selectattr('role', 'equalto', 'user') | list | length }}|"
-      "{{ (messages | last).content }}|{{ 'a,b,,c'.split(',') | join('-') }}|{{ 7 // 2 }} {{ 7 % 3 }} "
+      "{{ messages | length }}|{{ messages | selectattr('role', 'equalto', 'user') | list | length "
+      "}}|"
+      "{{ (messages | last).content }}|{{ 'a,b,,c'.split(',') | join('-') }}|{{ 7 // 2 }} {{ 7 % 3 "
+      "}} "
       "{{ 2 * 3 + 1 }}|{{ tools is defined }} {{ tools is not defined }}|{{ none is none }}|"
       "{{ 'x' if false else 'y' }}|{{ [1, 2, 3][::-1] }}|{{ {'k': 'v'} | tojson }}|"
-      "{{ 'abc'[1:] ~ 1 }}|{{ 'Hi' in 'Hi there' }}|{% for k, v in {'a': 1}.items() %}{{ k }}={{ v }}{% endfor %}";
+      "{{ 'abc'[1:] ~ 1 }}|{{ 'Hi' in 'Hi there' }}|{% for k, v in {'a': 1}.items() %}{{ k }}={{ v "
+      "}}{% endfor %}";
   EXPECT_EQ(render(source),
             "4|2|Bye|a-b--c|3 1 7|False True|True|y|[3, 2, 1]|{\"k\":\"v\"}|bc1|True|a=1");
 }
 
 TEST(ChatTemplate, LoopControlAndElse) {
   const char* source =
-      "{% for m in messages %}{% if loop.index0 == 2 %}{% break %}{% endif %}{{ m.role[0] }}{% endfor %}"
+      "{% for m in messages %}{% if loop.index0 == 2 %}{% break %}{% endif %}{{ m.role[0] }}{% "
+      "endfor %}"
       "{% for x in [] %}no{% else %}empty{% endfor %}"
       "{% for m in messages if m.role == 'user' %}{{ loop.index }}{% endfor %}";
   EXPECT_EQ(render(source), "suempty12");
@@ -220,7 +232,8 @@ TEST(ChatTemplate, HostileExpressionsRaiseError) {
         "{{ (-9223372036854775807 - 1) | abs }}", "{{ -(-9223372036854775807 - 1) }}",
         "{{ 1e300 | int }}", "{{ '99999999999999999999' | int }}", "{{ 4 is divisibleby 0 }}",
         "{{ 'ab' * 4000000000 }}", "{{ range(100000000) | length }}",
-        "{% set s = namespace(v='ab') %}{% for i in range(40) %}{% set s.v = s.v ~ s.v %}{% endfor %}",
+        "{% set s = namespace(v='ab') %}{% for i in range(40) %}{% set s.v = s.v ~ s.v %}{% endfor "
+        "%}",
         "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
         "{{ range('a') }}", "{{ 'abc'[1:'x'] }}"}) {
     EXPECT_THROW(render(source), Error) << source;

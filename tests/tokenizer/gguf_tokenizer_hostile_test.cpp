@@ -63,7 +63,8 @@ TEST(GgufTokenizerHostile, TheValidVocabularyLoads) {
 }
 
 TEST(GgufTokenizerHostile, MissingKeysAreNamed) {
-  EXPECT_THAT(load_error(vocabulary({"tokenizer.ggml.tokens"})), HasSubstr("tokenizer.ggml.tokens"));
+  EXPECT_THAT(load_error(vocabulary({"tokenizer.ggml.tokens"})),
+              HasSubstr("tokenizer.ggml.tokens"));
   EXPECT_THAT(load_error(vocabulary({"tokenizer.ggml.model"})), HasSubstr("tokenizer.ggml.model"));
   GgufWriter gpt2 = vocabulary({"tokenizer.ggml.model"});
   gpt2.add("tokenizer.ggml.model", gguf_string("gpt2"));

@@ -332,13 +332,12 @@ TEST(HfTokenizer, ImplausibleTokenIdsAreRefused) {
       EXPECT_NE(std::string(e.what()).find("token id"), std::string::npos) << e.what();
     }
   };
-  for (const char* text : {
-           R"({"model": {"type": "BPE", "vocab": {"a": 100000000000}}})",
-           R"({"model": {"type": "BPE", "vocab": {"a": -1}}})",
-           R"({"model": {"type": "BPE", "vocab": {"a": 0.5}}})",
-           R"({"model": {"type": "BPE", "vocab": {"a": 0}},
+  for (const char* text : {R"({"model": {"type": "BPE", "vocab": {"a": 100000000000}}})",
+                           R"({"model": {"type": "BPE", "vocab": {"a": -1}}})",
+                           R"({"model": {"type": "BPE", "vocab": {"a": 0.5}}})",
+                           R"({"model": {"type": "BPE", "vocab": {"a": 0}},
                "added_tokens": [{"id": 4000000000, "content": "x"}]})",
-           R"({"model": {"type": "BPE", "vocab": {"a": 0}},
+                           R"({"model": {"type": "BPE", "vocab": {"a": 0}},
                "added_tokens": [{"id": -2, "content": "x"}]})"}) {
     expect_refused(json::parse(text));
   }

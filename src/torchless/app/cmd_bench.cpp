@@ -69,8 +69,8 @@ double time_generation(Session& session, int n, uint32_t seed) {
   auto logits = session.append(random_tokens(1, session.config().n_vocab, seed));
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
-    const int32_t next = static_cast<int32_t>(
-        std::max_element(logits.begin(), logits.end()) - logits.begin());
+    const int32_t next =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     logits = session.append(std::span<const int32_t>(&next, 1));
   }
   return seconds_since(start);
@@ -82,7 +82,8 @@ BenchResult run_test(Session& session, bool prompt, int n, int repetitions) {
     return prompt ? time_prompt(session, n, seed) : time_generation(session, n, seed);
   };
   once(0);  // warm-up: page in the weights, size the scratch buffers
-  for (int r = 0; r < repetitions; ++r) result.tokens_per_s.push_back(n / once(static_cast<uint32_t>(r + 1)));
+  for (int r = 0; r < repetitions; ++r)
+    result.tokens_per_s.push_back(n / once(static_cast<uint32_t>(r + 1)));
   return result;
 }
 
@@ -131,10 +132,16 @@ int run_bench(const BenchOptions& o) {
   if (o.output == "json") {
     nlohmann::json out = nlohmann::json::array();
     for (const BenchResult& r : results) {
-      out.push_back({{"model", model.name}, {"model_bytes", model.bytes}, {"params", model.params},
-                     {"test", r.test}, {"n_tokens", r.n_tokens},
-                     {"backend", session.backend().name()}, {"threads", threads},
-                     {"tokens_per_s", r.tokens_per_s}, {"mean", r.mean()}, {"stddev", r.stddev()}});
+      out.push_back({{"model", model.name},
+                     {"model_bytes", model.bytes},
+                     {"params", model.params},
+                     {"test", r.test},
+                     {"n_tokens", r.n_tokens},
+                     {"backend", session.backend().name()},
+                     {"threads", threads},
+                     {"tokens_per_s", r.tokens_per_s},
+                     {"mean", r.mean()},
+                     {"stddev", r.stddev()}});
     }
     fmt::print("{}\n", out.dump(2));
   } else {
@@ -153,8 +160,8 @@ std::function<int()> setup(CLI::App& app) {
   return [o] { return run_bench(*o); };
 }
 
-const bool registered = register_command(
-    {"bench", "measure prompt processing and generation speed (tokens/s)", setup});
+const bool registered =
+    register_command({"bench", "measure prompt processing and generation speed (tokens/s)", setup});
 
 }  // namespace
 }  // namespace torchless::app

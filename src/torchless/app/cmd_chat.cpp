@@ -54,17 +54,20 @@ size_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
 std::string reply(Session& session, const std::vector<int32_t>& conversation,
                   const GenerationOptions& generation) {
   // Keep at least one token to re-evaluate so the session has fresh logits to sample from.
-  const size_t keep = std::min(common_prefix(session.tokens(), conversation), conversation.size() - 1);
+  const size_t keep =
+      std::min(common_prefix(session.tokens(), conversation), conversation.size() - 1);
   session.truncate(static_cast<int>(keep));
   const std::span<const int32_t> fresh(conversation.data() + keep, conversation.size() - keep);
-  const GenerationResult result = session.generate(fresh, generation, [](int32_t, std::string_view text) {
-    fmt::print("{}", text);
-    std::fflush(stdout);
-    return true;
-  });
+  const GenerationResult result =
+      session.generate(fresh, generation, [](int32_t, std::string_view text) {
+        fmt::print("{}", text);
+        std::fflush(stdout);
+        return true;
+      });
   fmt::print("\n");
   if (result.stop == StopReason::ContextFull) {
-    fmt::print(stderr, "[the context of {} tokens is full: /reset to start over]\n", session.n_ctx());
+    fmt::print(stderr, "[the context of {} tokens is full: /reset to start over]\n",
+               session.n_ctx());
   }
   return result.text;
 }
@@ -114,13 +117,14 @@ std::function<int()> setup(CLI::App& app) {
   add_sampling_options(app, o->sampling);
   app.add_option("--system", o->system, "system prompt");
   app.add_option("-n,--n-predict", o->max_reply_tokens,
-                 "maximum tokens per reply (-1: until the end of turn)")->capture_default_str();
+                 "maximum tokens per reply (-1: until the end of turn)")
+      ->capture_default_str();
   app.add_flag("--verbose-prompt", o->show_template, "print the prompt size of each turn");
   return [o] { return run_chat(*o); };
 }
 
-const bool registered = register_command(
-    {"chat", "chat interactively using the model's chat template", setup});
+const bool registered =
+    register_command({"chat", "chat interactively using the model's chat template", setup});
 
 }  // namespace
 }  // namespace torchless::app

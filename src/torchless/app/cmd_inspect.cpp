@@ -31,10 +31,11 @@ constexpr size_t kArrayHead = 8;
 
 // The hyperparameter keys shown first and in this order (as "<arch>.<suffix>").
 constexpr const char* kHyperparameterOrder[] = {
-    "context_length", "embedding_length", "block_count", "feed_forward_length",
-    "attention.head_count", "attention.head_count_kv", "attention.key_length",
-    "attention.value_length", "attention.layer_norm_rms_epsilon", "rope.dimension_count",
-    "rope.freq_base", "attention.sliding_window", "vocab_size",
+    "context_length",       "embedding_length",       "block_count",
+    "feed_forward_length",  "attention.head_count",   "attention.head_count_kv",
+    "attention.key_length", "attention.value_length", "attention.layer_norm_rms_epsilon",
+    "rope.dimension_count", "rope.freq_base",         "attention.sliding_window",
+    "vocab_size",
 };
 
 json value_to_json(const GgufValue& value);
@@ -68,8 +69,9 @@ json value_to_json(const GgufValue& value) {
 json tensor_json(const std::string& name, DType dtype, const Shape& shape, size_t nbytes) {
   json dims = json::array();
   for (int d = 0; d < shape.rank(); ++d) dims.push_back(shape[d]);
-  return json{{"name", name}, {"dtype", dtype_name(dtype)}, {"shape", shape.str()},
-              {"dims", dims}, {"bytes", nbytes}, {"elements", shape.numel()}};
+  return json{{"name", name},         {"dtype", dtype_name(dtype)},
+              {"shape", shape.str()}, {"dims", dims},
+              {"bytes", nbytes},      {"elements", shape.numel()}};
 }
 
 json totals_json(const json& tensors) {
@@ -124,22 +126,32 @@ json gguf_report(const std::filesystem::path& path) {
 
 std::string_view format_name(ModelFormat format) {
   switch (format) {
-    case ModelFormat::Gguf: return "gguf";
-    case ModelFormat::Safetensors: return "safetensors";
-    case ModelFormat::Llama2c: return "llama2c";
+    case ModelFormat::Gguf:
+      return "gguf";
+    case ModelFormat::Safetensors:
+      return "safetensors";
+    case ModelFormat::Llama2c:
+      return "llama2c";
   }
   return "unknown";
 }
 
 json config_json(const ModelConfig& c) {
-  return json{{"context_length", c.n_ctx_train}, {"embedding_length", c.n_embd},
-              {"block_count", c.n_layers}, {"feed_forward_length", c.n_ff},
-              {"attention.head_count", c.n_heads}, {"attention.head_count_kv", c.n_kv_heads},
+  return json{{"context_length", c.n_ctx_train},
+              {"embedding_length", c.n_embd},
+              {"block_count", c.n_layers},
+              {"feed_forward_length", c.n_ff},
+              {"attention.head_count", c.n_heads},
+              {"attention.head_count_kv", c.n_kv_heads},
               {"attention.key_length", c.head_dim},
-              {"attention.layer_norm_rms_epsilon", c.norm_eps}, {"rope.freq_base", c.rope_theta},
-              {"rope.neox", c.rope_neox}, {"attention.sliding_window", c.sliding_window},
-              {"qkv_bias", c.qkv_bias}, {"qk_norm", c.qk_norm},
-              {"tied_embeddings", c.tied_embeddings}, {"vocab_size", c.n_vocab}};
+              {"attention.layer_norm_rms_epsilon", c.norm_eps},
+              {"rope.freq_base", c.rope_theta},
+              {"rope.neox", c.rope_neox},
+              {"attention.sliding_window", c.sliding_window},
+              {"qkv_bias", c.qkv_bias},
+              {"qk_norm", c.qk_norm},
+              {"tied_embeddings", c.tied_embeddings},
+              {"vocab_size", c.n_vocab}};
 }
 
 // The tokenizer a model would run with (tokenizer.json, tokenizer.bin beside the checkpoint),
@@ -147,7 +159,8 @@ json config_json(const ModelConfig& c) {
 json tokenizer_json(const std::filesystem::path& path, int n_vocab) {
   try {
     const auto tok = load_tokenizer(path);
-    return json{{"model", tok->model_type()}, {"pre", tok->pre_type()}, {"vocab_size", tok->n_vocab()}};
+    return json{
+        {"model", tok->model_type()}, {"pre", tok->pre_type()}, {"vocab_size", tok->n_vocab()}};
   } catch (const Error& e) {
     return json{{"vocab_size", n_vocab}, {"unavailable", e.what()}};
   }
@@ -204,7 +217,8 @@ json loaded_model_report(const std::filesystem::path& path) {
 std::string human_bytes(uint64_t bytes) {
   if (bytes < 1024) return fmt::format("{} B", bytes);
   if (bytes < 1024 * 1024) return fmt::format("{:.1f} KiB", static_cast<double>(bytes) / 1024);
-  if (bytes < uint64_t{1} << 30) return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
+  if (bytes < uint64_t{1} << 30)
+    return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
   return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1 << 30));
 }
 
@@ -256,9 +270,9 @@ void print_text(const json& r) {
                t["bytes"].get<uint64_t>());
   }
   const json& totals = r["totals"];
-  fmt::print("\ntotals: {} tensors, {} parameters, {} ({} bytes)\n", totals["tensors"].get<size_t>(),
-             totals["parameters"].get<int64_t>(), human_bytes(totals["bytes"].get<uint64_t>()),
-             totals["bytes"].get<uint64_t>());
+  fmt::print("\ntotals: {} tensors, {} parameters, {} ({} bytes)\n",
+             totals["tensors"].get<size_t>(), totals["parameters"].get<int64_t>(),
+             human_bytes(totals["bytes"].get<uint64_t>()), totals["bytes"].get<uint64_t>());
 }
 
 int run_inspect(const std::string& path, bool as_json) {
@@ -278,7 +292,8 @@ const bool registered = register_command({
     [](CLI::App& sub) -> std::function<int()> {
       auto path = std::make_shared<std::string>();
       auto as_json = std::make_shared<bool>(false);
-      sub.add_option("file", *path, "GGUF file, Hugging Face directory or llama2.c .bin")->required();
+      sub.add_option("file", *path, "GGUF file, Hugging Face directory or llama2.c .bin")
+          ->required();
       sub.add_flag("--json", *as_json, "Print the report as JSON");
       return [path, as_json] { return run_inspect(*path, *as_json); };
     },

@@ -25,7 +25,8 @@ int run(Options& o) {
   spec.config = o.shape;
   spec.weight_dtype = *dtype;
   spec.seed = o.seed;
-  spec.config.name = fmt::format("random-llama-{}x{}-{}", spec.config.n_embd, spec.config.n_layers, o.dtype);
+  spec.config.name =
+      fmt::format("random-llama-{}x{}-{}", spec.config.n_embd, spec.config.n_layers, o.dtype);
   if (spec.config.head_dim == 0 && spec.config.n_heads > 0) {
     spec.config.head_dim = spec.config.n_embd / spec.config.n_heads;
   }
@@ -48,8 +49,10 @@ std::function<int()> setup(CLI::App& app) {
   app.add_option("--layers", c.n_layers, "transformer blocks")->capture_default_str();
   app.add_option("--heads", c.n_heads, "attention heads")->capture_default_str();
   app.add_option("--kv-heads", c.n_kv_heads, "key/value heads")->capture_default_str();
-  app.add_option("--head-dim", c.head_dim, "head dimension (0: embd / heads)")->capture_default_str();
-  app.add_option("--ctx", c.n_ctx_train, "context length stored in the file")->capture_default_str();
+  app.add_option("--head-dim", c.head_dim, "head dimension (0: embd / heads)")
+      ->capture_default_str();
+  app.add_option("--ctx", c.n_ctx_train, "context length stored in the file")
+      ->capture_default_str();
   app.add_option("--seed", o->seed, "random seed")->capture_default_str();
   return [o] { return run(*o); };
 }

@@ -174,7 +174,8 @@ void MetalSelftest::emulator_assumptions() {
   auto* backend = dynamic_cast<MetalBackend*>(&metal_);
   if (backend == nullptr || std::string("assumption").find(filter_) == std::string::npos) return;
   try {
-    for (const metal::ProbeOutcome& o : metal::probe_emulator_assumptions(backend->metal_device())) {
+    for (const metal::ProbeOutcome& o :
+         metal::probe_emulator_assumptions(backend->metal_device())) {
       results_.push_back({"assumption: " + o.assumption, o.holds, o.holds ? 0.0 : INFINITY, 0.0,
                           o.holds ? "" : o.observed + " (please report: the emulator differs)"});
     }

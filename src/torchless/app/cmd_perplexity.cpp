@@ -62,25 +62,35 @@ int run_perplexity(const PerplexityOptions& o) {
   for (int c = 0; c < n_chunks; ++c) {
     std::vector<int32_t> input;
     if (bos) input.push_back(tok.bos());
-    input.insert(input.end(), tokens.begin() + int64_t{c} * chunk, tokens.begin() + int64_t{c + 1} * chunk);
+    input.insert(input.end(), tokens.begin() + int64_t{c} * chunk,
+                 tokens.begin() + int64_t{c + 1} * chunk);
     session.reset();
     const std::span<const float> logits = session.append_all_logits(input);
     for (size_t i = input.size() / 2; i + 1 < input.size(); ++i) {
-      const double v = negative_log_likelihood(logits.subspan(i * static_cast<size_t>(n_vocab), static_cast<size_t>(n_vocab)), input[i + 1]);
+      const double v = negative_log_likelihood(
+          logits.subspan(i * static_cast<size_t>(n_vocab), static_cast<size_t>(n_vocab)),
+          input[i + 1]);
       nll += v;
       nll2 += v * v;
       ++count;
     }
-    if (!o.json) fmt::print(stderr, "[{}/{}] running perplexity {:.4f}\n", c + 1, n_chunks, std::exp(nll / static_cast<double>(count)));
+    if (!o.json)
+      fmt::print(stderr, "[{}/{}] running perplexity {:.4f}\n", c + 1, n_chunks,
+                 std::exp(nll / static_cast<double>(count)));
   }
   const double mean = nll / static_cast<double>(count);
   // Standard error of the mean NLL, carried to the perplexity by the delta method.
   const double variance = std::max(0.0, nll2 / static_cast<double>(count) - mean * mean);
   const double ppl = std::exp(mean);
-  const double ppl_error = ppl * std::sqrt(variance / static_cast<double>(std::max<int64_t>(1, count - 1)));
+  const double ppl_error =
+      ppl * std::sqrt(variance / static_cast<double>(std::max<int64_t>(1, count - 1)));
   if (o.json) {
-    fmt::print("{}\n", nlohmann::json{{"perplexity", ppl}, {"error", ppl_error}, {"chunks", n_chunks},
-                                      {"scored_tokens", count}, {"n_ctx", session.n_ctx()}}.dump());
+    fmt::print("{}\n", nlohmann::json{{"perplexity", ppl},
+                                      {"error", ppl_error},
+                                      {"chunks", n_chunks},
+                                      {"scored_tokens", count},
+                                      {"n_ctx", session.n_ctx()}}
+                           .dump());
   } else {
     fmt::print("perplexity: {:.4f} ± {:.4f} ({} chunks of {} tokens, {} scored)\n", ppl, ppl_error,
                n_chunks, chunk, count);
@@ -96,8 +106,8 @@ std::function<int()> setup(CLI::App& app) {
   return [o] { return run_perplexity(*o); };
 }
 
-const bool registered = register_command(
-    {"perplexity", "measure a model's perplexity on a text file", setup});
+const bool registered =
+    register_command({"perplexity", "measure a model's perplexity on a text file", setup});
 
 }  // namespace
 }  // namespace torchless::app

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     sub->callback([run, &action] { action = *run; });
   }
   const auto is_command = [&](std::string_view name) {
-    return std::any_of(commands.begin(), commands.end(), [&](const auto& c) { return c.name == name; });
+    return std::any_of(commands.begin(), commands.end(),
+                       [&](const auto& c) { return c.name == name; });
   };
   if (argc > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
     std::string names;

@@ -7,7 +7,8 @@ namespace torchless::app {
 void add_sampling_options(CLI::App& app, SamplingArgs& args) {
   SamplerOptions& s = args.sampler;
   app.add_option("--temp", s.temperature, "temperature (0: greedy)")->capture_default_str();
-  app.add_option("--top-k", s.top_k, "keep the k most likely tokens (0: off)")->capture_default_str();
+  app.add_option("--top-k", s.top_k, "keep the k most likely tokens (0: off)")
+      ->capture_default_str();
   app.add_option("--top-p", s.top_p, "nucleus sampling mass (1: off)")->capture_default_str();
   app.add_option("--min-p", s.min_p, "drop tokens below min-p x the top probability (0: off)")
       ->capture_default_str();

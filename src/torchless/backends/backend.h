@@ -17,15 +17,15 @@ namespace torchless {
 enum class BackendPreference { Auto, Cpu, Metal, Cuda };
 
 struct DeviceInfo {
-  std::string name;             // "AMD EPYC 7B13 (2 threads)", "Apple M2 Pro", ...
-  uint64_t memory_bytes = 0;    // total memory usable by the backend (0 = unknown)
-  bool unified_memory = true;   // host and device share memory (CPU, Apple Silicon)
+  std::string name;            // "AMD EPYC 7B13 (2 threads)", "Apple M2 Pro", ...
+  uint64_t memory_bytes = 0;   // total memory usable by the backend (0 = unknown)
+  bool unified_memory = true;  // host and device share memory (CPU, Apple Silicon)
 };
 
 struct BackendInfo {
-  std::string name;       // "cpu", "metal", "cuda"
+  std::string name;  // "cpu", "metal", "cuda"
   bool available = false;
-  std::string detail;     // the device when available, the reason when not
+  std::string detail;  // the device when available, the reason when not
 };
 
 // What a loaded model will keep on the backend's device, for the load-time memory check.
@@ -45,8 +45,8 @@ struct BackendOptions {
 struct RopeParams {
   int n_heads = 0;
   int head_dim = 0;
-  int pos0 = 0;        // position of the first token
-  bool neox = false;   // false: rotate pairs (2i, 2i+1); true: rotate (i, i + head_dim/2)
+  int pos0 = 0;       // position of the first token
+  bool neox = false;  // false: rotate pairs (2i, 2i+1); true: rotate (i, i + head_dim/2)
 };
 
 // Causal attention of n_tokens queries at positions pos0.. over one layer's KV cache.
@@ -128,8 +128,8 @@ class Backend {
   virtual void weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
                             const AttentionParams& params) = 0;
   // Fused causal attention (decode and prefill), see AttentionParams.
-  virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                         Tensor& out, const AttentionParams& params) = 0;
+  virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
+                         const AttentionParams& params) = 0;
 
   // --- the spec's conveniences over host vectors (upload, run, download) ---
   std::vector<float> matmul_vec(const Tensor& w, std::span<const float> x);

@@ -54,9 +54,9 @@ enum class DType : uint32_t {
 
 struct DTypeTraits {
   DType dtype;
-  std::string_view name;      // as GGUF tools print it: "f32", "q4_0", "q4_K" ...
-  int64_t block_size;         // elements per block (1 for plain types)
-  size_t block_bytes;         // bytes per block
+  std::string_view name;  // as GGUF tools print it: "f32", "q4_0", "q4_K" ...
+  int64_t block_size;     // elements per block (1 for plain types)
+  size_t block_bytes;     // bytes per block
   bool quantized;
 };
 
@@ -66,9 +66,15 @@ const DTypeTraits& dtype_traits(DType t);
 std::optional<DType> dtype_from_ggml(uint32_t id);
 std::optional<DType> dtype_from_name(std::string_view name);  // "f16", "q8_0", ...
 
-inline std::string_view dtype_name(DType t) { return dtype_traits(t).name; }
-inline int64_t dtype_block_size(DType t) { return dtype_traits(t).block_size; }
-inline bool dtype_is_quantized(DType t) { return dtype_traits(t).quantized; }
+inline std::string_view dtype_name(DType t) {
+  return dtype_traits(t).name;
+}
+inline int64_t dtype_block_size(DType t) {
+  return dtype_traits(t).block_size;
+}
+inline bool dtype_is_quantized(DType t) {
+  return dtype_traits(t).quantized;
+}
 
 // Bytes of a row of `n` elements; throws Error when n is not a multiple of the block size.
 size_t dtype_row_bytes(DType t, int64_t n);

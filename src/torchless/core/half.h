@@ -48,7 +48,9 @@ inline uint16_t fp32_to_fp16(float f) {
   return static_cast<uint16_t>(sign | (abs >> 13));
 }
 
-inline float bf16_to_fp32(uint16_t b) { return fp32_from_bits(static_cast<uint32_t>(b) << 16); }
+inline float bf16_to_fp32(uint16_t b) {
+  return fp32_from_bits(static_cast<uint32_t>(b) << 16);
+}
 
 inline uint16_t fp32_to_bf16(float f) {
   uint32_t bits = fp32_to_bits(f);

@@ -41,7 +41,9 @@ void write_blocks(const float* src, std::byte* dst, int64_t nb, int64_t per_bloc
   }
 }
 
-int nearest(float x) { return static_cast<int>(std::nearbyint(x)); }
+int nearest(float x) {
+  return static_cast<int>(std::nearbyint(x));
+}
 
 // --- dequantisers of the 32-element types -----------------------------------------------------
 
@@ -235,59 +237,131 @@ int64_t block_count(DType type, int64_t n) {
 
 bool can_dequantize(DType type) {
   switch (type) {
-    case DType::F32: case DType::F16: case DType::BF16:
-    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
-    case DType::Q8_0: case DType::Q8_1:
-    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K:
-    case DType::Q6_K: case DType::Q8_K:
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q8_0:
+    case DType::Q8_1:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+    case DType::Q8_K:
       return true;
     default:
       return false;
   }
 }
 
-bool can_quantize(DType type) { return can_dequantize(type) && type != DType::Q8_1; }
+bool can_quantize(DType type) {
+  return can_dequantize(type) && type != DType::Q8_1;
+}
 
 void dequantize_row(DType type, const std::byte* src, float* dst, int64_t n) {
   const int64_t nb = block_count(type, n);
   switch (type) {
-    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
-    case DType::F16: from_half(src, dst, n, fp16_to_fp32); return;
-    case DType::BF16: from_half(src, dst, n, bf16_to_fp32); return;
-    case DType::Q4_0: read_blocks<BlockQ4_0>(src, dst, nb, kQK, dequantize_q4_0); return;
-    case DType::Q4_1: read_blocks<BlockQ4_1>(src, dst, nb, kQK, dequantize_q4_1); return;
-    case DType::Q5_0: read_blocks<BlockQ5_0>(src, dst, nb, kQK, dequantize_q5_0); return;
-    case DType::Q5_1: read_blocks<BlockQ5_1>(src, dst, nb, kQK, dequantize_q5_1); return;
-    case DType::Q8_0: read_blocks<BlockQ8_0>(src, dst, nb, kQK, dequantize_q8_0); return;
-    case DType::Q8_1: dequantize_q8_1(src, dst, nb); return;
-    case DType::Q2_K: read_blocks<BlockQ2_K>(src, dst, nb, kQK_K, quant_k::dequantize_q2_k); return;
-    case DType::Q3_K: read_blocks<BlockQ3_K>(src, dst, nb, kQK_K, quant_k::dequantize_q3_k); return;
-    case DType::Q4_K: read_blocks<BlockQ4_K>(src, dst, nb, kQK_K, quant_k::dequantize_q4_k); return;
-    case DType::Q5_K: read_blocks<BlockQ5_K>(src, dst, nb, kQK_K, quant_k::dequantize_q5_k); return;
-    case DType::Q6_K: read_blocks<BlockQ6_K>(src, dst, nb, kQK_K, quant_k::dequantize_q6_k); return;
-    case DType::Q8_K: read_blocks<BlockQ8_K>(src, dst, nb, kQK_K, quant_k::dequantize_q8_k); return;
-    default: fail("no dequantiser for dtype {}", dtype_name(type));
+    case DType::F32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+      return;
+    case DType::F16:
+      from_half(src, dst, n, fp16_to_fp32);
+      return;
+    case DType::BF16:
+      from_half(src, dst, n, bf16_to_fp32);
+      return;
+    case DType::Q4_0:
+      read_blocks<BlockQ4_0>(src, dst, nb, kQK, dequantize_q4_0);
+      return;
+    case DType::Q4_1:
+      read_blocks<BlockQ4_1>(src, dst, nb, kQK, dequantize_q4_1);
+      return;
+    case DType::Q5_0:
+      read_blocks<BlockQ5_0>(src, dst, nb, kQK, dequantize_q5_0);
+      return;
+    case DType::Q5_1:
+      read_blocks<BlockQ5_1>(src, dst, nb, kQK, dequantize_q5_1);
+      return;
+    case DType::Q8_0:
+      read_blocks<BlockQ8_0>(src, dst, nb, kQK, dequantize_q8_0);
+      return;
+    case DType::Q8_1:
+      dequantize_q8_1(src, dst, nb);
+      return;
+    case DType::Q2_K:
+      read_blocks<BlockQ2_K>(src, dst, nb, kQK_K, quant_k::dequantize_q2_k);
+      return;
+    case DType::Q3_K:
+      read_blocks<BlockQ3_K>(src, dst, nb, kQK_K, quant_k::dequantize_q3_k);
+      return;
+    case DType::Q4_K:
+      read_blocks<BlockQ4_K>(src, dst, nb, kQK_K, quant_k::dequantize_q4_k);
+      return;
+    case DType::Q5_K:
+      read_blocks<BlockQ5_K>(src, dst, nb, kQK_K, quant_k::dequantize_q5_k);
+      return;
+    case DType::Q6_K:
+      read_blocks<BlockQ6_K>(src, dst, nb, kQK_K, quant_k::dequantize_q6_k);
+      return;
+    case DType::Q8_K:
+      read_blocks<BlockQ8_K>(src, dst, nb, kQK_K, quant_k::dequantize_q8_k);
+      return;
+    default:
+      fail("no dequantiser for dtype {}", dtype_name(type));
   }
 }
 
 void quantize_row(DType type, const float* src, std::byte* dst, int64_t n) {
   const int64_t nb = block_count(type, n);
   switch (type) {
-    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
-    case DType::F16: to_half(src, dst, n, fp32_to_fp16); return;
-    case DType::BF16: to_half(src, dst, n, fp32_to_bf16); return;
-    case DType::Q4_0: write_blocks<BlockQ4_0>(src, dst, nb, kQK, quantize_q4_0); return;
-    case DType::Q4_1: write_blocks<BlockQ4_1>(src, dst, nb, kQK, quantize_q4_1); return;
-    case DType::Q5_0: write_blocks<BlockQ5_0>(src, dst, nb, kQK, quantize_q5_0); return;
-    case DType::Q5_1: write_blocks<BlockQ5_1>(src, dst, nb, kQK, quantize_q5_1); return;
-    case DType::Q8_0: write_blocks<BlockQ8_0>(src, dst, nb, kQK, quantize_q8_0); return;
-    case DType::Q2_K: write_blocks<BlockQ2_K>(src, dst, nb, kQK_K, quant_k::quantize_q2_k); return;
-    case DType::Q3_K: write_blocks<BlockQ3_K>(src, dst, nb, kQK_K, quant_k::quantize_q3_k); return;
-    case DType::Q4_K: write_blocks<BlockQ4_K>(src, dst, nb, kQK_K, quant_k::quantize_q4_k); return;
-    case DType::Q5_K: write_blocks<BlockQ5_K>(src, dst, nb, kQK_K, quant_k::quantize_q5_k); return;
-    case DType::Q6_K: write_blocks<BlockQ6_K>(src, dst, nb, kQK_K, quant_k::quantize_q6_k); return;
-    case DType::Q8_K: write_blocks<BlockQ8_K>(src, dst, nb, kQK_K, quant_k::quantize_q8_k); return;
-    default: fail("no quantiser for dtype {}", dtype_name(type));
+    case DType::F32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+      return;
+    case DType::F16:
+      to_half(src, dst, n, fp32_to_fp16);
+      return;
+    case DType::BF16:
+      to_half(src, dst, n, fp32_to_bf16);
+      return;
+    case DType::Q4_0:
+      write_blocks<BlockQ4_0>(src, dst, nb, kQK, quantize_q4_0);
+      return;
+    case DType::Q4_1:
+      write_blocks<BlockQ4_1>(src, dst, nb, kQK, quantize_q4_1);
+      return;
+    case DType::Q5_0:
+      write_blocks<BlockQ5_0>(src, dst, nb, kQK, quantize_q5_0);
+      return;
+    case DType::Q5_1:
+      write_blocks<BlockQ5_1>(src, dst, nb, kQK, quantize_q5_1);
+      return;
+    case DType::Q8_0:
+      write_blocks<BlockQ8_0>(src, dst, nb, kQK, quantize_q8_0);
+      return;
+    case DType::Q2_K:
+      write_blocks<BlockQ2_K>(src, dst, nb, kQK_K, quant_k::quantize_q2_k);
+      return;
+    case DType::Q3_K:
+      write_blocks<BlockQ3_K>(src, dst, nb, kQK_K, quant_k::quantize_q3_k);
+      return;
+    case DType::Q4_K:
+      write_blocks<BlockQ4_K>(src, dst, nb, kQK_K, quant_k::quantize_q4_k);
+      return;
+    case DType::Q5_K:
+      write_blocks<BlockQ5_K>(src, dst, nb, kQK_K, quant_k::quantize_q5_k);
+      return;
+    case DType::Q6_K:
+      write_blocks<BlockQ6_K>(src, dst, nb, kQK_K, quant_k::quantize_q6_k);
+      return;
+    case DType::Q8_K:
+      write_blocks<BlockQ8_K>(src, dst, nb, kQK_K, quant_k::quantize_q8_k);
+      return;
+    default:
+      fail("no quantiser for dtype {}", dtype_name(type));
   }
 }
 

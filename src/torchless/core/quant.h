@@ -25,8 +25,8 @@
 
 namespace torchless {
 
-inline constexpr int kQK = 32;        // elements per block of the legacy types
-inline constexpr int kQK_K = 256;     // elements per super-block of the K types
+inline constexpr int kQK = 32;     // elements per block of the legacy types
+inline constexpr int kQK_K = 256;  // elements per super-block of the K types
 inline constexpr int kKScaleBytes = 12;
 
 // Half-precision fields are raw IEEE binary16 bits (see half.h).

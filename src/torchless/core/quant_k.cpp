@@ -11,10 +11,13 @@
 namespace torchless::quant_k {
 namespace {
 
-int nearest(float x) { return static_cast<int>(std::nearbyint(x)); }
+int nearest(float x) {
+  return static_cast<int>(std::nearbyint(x));
+}
 
-
-float inverse(float d) { return d != 0.0f ? 1.0f / d : 0.0f; }
+float inverse(float d) {
+  return d != 0.0f ? 1.0f / d : 0.0f;
+}
 
 // A super-block scale as stored (fp16), nudged up so that the largest sub-block scale still
 // fits in `levels` steps after fp16 rounding.
@@ -67,7 +70,9 @@ int q4k_code(const uint8_t* qs, int i) {
   return (qs[32 * c + l] >> (4 * s)) & 0xF;
 }
 
-int q5k_high(const uint8_t* qh, int i) { return (qh[i % 32] >> (i / 32)) & 1; }
+int q5k_high(const uint8_t* qh, int i) {
+  return (qh[i % 32] >> (i / 32)) & 1;
+}
 
 template <typename Block, bool kFiveBit>
 void dequantize_q45_k_block(const Block& b, float* y) {
@@ -240,8 +245,7 @@ void quantize_q3_k(const float* x, BlockQ3_K* y, int64_t nb) {
     for (int i = 0; i < 16; ++i) {
       const int v = ints[i] + 32;
       b.scales[i % 8] = static_cast<uint8_t>(b.scales[i % 8] | ((v & 0xF) << (4 * (i / 8))));
-      b.scales[8 + i % 4] =
-          static_cast<uint8_t>(b.scales[8 + i % 4] | ((v >> 4) << (2 * (i / 4))));
+      b.scales[8 + i % 4] = static_cast<uint8_t>(b.scales[8 + i % 4] | ((v >> 4) << (2 * (i / 4))));
     }
     std::fill(std::begin(b.qs), std::end(b.qs), uint8_t{0});
     std::fill(std::begin(b.hmask), std::end(b.hmask), uint8_t{0});

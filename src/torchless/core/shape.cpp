@@ -7,7 +7,8 @@
 namespace torchless {
 
 Shape::Shape(std::initializer_list<int64_t> dims) {
-  if (dims.size() > kMaxRank) fail("shape of rank {} exceeds the maximum {}", dims.size(), kMaxRank);
+  if (dims.size() > kMaxRank)
+    fail("shape of rank {} exceeds the maximum {}", dims.size(), kMaxRank);
   for (int64_t d : dims) {
     if (d < 0) fail("negative dimension {} in a shape", d);
     dims_[static_cast<size_t>(rank_++)] = d;
@@ -22,7 +23,8 @@ int64_t Shape::numel() const {
 
 std::string Shape::str() const {
   std::string s = "[";
-  for (int i = 0; i < rank_; ++i) s += fmt::format("{}{}", i ? ", " : "", dims_[static_cast<size_t>(i)]);
+  for (int i = 0; i < rank_; ++i)
+    s += fmt::format("{}{}", i ? ", " : "", dims_[static_cast<size_t>(i)]);
   return s + "]";
 }
 

@@ -71,7 +71,8 @@ MemoryPlan memory_plan(const LoadedModel& model, int n_ctx, DType kv_dtype) {
   plan.kv_cache_bytes = 2 * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(n_ctx) *
                         dtype_row_bytes(kv_dtype, static_cast<int64_t>(kv_row));
   const uint64_t batch = static_cast<uint64_t>(std::min(n_ctx, 512));
-  const uint64_t per_token = 3 * static_cast<uint64_t>(c.n_embd) + 2 * static_cast<uint64_t>(c.n_ff) +
+  const uint64_t per_token = 3 * static_cast<uint64_t>(c.n_embd) +
+                             2 * static_cast<uint64_t>(c.n_ff) +
                              static_cast<uint64_t>(c.n_heads) * static_cast<uint64_t>(c.head_dim) +
                              2 * kv_row + static_cast<uint64_t>(c.n_vocab);
   plan.scratch_bytes = batch * per_token * sizeof(float);

@@ -10,7 +10,7 @@
 namespace torchless {
 
 struct PrefetchOptions {
-  bool show_progress = false;             // draw a bar on stderr
+  bool show_progress = false;                     // draw a bar on stderr
   uint64_t min_bytes_for_progress = 64ull << 20;  // small models load too fast to need one
 };
 

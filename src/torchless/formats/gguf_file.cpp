@@ -1,8 +1,8 @@
 // GGUF parser. Layout (little-endian): magic "GGUF", u32 version, u64 tensor_count, u64 kv_count,
-// kv_count x (string key, u32 type, value), tensor_count x (string name, u32 n_dims, u64 ne[n_dims],
-// u32 ggml_type, u64 offset), padding to general.alignment, the data section. Strings are a u64
-// length and that many bytes (no terminator). Every read is bounds-checked against the span, and
-// every count is checked against the bytes left before anything is allocated for it.
+// kv_count x (string key, u32 type, value), tensor_count x (string name, u32 n_dims, u64
+// ne[n_dims], u32 ggml_type, u64 offset), padding to general.alignment, the data section. Strings
+// are a u64 length and that many bytes (no terminator). Every read is bounds-checked against the
+// span, and every count is checked against the bytes left before anything is allocated for it.
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -26,12 +26,25 @@ constexpr int kMaxDims = 4;
 // The fewest bytes a value of each type can take in the file; bounds element counts.
 uint64_t min_encoded_size(GgufType type) {
   switch (type) {
-    case GgufType::UInt8: case GgufType::Int8: case GgufType::Bool: return 1;
-    case GgufType::UInt16: case GgufType::Int16: return 2;
-    case GgufType::UInt32: case GgufType::Int32: case GgufType::Float32: return 4;
-    case GgufType::UInt64: case GgufType::Int64: case GgufType::Float64: return 8;
-    case GgufType::String: return 8;
-    case GgufType::Array: return 12;
+    case GgufType::UInt8:
+    case GgufType::Int8:
+    case GgufType::Bool:
+      return 1;
+    case GgufType::UInt16:
+    case GgufType::Int16:
+      return 2;
+    case GgufType::UInt32:
+    case GgufType::Int32:
+    case GgufType::Float32:
+      return 4;
+    case GgufType::UInt64:
+    case GgufType::Int64:
+    case GgufType::Float64:
+      return 8;
+    case GgufType::String:
+      return 8;
+    case GgufType::Array:
+      return 12;
   }
   return 1;
 }
@@ -67,8 +80,8 @@ class Cursor {
   // Checks that `count` items of at least `min_size` bytes each can fit in what is left.
   void check_count(uint64_t count, uint64_t min_size, std::string_view what, size_t at) const {
     if (count > remaining() / min_size) {
-      fail("GGUF: {} {} at byte offset {} is larger than the {} bytes left in the file allow",
-           what, count, at, remaining());
+      fail("GGUF: {} {} at byte offset {} is larger than the {} bytes left in the file allow", what,
+           count, at, remaining());
     }
   }
 
@@ -110,7 +123,8 @@ GgufArray read_array(Cursor& in, int depth) {
          count_at, kMaxArrayLength);
   }
   array.items.reserve(static_cast<size_t>(count));
-  for (uint64_t i = 0; i < count; ++i) array.items.push_back(read_value(in, array.element_type, depth + 1));
+  for (uint64_t i = 0; i < count; ++i)
+    array.items.push_back(read_value(in, array.element_type, depth + 1));
   return array;
 }
 
@@ -121,24 +135,36 @@ GgufValue scalar(Cursor& in, GgufType type) {
 
 GgufValue read_value(Cursor& in, GgufType type, int depth) {
   switch (type) {
-    case GgufType::UInt8: return scalar<uint8_t, uint64_t>(in, type);
-    case GgufType::Int8: return scalar<int8_t, int64_t>(in, type);
-    case GgufType::UInt16: return scalar<uint16_t, uint64_t>(in, type);
-    case GgufType::Int16: return scalar<int16_t, int64_t>(in, type);
-    case GgufType::UInt32: return scalar<uint32_t, uint64_t>(in, type);
-    case GgufType::Int32: return scalar<int32_t, int64_t>(in, type);
-    case GgufType::UInt64: return scalar<uint64_t, uint64_t>(in, type);
-    case GgufType::Int64: return scalar<int64_t, int64_t>(in, type);
-    case GgufType::Float32: return scalar<float, double>(in, type);
-    case GgufType::Float64: return scalar<double, double>(in, type);
+    case GgufType::UInt8:
+      return scalar<uint8_t, uint64_t>(in, type);
+    case GgufType::Int8:
+      return scalar<int8_t, int64_t>(in, type);
+    case GgufType::UInt16:
+      return scalar<uint16_t, uint64_t>(in, type);
+    case GgufType::Int16:
+      return scalar<int16_t, int64_t>(in, type);
+    case GgufType::UInt32:
+      return scalar<uint32_t, uint64_t>(in, type);
+    case GgufType::Int32:
+      return scalar<int32_t, int64_t>(in, type);
+    case GgufType::UInt64:
+      return scalar<uint64_t, uint64_t>(in, type);
+    case GgufType::Int64:
+      return scalar<int64_t, int64_t>(in, type);
+    case GgufType::Float32:
+      return scalar<float, double>(in, type);
+    case GgufType::Float64:
+      return scalar<double, double>(in, type);
     case GgufType::Bool: {
       const size_t at = in.pos();
       const uint8_t b = in.read<uint8_t>("bool");
       if (b > 1) fail("GGUF: bool value {} at byte offset {} is neither 0 nor 1", b, at);
       return GgufValue{type, b == 1};
     }
-    case GgufType::String: return GgufValue{type, in.read_string("string")};
-    case GgufType::Array: return GgufValue{type, read_array(in, depth)};
+    case GgufType::String:
+      return GgufValue{type, in.read_string("string")};
+    case GgufType::Array:
+      return GgufValue{type, read_array(in, depth)};
   }
   fail("GGUF: unknown value type {}", static_cast<uint32_t>(type));
 }
@@ -154,11 +180,16 @@ int64_t checked_mul(int64_t a, int64_t b, std::string_view what, size_t at) {
 
 Shape shape_from_ne(const int64_t* ne, uint32_t n_dims) {
   switch (n_dims) {
-    case 0: return Shape{};
-    case 1: return Shape{ne[0]};
-    case 2: return Shape{ne[1], ne[0]};
-    case 3: return Shape{ne[2], ne[1], ne[0]};
-    default: return Shape{ne[3], ne[2], ne[1], ne[0]};
+    case 0:
+      return Shape{};
+    case 1:
+      return Shape{ne[0]};
+    case 2:
+      return Shape{ne[1], ne[0]};
+    case 3:
+      return Shape{ne[2], ne[1], ne[0]};
+    default:
+      return Shape{ne[3], ne[2], ne[1], ne[0]};
   }
 }
 
@@ -168,8 +199,8 @@ GgufTensorInfo read_tensor_info(Cursor& in) {
   info.name = in.read_string("tensor name");
   const uint32_t n_dims = in.read<uint32_t>("tensor rank");
   if (n_dims > kMaxDims) {
-    fail("GGUF: tensor '{}' at byte offset {} has {} dimensions (at most {} supported)",
-         info.name, at, n_dims, kMaxDims);
+    fail("GGUF: tensor '{}' at byte offset {} has {} dimensions (at most {} supported)", info.name,
+         at, n_dims, kMaxDims);
   }
   int64_t ne[kMaxDims] = {1, 1, 1, 1};
   int64_t numel = 1;
@@ -192,8 +223,10 @@ GgufTensorInfo read_tensor_info(Cursor& in) {
   info.dtype = *dtype;
   const DTypeTraits& traits = dtype_traits(info.dtype);
   if (ne[0] % traits.block_size != 0) {
-    fail("GGUF: tensor '{}' (byte offset {}) has {} elements per row, not a multiple of the {} "
-         "block size {}", info.name, at, ne[0], traits.name, traits.block_size);
+    fail(
+        "GGUF: tensor '{}' (byte offset {}) has {} elements per row, not a multiple of the {} "
+        "block size {}",
+        info.name, at, ne[0], traits.name, traits.block_size);
   }
   const int64_t blocks = numel / traits.block_size;
   const int64_t nbytes = checked_mul(blocks, static_cast<int64_t>(traits.block_bytes),
@@ -232,8 +265,9 @@ void GgufFile::parse_all() {
   if (magic != kMagic) fail("GGUF: bad magic 0x{:08x} at byte offset 0 (not a GGUF file)", magic);
   version_ = in.read<uint32_t>("version");
   if (version_ != 2 && version_ != 3) {
-    const char* hint = version_ == 1 ? " (GGUF v1 predates 64-bit counts)"
-                       : __builtin_bswap32(version_) <= 3 ? " (big-endian file?)" : "";
+    const char* hint = version_ == 1                      ? " (GGUF v1 predates 64-bit counts)"
+                       : __builtin_bswap32(version_) <= 3 ? " (big-endian file?)"
+                                                          : "";
     fail("GGUF: unsupported version {} at byte offset 4{}; versions 2 and 3 are supported",
          version_, hint);
   }
@@ -249,13 +283,15 @@ void GgufFile::parse_all() {
   for (uint64_t i = 0; i < kv_count; ++i) {
     const size_t at = in.pos();
     std::string key = in.read_string("metadata key");
-    if (!keys.insert(key).second) fail("GGUF: duplicate metadata key '{}' at byte offset {}", key, at);
+    if (!keys.insert(key).second)
+      fail("GGUF: duplicate metadata key '{}' at byte offset {}", key, at);
     const GgufType type = read_type(in, "metadata value type");
     metadata_.emplace_back(std::move(key), read_value(in, type, 0));
   }
 
   if (const GgufValue* align = find("general.alignment")) {
-    if (!std::holds_alternative<uint64_t>(align->value) && !std::holds_alternative<int64_t>(align->value)) {
+    if (!std::holds_alternative<uint64_t>(align->value) &&
+        !std::holds_alternative<int64_t>(align->value)) {
       fail("GGUF: general.alignment has type {}, expected an unsigned integer",
            gguf_type_name(align->type));
     }
@@ -284,8 +320,10 @@ void GgufFile::parse_all() {
   data_offset_ = end_of_infos + (alignment_ - end_of_infos % alignment_) % alignment_;
   if (data_offset_ > bytes_.size()) {
     if (!tensors_.empty()) {
-      fail("GGUF: file truncated: the data section would start at byte offset {} but the file "
-           "has {} bytes", data_offset_, bytes_.size());
+      fail(
+          "GGUF: file truncated: the data section would start at byte offset {} but the file "
+          "has {} bytes",
+          data_offset_, bytes_.size());
     }
     data_offset_ = bytes_.size();
   }
@@ -293,13 +331,16 @@ void GgufFile::parse_all() {
   for (size_t i = 0; i < tensors_.size(); ++i) {
     GgufTensorInfo& t = tensors_[i];
     if (t.offset % alignment_ != 0) {
-      fail("GGUF: tensor '{}' (info at byte offset {}) has data offset {}, not a multiple of the "
-           "alignment {}", t.name, info_offsets[i], t.offset, alignment_);
+      fail(
+          "GGUF: tensor '{}' (info at byte offset {}) has data offset {}, not a multiple of the "
+          "alignment {}",
+          t.name, info_offsets[i], t.offset, alignment_);
     }
     if (t.offset > data_size || t.nbytes > data_size - t.offset) {
-      fail("GGUF: tensor '{}' (info at byte offset {}) spans data bytes [{}, {}+{}) outside the "
-           "{}-byte data section at file offset {}", t.name, info_offsets[i], t.offset, t.offset,
-           t.nbytes, data_size, data_offset_);
+      fail(
+          "GGUF: tensor '{}' (info at byte offset {}) spans data bytes [{}, {}+{}) outside the "
+          "{}-byte data section at file offset {}",
+          t.name, info_offsets[i], t.offset, t.offset, t.nbytes, data_size, data_offset_);
     }
     t.data = bytes_.data() + data_offset_ + t.offset;
   }

@@ -19,8 +19,19 @@
 namespace torchless {
 
 enum class GgufType : uint32_t {
-  UInt8 = 0, Int8 = 1, UInt16 = 2, Int16 = 3, UInt32 = 4, Int32 = 5, Float32 = 6, Bool = 7,
-  String = 8, Array = 9, UInt64 = 10, Int64 = 11, Float64 = 12,
+  UInt8 = 0,
+  Int8 = 1,
+  UInt16 = 2,
+  Int16 = 3,
+  UInt32 = 4,
+  Int32 = 5,
+  Float32 = 6,
+  Bool = 7,
+  String = 8,
+  Array = 9,
+  UInt64 = 10,
+  Int64 = 11,
+  Float64 = 12,
 };
 std::string_view gguf_type_name(GgufType type);
 
@@ -51,8 +62,8 @@ struct GgufValue {
 struct GgufTensorInfo {
   std::string name;
   DType dtype = DType::F32;
-  Shape shape;              // row-major: reverse of the file's ne[] order
-  uint64_t offset = 0;      // relative to the start of the data section
+  Shape shape;          // row-major: reverse of the file's ne[] order
+  uint64_t offset = 0;  // relative to the start of the data section
   size_t nbytes = 0;
   const std::byte* data = nullptr;  // inside the mapping
   HostTensorView view() const { return {shape, dtype, data, nbytes}; }

@@ -9,19 +9,32 @@ namespace torchless {
 
 std::string_view gguf_type_name(GgufType type) {
   switch (type) {
-    case GgufType::UInt8: return "u8";
-    case GgufType::Int8: return "i8";
-    case GgufType::UInt16: return "u16";
-    case GgufType::Int16: return "i16";
-    case GgufType::UInt32: return "u32";
-    case GgufType::Int32: return "i32";
-    case GgufType::Float32: return "f32";
-    case GgufType::Bool: return "bool";
-    case GgufType::String: return "string";
-    case GgufType::Array: return "array";
-    case GgufType::UInt64: return "u64";
-    case GgufType::Int64: return "i64";
-    case GgufType::Float64: return "f64";
+    case GgufType::UInt8:
+      return "u8";
+    case GgufType::Int8:
+      return "i8";
+    case GgufType::UInt16:
+      return "u16";
+    case GgufType::Int16:
+      return "i16";
+    case GgufType::UInt32:
+      return "u32";
+    case GgufType::Int32:
+      return "i32";
+    case GgufType::Float32:
+      return "f32";
+    case GgufType::Bool:
+      return "bool";
+    case GgufType::String:
+      return "string";
+    case GgufType::Array:
+      return "array";
+    case GgufType::UInt64:
+      return "u64";
+    case GgufType::Int64:
+      return "i64";
+    case GgufType::Float64:
+      return "f64";
   }
   return "unknown";
 }

@@ -25,7 +25,9 @@ class ByteSink {
     append(s.data(), s.size());
   }
   void put_bytes(std::span<const std::byte> b) { append(b.data(), b.size()); }
-  void pad_to(size_t alignment) { out_.resize((out_.size() + alignment - 1) / alignment * alignment); }
+  void pad_to(size_t alignment) {
+    out_.resize((out_.size() + alignment - 1) / alignment * alignment);
+  }
   std::vector<std::byte> take() { return std::move(out_); }
 
  private:
@@ -59,18 +61,42 @@ T integer_as(const GgufValue& value) {
 
 void put_payload(ByteSink& out, const GgufValue& value) {
   switch (value.type) {
-    case GgufType::UInt8: out.put(integer_as<uint8_t>(value)); return;
-    case GgufType::Int8: out.put(integer_as<int8_t>(value)); return;
-    case GgufType::UInt16: out.put(integer_as<uint16_t>(value)); return;
-    case GgufType::Int16: out.put(integer_as<int16_t>(value)); return;
-    case GgufType::UInt32: out.put(integer_as<uint32_t>(value)); return;
-    case GgufType::Int32: out.put(integer_as<int32_t>(value)); return;
-    case GgufType::UInt64: out.put(integer_as<uint64_t>(value)); return;
-    case GgufType::Int64: out.put(integer_as<int64_t>(value)); return;
-    case GgufType::Float32: out.put(static_cast<float>(value.as_f64())); return;
-    case GgufType::Float64: out.put(value.as_f64()); return;
-    case GgufType::Bool: out.put(static_cast<uint8_t>(value.as_bool() ? 1 : 0)); return;
-    case GgufType::String: out.put_string(value.as_string()); return;
+    case GgufType::UInt8:
+      out.put(integer_as<uint8_t>(value));
+      return;
+    case GgufType::Int8:
+      out.put(integer_as<int8_t>(value));
+      return;
+    case GgufType::UInt16:
+      out.put(integer_as<uint16_t>(value));
+      return;
+    case GgufType::Int16:
+      out.put(integer_as<int16_t>(value));
+      return;
+    case GgufType::UInt32:
+      out.put(integer_as<uint32_t>(value));
+      return;
+    case GgufType::Int32:
+      out.put(integer_as<int32_t>(value));
+      return;
+    case GgufType::UInt64:
+      out.put(integer_as<uint64_t>(value));
+      return;
+    case GgufType::Int64:
+      out.put(integer_as<int64_t>(value));
+      return;
+    case GgufType::Float32:
+      out.put(static_cast<float>(value.as_f64()));
+      return;
+    case GgufType::Float64:
+      out.put(value.as_f64());
+      return;
+    case GgufType::Bool:
+      out.put(static_cast<uint8_t>(value.as_bool() ? 1 : 0));
+      return;
+    case GgufType::String:
+      out.put_string(value.as_string());
+      return;
     case GgufType::Array: {
       const GgufArray& array = value.as_array();
       out.put(static_cast<uint32_t>(array.element_type));
@@ -106,18 +132,42 @@ GgufValue make_array(GgufType element_type, const std::vector<T>& items, GgufVal
 
 }  // namespace
 
-GgufValue gguf_u8(uint8_t v) { return make(GgufType::UInt8, uint64_t{v}); }
-GgufValue gguf_i8(int8_t v) { return make(GgufType::Int8, int64_t{v}); }
-GgufValue gguf_u16(uint16_t v) { return make(GgufType::UInt16, uint64_t{v}); }
-GgufValue gguf_i16(int16_t v) { return make(GgufType::Int16, int64_t{v}); }
-GgufValue gguf_u32(uint32_t v) { return make(GgufType::UInt32, uint64_t{v}); }
-GgufValue gguf_i32(int32_t v) { return make(GgufType::Int32, int64_t{v}); }
-GgufValue gguf_u64(uint64_t v) { return make(GgufType::UInt64, v); }
-GgufValue gguf_i64(int64_t v) { return make(GgufType::Int64, v); }
-GgufValue gguf_f32(float v) { return make(GgufType::Float32, double{v}); }
-GgufValue gguf_f64(double v) { return make(GgufType::Float64, v); }
-GgufValue gguf_bool(bool v) { return make(GgufType::Bool, v); }
-GgufValue gguf_string(std::string v) { return make(GgufType::String, std::move(v)); }
+GgufValue gguf_u8(uint8_t v) {
+  return make(GgufType::UInt8, uint64_t{v});
+}
+GgufValue gguf_i8(int8_t v) {
+  return make(GgufType::Int8, int64_t{v});
+}
+GgufValue gguf_u16(uint16_t v) {
+  return make(GgufType::UInt16, uint64_t{v});
+}
+GgufValue gguf_i16(int16_t v) {
+  return make(GgufType::Int16, int64_t{v});
+}
+GgufValue gguf_u32(uint32_t v) {
+  return make(GgufType::UInt32, uint64_t{v});
+}
+GgufValue gguf_i32(int32_t v) {
+  return make(GgufType::Int32, int64_t{v});
+}
+GgufValue gguf_u64(uint64_t v) {
+  return make(GgufType::UInt64, v);
+}
+GgufValue gguf_i64(int64_t v) {
+  return make(GgufType::Int64, v);
+}
+GgufValue gguf_f32(float v) {
+  return make(GgufType::Float32, double{v});
+}
+GgufValue gguf_f64(double v) {
+  return make(GgufType::Float64, v);
+}
+GgufValue gguf_bool(bool v) {
+  return make(GgufType::Bool, v);
+}
+GgufValue gguf_string(std::string v) {
+  return make(GgufType::String, std::move(v));
+}
 
 GgufValue gguf_array(GgufType element_type, std::vector<GgufValue> items) {
   return make(GgufType::Array, GgufArray{element_type, std::move(items)});
@@ -220,7 +270,8 @@ void GgufWriter::write_file(const std::filesystem::path& path) const {
   const std::vector<std::byte> bytes = to_bytes();
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
   if (!file) fail("cannot create '{}'", path.string());
-  file.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  file.write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
   if (!file.flush()) fail("cannot write '{}'", path.string());
 }
 

@@ -42,7 +42,8 @@ class GgufWriter {
   void add(std::string key, GgufValue value);
   // `data` holds the tensor in `dtype`'s layout, row-major `shape` (GGUF ne[] is its reverse);
   // it is copied. Throws Error on duplicate names or a size that does not match.
-  void add_tensor(std::string name, DType dtype, const Shape& shape, std::span<const std::byte> data);
+  void add_tensor(std::string name, DType dtype, const Shape& shape,
+                  std::span<const std::byte> data);
   // Quantises (or converts) float values to `dtype` row by row with quantize_row().
   void add_tensor_from_f32(std::string name, DType dtype, const Shape& shape,
                            std::span<const float> values);

@@ -51,8 +51,8 @@ void validate(const RandomModelSpec& spec) {
   }
   const int64_t block = dtype_block_size(spec.weight_dtype);
   if (c.n_embd % block != 0 || c.n_ff % block != 0 || (c.n_heads * c.head_dim) % block != 0) {
-    fail("random model: {} needs row lengths that are multiples of {}", dtype_name(spec.weight_dtype),
-         block);
+    fail("random model: {} needs row lengths that are multiples of {}",
+         dtype_name(spec.weight_dtype), block);
   }
 }
 

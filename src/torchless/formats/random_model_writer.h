@@ -12,7 +12,7 @@
 namespace torchless {
 
 struct RandomModelSpec {
-  ModelConfig config;            // architecture "llama"; shapes, eps, theta, context
+  ModelConfig config;               // architecture "llama"; shapes, eps, theta, context
   DType weight_dtype = DType::F16;  // 2-D weight matrices; norms stay F32
   uint64_t seed = 1;
 };

@@ -15,7 +15,9 @@ void WeightStore::add_mapping(std::shared_ptr<const MappedFile> file) {
   owners_.push_back(std::move(file));
 }
 
-bool WeightStore::contains(std::string_view name) const { return tensors_.count(name) != 0; }
+bool WeightStore::contains(std::string_view name) const {
+  return tensors_.count(name) != 0;
+}
 
 const HostTensorView* WeightStore::find(std::string_view name) const {
   auto it = tensors_.find(name);

@@ -17,13 +17,15 @@ constexpr std::string_view kChatML =
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 constexpr std::string_view kLlama3 =
     "{{ bos_token }}{% for m in messages %}"
-    "{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\n\n' + m.content | trim + '<|eot_id|>' }}"
+    "{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\n\n' + m.content | trim + '<|eot_id|>' "
+    "}}"
     "{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
 constexpr std::string_view kLlama2 =
     "{% set ns = namespace(system='') %}{% for m in messages %}"
     "{% if m.role == 'system' %}{% set ns.system = '<<SYS>>\n' + m.content + '\n<</SYS>>\n\n' %}"
-    "{% elif m.role == 'user' %}{{ bos_token + '[INST] ' + ns.system + m.content | trim + ' [/INST]' }}"
+    "{% elif m.role == 'user' %}{{ bos_token + '[INST] ' + ns.system + m.content | trim + ' "
+    "[/INST]' }}"
     "{% set ns.system = '' %}"
     "{% else %}{{ ' ' + m.content | trim + ' ' + eos_token }}{% endif %}{% endfor %}";
 constexpr std::string_view kMistral =
@@ -39,12 +41,18 @@ constexpr std::string_view kPlain =
 
 std::string_view chat_format_name(ChatFormat format) {
   switch (format) {
-    case ChatFormat::ChatML: return "chatml";
-    case ChatFormat::Llama3: return "llama3";
-    case ChatFormat::Llama2: return "llama2";
-    case ChatFormat::Mistral: return "mistral";
-    case ChatFormat::Plain: return "plain";
-    case ChatFormat::Custom: return "custom";
+    case ChatFormat::ChatML:
+      return "chatml";
+    case ChatFormat::Llama3:
+      return "llama3";
+    case ChatFormat::Llama2:
+      return "llama2";
+    case ChatFormat::Mistral:
+      return "mistral";
+    case ChatFormat::Plain:
+      return "plain";
+    case ChatFormat::Custom:
+      return "custom";
   }
   return "custom";
 }
@@ -65,10 +73,14 @@ ChatTemplate::ChatTemplate(std::string source)
 
 ChatTemplate ChatTemplate::builtin(ChatFormat format) {
   switch (format) {
-    case ChatFormat::ChatML: return ChatTemplate(std::string(kChatML));
-    case ChatFormat::Llama3: return ChatTemplate(std::string(kLlama3));
-    case ChatFormat::Llama2: return ChatTemplate(std::string(kLlama2));
-    case ChatFormat::Mistral: return ChatTemplate(std::string(kMistral));
+    case ChatFormat::ChatML:
+      return ChatTemplate(std::string(kChatML));
+    case ChatFormat::Llama3:
+      return ChatTemplate(std::string(kLlama3));
+    case ChatFormat::Llama2:
+      return ChatTemplate(std::string(kLlama2));
+    case ChatFormat::Mistral:
+      return ChatTemplate(std::string(kMistral));
     case ChatFormat::Plain:
     case ChatFormat::Custom: {
       ChatTemplate t{std::string(kPlain)};
@@ -86,7 +98,8 @@ ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tokenizer) {
     return ChatTemplate(*source);
   } catch (const Error& e) {
     const ChatFormat named = detect_chat_format(*source);
-    ChatTemplate fallback = named == ChatFormat::Custom ? for_vocabulary(tokenizer) : builtin(named);
+    ChatTemplate fallback =
+        named == ChatFormat::Custom ? for_vocabulary(tokenizer) : builtin(named);
     fallback.fallback_reason_ =
         fmt::format("the model's chat template is not usable ({}); using the built-in {} format",
                     e.what(), chat_format_name(fallback.format()));

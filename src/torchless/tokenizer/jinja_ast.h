@@ -31,8 +31,8 @@ enum class ExprKind {
 
 struct Expr {
   ExprKind kind = ExprKind::Literal;
-  nlohmann::json value;            // Literal
-  std::string name;                // Variable, Attribute, Call-less names, Filter, Test, op
+  nlohmann::json value;  // Literal
+  std::string name;      // Variable, Attribute, Call-less names, Filter, Test, op
   std::vector<ExprPtr> args;
   std::vector<std::string> keywords;  // Call/Filter: "" for positional arguments
   bool negate = false;                // Test
@@ -47,13 +47,14 @@ enum class NodeKind { Text, Output, If, For, Set, Break, Continue };
 
 struct Node {
   NodeKind kind = NodeKind::Text;
-  std::string text;                        // Text
-  ExprPtr expr;                            // Output, Set value, For iterable
-  std::vector<std::pair<ExprPtr, Body>> branches;  // If: (condition, body)...; else body last with null condition
-  std::vector<std::string> targets;        // For loop variables; Set: name or {namespace, attribute}
-  ExprPtr filter;                          // For ... if filter
-  Body body;                               // For body
-  Body else_body;                          // For else
+  std::string text;  // Text
+  ExprPtr expr;      // Output, Set value, For iterable
+  std::vector<std::pair<ExprPtr, Body>>
+      branches;                      // If: (condition, body)...; else body last with null condition
+  std::vector<std::string> targets;  // For loop variables; Set: name or {namespace, attribute}
+  ExprPtr filter;                    // For ... if filter
+  Body body;                         // For body
+  Body else_body;                    // For else
   int line = 0;
 };
 

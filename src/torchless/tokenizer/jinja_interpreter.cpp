@@ -4,8 +4,8 @@
 #include <chrono>
 #include <ctime>
 #include <limits>
-#include <stdexcept>
 #include <map>
+#include <stdexcept>
 
 #include "torchless/core/error.h"
 #include "torchless/tokenizer/jinja_values.h"
@@ -48,7 +48,8 @@ class Interpreter {
 
   Flow exec(const Node& n) {
     if (++steps_ > kMaxSteps) fail("chat template line {}: more than {} steps", n.line, kMaxSteps);
-    if (out_.size() > kMaxOutputBytes) fail("chat template: output larger than {} bytes", kMaxOutputBytes);
+    if (out_.size() > kMaxOutputBytes)
+      fail("chat template: output larger than {} bytes", kMaxOutputBytes);
     switch (n.kind) {
       case NodeKind::Text:
         out_ += n.text;
@@ -82,7 +83,8 @@ class Interpreter {
     if (iterable.data.is_array()) {
       items = iterable.data;
     } else if (iterable.data.is_object()) {
-      for (auto it = iterable.data.begin(); it != iterable.data.end(); ++it) items.push_back(it.key());
+      for (auto it = iterable.data.begin(); it != iterable.data.end(); ++it)
+        items.push_back(it.key());
     } else if (iterable.data.is_string()) {
       for (char c : iterable.data.get<std::string>()) items.push_back(std::string(1, c));
     } else if (!iterable.undefined && !iterable.data.is_null()) {
@@ -93,7 +95,8 @@ class Interpreter {
     scopes_.emplace_back();
     const int64_t count = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < count; ++i) {
-      if (++steps_ > kMaxSteps) fail("chat template line {}: more than {} steps", n.line, kMaxSteps);
+      if (++steps_ > kMaxSteps)
+        fail("chat template line {}: more than {} steps", n.line, kMaxSteps);
       bind_targets(n, items[static_cast<size_t>(i)]);
       scopes_.back()["loop"] = loop_object(i, count, items);
       if (exec(n.body) == Flow::Break) break;
@@ -106,7 +109,8 @@ class Interpreter {
     json kept = json::array();
     scopes_.emplace_back();
     for (const json& item : items) {
-      if (++steps_ > kMaxSteps) fail("chat template line {}: more than {} steps", n.line, kMaxSteps);
+      if (++steps_ > kMaxSteps)
+        fail("chat template line {}: more than {} steps", n.line, kMaxSteps);
       bind_targets(n, item);
       if (truthy(eval(*n.filter))) kept.push_back(item);
     }
@@ -127,8 +131,12 @@ class Interpreter {
   }
 
   static json loop_object(int64_t i, int64_t count, const json& items) {
-    json loop = {{"index", i + 1},          {"index0", i},         {"first", i == 0},
-                 {"last", i == count - 1},  {"length", count},     {"revindex", count - i},
+    json loop = {{"index", i + 1},
+                 {"index0", i},
+                 {"first", i == 0},
+                 {"last", i == count - 1},
+                 {"length", count},
+                 {"revindex", count - i},
                  {"revindex0", count - i - 1}};
     loop["previtem"] = i > 0 ? items[static_cast<size_t>(i - 1)] : json(nullptr);
     loop["nextitem"] = i + 1 < count ? items[static_cast<size_t>(i + 1)] : json(nullptr);
@@ -238,13 +246,15 @@ class Interpreter {
       return v < 0 ? std::max<int64_t>(v + n, -1) : std::min(v, n);
     };
     // A step beyond the length takes one item either way; clamping it keeps i += step in range.
-    const int64_t step = std::clamp<int64_t>(e.args[3] ? eval(*e.args[3]).data.get<int64_t>() : 1, -n - 1, n + 1);
+    const int64_t step =
+        std::clamp<int64_t>(e.args[3] ? eval(*e.args[3]).data.get<int64_t>() : 1, -n - 1, n + 1);
     if (step == 0) fail("chat template line {}: slice step cannot be zero", e.line);
     const int64_t start = bound(e.args[1], step > 0 ? 0 : n - 1);
     const int64_t stop = bound(e.args[2], step > 0 ? n : -1);
     json list = json::array();
     std::string str;
-    for (int64_t i = std::max<int64_t>(start, step > 0 ? 0 : -1); step > 0 ? i < stop : i > stop; i += step) {
+    for (int64_t i = std::max<int64_t>(start, step > 0 ? 0 : -1); step > 0 ? i < stop : i > stop;
+         i += step) {
       if (i < 0 || i >= n) break;
       if (d.is_string()) {
         str += d.get<std::string>()[static_cast<size_t>(i)];
@@ -261,7 +271,8 @@ class Interpreter {
     if (callee.kind == ExprKind::Attribute) {
       return call_method(callee.name, eval(*callee.args[0]), args, e.line);
     }
-    if (callee.kind != ExprKind::Variable) fail("chat template line {}: value is not callable", e.line);
+    if (callee.kind != ExprKind::Variable)
+      fail("chat template line {}: value is not callable", e.line);
     return call_global(callee.name, args, keywords, e.line);
   }
 
@@ -308,12 +319,15 @@ class Interpreter {
   Value unary(const Expr& e) {
     const Value v = eval(*e.args[0]);
     if (e.name == "not") return {!truthy(v)};
-    if (!v.data.is_number()) fail("chat template line {}: unary '{}' needs a number", e.line, e.name);
+    if (!v.data.is_number())
+      fail("chat template line {}: unary '{}' needs a number", e.line, e.name);
     if (e.name == "+") return v;
-    if (v.data.is_number_integer() && v.data.get<int64_t>() == std::numeric_limits<int64_t>::min()) {
+    if (v.data.is_number_integer() &&
+        v.data.get<int64_t>() == std::numeric_limits<int64_t>::min()) {
       fail("chat template line {}: integer overflow in unary '-'", e.line);
     }
-    return v.data.is_number_integer() ? Value{-v.data.get<int64_t>()} : Value{-v.data.get<double>()};
+    return v.data.is_number_integer() ? Value{-v.data.get<int64_t>()}
+                                      : Value{-v.data.get<double>()};
   }
 
   Value binary(const Expr& e) {

@@ -7,7 +7,9 @@
 namespace torchless::jinja {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 class Lexer {
  public:
@@ -178,6 +180,8 @@ class Lexer {
 
 }  // namespace
 
-std::vector<Token> lex_template(std::string_view source) { return Lexer(source).run(); }
+std::vector<Token> lex_template(std::string_view source) {
+  return Lexer(source).run();
+}
 
 }  // namespace torchless::jinja

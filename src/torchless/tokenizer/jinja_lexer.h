@@ -7,7 +7,18 @@
 
 namespace torchless::jinja {
 
-enum class TokenKind { Text, ExprBegin, ExprEnd, StmtBegin, StmtEnd, Name, String, Number, Op, End };
+enum class TokenKind {
+  Text,
+  ExprBegin,
+  ExprEnd,
+  StmtBegin,
+  StmtEnd,
+  Name,
+  String,
+  Number,
+  Op,
+  End
+};
 
 struct Token {
   TokenKind kind = TokenKind::End;

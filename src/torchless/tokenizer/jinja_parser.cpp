@@ -460,6 +460,8 @@ class Parser {
 
 }  // namespace
 
-Body parse_template(std::string_view source) { return Parser(lex_template(source)).parse(); }
+Body parse_template(std::string_view source) {
+  return Parser(lex_template(source)).parse();
+}
 
 }  // namespace torchless::jinja

@@ -13,10 +13,14 @@ namespace {
 
 using nlohmann::json;
 
-bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+bool is_space(char c) {
+  return std::isspace(static_cast<unsigned char>(c)) != 0;
+}
 
 std::string strip(const std::string& s, bool left, bool right, const std::string& chars) {
-  auto drop = [&](char c) { return chars.empty() ? is_space(c) : chars.find(c) != std::string::npos; };
+  auto drop = [&](char c) {
+    return chars.empty() ? is_space(c) : chars.find(c) != std::string::npos;
+  };
   size_t b = 0, e = s.size();
   while (left && b < e && drop(s[b])) ++b;
   while (right && e > b && drop(s[e - 1])) --e;
@@ -158,8 +162,10 @@ bool contains(const json& haystack, const json& needle) {
   if (haystack.is_string() && needle.is_string()) {
     return haystack.get<std::string>().find(needle.get<std::string>()) != std::string::npos;
   }
-  if (haystack.is_array()) return std::find(haystack.begin(), haystack.end(), needle) != haystack.end();
-  if (haystack.is_object() && needle.is_string()) return haystack.contains(needle.get<std::string>());
+  if (haystack.is_array())
+    return std::find(haystack.begin(), haystack.end(), needle) != haystack.end();
+  if (haystack.is_object() && needle.is_string())
+    return haystack.contains(needle.get<std::string>());
   return false;
 }
 
@@ -225,7 +231,8 @@ Value binary_op(const std::string& op, const Value& l, const Value& r, int line)
   if (op == "in") return {contains(b, a)};
   if (op == "not in") return {!contains(b, a)};
   if (op == "+" && a.is_string() && b.is_string()) {
-    check_size(a.get_ref<const std::string&>().size(), b.get_ref<const std::string&>().size(), line);
+    check_size(a.get_ref<const std::string&>().size(), b.get_ref<const std::string&>().size(),
+               line);
     return {a.get<std::string>() + b.get<std::string>()};
   }
   if (op == "+" && a.is_array() && b.is_array()) {
@@ -286,11 +293,13 @@ Value apply_filter(const std::string& name, const Value& subject, const std::vec
                    const std::vector<std::string>& keywords, int line) {
   const json& v = subject.data;
   if (name == "default" || name == "d") {
-    const bool use_default = subject.undefined || (args.size() > 1 && truthy(args[1]) && !truthy(subject));
+    const bool use_default =
+        subject.undefined || (args.size() > 1 && truthy(args[1]) && !truthy(subject));
     return use_default ? (args.empty() ? Value{""} : args[0]) : subject;
   }
   if (subject.undefined) return {json(nullptr), true};
-  if (name == "trim") return {strip(need_string(subject, "trim", line), true, true, arg_string(args, 0, ""))};
+  if (name == "trim")
+    return {strip(need_string(subject, "trim", line), true, true, arg_string(args, 0, ""))};
   if (name == "upper" || name == "lower") {
     std::string s = need_string(subject, name.c_str(), line);
     for (char& c : s) c = static_cast<char>(name == "upper" ? std::toupper(c) : std::tolower(c));
@@ -325,24 +334,32 @@ Value apply_filter(const std::string& name, const Value& subject, const std::vec
     return {to_json_text(v, indent)};
   }
   if (name == "string") return {to_text(v)};
-  if (name == "int") return {v.is_string() ? parse_number(v.get<std::string>(), true, line) : json(to_int64(v.get<double>(), line))};
-  if (name == "float") return {v.is_string() ? parse_number(v.get<std::string>(), false, line) : json(v.get<double>())};
+  if (name == "int")
+    return {v.is_string() ? parse_number(v.get<std::string>(), true, line)
+                          : json(to_int64(v.get<double>(), line))};
+  if (name == "float")
+    return {v.is_string() ? parse_number(v.get<std::string>(), false, line)
+                          : json(v.get<double>())};
   if (name == "list") return {v.is_object() ? items_of(v) : v};
   if (name == "reverse") {
-    if (v.is_string()) return {std::string(v.get<std::string>().rbegin(), v.get<std::string>().rend())};
+    if (v.is_string())
+      return {std::string(v.get<std::string>().rbegin(), v.get<std::string>().rend())};
     json out = v;
     std::reverse(out.begin(), out.end());
     return {out};
   }
   if (name == "replace") {
-    return {replace_all(need_string(subject, "replace", line), arg_string(args, 0, ""), arg_string(args, 1, ""))};
+    return {replace_all(need_string(subject, "replace", line), arg_string(args, 0, ""),
+                        arg_string(args, 1, ""))};
   }
   if (name == "items" || name == "dictsort") return {items_of(v)};
-  if (name == "selectattr" || name == "rejectattr") return {select_by_attribute(v, args, name == "selectattr", line)};
+  if (name == "selectattr" || name == "rejectattr")
+    return {select_by_attribute(v, args, name == "selectattr", line)};
   if (name == "map") {
     json out = json::array();
     const std::string attr = arg_string(args, 0, "");
-    for (const json& item : v) out.push_back(item.is_object() && item.contains(attr) ? item[attr] : json(nullptr));
+    for (const json& item : v)
+      out.push_back(item.is_object() && item.contains(attr) ? item[attr] : json(nullptr));
     return {out};
   }
   if (name == "safe" || name == "e" || name == "escape") return subject;
@@ -356,7 +373,8 @@ Value apply_filter(const std::string& name, const Value& subject, const std::vec
   fail("chat template line {}: unsupported filter '{}'", line, name);
 }
 
-bool apply_test(const std::string& name, const Value& subject, const std::vector<Value>& args, int line) {
+bool apply_test(const std::string& name, const Value& subject, const std::vector<Value>& args,
+                int line) {
   const json& v = subject.data;
   if (name == "defined") return !subject.undefined;
   if (name == "undefined") return subject.undefined;
@@ -369,9 +387,11 @@ bool apply_test(const std::string& name, const Value& subject, const std::vector
   if (name == "true") return v.is_boolean() && v.get<bool>();
   if (name == "false") return v.is_boolean() && !v.get<bool>();
   if (name == "mapping") return v.is_object();
-  if (name == "sequence" || name == "iterable") return v.is_array() || v.is_string() || v.is_object();
+  if (name == "sequence" || name == "iterable")
+    return v.is_array() || v.is_string() || v.is_object();
   if (name == "odd" || name == "even") {
-    if (!v.is_number_integer()) fail("chat template line {}: '{}' test needs an integer", line, name);
+    if (!v.is_number_integer())
+      fail("chat template line {}: '{}' test needs an integer", line, name);
     return (v.get<int64_t>() % 2 != 0) == (name == "odd");
   }
   if (name == "divisibleby") {
@@ -380,13 +400,15 @@ bool apply_test(const std::string& name, const Value& subject, const std::vector
     if (j == 0) fail("chat template line {}: divisibleby(0)", line);
     return floor_mod(v.get<int64_t>(), j) == 0;
   }
-  if (name == "equalto" || name == "eq" || name == "==" || name == "sameas") return !args.empty() && v == args[0].data;
+  if (name == "equalto" || name == "eq" || name == "==" || name == "sameas")
+    return !args.empty() && v == args[0].data;
   if (name == "ne" || name == "!=") return !args.empty() && v != args[0].data;
   if (name == "in") return !args.empty() && contains(args[0].data, v);
   fail("chat template line {}: unsupported test '{}'", line, name);
 }
 
-Value call_method(const std::string& name, const Value& subject, const std::vector<Value>& args, int line) {
+Value call_method(const std::string& name, const Value& subject, const std::vector<Value>& args,
+                  int line) {
   const json& v = subject.data;
   if (v.is_string()) {
     const std::string& s = v.get_ref<const std::string&>();
@@ -395,10 +417,12 @@ Value call_method(const std::string& name, const Value& subject, const std::vect
     if (name == "lstrip") return {strip(s, true, false, a0)};
     if (name == "rstrip") return {strip(s, false, true, a0)};
     if (name == "startswith") return {s.rfind(a0, 0) == 0};
-    if (name == "endswith") return {s.size() >= a0.size() && s.compare(s.size() - a0.size(), a0.size(), a0) == 0};
+    if (name == "endswith")
+      return {s.size() >= a0.size() && s.compare(s.size() - a0.size(), a0.size(), a0) == 0};
     if (name == "split") return {split(s, args)};
     if (name == "replace") return {replace_all(s, a0, arg_string(args, 1, ""))};
-    if (name == "find") return {s.find(a0) == std::string::npos ? int64_t{-1} : static_cast<int64_t>(s.find(a0))};
+    if (name == "find")
+      return {s.find(a0) == std::string::npos ? int64_t{-1} : static_cast<int64_t>(s.find(a0))};
     if (name == "upper" || name == "lower" || name == "title" || name == "capitalize") {
       return apply_filter(name, subject, {}, {}, line);
     }
@@ -407,7 +431,8 @@ Value call_method(const std::string& name, const Value& subject, const std::vect
     if (name == "items") return {items_of(v)};
     if (name == "keys" || name == "values") {
       json out = json::array();
-      for (auto it = v.begin(); it != v.end(); ++it) out.push_back(name == "keys" ? json(it.key()) : *it);
+      for (auto it = v.begin(); it != v.end(); ++it)
+        out.push_back(name == "keys" ? json(it.key()) : *it);
       return {out};
     }
     if (name == "get") {

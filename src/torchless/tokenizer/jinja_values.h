@@ -13,7 +13,7 @@ struct Value {
 };
 
 bool truthy(const Value& v);
-std::string to_text(const nlohmann::json& v);  // how {{ v }} prints it
+std::string to_text(const nlohmann::json& v);                   // how {{ v }} prints it
 std::string to_json_text(const nlohmann::json& v, int indent);  // the tojson filter
 Value binary_op(const std::string& op, const Value& l, const Value& r, int line);
 bool contains(const nlohmann::json& haystack, const nlohmann::json& needle);

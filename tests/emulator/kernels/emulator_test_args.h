@@ -9,10 +9,10 @@ struct RowsArgs {
 };
 
 struct SimdArgs {
-  unsigned int n;       // threads that take part; the others return first
-  unsigned int delta;   // shuffle_down/up distance
-  unsigned int mask;    // shuffle_xor mask
-  unsigned int lane;    // broadcast source, shuffle source offset
+  unsigned int n;      // threads that take part; the others return first
+  unsigned int delta;  // shuffle_down/up distance
+  unsigned int mask;   // shuffle_xor mask
+  unsigned int lane;   // broadcast source, shuffle source offset
 };
 
 struct GemmArgs {
@@ -23,7 +23,19 @@ struct GemmArgs {
 
 // Outputs of simd_collectives, one row of kSimdOutputs floats per thread.
 enum SimdOutput {
-  kOutSum, kOutMax, kOutMin, kOutPrefixInclusive, kOutPrefixExclusive, kOutShuffle,
-  kOutShuffleDown, kOutShuffleUp, kOutShuffleXor, kOutBroadcast, kOutAll, kOutAny,
-  kOutProduct, kOutBroadcastFirst, kSimdOutputs
+  kOutSum,
+  kOutMax,
+  kOutMin,
+  kOutPrefixInclusive,
+  kOutPrefixExclusive,
+  kOutShuffle,
+  kOutShuffleDown,
+  kOutShuffleUp,
+  kOutShuffleXor,
+  kOutBroadcast,
+  kOutAll,
+  kOutAny,
+  kOutProduct,
+  kOutBroadcastFirst,
+  kSimdOutputs
 };

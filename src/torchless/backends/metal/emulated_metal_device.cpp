@@ -22,12 +22,18 @@ class EmulatedBuffer final : public MetalBuffer {
  public:
   // A new zero-filled buffer; `managed` gives it a separate GPU copy (no unified memory).
   EmulatedBuffer(size_t length, bool managed, EmulatedMetalCounters& counters)
-      : data_(allocate(length)), gpu_(managed ? allocate(length) : data_), length_(length),
-        owned_(true), counters_(&counters) {}
+      : data_(allocate(length)),
+        gpu_(managed ? allocate(length) : data_),
+        length_(length),
+        owned_(true),
+        counters_(&counters) {}
   // Wrapped host memory (unified memory only): the GPU reads the same bytes.
   EmulatedBuffer(const void* data, size_t length, EmulatedMetalCounters& counters)
-      : data_(static_cast<std::byte*>(const_cast<void*>(data))), gpu_(data_), length_(length),
-        owned_(false), counters_(&counters) {}
+      : data_(static_cast<std::byte*>(const_cast<void*>(data))),
+        gpu_(data_),
+        length_(length),
+        owned_(false),
+        counters_(&counters) {}
   ~EmulatedBuffer() override {
     if (gpu_ != data_) release(gpu_);
     if (owned_) release(data_);
@@ -59,11 +65,11 @@ class EmulatedBuffer final : public MetalBuffer {
  private:
   static std::byte* allocate(size_t length) {
     auto* p = static_cast<std::byte*>(
-        ::operator new(std::max<size_t>(length, 1), std::align_val_t{kBufferAlignment}));
+        ::operator new (std::max<size_t>(length, 1), std::align_val_t{kBufferAlignment}));
     std::memset(p, 0, length);
     return p;
   }
-  static void release(std::byte* p) { ::operator delete(p, std::align_val_t{kBufferAlignment}); }
+  static void release(std::byte* p) { ::operator delete (p, std::align_val_t{kBufferAlignment}); }
 
   std::byte* data_;
   std::byte* gpu_;
@@ -193,7 +199,8 @@ class EmulatedCommandBuffer final : public MetalCommandBuffer {
     dispatch.barrier_before = barrier_pending_;
     barrier_pending_ = false;
     for (const auto& [index, binding] : dispatch.buffers) {
-      if (binding.buffer->wrapped()) device_.mutable_counters().wrapped_bytes_bound += binding.length;
+      if (binding.buffer->wrapped())
+        device_.mutable_counters().wrapped_bytes_bound += binding.length;
     }
     dispatches_.push_back(std::move(dispatch));
     ++device_.mutable_counters().dispatches;

@@ -17,11 +17,11 @@
 namespace torchless::metal {
 
 struct EmulatedMetalCounters {
-  uint64_t command_buffers = 0;   // committed
+  uint64_t command_buffers = 0;  // committed
   uint64_t dispatches = 0;
   uint64_t barriers = 0;
-  uint64_t buffers_created = 0;   // new_buffer calls
-  uint64_t buffers_wrapped = 0;   // wrap_host_memory calls
+  uint64_t buffers_created = 0;      // new_buffer calls
+  uint64_t buffers_wrapped = 0;      // wrap_host_memory calls
   uint64_t wrapped_bytes_bound = 0;  // bytes of wrapped (weight) memory bound to dispatches
   // Without unified memory: did_modify_range copies CPU -> GPU, and executed
   // synchronize_for_host blits GPU -> CPU.

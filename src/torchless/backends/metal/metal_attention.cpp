@@ -13,17 +13,17 @@ using metal::BufferArg;
 
 namespace {
 
-constexpr uint32_t kMaxDimsPerLane = 8;       // flash_attention.metal
-constexpr uint32_t kScoreSimdgroups = 4;      // attention_scores: simdgroups per threadgroup
+constexpr uint32_t kMaxDimsPerLane = 8;   // flash_attention.metal
+constexpr uint32_t kScoreSimdgroups = 4;  // attention_scores: simdgroups per threadgroup
 constexpr int32_t kKeysPerScoreGroup = 64;
-constexpr int64_t kMinSplitKeys = 64;         // flash decoding: keys per split at least
+constexpr int64_t kMinSplitKeys = 64;  // flash decoding: keys per split at least
 constexpr int64_t kMaxSplits = 32;
-constexpr int64_t kSplitTokenLimit = 16;      // prefill batches parallelise over tokens instead
+constexpr int64_t kSplitTokenLimit = 16;  // prefill batches parallelise over tokens instead
 
 void check_params(const AttentionParams& p, const Tensor& q, const Tensor& k_cache,
                   const Tensor& v_cache, std::string_view op) {
-  if (p.n_heads <= 0 || p.n_kv_heads <= 0 || p.head_dim <= 0 || p.n_tokens <= 0 ||
-      p.pos0 < 0 || p.n_heads % p.n_kv_heads != 0) {
+  if (p.n_heads <= 0 || p.n_kv_heads <= 0 || p.head_dim <= 0 || p.n_tokens <= 0 || p.pos0 < 0 ||
+      p.n_heads % p.n_kv_heads != 0) {
     fail("{}: bad parameters (n_tokens {}, pos0 {}, heads {}/{}, head_dim {})", op, p.n_tokens,
          p.pos0, p.n_heads, p.n_kv_heads, p.head_dim);
   }
@@ -57,7 +57,9 @@ metal::AttentionArgs pack(const AttentionParams& p) {
   return args;
 }
 
-uint32_t ceil_div(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
+uint32_t ceil_div(uint64_t a, uint64_t b) {
+  return static_cast<uint32_t>((a + b - 1) / b);
+}
 
 }  // namespace
 
@@ -73,11 +75,11 @@ void MetalBackend::attention_scores(const Tensor& q, const Tensor& k_cache, Tens
   metal::AttentionArgs args = pack(params);
   args.scores_stride = static_cast<int32_t>(scores.cols());
   args.keys_per_group = kKeysPerScoreGroup;
-  const metal::MetalPipeline& p =
-      pipeline(k_cache.dtype == DType::F16 ? "attention_scores_f16_kernel" : "attention_scores_kernel");
+  const metal::MetalPipeline& p = pipeline(
+      k_cache.dtype == DType::F16 ? "attention_scores_f16_kernel" : "attention_scores_kernel");
   const uint32_t width = p.thread_execution_width();
-  const uint32_t simdgroups =
-      std::max<uint32_t>(1, std::min(kScoreSimdgroups, p.max_total_threads_per_threadgroup() / width));
+  const uint32_t simdgroups = std::max<uint32_t>(
+      1, std::min(kScoreSimdgroups, p.max_total_threads_per_threadgroup() / width));
   run(p, args, {read(q), rows_arg(k_cache, 0, n_keys, false), write(scores)}, 0,
       {{ceil_div(n_keys, kKeysPerScoreGroup), static_cast<uint32_t>(params.n_heads), 1},
        {simdgroups * width, 1, 1}});
@@ -122,8 +124,8 @@ void MetalBackend::flash_attention(const Tensor& q, const Tensor& k_cache, const
   const uint32_t width = p.thread_execution_width();
   const uint32_t group_heads = static_cast<uint32_t>(params.n_heads / params.n_kv_heads);
   if (static_cast<uint32_t>(params.head_dim) > kMaxDimsPerLane * width) {
-    fail("attention: head_dim {} exceeds {} (8 per lane of a {}-wide simdgroup)",
-         params.head_dim, kMaxDimsPerLane * width, width);
+    fail("attention: head_dim {} exceeds {} (8 per lane of a {}-wide simdgroup)", params.head_dim,
+         kMaxDimsPerLane * width, width);
   }
   if (group_heads * width > p.max_total_threads_per_threadgroup()) {
     fail("attention: {} query heads per KV head need {} threads; pipeline {} allows {}",
@@ -152,9 +154,8 @@ void MetalBackend::flash_attention(const Tensor& q, const Tensor& k_cache, const
     run(p, args, {read(q), k, v, write(out), write(out)}, 0, geometry);
     return;
   }
-  const Tensor partials =
-      alloc(Shape{int64_t{params.n_tokens} * params.n_heads * n_splits, params.head_dim + 2},
-            DType::F32);
+  const Tensor partials = alloc(
+      Shape{int64_t{params.n_tokens} * params.n_heads * n_splits, params.head_dim + 2}, DType::F32);
   run(p, args, {read(q), k, v, write(out), write(partials)}, 0, geometry);
   const metal::MetalPipeline& merge = pipeline("attention_merge_kernel");
   const uint32_t threads = fit_threads(merge, std::min<uint64_t>(256, params.head_dim));

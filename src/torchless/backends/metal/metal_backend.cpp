@@ -21,8 +21,9 @@ std::unique_ptr<metal::MetalDevice> create_system_device() {
 #if defined(TORCHLESS_HAS_METAL)
   return metal::create_apple_metal_device();
 #else
-  fail("the Metal backend needs an Apple GPU and a build with TORCHLESS_METAL=ON; use "
-       "--backend metal-emulated to run the Metal kernels on the CPU");
+  fail(
+      "the Metal backend needs an Apple GPU and a build with TORCHLESS_METAL=ON; use "
+      "--backend metal-emulated to run the Metal kernels on the CPU");
 #endif
 }
 
@@ -70,7 +71,9 @@ DeviceInfo MetalBackend::device() const {
   return DeviceInfo{info.name, info.recommended_max_working_set, info.unified_memory};
 }
 
-std::string MetalBackend::device_name() const { return device_->info().name; }
+std::string MetalBackend::device_name() const {
+  return device_->info().name;
+}
 
 bool MetalBackend::supports_weight_dtype(DType dtype) const {
   switch (dtype) {
@@ -147,7 +150,8 @@ void MetalBackend::map_weight_region(std::span<const std::byte> region, size_t l
   // the new one has been unmapped: its plan must not bind tensors of the new file. Tensors
   // bound from it keep their own buffers alive.
   std::erase_if(weight_views_, [&](const auto& views) { return views->overlaps(region); });
-  weight_views_.push_back(std::make_unique<metal::MetalWeightViews>(*device_, region, largest_tensor));
+  weight_views_.push_back(
+      std::make_unique<metal::MetalWeightViews>(*device_, region, largest_tensor));
 }
 
 Tensor MetalBackend::to_device(const HostTensorView& view) {
@@ -184,8 +188,8 @@ void MetalBackend::to_host(const Tensor& tensor, std::span<std::byte> out) {
 void MetalBackend::upload(std::span<const std::byte> bytes, Tensor& tensor) {
   const MetalStorage& storage = storage_of(tensor);
   if (bytes.size() != tensor.nbytes()) {
-    fail("upload: {} bytes given for a {}-byte tensor of shape {}", bytes.size(),
-         tensor.nbytes(), tensor.shape.str());
+    fail("upload: {} bytes given for a {}-byte tensor of shape {}", bytes.size(), tensor.nbytes(),
+         tensor.shape.str());
   }
   // Recorded work runs later: writing now would change what it reads. Finish it first.
   if (recorder_.uses(*storage.buffer())) recorder_.flush();
@@ -193,7 +197,9 @@ void MetalBackend::upload(std::span<const std::byte> bytes, Tensor& tensor) {
   storage.buffer()->did_modify_range(tensor.offset, bytes.size());
 }
 
-void MetalBackend::synchronize() { recorder_.flush(); }
+void MetalBackend::synchronize() {
+  recorder_.flush();
+}
 
 const metal::MetalPipeline& MetalBackend::pipeline(std::string_view name) {
   const metal::MetalPipeline& p = device_->pipeline(name);
@@ -215,7 +221,9 @@ BufferArg MetalBackend::read(const Tensor& t) const {
   return rows_arg(t, 0, t.rows(), false);
 }
 
-BufferArg MetalBackend::write(const Tensor& t) const { return rows_arg(t, 0, t.rows(), true); }
+BufferArg MetalBackend::write(const Tensor& t) const {
+  return rows_arg(t, 0, t.rows(), true);
+}
 
 BufferArg MetalBackend::rows_arg(const Tensor& t, int64_t first_row, int64_t n_rows,
                                  bool written) const {

@@ -107,8 +107,7 @@ class MetalBackend final : public Backend {
   static uint32_t fit_threads(const metal::MetalPipeline& pipeline, uint64_t wanted);
   metal::BufferArg read(const Tensor& t) const;
   metal::BufferArg write(const Tensor& t) const;
-  metal::BufferArg rows_arg(const Tensor& t, int64_t first_row, int64_t n_rows,
-                            bool written) const;
+  metal::BufferArg rows_arg(const Tensor& t, int64_t first_row, int64_t n_rows, bool written) const;
   template <typename Args>
   void run(const metal::MetalPipeline& pipeline, const Args& args,
            std::initializer_list<metal::BufferArg> buffers, size_t threadgroup_memory,
@@ -122,8 +121,8 @@ class MetalBackend final : public Backend {
                    int64_t n, int64_t period);
   void check_ids(const Tensor& ids, int64_t table_rows) const;
   void linear(const Tensor& w, const Tensor& x, Tensor& y, int64_t n_tokens, bool allow_gemm);
-  void flash_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                       Tensor& out, const AttentionParams& params);
+  void flash_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
+                       const AttentionParams& params);
   std::shared_ptr<metal::MetalBuffer> wrap(const std::byte* data, size_t nbytes, size_t& offset);
 
   std::unique_ptr<metal::MetalDevice> device_;

@@ -20,7 +20,7 @@ struct BufferPoolStats {
   uint64_t allocations = 0;  // new device buffers
   uint64_t reuses = 0;       // requests served from a free list
   uint64_t bytes_allocated = 0;
-  uint64_t bytes_free = 0;   // bytes held in free lists
+  uint64_t bytes_free = 0;  // bytes held in free lists
 };
 
 class MetalBufferPool : public std::enable_shared_from_this<MetalBufferPool> {

@@ -4,9 +4,10 @@
 // upload into a buffer the pending work uses). A pass that outgrows RecorderLimits is split:
 // the full command buffer is committed without waiting and recording continues in a new one,
 // so no single command buffer runs long enough to trip the macOS GPU watchdog ("Caused GPU
-// Timeout Error"). flush() waits for every committed buffer and reports the first error. A memory barrier is placed only where a
-// dispatch reads or writes a byte range that an earlier dispatch since the last barrier wrote,
-// or writes a range one of them read; everything else may run concurrently.
+// Timeout Error"). flush() waits for every committed buffer and reports the first error. A memory
+// barrier is placed only where a dispatch reads or writes a byte range that an earlier dispatch
+// since the last barrier wrote, or writes a range one of them read; everything else may run
+// concurrently.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -30,8 +31,8 @@ struct RecorderStats {
   uint64_t command_buffers = 0;  // committed
   uint64_t dispatches = 0;
   uint64_t barriers = 0;
-  uint64_t threads = 0;          // threads launched (grid size), the work estimate below
-  uint64_t early_commits = 0;    // command buffers committed because a limit was reached
+  uint64_t threads = 0;        // threads launched (grid size), the work estimate below
+  uint64_t early_commits = 0;  // command buffers committed because a limit was reached
 };
 
 // How much one command buffer may hold before it is committed early. Dispatch count bounds
@@ -103,8 +104,8 @@ class MetalCommandRecorder {
   // in order and Metal tracks hazards between them (buffers are hazard-tracked), so no
   // barrier is needed across the split.
   std::vector<std::unique_ptr<MetalCommandBuffer>> in_flight_;
-  std::vector<Range> reads_;   // since the last barrier
-  std::vector<Range> writes_;  // since the last barrier
+  std::vector<Range> reads_;                        // since the last barrier
+  std::vector<Range> writes_;                       // since the last barrier
   std::unordered_set<const MetalBuffer*> used_;     // until flush()
   std::unordered_set<const MetalBuffer*> written_;  // until flush()
   // Written by the GPU and not synchronised for the CPU since; kept across flushes, because a

@@ -14,7 +14,9 @@ std::unique_ptr<Backend> make_metal_backend(const BackendOptions&, bool emulated
 #endif
 }
 
-BackendInfo metal_backend_info() { return MetalBackend::info(); }
+BackendInfo metal_backend_info() {
+  return MetalBackend::info();
+}
 
 BackendInfo metal_emulated_backend_info() {
   BackendInfo info;

@@ -53,8 +53,8 @@ ProbeOutcome probe_load_origin(MetalDevice& device) {
   std::vector<float> matrix(kStride * kStride);
   for (size_t i = 0; i < matrix.size(); ++i) matrix[i] = static_cast<float>(i);
   const ProbeArgs args{kOriginCol, kOriginRow, kStride, 0};
-  const auto out = run_probe(device, "probe_simdgroup_load_origin_kernel", args,
-                             std::span(&matrix, 1), 64);
+  const auto out =
+      run_probe(device, "probe_simdgroup_load_origin_kernel", args, std::span(&matrix, 1), 64);
   ProbeOutcome o{"simdgroup_load's origin is (column, row)", true, {}};
   for (int r = 0; r < 8 && o.holds; ++r) {
     for (int c = 0; c < 8; ++c) {
@@ -62,9 +62,9 @@ ProbeOutcome probe_load_origin(MetalDevice& device) {
     }
   }
   if (!o.holds) {
-    o.observed = fmt::format("origin ({}, {}) loaded a tile starting {} (expected {})", kOriginCol,
-                             kOriginRow, first_values(out, 3),
-                             matrix[kOriginRow * kStride + kOriginCol]);
+    o.observed =
+        fmt::format("origin ({}, {}) loaded a tile starting {} (expected {})", kOriginCol,
+                    kOriginRow, first_values(out, 3), matrix[kOriginRow * kStride + kOriginCol]);
   }
   return o;
 }
@@ -75,7 +75,8 @@ ProbeOutcome probe_diagonal(MetalDevice& device) {
   for (int r = 0; r < 8; ++r) {
     for (int c = 0; c < 8; ++c) o.holds = o.holds && out[r * 8 + c] == (r == c ? 3.0f : 0.0f);
   }
-  if (!o.holds) o.observed = fmt::format("simdgroup_float8x8(3) stored rows starting {}", first_values(out, 9));
+  if (!o.holds)
+    o.observed = fmt::format("simdgroup_float8x8(3) stored rows starting {}", first_values(out, 9));
   return o;
 }
 
@@ -83,8 +84,8 @@ ProbeOutcome probe_shuffle_down(MetalDevice& device) {
   const uint32_t width = device.info().simd_width;
   const ProbeArgs args{0, 0, 0, kShuffleDelta};
   const auto out = run_probe(device, "probe_shuffle_down_kernel", args, {}, width);
-  ProbeOutcome o{fmt::format("simd_shuffle_down keeps the top lanes' own values (width {})", width),
-                 true, {}};
+  ProbeOutcome o{
+      fmt::format("simd_shuffle_down keeps the top lanes' own values (width {})", width), true, {}};
   for (uint32_t lane = 0; lane < width; ++lane) {
     const uint32_t source = lane + kShuffleDelta < width ? lane + kShuffleDelta : lane;
     o.holds = o.holds && out[lane] == static_cast<float>(source);

@@ -15,7 +15,7 @@ namespace torchless::metal {
 struct ProbeOutcome {
   std::string assumption;  // what the emulator assumes, in words
   bool holds = false;
-  std::string observed;    // what the device did, when it differs
+  std::string observed;  // what the device did, when it differs
 };
 
 // Runs each probe as one simdgroup on `device` (the simdgroup-matrix probes only where the

@@ -25,7 +25,7 @@ constexpr uint32_t kGemmSimdgroups = 4;
 constexpr size_t kGemmThreadgroupBytes = 2 * kGemmTile * kGemmTile * sizeof(float);
 // Below this many tokens the batched mat-vec reads the weights fewer times per useful FLOP.
 constexpr int64_t kGemmMinTokens = 8;
-constexpr uint64_t kRowThreads = 256;       // rmsnorm/softmax/rope/embedding threadgroups
+constexpr uint64_t kRowThreads = 256;          // rmsnorm/softmax/rope/embedding threadgroups
 constexpr uint64_t kElementwiseGroups = 1024;  // grid-stride kernels cover the rest
 
 void check_f32(const Tensor& t, std::string_view op, std::string_view what) {
@@ -61,7 +61,9 @@ std::string weight_kernel(std::string_view base, DType dtype) {
   }
 }
 
-uint32_t ceil_div(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
+uint32_t ceil_div(uint64_t a, uint64_t b) {
+  return static_cast<uint32_t>((a + b - 1) / b);
+}
 
 size_t scratch_bytes(uint32_t threads, uint32_t width) {
   const size_t simdgroups = (threads + width - 1) / width;
@@ -73,8 +75,7 @@ size_t scratch_bytes(uint32_t threads, uint32_t width) {
 void MetalBackend::linear(const Tensor& w, const Tensor& x, Tensor& y, int64_t n_tokens,
                           bool allow_gemm) {
   if (!supports_weight_dtype(w.dtype)) {
-    fail("matmul: weights of type {} are not supported on {}", dtype_name(w.dtype),
-         device_name());
+    fail("matmul: weights of type {} are not supported on {}", dtype_name(w.dtype), device_name());
   }
   const int64_t rows = w.rows();
   const int64_t cols = w.cols();
@@ -91,7 +92,8 @@ void MetalBackend::linear(const Tensor& w, const Tensor& x, Tensor& y, int64_t n
   args.cols = static_cast<int32_t>(cols);
   args.n_tokens = static_cast<int32_t>(n_tokens);
   weight_bytes_read_ += w.nbytes();
-  const bool gemm = allow_gemm && n_tokens >= kGemmMinTokens && device_->info().has_simdgroup_matrix;
+  const bool gemm =
+      allow_gemm && n_tokens >= kGemmMinTokens && device_->info().has_simdgroup_matrix;
   if (gemm) {
     const metal::MetalPipeline& p = pipeline(weight_kernel("matmul", w.dtype));
     const uint32_t threads = kGemmSimdgroups * p.thread_execution_width();
@@ -105,8 +107,8 @@ void MetalBackend::linear(const Tensor& w, const Tensor& x, Tensor& y, int64_t n
   }
   const metal::MetalPipeline& p = pipeline(weight_kernel("matmul_vec", w.dtype));
   const uint32_t width = p.thread_execution_width();
-  const uint32_t simdgroups =
-      std::max<uint32_t>(1, std::min(kMatvecSimdgroups, p.max_total_threads_per_threadgroup() / width));
+  const uint32_t simdgroups = std::max<uint32_t>(
+      1, std::min(kMatvecSimdgroups, p.max_total_threads_per_threadgroup() / width));
   const uint32_t rows_per_group = simdgroups * kMatvecRowsPerSimdgroup;
   run(p, args, {read(w), read(x), write(y)}, 0,
       {{ceil_div(rows, rows_per_group), static_cast<uint32_t>(n_tokens), 1},
@@ -135,7 +137,8 @@ void MetalBackend::matmul_vec_tiled(const Tensor& w, const Tensor& x, Tensor& y)
   if (w.rows() == 0) return;
   const metal::MetalPipeline& p = pipeline("matmul_vec_tiled_kernel");
   const uint32_t width = p.thread_execution_width();
-  const uint32_t simdgroups = std::max<uint32_t>(1, std::min(4u, p.max_total_threads_per_threadgroup() / width));
+  const uint32_t simdgroups =
+      std::max<uint32_t>(1, std::min(4u, p.max_total_threads_per_threadgroup() / width));
   const uint32_t tile = std::min<uint32_t>(1024, device_->info().max_threadgroup_memory / 2 / 4);
   metal::MatmulArgs args{};
   args.w_row_bytes = static_cast<int64_t>(w.row_bytes());
@@ -159,7 +162,8 @@ void MetalBackend::row_op(std::string_view kernel, const Tensor& x, const Tensor
   args.cols = static_cast<int32_t>(cols);
   args.eps = eps;
   const metal::MetalPipeline& p = pipeline(kernel);
-  const uint32_t threads = fit_threads(p, std::min<uint64_t>(kRowThreads, static_cast<uint64_t>(cols)));
+  const uint32_t threads =
+      fit_threads(p, std::min<uint64_t>(kRowThreads, static_cast<uint64_t>(cols)));
   const size_t scratch = scratch_bytes(threads, p.thread_execution_width());
   const Geometry geometry{{static_cast<uint32_t>(rows), 1, 1}, {threads, 1, 1}};
   if (weight) {
@@ -189,8 +193,8 @@ void MetalBackend::elementwise(std::string_view kernel, std::initializer_list<Bu
   if (n == 0) return;
   const metal::MetalPipeline& p = pipeline(kernel);
   const uint32_t threads = fit_threads(p, kRowThreads);
-  const uint32_t groups = std::min<uint32_t>(ceil_div(static_cast<uint64_t>(n), threads),
-                                             kElementwiseGroups);
+  const uint32_t groups =
+      std::min<uint32_t>(ceil_div(static_cast<uint64_t>(n), threads), kElementwiseGroups);
   const metal::ElementwiseArgs args{n, period};
   run(p, args, buffers, 0, {{groups, 1, 1}, {threads, 1, 1}});
 }

@@ -19,9 +19,10 @@ std::vector<WeightViewRange> plan_weight_views(uintptr_t address, size_t length,
   // its misalignment.
   const uint64_t overlap = (largest_tensor + page - 1) / page * page + page;
   if (window <= overlap) {
-    fail("a {}-byte weight tensor does not fit the device's maximum buffer length of {} bytes "
-         "(with the {}-byte page it needs for alignment)",
-         largest_tensor, max_buffer_length, page);
+    fail(
+        "a {}-byte weight tensor does not fit the device's maximum buffer length of {} bytes "
+        "(with the {}-byte page it needs for alignment)",
+        largest_tensor, max_buffer_length, page);
   }
   const uint64_t step = window - overlap;
   std::vector<WeightViewRange> views;
@@ -60,9 +61,10 @@ std::shared_ptr<MetalBuffer> MetalWeightViews::bind(const std::byte* data, size_
          static_cast<const void*>(data));
   }
   if (nbytes > largest_tensor_) {
-    fail("weight views: a {}-byte tensor is larger than the {}-byte largest tensor the views "
-         "were planned for",
-         nbytes, largest_tensor_);
+    fail(
+        "weight views: a {}-byte tensor is larger than the {}-byte largest tensor the views "
+        "were planned for",
+        nbytes, largest_tensor_);
   }
   const auto address = reinterpret_cast<uintptr_t>(data);
   // The last view starting at or before the tensor holds it (see the header).

@@ -16,9 +16,13 @@ constexpr uint32_t kMaxThreadsPerThreadgroup = 1024;
 constexpr size_t kMaxThreadgroupMemory = 32 * 1024;
 constexpr size_t kMaxBytesLength = 4 * 1024;
 
-const detail::Kernel& as_kernel(const void* k) { return *static_cast<const detail::Kernel*>(k); }
+const detail::Kernel& as_kernel(const void* k) {
+  return *static_cast<const detail::Kernel*>(k);
+}
 
-std::string where(const KernelInfo& k) { return fmt::format("kernel {} ({}:{})", k.name, k.file, k.line); }
+std::string where(const KernelInfo& k) {
+  return fmt::format("kernel {} ({}:{})", k.name, k.file, k.line);
+}
 
 template <class T>
 T& grow(std::vector<T>& v, uint32_t index) {
@@ -31,7 +35,8 @@ void check_geometry(const KernelInfo& k, Size3 grid, Size3 group, const Options&
     detail::raise("mslemu: {}: simd width {} (expected 32 or 64)", where(k), o.simd_width);
   if (o.os_threads < 1) detail::raise("mslemu: {}: os_threads must be at least 1", where(k));
   if (group.x == 0 || group.y == 0 || group.z == 0)
-    detail::raise("mslemu: {}: empty threadgroup ({}, {}, {})", where(k), group.x, group.y, group.z);
+    detail::raise("mslemu: {}: empty threadgroup ({}, {}, {})", where(k), group.x, group.y,
+                  group.z);
   const uint64_t threads = uint64_t{group.x} * group.y * group.z;
   const uint32_t limit = std::min(kMaxThreadsPerThreadgroup, k.max_total_threads_per_threadgroup);
   if (threads > limit)
@@ -45,11 +50,14 @@ void check_geometry(const KernelInfo& k, Size3 grid, Size3 group, const Options&
 
 Dispatch::Dispatch(std::string_view kernel_name) : kernel_(detail::find_registered(kernel_name)) {
   if (!kernel_)
-    detail::raise("mslemu: unknown kernel '{}' ({} registered; was its mslemu_register_*() called?)",
-                  kernel_name, kernel_names().size());
+    detail::raise(
+        "mslemu: unknown kernel '{}' ({} registered; was its mslemu_register_*() called?)",
+        kernel_name, kernel_names().size());
 }
 
-const KernelInfo& Dispatch::kernel() const { return as_kernel(kernel_).info; }
+const KernelInfo& Dispatch::kernel() const {
+  return as_kernel(kernel_).info;
+}
 
 Dispatch& Dispatch::buffer(uint32_t index, void* data, size_t length) {
   if (!data) detail::raise("mslemu: {}: buffer({}) is null", where(kernel()), index);
@@ -139,9 +147,8 @@ void Dispatch::dispatch_threadgroups(Size3 threadgroups, Size3 threads_per_threa
         std::lock_guard lock(error_mutex);
         if (!stop.exchange(true)) {
           const Size3 grid = threadgroups;
-          error = fmt::format("mslemu: {}, threadgroup ({}, {}, {}): {}", where(k.info),
-                              g % grid.x, g / grid.x % grid.y, g / (grid.x * grid.y),
-                              runner.error());
+          error = fmt::format("mslemu: {}, threadgroup ({}, {}, {}): {}", where(k.info), g % grid.x,
+                              g / grid.x % grid.y, g / (grid.x * grid.y), runner.error());
         }
       }
     } catch (const std::exception& e) {

@@ -21,22 +21,23 @@ extern "C" void mslemu_switch_context(void** save_sp, void* new_sp);
 // The symbol's prologue/epilogue directives: Mach-O (macOS) prefixes C symbols with `_`, spells
 // hidden visibility `.private_extern` and has no .type/.size; ELF needs them for a function.
 #if defined(__APPLE__)
-#define MSLEMU_SWITCH_BEGIN(type)              \
-  ".text\n"                                    \
-  ".p2align 4\n"                               \
-  ".globl _mslemu_switch_context\n"            \
-  ".private_extern _mslemu_switch_context\n"   \
+#define MSLEMU_SWITCH_BEGIN(type)            \
+  ".text\n"                                  \
+  ".p2align 4\n"                             \
+  ".globl _mslemu_switch_context\n"          \
+  ".private_extern _mslemu_switch_context\n" \
   "_mslemu_switch_context:\n"
 #define MSLEMU_SWITCH_END ""
 #else
-#define MSLEMU_SWITCH_BEGIN(type)                  \
-  ".pushsection .text\n"                           \
-  ".p2align 4\n"                                   \
-  ".globl mslemu_switch_context\n"                 \
-  ".hidden mslemu_switch_context\n"                \
-  ".type mslemu_switch_context, " type "\n"        \
+#define MSLEMU_SWITCH_BEGIN(type)      \
+  ".pushsection .text\n"               \
+  ".p2align 4\n"                       \
+  ".globl mslemu_switch_context\n"     \
+  ".hidden mslemu_switch_context\n"    \
+  ".type mslemu_switch_context, " type \
+  "\n"                                 \
   "mslemu_switch_context:\n"
-#define MSLEMU_SWITCH_END                            \
+#define MSLEMU_SWITCH_END                                  \
   ".size mslemu_switch_context, .-mslemu_switch_context\n" \
   ".popsection\n"
 #endif
@@ -151,7 +152,9 @@ void fiber_init(FiberContext& ctx, const Stack& stack, void (*entry)()) {
   makecontext(&ctx.uc, entry, 0);
 }
 
-void fiber_switch(FiberContext& from, FiberContext& to) { swapcontext(&from.uc, &to.uc); }
+void fiber_switch(FiberContext& from, FiberContext& to) {
+  swapcontext(&from.uc, &to.uc);
+}
 #else
 void fiber_init(FiberContext& ctx, const Stack& stack, void (*entry)()) {
   auto* top = reinterpret_cast<uintptr_t*>(
@@ -173,7 +176,9 @@ void fiber_init(FiberContext& ctx, const Stack& stack, void (*entry)()) {
 #endif
 }
 
-void fiber_switch(FiberContext& from, FiberContext& to) { mslemu_switch_context(&from.sp, to.sp); }
+void fiber_switch(FiberContext& from, FiberContext& to) {
+  mslemu_switch_context(&from.sp, to.sp);
+}
 #endif
 
 }  // namespace torchless::mslemu::detail

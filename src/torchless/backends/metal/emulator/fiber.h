@@ -27,7 +27,7 @@ inline constexpr size_t kFiberStackSize = 64 * 1024;
 struct Stack {
   std::byte* guard = nullptr;  // lowest page, PROT_NONE: an overflow faults here
   size_t guard_size = 0;
-  std::byte* base = nullptr;   // usable memory [base, base + size); the stack grows down
+  std::byte* base = nullptr;  // usable memory [base, base + size); the stack grows down
   size_t size = 0;
   // The first frame starts this far below the top. Stacks are 68 KiB apart, so without an
   // offset every fiber's hot top-of-stack lines would share the same L1 cache sets.

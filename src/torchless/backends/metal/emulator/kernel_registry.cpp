@@ -24,9 +24,12 @@ Registry& registry() {
 
 ParamKind to_kind(ShapeKind k) {
   switch (k) {
-    case ShapeKind::Pointer: return ParamKind::Pointer;
-    case ShapeKind::Reference: return ParamKind::Reference;
-    case ShapeKind::Value: break;
+    case ShapeKind::Pointer:
+      return ParamKind::Pointer;
+    case ShapeKind::Reference:
+      return ParamKind::Reference;
+    case ShapeKind::Value:
+      break;
   }
   return ParamKind::Value;
 }
@@ -34,18 +37,22 @@ ParamKind to_kind(ShapeKind k) {
 // The C++ type must fit the role the attribute gives: buffers are pointers or references,
 // threadgroup memory a pointer, builtins values.
 void check_param(const KernelInfo& k, const ParamInfo& p) {
-  const auto where = [&] { return fmt::format("{}:{}: kernel {} parameter '{}'", k.file, k.line, k.name, p.name); };
+  const auto where = [&] {
+    return fmt::format("{}:{}: kernel {} parameter '{}'", k.file, k.line, k.name, p.name);
+  };
   switch (p.role) {
     case ParamRole::Buffer:
       if (p.kind == ParamKind::Value)
-        raise("{}: [[buffer({})]] must be a device or constant pointer or reference", where(), p.index);
+        raise("{}: [[buffer({})]] must be a device or constant pointer or reference", where(),
+              p.index);
       break;
     case ParamRole::Threadgroup:
       if (p.kind != ParamKind::Pointer)
         raise("{}: [[threadgroup({})]] must be a threadgroup pointer", where(), p.index);
       break;
     case ParamRole::Builtin:
-      if (p.kind != ParamKind::Value) raise("{}: a thread-position attribute needs a value type", where());
+      if (p.kind != ParamKind::Value)
+        raise("{}: a thread-position attribute needs a value type", where());
       break;
   }
 }
@@ -78,7 +85,7 @@ void FileRegistration::add(const char* name, GenericFn fn, Thunk thunk, const Pa
   if (!parsed) raise("{}: kernel {} not found by the signature parser", file_, name);
   if (parsed->params.size() != count)
     raise("{}:{}: kernel {}: the parser read {} parameters, the compiler {}", file_, parsed->line,
-         name, parsed->params.size(), count);
+          name, parsed->params.size(), count);
   auto kernel = std::make_unique<Kernel>();
   kernel->info = *parsed;
   kernel->fn = fn;

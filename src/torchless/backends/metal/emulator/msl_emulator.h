@@ -45,9 +45,9 @@ enum class ThreadOrder { Forward, Reverse, Shuffle };
 struct Options {
   int simd_width = 32;  // 32 (Apple GPUs) or 64 (AMD GPUs in Intel Macs)
   ThreadOrder thread_order = ThreadOrder::Forward;
-  uint64_t seed = 0;    // for ThreadOrder::Shuffle
+  uint64_t seed = 0;                  // for ThreadOrder::Shuffle
   bool reverse_threadgroups = false;  // run threadgroups last to first
-  int os_threads = 1;   // threadgroups run on this many OS threads
+  int os_threads = 1;                 // threadgroups run on this many OS threads
 };
 
 // Options from the environment: TORCHLESS_MSL_ORDER=forward|reverse|shuffle,
@@ -79,21 +79,21 @@ enum class Builtin {
 enum class ParamKind { Pointer, Reference, Value };
 
 struct ParamInfo {
-  std::string name;         // as written in the .metal source
-  std::string type;         // as written, e.g. "device const float4*"
+  std::string name;  // as written in the .metal source
+  std::string type;  // as written, e.g. "device const float4*"
   ParamRole role = ParamRole::Buffer;
-  uint32_t index = 0;       // [[buffer(i)]] / [[threadgroup(i)]]
+  uint32_t index = 0;  // [[buffer(i)]] / [[threadgroup(i)]]
   Builtin builtin = Builtin::ThreadPositionInGrid;
   ParamKind kind = ParamKind::Pointer;
   size_t pointee_size = 0;  // sizeof the pointee/referee (value size for builtins)
   size_t pointee_align = 0;
-  bool writable = false;    // a non-const pointer/reference (device, not constant)
+  bool writable = false;  // a non-const pointer/reference (device, not constant)
 };
 
 struct KernelInfo {
   std::string name;
-  std::string file;  // the .metal path as given to the generator
-  int line = 0;      // line of `kernel void name(`
+  std::string file;                                   // the .metal path as given to the generator
+  int line = 0;                                       // line of `kernel void name(`
   uint32_t max_total_threads_per_threadgroup = 1024;  // the attribute, or the GPU limit
   std::vector<ParamInfo> params;
 };

@@ -25,10 +25,14 @@ Options default_options() {
   Options o;
   if (const char* v = env("TORCHLESS_MSL_ORDER")) {
     const std::string order = v;
-    if (order == "forward") o.thread_order = ThreadOrder::Forward;
-    else if (order == "reverse") o.thread_order = ThreadOrder::Reverse;
-    else if (order == "shuffle") o.thread_order = ThreadOrder::Shuffle;
-    else detail::raise("TORCHLESS_MSL_ORDER={}: expected forward, reverse or shuffle", order);
+    if (order == "forward")
+      o.thread_order = ThreadOrder::Forward;
+    else if (order == "reverse")
+      o.thread_order = ThreadOrder::Reverse;
+    else if (order == "shuffle")
+      o.thread_order = ThreadOrder::Shuffle;
+    else
+      detail::raise("TORCHLESS_MSL_ORDER={}: expected forward, reverse or shuffle", order);
   }
   if (const char* v = env("TORCHLESS_MSL_SEED")) o.seed = env_number("TORCHLESS_MSL_SEED", v);
   if (const char* v = env("TORCHLESS_MSL_SIMD_WIDTH")) {

@@ -112,14 +112,16 @@ ParamInfo parse_param(const std::string& text, std::string_view file, int line) 
     }
   }
   if (attr.empty())
-    raise("{}:{}: parameter '{}' has no attribute; the emulator needs [[buffer(n)]], "
-         "[[threadgroup(n)]] or a thread-position attribute on every parameter",
-         file, line, p.name);
+    raise(
+        "{}:{}: parameter '{}' has no attribute; the emulator needs [[buffer(n)]], "
+        "[[threadgroup(n)]] or a thread-position attribute on every parameter",
+        file, line, p.name);
   raise("{}:{}: parameter '{}' has the unsupported attribute [[{}]]", file, line, p.name, attr);
 }
 
 uint32_t max_threads_attribute(const std::string& code, size_t kernel_pos) {
-  static const std::regex limit(R"(\[\[\s*max_total_threads_per_threadgroup\s*\(\s*(\d+)\s*\)\s*\]\])");
+  static const std::regex limit(
+      R"(\[\[\s*max_total_threads_per_threadgroup\s*\(\s*(\d+)\s*\)\s*\]\])");
   const size_t from = code.find_last_of(";}", kernel_pos);
   const size_t begin = from == std::string::npos ? 0 : from + 1;
   const std::string before = code.substr(begin, kernel_pos - begin);
@@ -148,9 +150,11 @@ std::vector<KernelInfo> parse_kernel_signatures(std::string_view source, std::st
       if (code[close] == '(') ++depth;
       if (code[close] == ')' && --depth == 0) break;
     }
-    if (close >= code.size()) raise("{}:{}: unterminated parameter list of kernel {}", file, k.line, k.name);
+    if (close >= code.size())
+      raise("{}:{}: unterminated parameter list of kernel {}", file, k.line, k.name);
     for (const auto& [text, offset] : split_params(code, open + 1, close))
-      k.params.push_back(parse_param(text, file, line_at(code, offset + text.find_first_not_of(" \t\r\n"))));
+      k.params.push_back(
+          parse_param(text, file, line_at(code, offset + text.find_first_not_of(" \t\r\n"))));
     kernels.push_back(std::move(k));
   }
   return kernels;

@@ -62,9 +62,13 @@ void simd_collective(const char* op, SimdLeader leader, const void* in, void* ou
   tls_runner->collective(op, leader, in, out, param, file, line);
 }
 
-void threadgroup_barrier(const char* file, int line) { tls_runner->barrier(file, line); }
+void threadgroup_barrier(const char* file, int line) {
+  tls_runner->barrier(file, line);
+}
 
-void ThreadgroupRunner::FreeDeleter::operator()(void* p) const { std::free(p); }
+void ThreadgroupRunner::FreeDeleter::operator()(void* p) const {
+  std::free(p);
+}
 
 ThreadgroupRunner::ThreadgroupRunner(const Launch& launch)
     : launch_(launch),
@@ -184,7 +188,8 @@ void ThreadgroupRunner::set_order(bool reverse) {
 void ThreadgroupRunner::next_order() {
   if (launch_.options.thread_order != ThreadOrder::Shuffle) return;
   const uint32_t groups = static_cast<uint32_t>(simdgroups_.size());
-  for (uint32_t i = groups; i > 1; --i) std::swap(sg_order_[i - 1], sg_order_[splitmix64(rng_) % i]);
+  for (uint32_t i = groups; i > 1; --i)
+    std::swap(sg_order_[i - 1], sg_order_[splitmix64(rng_) % i]);
   uint32_t k = 0;
   for (uint32_t s : sg_order_) {
     const uint32_t first = s * width_, lanes = std::min(width_, n_ - first);
@@ -225,11 +230,13 @@ void ThreadgroupRunner::resume(Thread& t) {
 
 void ThreadgroupRunner::block(Thread& t) {
 #if defined(MSLEMU_ASAN)
-  __sanitizer_start_switch_fiber(&t.asan_fake_stack, scheduler_stack_bottom_, scheduler_stack_size_);
+  __sanitizer_start_switch_fiber(&t.asan_fake_stack, scheduler_stack_bottom_,
+                                 scheduler_stack_size_);
 #endif
   fiber_switch(t.context, scheduler_);
 #if defined(MSLEMU_ASAN)
-  __sanitizer_finish_switch_fiber(t.asan_fake_stack, &scheduler_stack_bottom_, &scheduler_stack_size_);
+  __sanitizer_finish_switch_fiber(t.asan_fake_stack, &scheduler_stack_bottom_,
+                                  &scheduler_stack_size_);
 #endif
 }
 
@@ -367,7 +374,8 @@ std::string ThreadgroupRunner::describe_waiting() const {
     }
   }
   std::string out;
-  for (const auto& [text, count] : groups) out += fmt::format("{}{} {}", out.empty() ? "" : "; ", count, text);
+  for (const auto& [text, count] : groups)
+    out += fmt::format("{}{} {}", out.empty() ? "" : "; ", count, text);
   return out;
 }
 

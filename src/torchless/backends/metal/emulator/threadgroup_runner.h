@@ -16,7 +16,7 @@ namespace torchless::mslemu::detail {
 // What every threadgroup of a dispatch shares. Threadgroup-memory slots are filled per runner.
 struct Launch {
   const Kernel* kernel = nullptr;
-  std::vector<ArgSlot> slots;                           // one per kernel parameter
+  std::vector<ArgSlot> slots;                                 // one per kernel parameter
   std::vector<std::pair<size_t, size_t>> threadgroup_memory;  // (parameter, length)
   Size3 grid;
   Size3 group;

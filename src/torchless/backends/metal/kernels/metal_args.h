@@ -57,11 +57,11 @@ struct AttentionArgs {
   int32_t n_heads;
   int32_t n_kv_heads;
   int32_t head_dim;
-  int32_t window;         // 0: no sliding window
-  int32_t scores_stride;  // attention_scores/weighted_sum: floats per row of scores
-  int32_t keys_per_group; // attention_scores: keys per threadgroup
-  int32_t n_splits;       // attention: splits of the key range (1: write out directly)
-  int32_t split_len;      // attention: keys per split
+  int32_t window;          // 0: no sliding window
+  int32_t scores_stride;   // attention_scores/weighted_sum: floats per row of scores
+  int32_t keys_per_group;  // attention_scores: keys per threadgroup
+  int32_t n_splits;        // attention: splits of the key range (1: write out directly)
+  int32_t split_len;       // attention: keys per split
   float scale;
   int32_t pad;
 };

@@ -52,7 +52,9 @@ constant constexpr int kWeightQ4_0 = 4;
 constant constexpr int kWeightQ4_K = 5;
 constant constexpr int kWeightQ6_K = 6;
 
-inline float bf16_to_float(uint16_t bits) { return as_type<float>(uint32_t(bits) << 16); }
+inline float bf16_to_float(uint16_t bits) {
+  return as_type<float>(uint32_t(bits) << 16);
+}
 
 inline float q8_0_element(device const char* row, uint k) {
   device const BlockQ8_0* block = (device const BlockQ8_0*)row + k / kQBlock;

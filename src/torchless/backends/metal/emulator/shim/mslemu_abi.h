@@ -23,7 +23,7 @@ enum class ShapeKind : uint8_t { Pointer, Reference, Value };
 // What the C++ type of a parameter says, checked against the role its attribute gives.
 struct ParamShape {
   ShapeKind kind = ShapeKind::Value;
-  size_t size = 0;   // of the pointee/referee, or of the value
+  size_t size = 0;  // of the pointee/referee, or of the value
   size_t align = 0;
   bool writable = false;
 };

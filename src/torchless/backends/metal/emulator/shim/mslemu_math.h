@@ -15,13 +15,17 @@ template <class T>
 concept FloatScalar = std::is_floating_point_v<std::remove_cvref_t<T>> || is_half_v<T>;
 
 // Unary float functions: float and half overloads plus a component-wise vector template.
-#define MSLEMU_UNARY(name, expr)                                               \
-  inline float name(float x) { return expr; }                                  \
-  inline half name(half h) { return half(name(static_cast<float>(h))); }       \
-  template <VecLike X>                                                         \
-    requires FloatScalar<elem_t<X>>                                            \
-  inline vec_of_t<X> name(const X& v) {                                        \
-    return map(v, [](elem_t<X> c) { return elem_t<X>(name(c)); });           \
+#define MSLEMU_UNARY(name, expr)                                   \
+  inline float name(float x) {                                     \
+    return expr;                                                   \
+  }                                                                \
+  inline half name(half h) {                                       \
+    return half(name(static_cast<float>(h)));                      \
+  }                                                                \
+  template <VecLike X>                                             \
+  requires FloatScalar<elem_t<X>>                                  \
+  inline vec_of_t<X> name(const X& v) {                            \
+    return map(v, [](elem_t<X> c) { return elem_t<X>(name(c)); }); \
   }
 MSLEMU_UNARY(sqrt, std::sqrt(x))
 MSLEMU_UNARY(rsqrt, 1.0f / std::sqrt(x))
@@ -52,19 +56,21 @@ MSLEMU_UNARY(sign, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f))
 #undef MSLEMU_UNARY
 
 // Binary float functions.
-#define MSLEMU_BINARY(name, expr)                                                        \
-  inline float name(float x, float y) { return expr; }                                   \
-  inline half name(half a, half b) {                                                     \
-    return half(name(static_cast<float>(a), static_cast<float>(b)));                     \
-  }                                                                                      \
-  template <class A, class B>                                                            \
-    requires VecOperands<A, B> && FloatScalar<elem_t<vec_result_t<A, B>>>                \
-  inline vec_result_t<A, B> name(const A& a, const B& b) {                               \
-    using R = vec_result_t<A, B>;                                                        \
-    const R va = to_vec<R>(a), vb = to_vec<R>(b);                                        \
-    R r;                                                                                 \
-    for (int i = 0; i < R::size; ++i) r.e[i] = name(va.e[i], vb.e[i]);                   \
-    return r;                                                                            \
+#define MSLEMU_BINARY(name, expr)                                       \
+  inline float name(float x, float y) {                                 \
+    return expr;                                                        \
+  }                                                                     \
+  inline half name(half a, half b) {                                    \
+    return half(name(static_cast<float>(a), static_cast<float>(b)));    \
+  }                                                                     \
+  template <class A, class B>                                           \
+  requires VecOperands<A, B> && FloatScalar<elem_t<vec_result_t<A, B>>> \
+  inline vec_result_t<A, B> name(const A& a, const B& b) {              \
+    using R = vec_result_t<A, B>;                                       \
+    const R va = to_vec<R>(a), vb = to_vec<R>(b);                       \
+    R r;                                                                \
+    for (int i = 0; i < R::size; ++i) r.e[i] = name(va.e[i], vb.e[i]);  \
+    return r;                                                           \
   }
 MSLEMU_BINARY(pow, std::pow(x, y))
 MSLEMU_BINARY(powr, std::pow(x, y))
@@ -98,7 +104,7 @@ inline T abs(T x) {
   }
 }
 template <class A, class B>
-  requires VecOperands<A, B>
+requires VecOperands<A, B>
 inline vec_result_t<A, B> min(const A& a, const B& b) {
   using R = vec_result_t<A, B>;
   const R va = to_vec<R>(a), vb = to_vec<R>(b);
@@ -107,7 +113,7 @@ inline vec_result_t<A, B> min(const A& a, const B& b) {
   return r;
 }
 template <class A, class B>
-  requires VecOperands<A, B>
+requires VecOperands<A, B>
 inline vec_result_t<A, B> max(const A& a, const B& b) {
   using R = vec_result_t<A, B>;
   const R va = to_vec<R>(a), vb = to_vec<R>(b);
@@ -125,13 +131,21 @@ inline vec_of_t<X> abs(const X& x) {
 }
 
 // fma/mad/mix/smoothstep: scalar float, half, and vectors (scalars broadcast).
-inline float fma(float a, float b, float c) { return std::fma(a, b, c); }
+inline float fma(float a, float b, float c) {
+  return std::fma(a, b, c);
+}
 inline half fma(half a, half b, half c) {
   return half(std::fma(static_cast<float>(a), static_cast<float>(b), static_cast<float>(c)));
 }
-inline float mad(float a, float b, float c) { return a * b + c; }
-inline half mad(half a, half b, half c) { return fma(a, b, c); }
-inline float mix(float x, float y, float a) { return x + (y - x) * a; }
+inline float mad(float a, float b, float c) {
+  return a * b + c;
+}
+inline half mad(half a, half b, half c) {
+  return fma(a, b, c);
+}
+inline float mix(float x, float y, float a) {
+  return x + (y - x) * a;
+}
 inline half mix(half x, half y, half a) {
   return half(mix(static_cast<float>(x), static_cast<float>(y), static_cast<float>(a)));
 }
@@ -139,14 +153,14 @@ inline float smoothstep(float e0, float e1, float x) {
   const float t = std::fmin(std::fmax((x - e0) / (e1 - e0), 0.0f), 1.0f);
   return t * t * (3.0f - 2.0f * t);
 }
-#define MSLEMU_TERNARY(name)                                                         \
-  template <VecLike X, class B, class C>                                             \
-  inline vec_of_t<X> name(const X& a, const B& b, const C& c) {                      \
-    using R = vec_of_t<X>;                                                           \
-    const R va = a, vb = to_vec<R>(b), vc = to_vec<R>(c);                            \
-    R r;                                                                             \
-    for (int i = 0; i < R::size; ++i) r.e[i] = name(va.e[i], vb.e[i], vc.e[i]);     \
-    return r;                                                                        \
+#define MSLEMU_TERNARY(name)                                                    \
+  template <VecLike X, class B, class C>                                        \
+  inline vec_of_t<X> name(const X& a, const B& b, const C& c) {                 \
+    using R = vec_of_t<X>;                                                      \
+    const R va = a, vb = to_vec<R>(b), vc = to_vec<R>(c);                       \
+    R r;                                                                        \
+    for (int i = 0; i < R::size; ++i) r.e[i] = name(va.e[i], vb.e[i], vc.e[i]); \
+    return r;                                                                   \
   }
 MSLEMU_TERNARY(fma)
 MSLEMU_TERNARY(mad)
@@ -180,8 +194,12 @@ inline vec<bool, size_v<X>> isfinite(const X& x) {
 }
 
 // Boolean reductions and select.
-inline bool all(bool b) { return b; }
-inline bool any(bool b) { return b; }
+inline bool all(bool b) {
+  return b;
+}
+inline bool any(bool b) {
+  return b;
+}
 template <VecLike X>
 inline bool all(const X& x) {
   const vec_of_t<X> v = x;
@@ -212,7 +230,7 @@ inline vec_of_t<X> select(const X& a, const B& b, const C& c) {
 
 // Geometry.
 template <class A, class B>
-  requires VecLike<A> && VecLike<B> && VecOperands<A, B>
+requires VecLike<A> && VecLike<B> && VecOperands<A, B>
 inline elem_t<A> dot(const A& a, const B& b) {
   const vec_of_t<A> va = a, vb = b;
   elem_t<A> s = va.e[0] * vb.e[0];
@@ -232,24 +250,24 @@ inline vec_of_t<X> normalize(const X& x) {
   return x * rsqrt(dot(x, x));
 }
 template <class A, class B>
-  requires VecLike<A> && VecLike<B>
+requires VecLike<A> && VecLike<B>
 inline elem_t<A> distance(const A& a, const B& b) {
   return length(a - b);
 }
 
 // Integer bit functions.
 template <class T>
-  requires std::is_integral_v<T>
+requires std::is_integral_v<T>
 inline T popcount(T x) {
   return static_cast<T>(std::popcount(static_cast<std::make_unsigned_t<T>>(x)));
 }
 template <class T>
-  requires std::is_integral_v<T>
+requires std::is_integral_v<T>
 inline T clz(T x) {
   return static_cast<T>(std::countl_zero(static_cast<std::make_unsigned_t<T>>(x)));
 }
 template <class T>
-  requires std::is_integral_v<T>
+requires std::is_integral_v<T>
 inline T ctz(T x) {
   return static_cast<T>(std::countr_zero(static_cast<std::make_unsigned_t<T>>(x)));
 }
@@ -263,12 +281,13 @@ inline To as_type(const From& from) {
   return to;
 }
 
-#define MSLEMU_MATH_NAMES(X)                                                                  \
-  X(sqrt) X(rsqrt) X(exp) X(exp2) X(exp10) X(log) X(log2) X(log10) X(sin) X(cos) X(tan)      \
-  X(asin) X(acos) X(atan) X(sinh) X(cosh) X(tanh) X(floor) X(ceil) X(round) X(rint) X(trunc) \
-  X(fabs) X(fract) X(saturate) X(sign) X(pow) X(powr) X(fmod) X(fmin) X(fmax) X(atan2)      \
-  X(copysign) X(step) X(min) X(max) X(clamp) X(abs) X(fma) X(mad) X(mix) X(smoothstep)      \
-  X(isnan) X(isinf) X(isfinite) X(dot) X(length) X(length_squared) X(normalize) X(distance)
+#define MSLEMU_MATH_NAMES(X)                                                                      \
+  X(sqrt)                                                                                         \
+  X(rsqrt) X(exp) X(exp2) X(exp10) X(log) X(log2) X(log10) X(sin) X(cos) X(tan) X(asin) X(acos)   \
+      X(atan) X(sinh) X(cosh) X(tanh) X(floor) X(ceil) X(round) X(rint) X(trunc) X(fabs) X(fract) \
+          X(saturate) X(sign) X(pow) X(powr) X(fmod) X(fmin) X(fmax) X(atan2) X(copysign) X(step) \
+              X(min) X(max) X(clamp) X(abs) X(fma) X(mad) X(mix) X(smoothstep) X(isnan) X(isinf)  \
+                  X(isfinite) X(dot) X(length) X(length_squared) X(normalize) X(distance)
 #define MSLEMU_USING(name) using ::metal::name;
 namespace fast {
 MSLEMU_MATH_NAMES(MSLEMU_USING)

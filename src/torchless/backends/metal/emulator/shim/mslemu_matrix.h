@@ -92,11 +92,13 @@ void multiply_accumulate(SimdCall& call) {
   for (int i = 0; i < 8; ++i)
     for (int j = 0; j < 8; ++j) {
       float s = o.c ? static_cast<float>(o.c->m[i][j]) : 0.0f;
-      for (int k = 0; k < 8; ++k) s += static_cast<float>(o.a->m[i][k]) * static_cast<float>(o.b->m[k][j]);
+      for (int k = 0; k < 8; ++k)
+        s += static_cast<float>(o.a->m[i][k]) * static_cast<float>(o.b->m[k][j]);
       acc[i][j] = s;
     }
   for (int i = 0; i < 8; ++i)
-    for (int j = 0; j < 8; ++j) o.d->m[i][j] = static_cast<std::remove_cvref_t<decltype(o.d->m[i][j])>>(acc[i][j]);
+    for (int j = 0; j < 8; ++j)
+      o.d->m[i][j] = static_cast<std::remove_cvref_t<decltype(o.d->m[i][j])>>(acc[i][j]);
 }
 }  // namespace simd_detail
 
@@ -106,9 +108,9 @@ inline void simdgroup_load(simdgroup_matrix<T, 8, 8>& d, const U* src, size_t el
                            MSLEMU_SITE) {
   const simd_detail::MatrixAccess a{src, elements_per_row, matrix_origin.x, matrix_origin.y,
                                     transpose_matrix};
-  torchless::mslemu::detail::simd_collective(
-      "simdgroup_load", &simd_detail::load<simdgroup_matrix<T, 8, 8>, U>, nullptr, &d, &a,
-      mslemu_file, mslemu_line);
+  torchless::mslemu::detail::simd_collective("simdgroup_load",
+                                             &simd_detail::load<simdgroup_matrix<T, 8, 8>, U>,
+                                             nullptr, &d, &a, mslemu_file, mslemu_line);
 }
 template <class T, class U>
 inline void simdgroup_store(const simdgroup_matrix<T, 8, 8>& s, U* dst, size_t elements_per_row = 8,
@@ -116,9 +118,9 @@ inline void simdgroup_store(const simdgroup_matrix<T, 8, 8>& s, U* dst, size_t e
                             MSLEMU_SITE) {
   const simd_detail::MatrixAccess a{dst, elements_per_row, matrix_origin.x, matrix_origin.y,
                                     transpose_matrix};
-  torchless::mslemu::detail::simd_collective(
-      "simdgroup_store", &simd_detail::store<simdgroup_matrix<T, 8, 8>, U>, &s, nullptr, &a,
-      mslemu_file, mslemu_line);
+  torchless::mslemu::detail::simd_collective("simdgroup_store",
+                                             &simd_detail::store<simdgroup_matrix<T, 8, 8>, U>, &s,
+                                             nullptr, &a, mslemu_file, mslemu_line);
 }
 template <class D, class A, class B, class C>
 inline void simdgroup_multiply_accumulate(simdgroup_matrix<D, 8, 8>& d,

@@ -14,7 +14,12 @@
 
 namespace metal {
 
-enum class mem_flags : uint32_t { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
+enum class mem_flags : uint32_t {
+  mem_none = 0,
+  mem_device = 1,
+  mem_threadgroup = 2,
+  mem_texture = 4
+};
 inline mem_flags operator|(mem_flags a, mem_flags b) {
   return static_cast<mem_flags>(static_cast<uint32_t>(a) | static_cast<uint32_t>(b));
 }
@@ -23,8 +28,9 @@ inline void threadgroup_barrier(mem_flags = mem_flags::mem_none, MSLEMU_SITE) {
   torchless::mslemu::detail::threadgroup_barrier(mslemu_file, mslemu_line);
 }
 inline void simdgroup_barrier(mem_flags = mem_flags::mem_none, MSLEMU_SITE) {
-  torchless::mslemu::detail::simd_collective("simdgroup_barrier", [](torchless::mslemu::detail::SimdCall&) {},
-                                             nullptr, nullptr, nullptr, mslemu_file, mslemu_line);
+  torchless::mslemu::detail::simd_collective(
+      "simdgroup_barrier", [](torchless::mslemu::detail::SimdCall&) {}, nullptr, nullptr, nullptr,
+      mslemu_file, mslemu_line);
 }
 
 namespace simd_detail {
@@ -137,11 +143,11 @@ value_t<X> run(const char* op, torchless::mslemu::detail::SimdLeader leader, con
 }
 }  // namespace simd_detail
 
-#define MSLEMU_SIMD_REDUCTION(name, leader)                                               \
-  template <class X>                                                                      \
-  inline simd_detail::value_t<X> name(const X& x, MSLEMU_SITE) {                          \
+#define MSLEMU_SIMD_REDUCTION(name, leader)                                                   \
+  template <class X>                                                                          \
+  inline simd_detail::value_t<X> name(const X& x, MSLEMU_SITE) {                              \
     return simd_detail::run(#name, &simd_detail::leader<simd_detail::value_t<X>>, x, nullptr, \
-                            mslemu_file, mslemu_line);                                    \
+                            mslemu_file, mslemu_line);                                        \
   }
 MSLEMU_SIMD_REDUCTION(simd_sum, sum)
 MSLEMU_SIMD_REDUCTION(simd_product, product)
@@ -166,19 +172,19 @@ inline simd_detail::value_t<X> simd_prefix_exclusive_sum(const X& x, MSLEMU_SITE
                           mslemu_file, mslemu_line);
 }
 
-#define MSLEMU_SIMD_PERMUTE(name, expr)                                                      \
-  template <class X>                                                                         \
-  inline simd_detail::value_t<X> name(const X& x, uint16_t p, MSLEMU_SITE) {                 \
-    using T = simd_detail::value_t<X>;                                                       \
-    return simd_detail::run(                                                                 \
-        #name,                                                                               \
-        [](torchless::mslemu::detail::SimdCall& c) {                                         \
-          simd_detail::permute<T>(c, [&c](int64_t l, int64_t p) -> int64_t {                 \
-            (void)c, (void)l, (void)p;                                                       \
-            return expr;                                                                     \
-          });                                                                                \
-        },                                                                                   \
-        x, &p, mslemu_file, mslemu_line);                                                    \
+#define MSLEMU_SIMD_PERMUTE(name, expr)                                      \
+  template <class X>                                                         \
+  inline simd_detail::value_t<X> name(const X& x, uint16_t p, MSLEMU_SITE) { \
+    using T = simd_detail::value_t<X>;                                       \
+    return simd_detail::run(                                                 \
+        #name,                                                               \
+        [](torchless::mslemu::detail::SimdCall& c) {                         \
+          simd_detail::permute<T>(c, [&c](int64_t l, int64_t p) -> int64_t { \
+            (void)c, (void)l, (void)p;                                       \
+            return expr;                                                     \
+          });                                                                \
+        },                                                                   \
+        x, &p, mslemu_file, mslemu_line);                                    \
   }
 MSLEMU_SIMD_PERMUTE(simd_shuffle, p)
 MSLEMU_SIMD_PERMUTE(simd_shuffle_down, l + p < static_cast<int64_t>(c.width) ? l + p : l)

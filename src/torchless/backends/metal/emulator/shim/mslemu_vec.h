@@ -121,19 +121,17 @@ struct alignas(sizeof(T) * (N == 3 ? 4 : N)) vec : vec_storage<T, N> {
 
   vec() = default;
   template <class S>
-    requires Scalar<S>
-  vec(S s) {  // NOLINT: implicit broadcast, as in MSL
+  requires Scalar<S> vec(S s) {  // NOLINT: implicit broadcast, as in MSL
     for (int i = 0; i < N; ++i) this->e[i] = static_cast<T>(s);
   }
   template <class... A>
-    requires(sizeof...(A) >= 2 && (size_v<A> + ...) == N)
-  vec(const A&... parts) {  // NOLINT: float4(v.xy, 0, 1)
+  requires(sizeof...(A) >= 2 && (size_v<A> + ...) == N)
+      vec(const A&... parts) {  // NOLINT: float4(v.xy, 0, 1)
     int i = 0;
     (put(i, parts), ...);
   }
   template <class U>
-    requires(!std::is_same_v<U, T>)
-  explicit vec(const vec<U, N>& other) {
+  requires(!std::is_same_v<U, T>) explicit vec(const vec<U, N>& other) {
     for (int i = 0; i < N; ++i) this->e[i] = static_cast<T>(other.e[i]);
   }
 
@@ -141,25 +139,45 @@ struct alignas(sizeof(T) * (N == 3 ? 4 : N)) vec : vec_storage<T, N> {
   const T& operator[](int i) const { return this->e[i]; }
 
   template <class X>
-  vec& operator+=(const X& v) { return *this = *this + v; }
+  vec& operator+=(const X& v) {
+    return *this = *this + v;
+  }
   template <class X>
-  vec& operator-=(const X& v) { return *this = *this - v; }
+  vec& operator-=(const X& v) {
+    return *this = *this - v;
+  }
   template <class X>
-  vec& operator*=(const X& v) { return *this = *this * v; }
+  vec& operator*=(const X& v) {
+    return *this = *this * v;
+  }
   template <class X>
-  vec& operator/=(const X& v) { return *this = *this / v; }
+  vec& operator/=(const X& v) {
+    return *this = *this / v;
+  }
   template <class X>
-  vec& operator%=(const X& v) { return *this = *this % v; }
+  vec& operator%=(const X& v) {
+    return *this = *this % v;
+  }
   template <class X>
-  vec& operator&=(const X& v) { return *this = *this & v; }
+  vec& operator&=(const X& v) {
+    return *this = *this & v;
+  }
   template <class X>
-  vec& operator|=(const X& v) { return *this = *this | v; }
+  vec& operator|=(const X& v) {
+    return *this = *this | v;
+  }
   template <class X>
-  vec& operator^=(const X& v) { return *this = *this ^ v; }
+  vec& operator^=(const X& v) {
+    return *this = *this ^ v;
+  }
   template <class X>
-  vec& operator<<=(const X& v) { return *this = *this << v; }
+  vec& operator<<=(const X& v) {
+    return *this = *this << v;
+  }
   template <class X>
-  vec& operator>>=(const X& v) { return *this = *this >> v; }
+  vec& operator>>=(const X& v) {
+    return *this = *this >> v;
+  }
 
  private:
   template <class P>
@@ -194,17 +212,16 @@ inline R to_vec(const X& x) {
 // Two operands of a vector operation: at least one vector; two vectors agree in size and
 // element type (MSL has no implicit float4 <-> half4 conversion).
 template <class A, class B>
-concept VecOperands =
-    (VecLike<A> || VecLike<B>) && (VecLike<A> || Scalar<A>) && (VecLike<B> || Scalar<B>) &&
-    (!(VecLike<A> && VecLike<B>) ||
-     (size_v<A> == size_v<B> && std::is_same_v<elem_t<A>, elem_t<B>>));
+concept VecOperands = (VecLike<A> || VecLike<B>)&&(VecLike<A> || Scalar<A>)&&(
+    VecLike<B> || Scalar<B>)&&(!(VecLike<A> && VecLike<B>) ||
+                               (size_v<A> == size_v<B> && std::is_same_v<elem_t<A>, elem_t<B>>));
 
 template <class A, class B>
 using vec_result_t = std::conditional_t<VecLike<A>, vec_of_t<A>, vec_of_t<B>>;
 
 #define MSLEMU_VEC_BINARY(op)                                                      \
   template <class A, class B>                                                      \
-    requires VecOperands<A, B>                                                     \
+  requires VecOperands<A, B>                                                       \
   inline vec_result_t<A, B> operator op(const A& a, const B& b) {                  \
     using R = vec_result_t<A, B>;                                                  \
     using T = typename R::value_type;                                              \
@@ -225,15 +242,15 @@ MSLEMU_VEC_BINARY(<<)
 MSLEMU_VEC_BINARY(>>)
 #undef MSLEMU_VEC_BINARY
 
-#define MSLEMU_VEC_COMPARE(op)                                               \
-  template <class A, class B>                                                \
-    requires VecOperands<A, B>                                               \
+#define MSLEMU_VEC_COMPARE(op)                                                       \
+  template <class A, class B>                                                        \
+  requires VecOperands<A, B>                                                         \
   inline vec<bool, size_v<vec_result_t<A, B>>> operator op(const A& a, const B& b) { \
-    using R = vec_result_t<A, B>;                                            \
-    const R va = to_vec<R>(a), vb = to_vec<R>(b);                            \
-    vec<bool, R::size> r;                                                    \
-    for (int i = 0; i < R::size; ++i) r.e[i] = va.e[i] op vb.e[i];           \
-    return r;                                                                \
+    using R = vec_result_t<A, B>;                                                    \
+    const R va = to_vec<R>(a), vb = to_vec<R>(b);                                    \
+    vec<bool, R::size> r;                                                            \
+    for (int i = 0; i < R::size; ++i) r.e[i] = va.e[i] op vb.e[i];                   \
+    return r;                                                                        \
   }
 MSLEMU_VEC_COMPARE(<)
 MSLEMU_VEC_COMPARE(<=)
@@ -256,7 +273,7 @@ inline vec_of_t<X> operator+(const X& x) {
   return x;
 }
 template <VecLike X>
-  requires std::is_integral_v<elem_t<X>>
+requires std::is_integral_v<elem_t<X>>
 inline vec_of_t<X> operator~(const X& x) {
   vec_of_t<X> r = x;
   for (auto& c : r.e) c = static_cast<elem_t<X>>(~c);
@@ -282,7 +299,7 @@ inline auto map(const X& x, F f) {
 }  // namespace metal
 
 // Vector type names (global in MSL).
-#define MSLEMU_VEC_NAMES(T, name)  \
+#define MSLEMU_VEC_NAMES(T, name)     \
   using name##2 = ::metal::vec<T, 2>; \
   using name##3 = ::metal::vec<T, 3>; \
   using name##4 = ::metal::vec<T, 4>;
