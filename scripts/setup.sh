@@ -3,10 +3,10 @@
 set -euo pipefail
 if [[ "$(uname)" == "Darwin" ]]; then
   brew install cmake ninja googletest google-benchmark highway cli11 nlohmann-json fmt pcre2 \
-    pkg-config
+    pkg-config clang-format
   exit 0
 fi
-pkgs=(cmake ninja-build g++ pkg-config clang clang-14 libclang-rt-14-dev python3
+pkgs=(cmake ninja-build g++ pkg-config clang clang-14 clang-format libclang-rt-14-dev python3
       libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev libcli11-dev nlohmann-json3-dev
       libfmt-dev libpcre2-dev)
 missing=()

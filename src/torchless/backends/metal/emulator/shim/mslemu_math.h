@@ -281,13 +281,14 @@ inline To as_type(const From& from) {
   return to;
 }
 
-#define MSLEMU_MATH_NAMES(X)                                                                      \
-  X(sqrt)                                                                                         \
-  X(rsqrt) X(exp) X(exp2) X(exp10) X(log) X(log2) X(log10) X(sin) X(cos) X(tan) X(asin) X(acos)   \
-      X(atan) X(sinh) X(cosh) X(tanh) X(floor) X(ceil) X(round) X(rint) X(trunc) X(fabs) X(fract) \
-          X(saturate) X(sign) X(pow) X(powr) X(fmod) X(fmin) X(fmax) X(atan2) X(copysign) X(step) \
-              X(min) X(max) X(clamp) X(abs) X(fma) X(mad) X(mix) X(smoothstep) X(isnan) X(isinf)  \
-                  X(isfinite) X(dot) X(length) X(length_squared) X(normalize) X(distance)
+// clang-format off
+#define MSLEMU_MATH_NAMES(X)                                                                   \
+  X(sqrt) X(rsqrt) X(exp) X(exp2) X(exp10) X(log) X(log2) X(log10) X(sin) X(cos) X(tan)        \
+  X(asin) X(acos) X(atan) X(sinh) X(cosh) X(tanh) X(floor) X(ceil) X(round) X(rint) X(trunc)   \
+  X(fabs) X(fract) X(saturate) X(sign) X(pow) X(powr) X(fmod) X(fmin) X(fmax) X(atan2)         \
+  X(copysign) X(step) X(min) X(max) X(clamp) X(abs) X(fma) X(mad) X(mix) X(smoothstep)         \
+  X(isnan) X(isinf) X(isfinite) X(dot) X(length) X(length_squared) X(normalize) X(distance)
+// clang-format on
 #define MSLEMU_USING(name) using ::metal::name;
 namespace fast {
 MSLEMU_MATH_NAMES(MSLEMU_USING)
