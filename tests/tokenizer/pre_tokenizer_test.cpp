@@ -43,6 +43,13 @@ TEST(PreTokenizer, DigitHandlingDiffersByPreType) {
   EXPECT_EQ(split("deepseek-coder", "x=12"), (Pieces{"x", "=", "1", "2"}));
 }
 
+// Falcon's three regexes apply in turn, each to the pieces of the one before: punctuation runs,
+// then GPT-2's split, then runs of three digits.
+TEST(PreTokenizer, FalconAppliesItsRegexesInTurn) {
+  EXPECT_EQ(split("falcon", "Hi, there!! 12345"),
+            (Pieces{"Hi", ",", " there", "!!", " ", "123", "45"}));
+}
+
 TEST(PreTokenizer, Llama3KeepsCaseInsensitiveContractionsAndNewlines) {
   EXPECT_EQ(split("llama-bpe", "I'M here\n\n  x"), (Pieces{"I", "'M", " here", "\n\n", " ", " x"}));
 }
