@@ -107,7 +107,7 @@ void MetalCommandRecorder::dispatch(const MetalPipeline& pipeline, const void* a
     if (used_.insert(arg.buffer.get()).second) retained_.push_back(arg.buffer);
     if (arg.written) {
       written_.insert(arg.buffer.get());
-      host_stale_.insert(arg.buffer.get());
+      if (!device_.info().unified_memory) host_stale_.insert(arg.buffer.get());
     }
   }
   if (threadgroup_memory != 0) cb.set_threadgroup_memory(threadgroup_memory, 0);
@@ -121,6 +121,7 @@ void MetalCommandRecorder::dispatch(const MetalPipeline& pipeline, const void* a
 void MetalCommandRecorder::prepare_host_read(const MetalBuffer& buffer) {
   // The blit must follow the write, so it goes in the newest buffer (a new one if the last
   // was already committed or waited for).
+  // With unified memory the CPU already sees the GPU's writes: nothing to record.
   if (host_stale_.erase(&buffer) != 0) current().synchronize_for_host(buffer);
 }
 

@@ -108,9 +108,9 @@ class MetalCommandRecorder {
   std::vector<Range> writes_;                       // since the last barrier
   std::unordered_set<const MetalBuffer*> used_;     // until flush()
   std::unordered_set<const MetalBuffer*> written_;  // until flush()
-  // Written by the GPU and not synchronised for the CPU since; kept across flushes, because a
-  // caller may synchronize() first and read later. A stale entry (a freed buffer whose address
-  // is reused) costs only a redundant sync.
+  // Without unified memory: written by the GPU and not synchronised for the CPU since; kept
+  // across flushes, because a caller may synchronize() first and read later. A stale entry (a
+  // freed buffer whose address is reused) costs only a redundant sync.
   std::unordered_set<const MetalBuffer*> host_stale_;
   std::vector<std::shared_ptr<MetalBuffer>> retained_;  // alive until the GPU is done
   RecorderStats stats_;
