@@ -5,12 +5,12 @@
 // reason is printed; CI runners without a GPU treat 2 as "skipped"). --emulated runs the same
 // checks through the MSL emulator, anywhere.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <random>
-#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +44,35 @@ struct CheckResult {
 
 using Outputs = std::pair<std::vector<float>, std::vector<float>>;  // (metal, cpu)
 
+#if defined(TORCHLESS_SELFTEST_HAS_METAL)
+// The names of the `kernel void NAME(` functions of the embedded shader source.
+std::vector<std::string> kernel_names(std::string_view source) {
+  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  const auto is_word = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  };
+  std::vector<std::string> names;
+  for (size_t at = source.find("kernel"); at != std::string_view::npos;
+       at = source.find("kernel", at + 1)) {
+    size_t i = at + 6;
+    if ((at > 0 && is_word(source[at - 1])) || i >= source.size() || !is_space(source[i])) continue;
+    while (i < source.size() && is_space(source[i])) ++i;
+    if (source.substr(i, 4) != "void" || i + 4 >= source.size() || !is_space(source[i + 4]))
+      continue;
+    i += 4;
+    while (i < source.size() && is_space(source[i])) ++i;
+    const size_t begin = i;
+    while (i < source.size() && is_word(source[i])) ++i;
+    const size_t end = i;
+    while (i < source.size() && is_space(source[i])) ++i;
+    if (end > begin && i < source.size() && source[i] == '(') {
+      names.emplace_back(source.substr(begin, end - begin));
+    }
+  }
+  return names;
+}
+#endif
+
 class MetalSelftest {
  public:
   MetalSelftest(Backend& metal, Backend& cpu, uint64_t seed, std::string filter)
@@ -66,10 +95,10 @@ class MetalSelftest {
   // Prints the table; returns the number of failed checks.
   int report() const {
     int failed = 0;
-    fmt::print("{:<44} {:<6} {:>10} {:>10}\n", "check", "result", "error", "tolerance");
+    fmt::print("{:<64} {:<6} {:>10} {:>10}\n", "check", "result", "error", "tolerance");
     for (const CheckResult& r : results_) {
       failed += r.passed ? 0 : 1;
-      fmt::print("{:<44} {:<6} {:>10.2e} {:>10.1e}{}\n", r.name, r.passed ? "pass" : "FAIL",
+      fmt::print("{:<64} {:<6} {:>10.2e} {:>10.1e}{}\n", r.name, r.passed ? "pass" : "FAIL",
                  r.error, r.tolerance, r.note.empty() ? "" : "  " + r.note);
     }
     fmt::print("{} of {} checks passed\n", results_.size() - failed, results_.size());
@@ -189,11 +218,7 @@ void MetalSelftest::compile_pipelines() {
 #if defined(TORCHLESS_SELFTEST_HAS_METAL)
   auto* backend = dynamic_cast<MetalBackend*>(&metal_);
   if (backend == nullptr) return;
-  const std::string source(metal::metal_shader_source());
-  const std::regex kernel_decl(R"(kernel\s+void\s+(\w+)\s*\()");
-  for (auto it = std::sregex_iterator(source.begin(), source.end(), kernel_decl);
-       it != std::sregex_iterator(); ++it) {
-    const std::string name = (*it)[1];
+  for (const std::string& name : kernel_names(metal::metal_shader_source())) {
     check("pipeline " + name, 0.0, [&] {
       const metal::MetalPipeline& p = backend->metal_device().pipeline(name);
       if (p.max_total_threads_per_threadgroup() == 0) fail("no threads");

@@ -85,7 +85,7 @@ ProbeOutcome probe_shuffle_down(MetalDevice& device) {
   const ProbeArgs args{0, 0, 0, kShuffleDelta};
   const auto out = run_probe(device, "probe_shuffle_down_kernel", args, {}, width);
   ProbeOutcome o{
-      fmt::format("simd_shuffle_down keeps the top lanes' own values (width {})", width), true, {}};
+      fmt::format("simd_shuffle_down keeps top lanes' values (width {})", width), true, {}};
   for (uint32_t lane = 0; lane < width; ++lane) {
     const uint32_t source = lane + kShuffleDelta < width ? lane + kShuffleDelta : lane;
     o.holds = o.holds && out[lane] == static_cast<float>(source);
