@@ -20,7 +20,11 @@ add_test(NAME metal_selftest.device COMMAND torchless_cli metal-selftest)
 set_tests_properties(metal_selftest.device PROPERTIES LABELS metal SKIP_RETURN_CODE 2)
 if(TORCHLESS_METAL_EMULATOR)
   add_test(NAME metal_selftest.emulated COMMAND torchless_cli metal-selftest --emulated)
-  set_tests_properties(metal_selftest.emulated PROPERTIES LABELS metal)
+  # The exit status alone would pass a self-test that found no kernels to compile: require the
+  # probes and a compiled pipeline in the output, and no failed check.
+  set_tests_properties(metal_selftest.emulated PROPERTIES LABELS metal
+    PASS_REGULAR_EXPRESSION "assumption: simdgroup_load.s origin is \\(column, row\\) +pass.*pipeline matmul_q4_0_kernel +pass.*checks passed"
+    FAIL_REGULAR_EXPRESSION "FAIL")
 endif()
 
 if(NOT APPLE)
