@@ -5,10 +5,12 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "torchless/core/error.h"
 #include "torchless/core/mapped_file.h"
 #include "torchless/formats/gguf_file.h"
+#include "torchless/formats/gguf_writer.h"
 
 namespace torchless {
 namespace {
@@ -197,6 +199,28 @@ TEST(GgufReader, Llama3RopeFreqsTensor) {
   EXPECT_FLOAT_EQ(f[0], 1.0f);
   EXPECT_NEAR(f[3], 1.425495f, 1e-5);
   EXPECT_FLOAT_EQ(f[31], 8.0f);
+}
+
+// GGUF v2 has v3's layout (64-bit counts and lengths); only the version field differs. The
+// same file read as v2 must give the same metadata and tensors.
+TEST(GgufReader, ReadsVersion2) {
+  GgufWriter w;
+  w.add("general.architecture", gguf_string("llama"));
+  w.add("llama.block_count", gguf_u32(2));
+  w.add("tokenizer.ggml.tokens", gguf_string_array({"a", "b", "c"}));
+  const std::vector<float> values = {1.0f, -2.0f, 3.5f, 0.25f, 8.0f, -1.0f};
+  w.add_tensor_from_f32("t", DType::F32, Shape{2, 3}, values);
+  std::vector<std::byte> bytes = w.to_bytes();
+  const uint32_t v2 = 2;
+  std::memcpy(bytes.data() + 4, &v2, sizeof v2);  // after the magic "GGUF"
+  const auto file = GgufFile::parse(bytes);
+  EXPECT_EQ(file->version(), 2u);
+  EXPECT_EQ(file->get_string("general.architecture", ""), "llama");
+  EXPECT_EQ(file->find("tokenizer.ggml.tokens")->as_string_list().size(), 3u);
+  ASSERT_EQ(file->tensors().size(), 1u);
+  float first = 0.0f;
+  std::memcpy(&first, file->tensors()[0].data + 4, sizeof first);
+  EXPECT_EQ(first, -2.0f);
 }
 
 TEST(GgufReader, AccessorsRefuseWrongTypesAndNameMissingKeys) {
