@@ -3,8 +3,6 @@
 // format, the backends listing, and --backend/--threads on the commands that run a model.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -14,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/cli_runner.h"
+#include "common/temp_dir.h"
 
 namespace torchless::test {
 namespace {
@@ -25,22 +24,15 @@ std::string stories() {
   return shared_path("models/stories260K.gguf");
 }
 
-// A file under the temporary directory, removed when the test ends.
+// A file in a fresh temporary directory, removed when the test ends.
 class TempFile {
  public:
-  explicit TempFile(const std::string& name)
-      : path_(fs::temp_directory_path() /
-              ("torchless-cli-" + std::to_string(::getpid()) + "-" + name)) {}
-  ~TempFile() {
-    std::error_code ignored;
-    fs::remove(path_, ignored);
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
+  explicit TempFile(const std::string& name) : path_(dir_ / name) {}
   std::string str() const { return path_.string(); }
   void write(const std::string& bytes) const { std::ofstream(path_, std::ios::binary) << bytes; }
 
  private:
+  TempDir dir_;
   fs::path path_;
 };
 

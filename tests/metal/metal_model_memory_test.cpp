@@ -3,12 +3,11 @@
 // file is longer than maxBufferLength) and managed storage on GPUs without unified memory
 // (weights copied, CPU and GPU copies synchronised explicitly). Every path must give the same
 // logits as the default emulated device, bit for bit: only where the bytes live differs.
-#include <unistd.h>
-
 #include <cstring>
 #include <filesystem>
 #include <string>
 
+#include "common/temp_dir.h"
 #include "metal_test_support.h"
 #include "torchless/core/error.h"
 #include "torchless/core/mapped_file.h"
@@ -25,7 +24,7 @@ namespace fs = std::filesystem;
 // A small random-weight Llama GGUF in Q8_0, removed when the test ends.
 class RandomModelFile {
  public:
-  explicit RandomModelFile(int n_vocab) {
+  explicit RandomModelFile(int n_vocab) : path_(dir_ / "model.gguf") {
     RandomModelSpec spec;
     spec.config.architecture = "llama";
     spec.config.n_vocab = n_vocab;
@@ -38,19 +37,12 @@ class RandomModelFile {
     spec.config.n_ctx_train = 64;
     spec.weight_dtype = DType::Q8_0;
     spec.seed = static_cast<uint64_t>(n_vocab);
-    path_ = fs::temp_directory_path() / ("torchless-metal-memory-" + std::to_string(::getpid()) +
-                                         "-" + std::to_string(n_vocab) + ".gguf");
     write_random_model(spec, path_);
   }
-  ~RandomModelFile() {
-    std::error_code ignored;
-    fs::remove(path_, ignored);
-  }
-  RandomModelFile(const RandomModelFile&) = delete;
-  RandomModelFile& operator=(const RandomModelFile&) = delete;
   const fs::path& path() const { return path_; }
 
  private:
+  test::TempDir dir_;
   fs::path path_;
 };
 

@@ -135,7 +135,7 @@ TEST(MetalWeightViewsTest, BackendMatmulsFromSplitViewsMatchCopies) {
     std::memcpy(region.data() + 64 + stride * size_t(i), bytes.data(), bytes.size());
   }
   MetalBackend mapped(metal::create_emulated_metal_device(options), "metal-emulated");
-  mapped.map_weight_region(region.span(), nbytes);
+  mapped.map_host_region(region.span(), nbytes);
   auto reference = make_backend(32);
   const auto x_values = random_floats(size_t(cols), 99);
   const Tensor x_mapped = upload_f32(mapped, x_values, Shape{cols});

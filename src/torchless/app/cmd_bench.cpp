@@ -127,7 +127,7 @@ int run_bench(const BenchOptions& o) {
   std::vector<BenchResult> results;
   if (o.n_prompt > 0) results.push_back(run_test(session, true, o.n_prompt, o.repetitions));
   if (o.n_gen > 0) results.push_back(run_test(session, false, o.n_gen, o.repetitions));
-  const ModelSummary model = summarize(load_model(o.model.model));  // mapped again: sizes
+  const ModelSummary model = summarize(session.transformer().model());
   const int threads = o.model.threads > 0 ? o.model.threads : ThreadPool::default_thread_count();
   if (o.output == "json") {
     nlohmann::json out = nlohmann::json::array();

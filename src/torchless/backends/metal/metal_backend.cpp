@@ -144,7 +144,7 @@ std::shared_ptr<metal::MetalBuffer> MetalBackend::wrap(const std::byte* data, si
   return buffer;
 }
 
-void MetalBackend::map_weight_region(std::span<const std::byte> region, size_t largest_tensor) {
+void MetalBackend::map_host_region(std::span<const std::byte> region, size_t largest_tensor) {
   if (!device_->info().unified_memory || region.empty()) return;
   // The OS never maps two live regions over one address, so an announced region that overlaps
   // the new one has been unmapped: its plan must not bind tensors of the new file. Tensors

@@ -87,10 +87,7 @@ class MetalBackend final : public Backend {
   // few zero-copy buffers over it (metal_weight_views.h) instead of one per tensor.
   // `largest_tensor` is the largest such tensor's size in bytes. The caller keeps the region
   // mapped while tensors from it are alive. Ignored without unified memory (weights are copied).
-  void map_weight_region(std::span<const std::byte> region, size_t largest_tensor);
-  void map_host_region(std::span<const std::byte> region, size_t largest_tensor_bytes) override {
-    map_weight_region(region, largest_tensor_bytes);
-  }
+  void map_host_region(std::span<const std::byte> region, size_t largest_tensor) override;
 
   metal::MetalDevice& metal_device() { return *device_; }
   metal::MetalBackendStats stats() const;
