@@ -53,7 +53,7 @@ std::unique_ptr<MetalBackend> backend_with(metal::EmulatedMetalOptions options) 
 }
 
 // The logits of a 5-token prefill (every row) and of one decode step after it.
-std::vector<float> run_model(MetalBackend& backend, const fs::path& file) {
+std::vector<float> run_model(Backend& backend, const fs::path& file) {
   Transformer model(load_model(file), backend);
   KvCache cache(backend, model.config(), 16);
   const std::vector<int32_t> prompt = {1, 299, 17, 42, 259};
@@ -73,16 +73,31 @@ size_t largest_tensor_bytes(const fs::path& file) {
 }
 
 TEST(MetalModelMemoryTest, AMappedModelFileIsOneZeroCopyBuffer) {
-  const RandomModelFile file(320);
+  const RandomModelFile file(331);
   auto backend = backend_with({});
   const auto logits = run_model(*backend, file.path());
   EXPECT_EQ(emulated(*backend).counters().buffers_wrapped, 1u);
   EXPECT_GT(emulated(*backend).counters().wrapped_bytes_bound, 0u);
-  EXPECT_EQ(logits.size(), size_t{6 * 320});
+  EXPECT_EQ(logits.size(), size_t{6 * 331});
+  // The independent reference: the CPU backend on the same file. It quantises each activation
+  // row to 8-bit blocks for the Q8_0 mat-vecs (as llama.cpp does) while the Metal kernels keep
+  // activations in float: measured 1.1-2.0 % relative L2 error per logit row here (and 4e-7
+  // with the same model in F32, where neither side quantises), so the bound is 3 %.
+  auto cpu = init_backend("cpu");
+  const auto reference = run_model(*cpu, file.path());
+  ASSERT_EQ(reference.size(), logits.size());
+  for (size_t row = 0; row < 6; ++row) {
+    double diff = 0.0, norm = 0.0;
+    for (size_t i = row * 331; i < (row + 1) * 331; ++i) {
+      diff += (double{logits[i]} - reference[i]) * (double{logits[i]} - reference[i]);
+      norm += double{reference[i]} * reference[i];
+    }
+    EXPECT_LT(std::sqrt(diff / norm), 0.03) << "row " << row;
+  }
 }
 
 TEST(MetalModelMemoryTest, AFileLongerThanMaxBufferLengthBindsThroughOverlappingViews) {
-  const RandomModelFile file(320);
+  const RandomModelFile file(331);
   const size_t page = system_page_size();
   const size_t file_bytes = fs::file_size(file.path());
   const size_t largest = largest_tensor_bytes(file.path());
@@ -101,7 +116,7 @@ TEST(MetalModelMemoryTest, AFileLongerThanMaxBufferLengthBindsThroughOverlapping
 }
 
 TEST(MetalModelMemoryTest, WithoutUnifiedMemoryWeightsAreCopiedAndSynchronised) {
-  const RandomModelFile file(320);
+  const RandomModelFile file(331);
   metal::EmulatedMetalOptions options;
   options.unified_memory = false;
   auto managed = backend_with(options);
@@ -117,8 +132,8 @@ TEST(MetalModelMemoryTest, WithoutUnifiedMemoryWeightsAreCopiedAndSynchronised) 
 }
 
 TEST(MetalModelMemoryTest, ReloadingOnOneBackendGivesWhatAFreshBackendGives) {
-  const RandomModelFile small(300);
-  const RandomModelFile large(700);
+  const RandomModelFile small(301);
+  const RandomModelFile large(709);
   auto reused = backend_with({});
   (void)run_model(*reused, small.path());
   const auto logits = run_model(*reused, large.path());
@@ -133,7 +148,7 @@ TEST(MetalModelMemoryTest, HostReadAfterSynchronizeSeesTheGpuResult) {
   options.unified_memory = false;
   auto managed = backend_with(options);
   auto shared = backend_with({});
-  const int64_t rows = 19, cols = 64;
+  const int64_t rows = 19, cols = 67;
   const auto w_values = random_floats(size_t(rows * cols), 3);
   const auto x_values = random_floats(size_t(cols), 4);
   std::vector<std::vector<float>> results;
@@ -148,7 +163,13 @@ TEST(MetalModelMemoryTest, HostReadAfterSynchronizeSeesTheGpuResult) {
     results.push_back(out);
   }
   EXPECT_EQ(results[0], results[1]);
-  EXPECT_NE(results[0], std::vector<float>(static_cast<size_t>(rows), 0.0f));
+  for (int64_t r = 0; r < rows; ++r) {
+    double expected = 0.0;
+    for (int64_t c = 0; c < cols; ++c) {
+      expected += double{w_values[size_t(r * cols + c)]} * double{x_values[size_t(c)]};
+    }
+    EXPECT_NEAR(results[0][size_t(r)], expected, 1e-5 * (1.0 + std::abs(expected))) << "row " << r;
+  }
 }
 
 // The emulation of managed storage is itself faithful: bytes the CPU writes without
