@@ -6,7 +6,8 @@ torchless_add_test_dir(metal LABELS metal THREAD_ORDERS)
 # The MSL emulator's own tests (tests/emulator): its test kernels are built by
 # src/torchless/backends/metal/emulator/CMakeLists.txt as mslemu_test_kernels.
 if(TORCHLESS_METAL_EMULATOR)
-  torchless_add_test_dir(emulator LABELS metal THREAD_ORDERS LIBS mslemu_test_kernels)
+  # Label `metal-emulator`: selected by `ctest -L metal`, and on its own by `-L emulator`.
+  torchless_add_test_dir(emulator LABELS metal-emulator THREAD_ORDERS LIBS mslemu_test_kernels)
   # shim_test.cpp includes <metal_stdlib> itself; lint_test.cpp runs the generator.
   set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/emulator/shim_test.cpp PROPERTIES
     INCLUDE_DIRECTORIES ${PROJECT_SOURCE_DIR}/src/torchless/backends/metal/emulator/shim

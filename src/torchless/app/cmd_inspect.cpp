@@ -66,12 +66,13 @@ json value_to_json(const GgufValue& value) {
       value.value);
 }
 
-json tensor_json(const std::string& name, DType dtype, const Shape& shape, size_t nbytes) {
+// `dtype` as the file spells it ("q4_K" in GGUF, "BF16" or "I64" in safetensors).
+json tensor_json(const std::string& name, std::string_view dtype, const Shape& shape,
+                 size_t nbytes) {
   json dims = json::array();
   for (int d = 0; d < shape.rank(); ++d) dims.push_back(shape[d]);
-  return json{{"name", name},         {"dtype", dtype_name(dtype)},
-              {"shape", shape.str()}, {"dims", dims},
-              {"bytes", nbytes},      {"elements", shape.numel()}};
+  return json{{"name", name}, {"dtype", dtype},  {"shape", shape.str()},
+              {"dims", dims}, {"bytes", nbytes}, {"elements", shape.numel()}};
 }
 
 json totals_json(const json& tensors) {
@@ -117,7 +118,7 @@ json gguf_report(const std::filesystem::path& path) {
   report["metadata"] = metadata;
   json tensors = json::array();
   for (const GgufTensorInfo& t : file->tensors()) {
-    tensors.push_back(tensor_json(t.name, t.dtype, t.shape, t.nbytes));
+    tensors.push_back(tensor_json(t.name, dtype_name(t.dtype), t.shape, t.nbytes));
   }
   report["totals"] = totals_json(tensors);
   report["tensors"] = tensors;
@@ -183,8 +184,7 @@ json safetensors_tensors(const std::filesystem::path& path) {
   for (const fs::path& file : files) {
     const auto shard = SafetensorsFile::open(file);  // alive while its tensors are read
     for (const SafetensorsTensorInfo& t : shard->tensors()) {
-      json entry = tensor_json(t.name, DType::F32, t.shape, t.nbytes);
-      entry["dtype"] = t.dtype_name;
+      json entry = tensor_json(t.name, t.dtype_name, t.shape, t.nbytes);
       if (files.size() > 1) entry["file"] = file.filename().string();
       tensors.push_back(std::move(entry));
     }
@@ -206,7 +206,7 @@ json loaded_model_report(const std::filesystem::path& path) {
     tensors = safetensors_tensors(path);
   } else {
     for (const auto& [name, view] : model.weights.all()) {
-      tensors.push_back(tensor_json(name, view.dtype, view.shape, view.nbytes));
+      tensors.push_back(tensor_json(name, dtype_name(view.dtype), view.shape, view.nbytes));
     }
   }
   report["totals"] = totals_json(tensors);
