@@ -2,7 +2,9 @@
 #
 #   torchless_add_metal_kernels(TARGET <target> NAME <registry> SOURCES a.metal b.metal ...)
 #
-# For every .metal file, mslemu_gen (a host tool built first) lints the source and writes an
+# For every .metal file, mslemu_gen (a host tool built first) lints the source (and the headers
+# it includes with quotes) against the emulator's limits and Apple's MSL rules, failing the
+# build on a violation (docs/metal.md, "The MSL lint"), and writes an
 # emulator translation unit <stem>.emu.cpp, compiled into <target> with the shim and the
 # .metal file's own directory on its include path. It also writes one aggregator that defines
 #
@@ -22,6 +24,11 @@ include_guard(GLOBAL)
 include(CheckCXXCompilerFlag)
 
 option(TORCHLESS_MSL_F16C "Emulated half conversions with F16C (x86-64; else software)" ON)
+# The MSL version mslemu_gen lints for: the oldest the Apple backend compiles with
+# (MTLLanguageVersion3_0 on macOS 13, 3_1 from macOS 14; see compile_options() in
+# src/torchless/backends/metal/apple/metal_device_apple.mm). Newer features need
+# `#if __METAL_VERSION__ >= N` guards.
+set(TORCHLESS_MSL_LINT_VERSION "3.0" CACHE STRING "MSL version the shader lint checks against")
 check_cxx_compiler_flag(-mf16c TORCHLESS_COMPILER_HAS_MF16C)
 
 function(torchless_add_metal_kernels)
@@ -49,10 +56,13 @@ function(torchless_add_metal_kernels)
     file(RELATIVE_PATH display "${PROJECT_SOURCE_DIR}" "${abs}")
     set(fn "mslemu_register_file_${registry}_${id}")
     set(out "${out_dir}/${stem}.emu.cpp")
+    # The lint also reads the headers next to the file (its quoted includes).
+    file(GLOB headers CONFIGURE_DEPENDS "${dir}/*.h")
     add_custom_command(
       OUTPUT "${out}"
-      COMMAND mslemu_gen "${abs}" "${out}" "${display}" "${fn}"
-      DEPENDS "${abs}" mslemu_gen
+      COMMAND mslemu_gen --msl-version=${TORCHLESS_MSL_LINT_VERSION}
+              "${abs}" "${out}" "${display}" "${fn}"
+      DEPENDS "${abs}" ${headers} mslemu_gen
       COMMENT "mslemu_gen ${display}"
       VERBATIM)
     set_source_files_properties("${out}" TARGET_DIRECTORY ${ARG_TARGET} PROPERTIES

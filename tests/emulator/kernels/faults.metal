@@ -82,20 +82,16 @@ kernel void read_past_row(constant RowsArgs& args [[buffer(0)]],
   }
 }
 
-// Recursion deep enough to run through the 64 KiB fiber stack.
-static float deep(device const float* x, uint depth) {
-  volatile float frame[64];
-  for (int i = 0; i < 64; ++i) {
-    frame[i] = x[(depth + i) % 4];
-  }
-  return depth == 0 ? frame[depth % 64] : frame[depth % 64] + deep(x, depth - 1);
-}
-
+// A frame larger than the 64 KiB fiber stack (recursion, the other way to get there, is not
+// MSL), written from its top down so that the first write past the stack is on the guard page.
 kernel void stack_overflow(constant SimdArgs& args [[buffer(0)]],
                            device const float* x [[buffer(1)]],
                            device float* y [[buffer(2)]],
                            uint tid [[thread_index_in_threadgroup]]) {
-  y[tid] = deep(x, args.n);
+  volatile float frame[32768];
+  const uint n = min(uint(args.n), 32768u);
+  for (uint i = 0; i < n; ++i) frame[32767 - i] = x[i % 4];
+  y[tid] = frame[32768 - max(n, 1u)];
 }
 
 // A pipeline whose limit is below the GPU's 1024 threads per threadgroup.

@@ -85,8 +85,8 @@ kernel void weighted_sum_kernel(constant AttentionArgs& args [[buffer(0)]],
                                 device float* out [[buffer(3)]],
                                 uint3 group [[threadgroup_position_in_grid]],
                                 uint tid [[thread_index_in_threadgroup]],
-                                uint threads [[threads_per_threadgroup]]) {
-  weighted_sum_block<float>(args, scores, v_cache, out, group, tid, threads);
+                                uint3 group_size [[threads_per_threadgroup]]) {
+  weighted_sum_block<float>(args, scores, v_cache, out, group, tid, group_size.x);
 }
 
 kernel void weighted_sum_f16_kernel(constant AttentionArgs& args [[buffer(0)]],
@@ -95,6 +95,6 @@ kernel void weighted_sum_f16_kernel(constant AttentionArgs& args [[buffer(0)]],
                                     device float* out [[buffer(3)]],
                                     uint3 group [[threadgroup_position_in_grid]],
                                     uint tid [[thread_index_in_threadgroup]],
-                                    uint threads [[threads_per_threadgroup]]) {
-  weighted_sum_block<half>(args, scores, v_cache, out, group, tid, threads);
+                                    uint3 group_size [[threads_per_threadgroup]]) {
+  weighted_sum_block<half>(args, scores, v_cache, out, group, tid, group_size.x);
 }

@@ -21,8 +21,8 @@ kernel void embedding_kernel(constant EmbeddingArgs& args [[buffer(0)]],
                                device float* out [[buffer(3)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]]) {
-  embedding_row<kWeightF32>(args, table, ids, out, group.x, tid, threads);
+                               uint3 group_size [[threads_per_threadgroup]]) {
+  embedding_row<kWeightF32>(args, table, ids, out, group.x, tid, group_size.x);
 }
 
 kernel void embedding_f16_kernel(constant EmbeddingArgs& args [[buffer(0)]],
@@ -31,8 +31,8 @@ kernel void embedding_f16_kernel(constant EmbeddingArgs& args [[buffer(0)]],
                                device float* out [[buffer(3)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]]) {
-  embedding_row<kWeightF16>(args, table, ids, out, group.x, tid, threads);
+                               uint3 group_size [[threads_per_threadgroup]]) {
+  embedding_row<kWeightF16>(args, table, ids, out, group.x, tid, group_size.x);
 }
 
 kernel void embedding_bf16_kernel(constant EmbeddingArgs& args [[buffer(0)]],
@@ -41,8 +41,8 @@ kernel void embedding_bf16_kernel(constant EmbeddingArgs& args [[buffer(0)]],
                                device float* out [[buffer(3)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]]) {
-  embedding_row<kWeightBF16>(args, table, ids, out, group.x, tid, threads);
+                               uint3 group_size [[threads_per_threadgroup]]) {
+  embedding_row<kWeightBF16>(args, table, ids, out, group.x, tid, group_size.x);
 }
 
 kernel void embedding_q8_0_kernel(constant EmbeddingArgs& args [[buffer(0)]],
@@ -51,8 +51,8 @@ kernel void embedding_q8_0_kernel(constant EmbeddingArgs& args [[buffer(0)]],
                                device float* out [[buffer(3)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]]) {
-  embedding_row<kWeightQ8_0>(args, table, ids, out, group.x, tid, threads);
+                               uint3 group_size [[threads_per_threadgroup]]) {
+  embedding_row<kWeightQ8_0>(args, table, ids, out, group.x, tid, group_size.x);
 }
 
 kernel void embedding_q4_0_kernel(constant EmbeddingArgs& args [[buffer(0)]],
@@ -61,8 +61,8 @@ kernel void embedding_q4_0_kernel(constant EmbeddingArgs& args [[buffer(0)]],
                                device float* out [[buffer(3)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]]) {
-  embedding_row<kWeightQ4_0>(args, table, ids, out, group.x, tid, threads);
+                               uint3 group_size [[threads_per_threadgroup]]) {
+  embedding_row<kWeightQ4_0>(args, table, ids, out, group.x, tid, group_size.x);
 }
 
 kernel void embedding_q4_K_kernel(constant EmbeddingArgs& args [[buffer(0)]],
@@ -71,8 +71,8 @@ kernel void embedding_q4_K_kernel(constant EmbeddingArgs& args [[buffer(0)]],
                                device float* out [[buffer(3)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]]) {
-  embedding_row<kWeightQ4_K>(args, table, ids, out, group.x, tid, threads);
+                               uint3 group_size [[threads_per_threadgroup]]) {
+  embedding_row<kWeightQ4_K>(args, table, ids, out, group.x, tid, group_size.x);
 }
 
 kernel void embedding_q6_K_kernel(constant EmbeddingArgs& args [[buffer(0)]],
@@ -81,6 +81,6 @@ kernel void embedding_q6_K_kernel(constant EmbeddingArgs& args [[buffer(0)]],
                                device float* out [[buffer(3)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]]) {
-  embedding_row<kWeightQ6_K>(args, table, ids, out, group.x, tid, threads);
+                               uint3 group_size [[threads_per_threadgroup]]) {
+  embedding_row<kWeightQ6_K>(args, table, ids, out, group.x, tid, group_size.x);
 }

@@ -126,7 +126,8 @@ kernel void attention_merge_kernel(constant AttentionArgs& args [[buffer(0)]],
                                    device float* out [[buffer(2)]],
                                    uint3 group [[threadgroup_position_in_grid]],
                                    uint tid [[thread_index_in_threadgroup]],
-                                   uint threads [[threads_per_threadgroup]]) {
+                                   uint3 group_size [[threads_per_threadgroup]]) {
+  const uint threads = group_size.x;
   const uint head_dim = uint(args.head_dim);
   const uint n_splits = uint(args.n_splits);
   const uint64_t q_row = uint64_t(group.y) * uint(args.n_heads) + group.x;

@@ -83,9 +83,9 @@ kernel void matmul_kernel(constant MatmulArgs& args [[buffer(0)]],
                           threadgroup float* smem [[threadgroup(0)]],
                           uint3 group [[threadgroup_position_in_grid]],
                           uint tid [[thread_index_in_threadgroup]],
-                          uint threads [[threads_per_threadgroup]],
+                          uint3 group_size [[threads_per_threadgroup]],
                           uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightF32>(args, w, x, y, smem, group, tid, threads, simdgroup);
+  gemm_tile<kWeightF32>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
 }
 
 kernel void matmul_f16_kernel(constant MatmulArgs& args [[buffer(0)]],
@@ -95,9 +95,9 @@ kernel void matmul_f16_kernel(constant MatmulArgs& args [[buffer(0)]],
                               threadgroup float* smem [[threadgroup(0)]],
                               uint3 group [[threadgroup_position_in_grid]],
                               uint tid [[thread_index_in_threadgroup]],
-                              uint threads [[threads_per_threadgroup]],
+                              uint3 group_size [[threads_per_threadgroup]],
                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightF16>(args, w, x, y, smem, group, tid, threads, simdgroup);
+  gemm_tile<kWeightF16>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
 }
 
 kernel void matmul_bf16_kernel(constant MatmulArgs& args [[buffer(0)]],
@@ -107,9 +107,9 @@ kernel void matmul_bf16_kernel(constant MatmulArgs& args [[buffer(0)]],
                                threadgroup float* smem [[threadgroup(0)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]],
+                               uint3 group_size [[threads_per_threadgroup]],
                                uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightBF16>(args, w, x, y, smem, group, tid, threads, simdgroup);
+  gemm_tile<kWeightBF16>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
 }
 
 kernel void matmul_q8_0_kernel(constant MatmulArgs& args [[buffer(0)]],
@@ -119,9 +119,9 @@ kernel void matmul_q8_0_kernel(constant MatmulArgs& args [[buffer(0)]],
                                threadgroup float* smem [[threadgroup(0)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]],
+                               uint3 group_size [[threads_per_threadgroup]],
                                uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ8_0>(args, w, x, y, smem, group, tid, threads, simdgroup);
+  gemm_tile<kWeightQ8_0>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
 }
 
 kernel void matmul_q4_0_kernel(constant MatmulArgs& args [[buffer(0)]],
@@ -131,9 +131,9 @@ kernel void matmul_q4_0_kernel(constant MatmulArgs& args [[buffer(0)]],
                                threadgroup float* smem [[threadgroup(0)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]],
+                               uint3 group_size [[threads_per_threadgroup]],
                                uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ4_0>(args, w, x, y, smem, group, tid, threads, simdgroup);
+  gemm_tile<kWeightQ4_0>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
 }
 
 kernel void matmul_q4_K_kernel(constant MatmulArgs& args [[buffer(0)]],
@@ -143,9 +143,9 @@ kernel void matmul_q4_K_kernel(constant MatmulArgs& args [[buffer(0)]],
                                threadgroup float* smem [[threadgroup(0)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]],
+                               uint3 group_size [[threads_per_threadgroup]],
                                uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ4_K>(args, w, x, y, smem, group, tid, threads, simdgroup);
+  gemm_tile<kWeightQ4_K>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
 }
 
 kernel void matmul_q6_K_kernel(constant MatmulArgs& args [[buffer(0)]],
@@ -155,7 +155,7 @@ kernel void matmul_q6_K_kernel(constant MatmulArgs& args [[buffer(0)]],
                                threadgroup float* smem [[threadgroup(0)]],
                                uint3 group [[threadgroup_position_in_grid]],
                                uint tid [[thread_index_in_threadgroup]],
-                               uint threads [[threads_per_threadgroup]],
+                               uint3 group_size [[threads_per_threadgroup]],
                                uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ6_K>(args, w, x, y, smem, group, tid, threads, simdgroup);
+  gemm_tile<kWeightQ6_K>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
 }

@@ -15,11 +15,12 @@ kernel void matmul_vec_tiled_kernel(constant MatmulArgs& args [[buffer(0)]],
                                     threadgroup float* x_tile [[threadgroup(0)]],
                                     uint3 group [[threadgroup_position_in_grid]],
                                     uint tid [[thread_index_in_threadgroup]],
-                                    uint threads [[threads_per_threadgroup]],
+                                    uint3 group_size [[threads_per_threadgroup]],
                                     uint lane [[thread_index_in_simdgroup]],
                                     uint simdgroup [[simdgroup_index_in_threadgroup]],
                                     uint n_simdgroups [[simdgroups_per_threadgroup]],
                                     uint width [[threads_per_simdgroup]]) {
+  const uint threads = group_size.x;
   const uint rows = uint(args.rows);
   const uint cols = uint(args.cols);
   const uint tile = uint(args.tile);

@@ -8,7 +8,8 @@ kernel void rope_kernel(constant RopeArgs& args [[buffer(0)]],
                         device const float* inv_freq [[buffer(2)]],
                         uint3 group [[threadgroup_position_in_grid]],
                         uint tid [[thread_index_in_threadgroup]],
-                        uint threads [[threads_per_threadgroup]]) {
+                        uint3 group_size [[threads_per_threadgroup]]) {
+  const uint threads = group_size.x;
   const uint head_dim = uint(args.head_dim);
   const uint half_dim = head_dim / 2;
   const uint token = group.x / uint(args.n_heads);

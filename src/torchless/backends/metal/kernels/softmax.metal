@@ -7,10 +7,11 @@ kernel void softmax_kernel(constant RowArgs& args [[buffer(0)]],
                            threadgroup float* scratch [[threadgroup(0)]],
                            uint3 group [[threadgroup_position_in_grid]],
                            uint tid [[thread_index_in_threadgroup]],
-                           uint threads [[threads_per_threadgroup]],
+                           uint3 group_size [[threads_per_threadgroup]],
                            uint lane [[thread_index_in_simdgroup]],
                            uint simdgroup [[simdgroup_index_in_threadgroup]],
                            uint n_simdgroups [[simdgroups_per_threadgroup]]) {
+  const uint threads = group_size.x;
   const uint cols = uint(args.cols);
   device float* row = x + uint64_t(group.x) * cols;
   float local_max = -INFINITY;

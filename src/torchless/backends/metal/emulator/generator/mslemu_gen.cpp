@@ -1,30 +1,30 @@
 // mslemu_gen: turns one .metal file into an emulator translation unit (see
-// docs: msl-emulator.md, section 1), after linting it for constructs the emulator cannot run
-// faithfully. A host tool built before the kernels; it links nothing but the standard library.
+// docs: msl-emulator.md, section 1), after linting it and the headers it includes with quotes
+// twice: for constructs the emulator cannot run faithfully (below), and for Apple's MSL rules
+// that the emulator would relax (msl_spec_lint.cpp). A host tool built before the kernels; it
+// links nothing but the standard library.
 //
-//   mslemu_gen <in.metal> <out.cpp> <display-path> <register-function>
-//   mslemu_gen --lint <in.metal> [display-path]
+//   mslemu_gen [--msl-version=X.Y] <in.metal> <out.cpp> <display-path> <register-function>
+//   mslemu_gen [--msl-version=X.Y] --lint <in.metal> [display-path]
 //
+// --msl-version is the language version the library is compiled for (default 3.0).
 // Lint errors are printed as `<display-path>:<line>: error: <why>`; the exit status is 1.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
-// GCC 12 reports false maybe-uninitialized warnings inside <regex> under -fsanitize.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "lint_text.h"
+#include "msl_spec_lint.h"
+
 namespace {
 
-struct Finding {
-  size_t offset;
-  std::string message;
-};
+using namespace torchless::mslemu::lint;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -32,59 +32,6 @@ std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// Blanks comments and string literals (keeping newlines) so the lint and the kernel scan see
-// only code, at the same offsets as the original.
-std::string code_only(const std::string& src) {
-  std::string out = src;
-  enum { kCode, kLine, kBlock, kString } state = kCode;
-  for (size_t i = 0; i < src.size(); ++i) {
-    const char c = src[i], next = i + 1 < src.size() ? src[i + 1] : '\0';
-    switch (state) {
-      case kCode:
-        if (c == '/' && next == '/')
-          state = kLine;
-        else if (c == '/' && next == '*')
-          state = kBlock;
-        else if (c == '"')
-          state = kString;
-        if (state != kCode) out[i] = ' ';
-        continue;
-      case kLine:
-        if (c == '\n') state = kCode;
-        break;
-      case kBlock:
-        if (c == '*' && next == '/') {
-          out[i + 1] = ' ';
-          ++i;
-          state = kCode;
-        }
-        break;
-      case kString:
-        if (c == '\\') {
-          out[i] = ' ';
-          if (i + 1 < src.size() && src[i + 1] != '\n') out[++i] = ' ';
-          continue;
-        }
-        if (c == '"') state = kCode;
-        break;
-    }
-    if (out[i] != '\n') out[i] = ' ';
-  }
-  return out;
-}
-
-int line_of(const std::string& text, size_t offset) {
-  int line = 1;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) line += text[i] == '\n';
-  return line;
-}
-
-void find_all(const std::string& code, const std::regex& re, int group, const std::string& why,
-              std::vector<Finding>& out) {
-  for (std::sregex_iterator it(code.begin(), code.end(), re), end; it != end; ++it)
-    out.push_back({static_cast<size_t>(it->position(group)), why});
 }
 
 std::string squeeze(std::string s) {
@@ -123,7 +70,8 @@ void find_address_space_overloads(const std::string& code, std::vector<Finding>&
   }
 }
 
-std::vector<Finding> lint(const std::string& code) {
+// The emulator's own limits: constructs that are valid MSL but that it cannot run faithfully.
+std::vector<Finding> lint_emulator(const std::string& code) {
   std::vector<Finding> f;
   find_all(
       code,
@@ -137,14 +85,21 @@ std::vector<Finding> lint(const std::string& code) {
            "function constants are not supported: pass the value in the argument struct, or "
            "write an inline template and one wrapper kernel per value",
            f);
-  find_all(
-      code,
-      std::regex(
-          R"(\bthreadgroup\s+(const\s+)?[A-Za-z_][\w:<>,]*(\s*<[^;{}()]*>)?\s+[A-Za-z_]\w*\s*(\[|;|=|\{))"),
-      0,
-      "threadgroup variable declared in a function body: the emulator would make it "
-      "per-thread; take a `threadgroup T* p [[threadgroup(n)]]` kernel parameter instead",
-      f);
+  {
+    // At program scope the spec lint reports it (Apple rejects it there too).
+    std::vector<Finding> body;
+    find_all(
+        code,
+        std::regex(
+            R"(\bthreadgroup\s+(const\s+)?[A-Za-z_][\w:<>,]*(\s*<[^;{}()]*>)?\s+[A-Za-z_]\w*\s*(\[|;|=|\{))"),
+        0,
+        "threadgroup variable declared in a function body: the emulator would make it "
+        "per-thread; take a `threadgroup T* p [[threadgroup(n)]]` kernel parameter instead",
+        body);
+    const std::vector<bool> scope = program_scope(without_directives(code));
+    for (Finding& b : body)
+      if (!scope[b.offset]) f.push_back(std::move(b));
+  }
   find_all(code, std::regex(R"(\btemplate\s*\[\[\s*host_name)"), 0,
            "`template [[host_name(...)]]` instantiations are not portable C++ (clang rejects "
            "them): write wrapper kernels that call an inline template",
@@ -226,20 +181,61 @@ std::string generate(const std::string& src, const std::string& code, const std:
   return o.str();
 }
 
-int run(int argc, char** argv) {
-  const std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.size() >= 2 && args[0] == "--lint") {
-    const std::string src = read_file(args[1]);
-    return report(code_only(src), args.size() > 2 ? args[2] : args[1], lint(code_only(src)));
+// The file and the headers it includes with quotes, each once, each with its display path.
+struct Source {
+  std::string path, display;
+};
+
+std::vector<Source> with_local_includes(const std::string& path, const std::string& display) {
+  namespace fs = std::filesystem;
+  static const std::regex include(R"re((^|\n)\s*#\s*include\s*"([^"]+)")re");
+  std::vector<Source> out = {{path, display}};
+  std::set<std::string> seen = {fs::weakly_canonical(path).string()};
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::string src = read_file(out[i].path);
+    for (std::sregex_iterator it(src.begin(), src.end(), include), end; it != end; ++it) {
+      const fs::path header = fs::path(out[i].path).parent_path() / (*it)[2].str();
+      if (!fs::exists(header) || !seen.insert(fs::weakly_canonical(header).string()).second)
+        continue;
+      out.push_back({header.string(),
+                     (fs::path(out[i].display).parent_path() / (*it)[2].str()).string()});
+    }
   }
+  return out;
+}
+
+// Both lints over the file and its local headers; 1 if anything was found.
+int lint_all(const std::string& path, const std::string& display, int msl_version) {
+  int status = 0;
+  for (const Source& s : with_local_includes(path, display)) {
+    const std::string code = code_only(read_file(s.path));
+    std::vector<Finding> findings = lint_emulator(code);
+    for (Finding& f : lint_msl_spec(code, msl_version)) findings.push_back(std::move(f));
+    status |= report(code, s.display, std::move(findings));
+  }
+  return status;
+}
+
+int run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  // The oldest language version the Apple backend compiles for (metal_device_apple.mm:
+  // MTLLanguageVersion3_0 before macOS 14); CMake passes TORCHLESS_MSL_LINT_VERSION.
+  int msl_version = kMsl30;
+  if (!args.empty() && args[0].rfind("--msl-version=", 0) == 0) {
+    msl_version = parse_msl_version(args[0].substr(14));
+    args.erase(args.begin());
+  }
+  if (args.size() >= 2 && args[0] == "--lint")
+    return lint_all(args[1], args.size() > 2 ? args[2] : args[1], msl_version);
   if (args.size() != 4) {
-    std::cerr << "usage: mslemu_gen <in.metal> <out.cpp> <display-path> <register-function>\n"
-                 "       mslemu_gen --lint <in.metal> [display-path]\n";
+    std::cerr << "usage: mslemu_gen [--msl-version=X.Y] <in.metal> <out.cpp> <display-path> "
+                 "<register-function>\n"
+                 "       mslemu_gen [--msl-version=X.Y] --lint <in.metal> [display-path]\n";
     return 2;
   }
+  if (lint_all(args[0], args[2], msl_version) != 0) return 1;
   const std::string src = read_file(args[0]);
   const std::string code = code_only(src);
-  if (report(code, args[2], lint(code)) != 0) return 1;
   if (src.find(")mslemu_src\"") != std::string::npos) {
     std::cerr << args[2] << ": error: the source contains the raw-string delimiter )mslemu_src\"\n";
     return 1;
