@@ -95,17 +95,21 @@ int position_width(const std::string& type) {
 }
 
 const std::set<std::string> kPositionBuiltins = {
-    "thread_position_in_grid",        "threads_per_grid",
-    "thread_position_in_threadgroup", "threads_per_threadgroup",
-    "threadgroup_position_in_grid",   "threadgroups_per_grid",
+    "thread_position_in_grid",         "threads_per_grid",
+    "thread_position_in_threadgroup",  "threads_per_threadgroup",
+    "threadgroup_position_in_grid",    "threadgroups_per_grid",
     "dispatch_threads_per_threadgroup"};
-const std::set<std::string> kIndexBuiltins = {
-    "thread_index_in_threadgroup",    "thread_index_in_simdgroup",
-    "simdgroup_index_in_threadgroup", "simdgroups_per_threadgroup",
-    "threads_per_simdgroup",          "thread_execution_width",
-    "thread_index_in_quadgroup",      "quadgroup_index_in_threadgroup",
-    "quadgroups_per_threadgroup",     "dispatch_simdgroups_per_threadgroup",
-    "dispatch_quadgroups_per_threadgroup"};
+const std::set<std::string> kIndexBuiltins = {"thread_index_in_threadgroup",
+                                              "thread_index_in_simdgroup",
+                                              "simdgroup_index_in_threadgroup",
+                                              "simdgroups_per_threadgroup",
+                                              "threads_per_simdgroup",
+                                              "thread_execution_width",
+                                              "thread_index_in_quadgroup",
+                                              "quadgroup_index_in_threadgroup",
+                                              "quadgroups_per_threadgroup",
+                                              "dispatch_simdgroups_per_threadgroup",
+                                              "dispatch_quadgroups_per_threadgroup"};
 
 bool is_builtin(const std::string& attribute) {
   return kPositionBuiltins.count(attribute) || kIndexBuiltins.count(attribute);
@@ -154,11 +158,11 @@ void check_builtin_types(const Kernel& k, std::vector<Finding>& out) {
       if (!first) {
         first = it->second;
       } else if (value_type(*it->second) != value_type(*first)) {
-        out.push_back({it->second->offset,
-                       "kernel '" + k.name + "': [[" + attribute + "]] is " +
-                           value_type(*it->second) + " but [[" + first->attribute + "]] is " +
-                           value_type(*first) + "; these two must have the same type" +
-                           kKernelInputs});
+        out.push_back({it->second->offset, "kernel '" + k.name + "': [[" + attribute + "]] is " +
+                                               value_type(*it->second) + " but [[" +
+                                               first->attribute + "]] is " + value_type(*first) +
+                                               "; these two must have the same type" +
+                                               kKernelInputs});
       }
     }
   }
@@ -187,16 +191,16 @@ void check_address_spaces(const Kernel& k, std::vector<Finding>& out) {
                                    ": a [[buffer(n)]] argument must be a device or constant "
                                    "pointer or reference" +
                                    kLocating});
-    } else if (p.attribute == "threadgroup" &&
-               (!p.indirect || p.address_space != "threadgroup")) {
+    } else if (p.attribute == "threadgroup" && (!p.indirect || p.address_space != "threadgroup")) {
       out.push_back({p.offset, what +
                                    ": a [[threadgroup(n)]] argument must be a threadgroup "
                                    "pointer or reference" +
                                    kThreadgroupSpace});
     } else if (is_builtin(p.attribute) && (p.indirect || !p.address_space.empty())) {
-      out.push_back({p.offset, what + ": a built-in input is passed by value, without an "
-                                      "address space" +
-                                      kKernelInputs});
+      out.push_back({p.offset, what +
+                                   ": a built-in input is passed by value, without an "
+                                   "address space" +
+                                   kKernelInputs});
     }
   }
 }
@@ -216,10 +220,9 @@ void check_attribute_indices(const Kernel& k, std::vector<Finding>& out) {
     }
     const auto [it, fresh] = seen.emplace(std::make_pair(p.attribute, index), &p);
     if (!fresh) {
-      out.push_back({p.offset, "kernel '" + k.name + "': [[" + p.attribute + "(" +
-                                   p.attribute_arg + ")]] is used by '" + it->second->name +
-                                   "' and '" + p.name + "'; each index is used once" +
-                                   kLocating});
+      out.push_back({p.offset, "kernel '" + k.name + "': [[" + p.attribute + "(" + p.attribute_arg +
+                                   ")]] is used by '" + it->second->name + "' and '" + p.name +
+                                   "'; each index is used once" + kLocating});
     }
   }
 }
@@ -322,8 +325,7 @@ void check_recursion(const std::string& code, std::vector<Finding>& out) {
     std::smatch call;
     if (std::regex_search(text, call, self)) {
       out.push_back({body + static_cast<size_t>(call.position(2)),
-                     "'" + name +
-                         "' calls itself: recursive function calls are not supported" +
+                     "'" + name + "' calls itself: recursive function calls are not supported" +
                          kRestrictions});
     }
   }
@@ -335,9 +337,9 @@ void check_delete(const std::string& code, std::vector<Finding>& out) {
     size_t p = static_cast<size_t>(it->position(0));
     while (p > 0 && std::isspace(static_cast<unsigned char>(code[p - 1]))) --p;
     if (p > 0 && code[p - 1] == '=') continue;  // `= delete`: a deleted function, allowed
-    out.push_back({static_cast<size_t>(it->position(0)),
-                   "the delete operator is not supported: there is no dynamic allocation" +
-                       kRestrictions});
+    out.push_back(
+        {static_cast<size_t>(it->position(0)),
+         "the delete operator is not supported: there is no dynamic allocation" + kRestrictions});
   }
 }
 
@@ -394,15 +396,17 @@ void check_bfloat(const std::string& code, int msl_version, std::vector<Finding>
 }
 
 void check_simdgroup_matrix(const std::string& code, std::vector<Finding>& out) {
-  static const std::regex templ(R"(\bsimdgroup_matrix\s*<\s*([\w\s]+?)\s*,\s*(\w+)\s*,\s*(\w+)\s*>)");
+  static const std::regex templ(
+      R"(\bsimdgroup_matrix\s*<\s*([\w\s]+?)\s*,\s*(\w+)\s*,\s*(\w+)\s*>)");
   static const std::regex alias(R"(\bsimdgroup_([a-z]+)(\d+)x(\d+)\b)");
   static const std::regex element(R"(^(float|half|bfloat)$)");
   static const std::regex digits(R"(^\d+$)");
   const auto check = [&](const std::smatch& m, size_t at) {
     const std::string t = m[1], cols = m[2], rows = m[3];
     if (!std::regex_match(t, element)) {
-      out.push_back({at, "simdgroup_matrix of '" + t + "': the element type must be float, "
-                                                       "half or bfloat" +
+      out.push_back({at, "simdgroup_matrix of '" + t +
+                             "': the element type must be float, "
+                             "half or bfloat" +
                              kSimdMatrix});
     } else if ((std::regex_match(cols, digits) && cols != "8") ||
                (std::regex_match(rows, digits) && rows != "8")) {
@@ -459,8 +463,7 @@ std::vector<Finding> lint_msl_spec(const std::string& code, int msl_version) {
   find_all(code, std::regex(R"(\b(throw|try|catch)\b)"), 0,
            "exception handling (throw, try, catch) is not supported" + kRestrictions, f);
   find_all(code, std::regex(R"(\bnew\b)"), 0,
-           "the new operator is not supported: there is no dynamic allocation" + kRestrictions,
-           f);
+           "the new operator is not supported: there is no dynamic allocation" + kRestrictions, f);
   check_delete(code, f);
   find_all(code, std::regex(R"(\(\s*[*&]\s*([A-Za-z_]\w*)?\s*\)\s*\()"), 0,
            "function pointer: MSL has them only as [[visible]] functions linked into the "
@@ -469,17 +472,14 @@ std::vector<Finding> lint_msl_spec(const std::string& code, int msl_version) {
                kRestrictions,
            f);
   find_all(code, std::regex(R"(\b(dynamic_cast|typeid|noexcept|thread_local)\b)"), 0,
-           "dynamic_cast, typeid, noexcept and thread_local are not supported" + kRestrictions,
-           f);
+           "dynamic_cast, typeid, noexcept and thread_local are not supported" + kRestrictions, f);
   check_bfloat(code, msl_version, f);
   check_simdgroup_matrix(code, f);
   check_max_threads(code, f);
   find_all(code, std::regex(R"(\b(long\s+)?double\b)"), 0,
            "MSL has no double (nor long double): use float" + kScalarTypes, f);
   find_all(code,
-           std::regex(
-               R"((^|[^\w.])((\d+\.\d*|\.\d+)([eE][+-]?\d+)?|\d+[eE][+-]?\d+)(?![\w.]))"),
-           2,
+           std::regex(R"((^|[^\w.])((\d+\.\d*|\.\d+)([eE][+-]?\d+)?|\d+[eE][+-]?\d+)(?![\w.]))"), 2,
            "floating-point literal without a suffix: Metal reads it as float, C++ (the "
            "emulator) as double, so the two compute differently; write 0.5f (float) or "
            "half(0.5f)" +

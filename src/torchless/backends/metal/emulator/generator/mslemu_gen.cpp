@@ -197,8 +197,8 @@ std::vector<Source> with_local_includes(const std::string& path, const std::stri
       const fs::path header = fs::path(out[i].path).parent_path() / (*it)[2].str();
       if (!fs::exists(header) || !seen.insert(fs::weakly_canonical(header).string()).second)
         continue;
-      out.push_back({header.string(),
-                     (fs::path(out[i].display).parent_path() / (*it)[2].str()).string()});
+      out.push_back(
+          {header.string(), (fs::path(out[i].display).parent_path() / (*it)[2].str()).string()});
     }
   }
   return out;

@@ -1,0 +1,8 @@
+#include <metal_stdlib>
+using namespace metal;
+
+kernel void k(device float* v [[buffer(0)]],
+              device const float* w [[buffer(31)]],
+              uint gid [[thread_position_in_grid]]) {
+  v[gid] = w[gid];
+}

@@ -1,0 +1,8 @@
+#include <metal_stdlib>
+using namespace metal;
+
+static float twice(float x) noexcept { return 2.0f * x; }
+
+kernel void k(device float* v [[buffer(0)]], uint gid [[thread_position_in_grid]]) {
+  v[gid] = twice(v[gid]);
+}
