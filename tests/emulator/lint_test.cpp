@@ -18,17 +18,20 @@ struct Result {
   std::string output;
 };
 
-Result run_lint(const std::string& file, const std::string& display,
-                const std::string& options = "") {
-  const std::string command =
-      std::string(MSLEMU_GEN_PATH) + " " + options + " --lint " + file + " " + display + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
+Result run_command(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (!pipe) return {-1, "popen failed"};
   std::string output;
   std::array<char, 512> buffer;
   while (fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+Result run_lint(const std::string& file, const std::string& display,
+                const std::string& options = "") {
+  return run_command(std::string(MSLEMU_GEN_PATH) + " " + options + " --lint " + file + " " +
+                     display);
 }
 
 Result lint(const std::string& name, const std::string& options = "") {
@@ -139,6 +142,27 @@ TEST(Lint, ReportsOnlyThePlantedViolation) {
     const Result r = lint(file);
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   }
+}
+
+TEST(Lint, FollowsQuotedIncludes) {
+  const Result r = lint("includes_header.metal");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("lint/lint_header.h:5: error: floating-point literal without a suffix"),
+            std::string::npos)
+      << r.output;
+}
+
+// What fails the build: generating a kernel file that breaks a rule fails and writes nothing.
+TEST(Lint, GenerationFailsOnAViolation) {
+  const std::string out = ::testing::TempDir() + "lint_generation_test.emu.cpp";
+  std::filesystem::remove(out);
+  const Result r = run_command(std::string(MSLEMU_GEN_PATH) + " " + TORCHLESS_SOURCE_DIR +
+                               "/tests/emulator/lint/builtin_mixed_width.metal " + out +
+                               " lint/builtin_mixed_width.metal mslemu_register_lint_test");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("lint/builtin_mixed_width.metal:7: error:"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(out));
 }
 
 TEST(Lint, AcceptsBfloatWhenCompiledForMsl31) {
