@@ -147,7 +147,7 @@ TEST(Lint, ReportsOnlyThePlantedViolation) {
 TEST(Lint, FollowsQuotedIncludes) {
   const Result r = lint("includes_header.metal");
   EXPECT_EQ(r.status, 1) << r.output;
-  EXPECT_NE(r.output.find("lint/lint_header.h:5: error: floating-point literal without a suffix"),
+  EXPECT_NE(r.output.find("lint/lint_header.h:6: error: floating-point literal without a suffix"),
             std::string::npos)
       << r.output;
 }

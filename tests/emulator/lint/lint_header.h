@@ -2,6 +2,8 @@
 #ifndef LINT_HEADER_H
 #define LINT_HEADER_H
 
-inline float halve(float x) { return x * 0.5; }
+inline float halve(float x) {
+  return x * 0.5;
+}
 
 #endif
