@@ -1,5 +1,6 @@
 // Helpers shared by the shaders: quantised block layouts (GGUF's byte layouts exactly),
-// element loads for every weight type, and threadgroup reductions.
+// element loads (weight_element) or 16-element decoders (weight_chunk) for every weight type,
+// and threadgroup reductions.
 #ifndef TORCHLESS_METAL_COMMON_H
 #define TORCHLESS_METAL_COMMON_H
 
