@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
     write_tensor_file(dir, "legacy2.gguf", 1, {DType::BF16, DType::Q4_1, DType::Q5_0, DType::Q5_1});
     write_tensor_file(dir, "kquants.gguf", 64, {DType::Q4_K, DType::Q6_K});
     write_tensor_file(dir, "kquants2.gguf", 16, {DType::Q2_K, DType::Q3_K, DType::Q5_K});
+    write_tensor_file(dir, "iquants.gguf", 32, {DType::IQ4_NL, DType::IQ4_XS});
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

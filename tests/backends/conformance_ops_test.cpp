@@ -165,8 +165,9 @@ TEST_P(ConformanceOps, RopeMatchesReferenceInBothLayouts) {
 }
 
 TEST_P(ConformanceOps, EmbeddingDequantisesTheRequestedRows) {
-  for (DType t :
-       {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                  DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                  DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS}) {
     if (!backend().supports_weight_dtype(t)) continue;
     const int64_t dim = dtype_block_size(t) == 256 ? 512 : 96;
     const int64_t vocab = 37;

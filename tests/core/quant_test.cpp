@@ -294,7 +294,7 @@ TEST(Quant, UnsupportedTypesAndBadLengthsThrow) {
   std::vector<float> out(256);
   EXPECT_FALSE(can_dequantize(DType::IQ2_XXS));
   EXPECT_THROW(dequantize_row(DType::IQ2_XXS, buf.data(), out.data(), 256), Error);
-  EXPECT_THROW(quantize_row(DType::IQ4_NL, out.data(), buf.data(), 32), Error);
+  EXPECT_THROW(quantize_row(DType::IQ2_S, out.data(), buf.data(), 256), Error);
   EXPECT_THROW(dequantize_row(DType::Q4_0, buf.data(), out.data(), 33), Error);
   EXPECT_TRUE(can_quantize(DType::Q6_K));
   EXPECT_TRUE(can_dequantize(DType::BF16));

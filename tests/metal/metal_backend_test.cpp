@@ -21,7 +21,9 @@ TEST(MetalBackendTest, InitBackendByNameGivesTheEmulatedMetalBackend) {
   EXPECT_EQ(backend->name(), "metal-emulated");
   EXPECT_TRUE(backend->supports_weight_dtype(DType::Q4_0));
   EXPECT_TRUE(backend->supports_weight_dtype(DType::Q6_K));
-  EXPECT_FALSE(backend->supports_weight_dtype(DType::Q5_K));
+  EXPECT_TRUE(backend->supports_weight_dtype(DType::Q5_K));
+  EXPECT_TRUE(backend->supports_weight_dtype(DType::IQ4_XS));
+  EXPECT_FALSE(backend->supports_weight_dtype(DType::IQ2_XXS));
 }
 
 TEST(MetalBackendTest, IsAvailableIsFalseWithoutAnAppleGpu) {

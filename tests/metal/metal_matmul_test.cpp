@@ -28,7 +28,7 @@ class MetalMatmulTest : public ::testing::TestWithParam<std::tuple<uint32_t, DTy
   void SetUp() override { backend_ = make_backend(std::get<0>(GetParam())); }
   DType dtype() const { return std::get<1>(GetParam()); }
   std::vector<MatmulCase> cases() const {
-    if (dtype() == DType::Q4_K || dtype() == DType::Q6_K) return {{1, 256}, {33, 768}};
+    if (dtype_block_size(dtype()) == 256) return {{1, 256}, {33, 768}};
     if (dtype_is_quantized(dtype())) return {{1, 32}, {33, 96}, {67, 1120}};
     return {{1, 1}, {5, 33}, {33, 96}, {67, 1001}};
   }
@@ -70,15 +70,17 @@ TEST_P(MetalMatmulTest, GemmMatchesFloat64AtEdgeTiles) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(WeightTypes, MetalMatmulTest,
-                         ::testing::Combine(::testing::Values(32u, 64u),
-                                            ::testing::Values(DType::F32, DType::F16, DType::BF16,
-                                                              DType::Q8_0, DType::Q4_0, DType::Q4_K,
-                                                              DType::Q6_K)),
-                         [](const auto& info) {
-                           return "simd" + std::to_string(std::get<0>(info.param)) + "_" +
-                                  std::string(dtype_name(std::get<1>(info.param)));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    WeightTypes, MetalMatmulTest,
+    ::testing::Combine(::testing::Values(32u, 64u),
+                       ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0,
+                                         DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                         DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                                         DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS)),
+    [](const auto& info) {
+      return "simd" + std::to_string(std::get<0>(info.param)) + "_" +
+             std::string(dtype_name(std::get<1>(info.param)));
+    });
 
 class MetalTiledMatvecTest : public ::testing::TestWithParam<uint32_t> {};
 

@@ -17,7 +17,7 @@
 //         l + 32*k (l < 32, k < 4) takes its low 4 bits from ql[64h + l + 32*(k&1)] (low nibble
 //         for k < 2, high for k >= 2) and its top 2 bits from bits 2k..2k+1 of qh[32h + l];
 //         value = d * scales[8h + l/16 + 2k] * (q - 32).
-//   Q2_K, Q3_K: see quant_k.cpp.
+//   Q2_K, Q3_K: see quant_k.cpp. IQ4_NL, IQ4_XS: see quant_iq4.h.
 #include <cstddef>
 #include <cstdint>
 

@@ -83,6 +83,14 @@ bool MetalBackend::supports_weight_dtype(DType dtype) const {
     case DType::Q4_0:
     case DType::Q4_K:
     case DType::Q6_K:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q5_K:
+    case DType::IQ4_NL:
+    case DType::IQ4_XS:
       return true;
     case DType::BF16:
       return device_->info().supports_bf16;

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "torchless/backends/metal/metal_backend.h"
 #include "torchless/backends/metal/metal_kernel_args.h"
 #include "torchless/backends/metal/metal_storage.h"
@@ -55,6 +57,16 @@ std::string weight_kernel(std::string_view base, DType dtype) {
       return std::string(base) + "_q4_K_kernel";
     case DType::Q6_K:
       return std::string(base) + "_q6_K_kernel";
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q5_K:
+    case DType::IQ4_NL:
+    case DType::IQ4_XS:
+      // Kernel names spell the type as GGUF does ("q5_K", "iq4_xs").
+      return fmt::format("{}_{}_kernel", base, dtype_name(dtype));
     default:
       fail("{}: weights of type {} are not supported by the Metal backend", base,
            dtype_name(dtype));

@@ -29,6 +29,34 @@ inline void gemm_stage(constant MatmulArgs& args, device const char* w, device c
   }
 }
 
+// The chunked types (weight_chunk): x is staged as above; each of the 64 (row, half) pairs of
+// the weight tile is one 16-element chunk, so the block header is read once per chunk. cols
+// is a multiple of 32 for these types, so no chunk crosses the K edge.
+template <int kType>
+inline void gemm_stage_chunks(constant MatmulArgs& args, device const char* w,
+                              device const float* x, threadgroup float* x_tile,
+                              threadgroup float* wt_tile, uint token0, uint row0, uint k0,
+                              uint tid, uint threads) {
+  const uint cols = uint(args.cols);
+  for (uint e = tid; e < kGemmTile * kGemmTile; e += threads) {
+    const uint k = k0 + e % kGemmTile;
+    const uint token = token0 + e / kGemmTile;
+    x_tile[e] = (k < cols && token < uint(args.n_tokens)) ? x[uint64_t(token) * cols + k] : 0.0f;
+  }
+  for (uint e = tid; e < 2 * kGemmTile; e += threads) {
+    const uint r = e / 2;
+    const uint c0 = (e % 2) * kChunk;
+    const uint row = row0 + r;
+    float v[kChunk];
+    if (row < uint(args.rows)) {
+      weight_chunk<kType>(w + uint64_t(row) * uint64_t(args.w_row_bytes), (k0 + c0) / kChunk, v);
+    } else {
+      for (uint i = 0; i < kChunk; ++i) v[i] = 0.0f;
+    }
+    for (uint i = 0; i < kChunk; ++i) wt_tile[(c0 + i) * kGemmTile + r] = v[i];
+  }
+}
+
 template <int kType>
 inline void gemm_tile(constant MatmulArgs& args, device const char* w, device const float* x,
                       device float* y, threadgroup float* smem, uint3 group, uint tid,
@@ -42,7 +70,11 @@ inline void gemm_tile(constant MatmulArgs& args, device const char* w, device co
   simdgroup_float8x8 acc[4];
   for (uint i = 0; i < 4; ++i) acc[i] = simdgroup_float8x8(0.0f);
   for (uint k0 = 0; k0 < uint(args.cols); k0 += kGemmTile) {
-    gemm_stage<kType>(args, w, x, x_tile, wt_tile, token0, row0, k0, tid, threads);
+    if (weight_is_chunked(kType)) {
+      gemm_stage_chunks<kType>(args, w, x, x_tile, wt_tile, token0, row0, k0, tid, threads);
+    } else {
+      gemm_stage<kType>(args, w, x, x_tile, wt_tile, token0, row0, k0, tid, threads);
+    }
     threadgroup_barrier(mem_flags::mem_threadgroup);
     for (uint kk = 0; kk < kGemmTile; kk += 8) {
       simdgroup_float8x8 a[2];
@@ -158,4 +190,100 @@ kernel void matmul_q6_K_kernel(constant MatmulArgs& args [[buffer(0)]],
                                uint3 group_size [[threads_per_threadgroup]],
                                uint simdgroup [[simdgroup_index_in_threadgroup]]) {
   gemm_tile<kWeightQ6_K>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
+}
+
+kernel void matmul_q4_1_kernel(constant MatmulArgs& args [[buffer(0)]],
+                               device const char* w [[buffer(1)]],
+                               device const float* x [[buffer(2)]],
+                               device float* y [[buffer(3)]],
+                               threadgroup float* smem [[threadgroup(0)]],
+                               uint3 group [[threadgroup_position_in_grid]],
+                               uint tid [[thread_index_in_threadgroup]],
+                               uint3 threads [[threads_per_threadgroup]],
+                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightQ4_1>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
+}
+
+kernel void matmul_q5_0_kernel(constant MatmulArgs& args [[buffer(0)]],
+                               device const char* w [[buffer(1)]],
+                               device const float* x [[buffer(2)]],
+                               device float* y [[buffer(3)]],
+                               threadgroup float* smem [[threadgroup(0)]],
+                               uint3 group [[threadgroup_position_in_grid]],
+                               uint tid [[thread_index_in_threadgroup]],
+                               uint3 threads [[threads_per_threadgroup]],
+                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightQ5_0>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
+}
+
+kernel void matmul_q5_1_kernel(constant MatmulArgs& args [[buffer(0)]],
+                               device const char* w [[buffer(1)]],
+                               device const float* x [[buffer(2)]],
+                               device float* y [[buffer(3)]],
+                               threadgroup float* smem [[threadgroup(0)]],
+                               uint3 group [[threadgroup_position_in_grid]],
+                               uint tid [[thread_index_in_threadgroup]],
+                               uint3 threads [[threads_per_threadgroup]],
+                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightQ5_1>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
+}
+
+kernel void matmul_q2_K_kernel(constant MatmulArgs& args [[buffer(0)]],
+                               device const char* w [[buffer(1)]],
+                               device const float* x [[buffer(2)]],
+                               device float* y [[buffer(3)]],
+                               threadgroup float* smem [[threadgroup(0)]],
+                               uint3 group [[threadgroup_position_in_grid]],
+                               uint tid [[thread_index_in_threadgroup]],
+                               uint3 threads [[threads_per_threadgroup]],
+                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightQ2_K>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
+}
+
+kernel void matmul_q3_K_kernel(constant MatmulArgs& args [[buffer(0)]],
+                               device const char* w [[buffer(1)]],
+                               device const float* x [[buffer(2)]],
+                               device float* y [[buffer(3)]],
+                               threadgroup float* smem [[threadgroup(0)]],
+                               uint3 group [[threadgroup_position_in_grid]],
+                               uint tid [[thread_index_in_threadgroup]],
+                               uint3 threads [[threads_per_threadgroup]],
+                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightQ3_K>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
+}
+
+kernel void matmul_q5_K_kernel(constant MatmulArgs& args [[buffer(0)]],
+                               device const char* w [[buffer(1)]],
+                               device const float* x [[buffer(2)]],
+                               device float* y [[buffer(3)]],
+                               threadgroup float* smem [[threadgroup(0)]],
+                               uint3 group [[threadgroup_position_in_grid]],
+                               uint tid [[thread_index_in_threadgroup]],
+                               uint3 threads [[threads_per_threadgroup]],
+                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightQ5_K>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
+}
+
+kernel void matmul_iq4_nl_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                 device const char* w [[buffer(1)]],
+                                 device const float* x [[buffer(2)]],
+                                 device float* y [[buffer(3)]],
+                                 threadgroup float* smem [[threadgroup(0)]],
+                                 uint3 group [[threadgroup_position_in_grid]],
+                                 uint tid [[thread_index_in_threadgroup]],
+                                 uint3 threads [[threads_per_threadgroup]],
+                                 uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightIQ4_NL>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
+}
+
+kernel void matmul_iq4_xs_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                 device const char* w [[buffer(1)]],
+                                 device const float* x [[buffer(2)]],
+                                 device float* y [[buffer(3)]],
+                                 threadgroup float* smem [[threadgroup(0)]],
+                                 uint3 group [[threadgroup_position_in_grid]],
+                                 uint tid [[thread_index_in_threadgroup]],
+                                 uint3 threads [[threads_per_threadgroup]],
+                                 uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kWeightIQ4_XS>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
 }

@@ -99,6 +99,28 @@ inline void matvec_q4_0(constant MatmulArgs& args, device const char* w, device 
   matvec_store(args, y, place, sums);
 }
 
+// The chunked types (weight_chunk): lanes take 16-element chunks lane, lane + width, ...;
+// each lane loads its 16 activations once and dequantises the chunk of every row.
+template <int kType>
+inline void matvec_chunks(constant MatmulArgs& args, device const char* w, device const float* x,
+                          device float* y, MatvecPlace place) {
+  const uint chunks = uint(args.cols) / kChunk;
+  device const float* xt = x + uint64_t(place.token) * uint(args.cols);
+  float sums[kRowsPerSimdgroup] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (uint c = place.lane; c < chunks; c += place.width) {
+    float xv[kChunk];
+    for (uint i = 0; i < kChunk; ++i) xv[i] = xt[c * kChunk + i];
+    for (uint r = 0; r < kRowsPerSimdgroup; ++r) {
+      float wv[kChunk];
+      weight_chunk<kType>(matvec_row(args, w, place.row0 + r), c, wv);
+      float partial = 0.0f;
+      for (uint i = 0; i < kChunk; ++i) partial += wv[i] * xv[i];
+      sums[r] += partial;
+    }
+  }
+  matvec_store(args, y, place, sums);
+}
+
 // Threadgroups of any number of simdgroups; each simdgroup owns kRowsPerSimdgroup rows.
 inline MatvecPlace matvec_place(uint3 group, uint lane, uint simdgroup, uint n_simdgroups,
                                 uint width) {
@@ -206,4 +228,116 @@ kernel void matmul_vec_q6_K_kernel(constant MatmulArgs& args [[buffer(0)]],
   const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
   if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
   matvec_float<kWeightQ6_K>(args, w, x, y, place);
+}
+
+kernel void matmul_vec_q4_1_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                   device const char* w [[buffer(1)]],
+                                   device const float* x [[buffer(2)]],
+                                   device float* y [[buffer(3)]],
+                                   uint3 group [[threadgroup_position_in_grid]],
+                                   uint lane [[thread_index_in_simdgroup]],
+                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
+                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
+                                   uint width [[threads_per_simdgroup]]) {
+  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
+  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
+  matvec_chunks<kWeightQ4_1>(args, w, x, y, place);
+}
+
+kernel void matmul_vec_q5_0_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                   device const char* w [[buffer(1)]],
+                                   device const float* x [[buffer(2)]],
+                                   device float* y [[buffer(3)]],
+                                   uint3 group [[threadgroup_position_in_grid]],
+                                   uint lane [[thread_index_in_simdgroup]],
+                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
+                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
+                                   uint width [[threads_per_simdgroup]]) {
+  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
+  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
+  matvec_chunks<kWeightQ5_0>(args, w, x, y, place);
+}
+
+kernel void matmul_vec_q5_1_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                   device const char* w [[buffer(1)]],
+                                   device const float* x [[buffer(2)]],
+                                   device float* y [[buffer(3)]],
+                                   uint3 group [[threadgroup_position_in_grid]],
+                                   uint lane [[thread_index_in_simdgroup]],
+                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
+                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
+                                   uint width [[threads_per_simdgroup]]) {
+  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
+  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
+  matvec_chunks<kWeightQ5_1>(args, w, x, y, place);
+}
+
+kernel void matmul_vec_q2_K_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                   device const char* w [[buffer(1)]],
+                                   device const float* x [[buffer(2)]],
+                                   device float* y [[buffer(3)]],
+                                   uint3 group [[threadgroup_position_in_grid]],
+                                   uint lane [[thread_index_in_simdgroup]],
+                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
+                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
+                                   uint width [[threads_per_simdgroup]]) {
+  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
+  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
+  matvec_chunks<kWeightQ2_K>(args, w, x, y, place);
+}
+
+kernel void matmul_vec_q3_K_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                   device const char* w [[buffer(1)]],
+                                   device const float* x [[buffer(2)]],
+                                   device float* y [[buffer(3)]],
+                                   uint3 group [[threadgroup_position_in_grid]],
+                                   uint lane [[thread_index_in_simdgroup]],
+                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
+                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
+                                   uint width [[threads_per_simdgroup]]) {
+  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
+  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
+  matvec_chunks<kWeightQ3_K>(args, w, x, y, place);
+}
+
+kernel void matmul_vec_q5_K_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                   device const char* w [[buffer(1)]],
+                                   device const float* x [[buffer(2)]],
+                                   device float* y [[buffer(3)]],
+                                   uint3 group [[threadgroup_position_in_grid]],
+                                   uint lane [[thread_index_in_simdgroup]],
+                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
+                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
+                                   uint width [[threads_per_simdgroup]]) {
+  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
+  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
+  matvec_chunks<kWeightQ5_K>(args, w, x, y, place);
+}
+
+kernel void matmul_vec_iq4_nl_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                     device const char* w [[buffer(1)]],
+                                     device const float* x [[buffer(2)]],
+                                     device float* y [[buffer(3)]],
+                                     uint3 group [[threadgroup_position_in_grid]],
+                                     uint lane [[thread_index_in_simdgroup]],
+                                     uint simdgroup [[simdgroup_index_in_threadgroup]],
+                                     uint n_simdgroups [[simdgroups_per_threadgroup]],
+                                     uint width [[threads_per_simdgroup]]) {
+  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
+  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
+  matvec_chunks<kWeightIQ4_NL>(args, w, x, y, place);
+}
+
+kernel void matmul_vec_iq4_xs_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                     device const char* w [[buffer(1)]],
+                                     device const float* x [[buffer(2)]],
+                                     device float* y [[buffer(3)]],
+                                     uint3 group [[threadgroup_position_in_grid]],
+                                     uint lane [[thread_index_in_simdgroup]],
+                                     uint simdgroup [[simdgroup_index_in_threadgroup]],
+                                     uint n_simdgroups [[simdgroups_per_threadgroup]],
+                                     uint width [[threads_per_simdgroup]]) {
+  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
+  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
+  matvec_chunks<kWeightIQ4_XS>(args, w, x, y, place);
 }

@@ -1,5 +1,6 @@
 // Helpers shared by the shaders: quantised block layouts (GGUF's byte layouts exactly),
-// element loads for every weight type, and threadgroup reductions.
+// element loads (weight_element) or 16-element decoders (weight_chunk) for every weight type,
+// and threadgroup reductions.
 #ifndef TORCHLESS_METAL_COMMON_H
 #define TORCHLESS_METAL_COMMON_H
 
@@ -43,6 +44,83 @@ struct BlockQ6_K {
   half d;
 };
 
+// The types below are read 16 elements at a time (weight_chunk); layouts as in
+// core/quant.h and core/quant_iq4.h.
+
+// As Q4_0, value = d * q + m.
+struct BlockQ4_1 {
+  half d;
+  half m;
+  uint8_t qs[16];
+};
+
+// As Q4_0, plus bit j of the little-endian 32-bit qh = 5th bit of element j; value
+// = d * (q - 16) (Q5_0) or d * q + m (Q5_1).
+struct BlockQ5_0 {
+  half d;
+  uint8_t qh[4];
+  uint8_t qs[16];
+};
+
+struct BlockQ5_1 {
+  half d;
+  half m;
+  uint8_t qh[4];
+  uint8_t qs[16];
+};
+
+// 16 sub-blocks of 16; element 128h + 32j + m (h < 2, j < 4, m < 32) is bits 2j..2j+1 of
+// qs[32h + m]; scales[s]: low nibble scale, high nibble min; value = d * scale * q - dmin * min.
+struct BlockQ2_K {
+  uint8_t scales[16];
+  uint8_t qs[64];
+  half d;
+  half dmin;
+};
+
+// Codes as Q2_K plus a third bit, bit 4h + j of hmask[m]; 16 6-bit scales stored + 32 (low
+// nibble s / 8 of scales[s % 8], top 2 bits at bit 2 (s / 4) of scales[8 + s % 4]);
+// value = d * scale * (q - 4).
+struct BlockQ3_K {
+  uint8_t hmask[32];
+  uint8_t qs[64];
+  uint8_t scales[12];
+  half d;
+};
+
+// Q4_K plus qh[32]: bit j of qh[l] is the 5th bit of element l of sub-block j.
+struct BlockQ5_K {
+  half d;
+  half dmin;
+  uint8_t scales[12];
+  uint8_t qh[32];
+  uint8_t qs[128];
+};
+
+// Codes map through kIQ4Levels; element order as Q4_0; value = d * level.
+struct BlockIQ4_NL {
+  half d;
+  uint8_t qs[16];
+};
+
+// 8 sub-blocks of 32 as IQ4_NL (sub-block s in qs[16s .. 16s + 15]) with 6-bit scales stored
+// + 32: low 4 bits in nibble s % 2 of scales_l[s / 2], top 2 bits at bit 2s of scales_h.
+struct BlockIQ4_XS {
+  half d;
+  uint16_t scales_h;
+  uint8_t scales_l[4];
+  uint8_t qs[128];
+};
+
+static_assert(sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24,
+              "GGUF block sizes");
+static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(BlockQ5_K) == 176,
+              "GGUF block sizes");
+static_assert(sizeof(BlockIQ4_NL) == 18 && sizeof(BlockIQ4_XS) == 136, "GGUF block sizes");
+
+constant float kIQ4Levels[16] = {-127.0f, -104.0f, -83.0f, -65.0f, -49.0f, -35.0f, -22.0f, -10.0f,
+                                 1.0f,    13.0f,   25.0f,  38.0f,  53.0f,  69.0f,  89.0f,  113.0f};
+
 // Weight types as template arguments (no function constants: see msl-emulator.md).
 constant constexpr int kWeightF32 = 0;
 constant constexpr int kWeightF16 = 1;
@@ -51,6 +129,20 @@ constant constexpr int kWeightQ8_0 = 3;
 constant constexpr int kWeightQ4_0 = 4;
 constant constexpr int kWeightQ4_K = 5;
 constant constexpr int kWeightQ6_K = 6;
+// Read with weight_chunk, 16 elements at a time.
+constant constexpr int kWeightQ4_1 = 7;
+constant constexpr int kWeightQ5_0 = 8;
+constant constexpr int kWeightQ5_1 = 9;
+constant constexpr int kWeightQ2_K = 10;
+constant constexpr int kWeightQ3_K = 11;
+constant constexpr int kWeightQ5_K = 12;
+constant constexpr int kWeightIQ4_NL = 13;
+constant constexpr int kWeightIQ4_XS = 14;
+constant constexpr uint kChunk = 16;  // elements per weight_chunk
+
+inline constexpr bool weight_is_chunked(int type) {
+  return type >= kWeightQ4_1;
+}
 
 inline float bf16_to_float(uint16_t bits) {
   return as_type<float>(uint32_t(bits) << 16);
@@ -110,6 +202,132 @@ inline float weight_element(device const char* row, uint k) {
   if (kType == kWeightQ4_K) return q4_k_element(row, k);
   if (kType == kWeightQ6_K) return q6_k_element(row, k);
   return q4_0_element(row, k);
+}
+
+// --- 16-element decoders ---------------------------------------------------------------------
+// Chunk c of a row is elements 16c .. 16c + 15. Every block size is a multiple of 16 and every
+// scale and min covers whole chunks, so a chunk reads its block's header once.
+
+inline uint q5_high_bits(device const uint8_t* qh) {
+  return uint(qh[0]) | (uint(qh[1]) << 8) | (uint(qh[2]) << 16) | (uint(qh[3]) << 24);
+}
+
+inline void q4_1_chunk(device const char* row, uint c, thread float* out) {
+  device const BlockQ4_1* block = (device const BlockQ4_1*)row + c / 2;
+  const uint shift = 4 * (c % 2);
+  const float d = float(block->d);
+  const float m = float(block->m);
+  for (uint i = 0; i < kChunk; ++i) out[i] = d * float((uint(block->qs[i]) >> shift) & 15u) + m;
+}
+
+// The 5-bit code of element 16 (c % 2) + i of a Q5_0 / Q5_1 block (they share the layout).
+inline uint q5_code(device const uint8_t* qs, uint qh, uint c, uint i) {
+  const uint low = (uint(qs[i]) >> (4 * (c % 2))) & 15u;
+  return low | (((qh >> (16 * (c % 2) + i)) & 1u) << 4);
+}
+
+inline void q5_0_chunk(device const char* row, uint c, thread float* out) {
+  device const BlockQ5_0* block = (device const BlockQ5_0*)row + c / 2;
+  const uint qh = q5_high_bits(block->qh);
+  const float d = float(block->d);
+  for (uint i = 0; i < kChunk; ++i) out[i] = d * (float(q5_code(block->qs, qh, c, i)) - 16.0f);
+}
+
+inline void q5_1_chunk(device const char* row, uint c, thread float* out) {
+  device const BlockQ5_1* block = (device const BlockQ5_1*)row + c / 2;
+  const uint qh = q5_high_bits(block->qh);
+  const float d = float(block->d);
+  const float m = float(block->m);
+  for (uint i = 0; i < kChunk; ++i) out[i] = d * float(q5_code(block->qs, qh, c, i)) + m;
+}
+
+// Q2_K / Q3_K: chunk s (0..15) of a block is sub-block s, elements 128h + 32j + m0 .. + 15.
+inline void q2_k_chunk(device const char* row, uint c, thread float* out) {
+  device const BlockQ2_K* block = (device const BlockQ2_K*)row + c / 16;
+  const uint s = c % 16;
+  const uint h = s / 8;
+  const uint j = (s % 8) / 2;
+  const uint m0 = 16 * (s % 2);
+  const uint sc = uint(block->scales[s]);
+  const float scale = float(block->d) * float(sc & 15u);
+  const float min_v = float(block->dmin) * float(sc >> 4);
+  for (uint i = 0; i < kChunk; ++i) {
+    const uint q = (uint(block->qs[32 * h + m0 + i]) >> (2 * j)) & 3u;
+    out[i] = scale * float(q) - min_v;
+  }
+}
+
+inline void q3_k_chunk(device const char* row, uint c, thread float* out) {
+  device const BlockQ3_K* block = (device const BlockQ3_K*)row + c / 16;
+  const uint s = c % 16;
+  const uint h = s / 8;
+  const uint j = (s % 8) / 2;
+  const uint m0 = 16 * (s % 2);
+  const uint low_scale = (uint(block->scales[s % 8]) >> (4 * (s / 8))) & 15u;
+  const uint high_scale = (uint(block->scales[8 + s % 4]) >> (2 * (s / 4))) & 3u;
+  const float scale = float(block->d) * (float(low_scale | (high_scale << 4)) - 32.0f);
+  for (uint i = 0; i < kChunk; ++i) {
+    const uint low = (uint(block->qs[32 * h + m0 + i]) >> (2 * j)) & 3u;
+    const uint high = (uint(block->hmask[m0 + i]) >> (4 * h + j)) & 1u;
+    out[i] = scale * (float(low | (high << 2)) - 4.0f);
+  }
+}
+
+// The 6-bit scale (x) and min (y) of sub-block j (0..7) of a Q4_K / Q5_K block.
+inline uint2 k_scale_min(device const uint8_t* scales, uint j) {
+  if (j < 4) return uint2(uint(scales[j]) & 63u, uint(scales[j + 4]) & 63u);
+  return uint2((uint(scales[j + 4]) & 15u) | ((uint(scales[j - 4]) >> 6) << 4),
+               (uint(scales[j + 4]) >> 4) | ((uint(scales[j]) >> 6) << 4));
+}
+
+// Q5_K: chunk s (0..15) of a block is half s % 2 of sub-block s / 2.
+inline void q5_k_chunk(device const char* row, uint c, thread float* out) {
+  device const BlockQ5_K* block = (device const BlockQ5_K*)row + c / 16;
+  const uint sub = (c % 16) / 2;
+  const uint l0 = 16 * (c % 2);
+  const uint2 sm = k_scale_min(block->scales, sub);
+  const float scale = float(block->d) * float(sm.x);
+  const float min_v = float(block->dmin) * float(sm.y);
+  device const uint8_t* qs = block->qs + 32 * (sub / 2);
+  for (uint i = 0; i < kChunk; ++i) {
+    const uint low = (uint(qs[l0 + i]) >> (4 * (sub % 2))) & 15u;
+    const uint high = (uint(block->qh[l0 + i]) >> sub) & 1u;
+    out[i] = scale * float(low | (high << 4)) - min_v;
+  }
+}
+
+inline void iq4_nibbles(device const uint8_t* qs, uint shift, float scale, thread float* out) {
+  for (uint i = 0; i < kChunk; ++i) out[i] = scale * kIQ4Levels[(uint(qs[i]) >> shift) & 15u];
+}
+
+inline void iq4_nl_chunk(device const char* row, uint c, thread float* out) {
+  device const BlockIQ4_NL* block = (device const BlockIQ4_NL*)row + c / 2;
+  iq4_nibbles(block->qs, 4 * (c % 2), float(block->d), out);
+}
+
+inline void iq4_xs_chunk(device const char* row, uint c, thread float* out) {
+  device const BlockIQ4_XS* block = (device const BlockIQ4_XS*)row + c / 16;
+  const uint sub = (c % 16) / 2;
+  const uint low = (uint(block->scales_l[sub / 2]) >> (4 * (sub % 2))) & 15u;
+  const uint high = (uint(block->scales_h) >> (2 * sub)) & 3u;
+  const float scale = float(block->d) * (float(low | (high << 4)) - 32.0f);
+  iq4_nibbles(block->qs + 16 * sub, 4 * (c % 2), scale, out);
+}
+
+// Chunk c of a weight row of a chunked type (weight_is_chunked), dequantised to out[0..15].
+template <int kType>
+inline void weight_chunk(device const char* row, uint c, thread float* out) {
+  if (kType == kWeightQ4_1) q4_1_chunk(row, c, out);
+  if (kType == kWeightQ5_0) q5_0_chunk(row, c, out);
+  if (kType == kWeightQ5_1) q5_1_chunk(row, c, out);
+  if (kType == kWeightQ2_K) q2_k_chunk(row, c, out);
+  if (kType == kWeightQ3_K) q3_k_chunk(row, c, out);
+  if (kType == kWeightQ5_K) q5_k_chunk(row, c, out);
+  if (kType == kWeightIQ4_NL) iq4_nl_chunk(row, c, out);
+  if (kType == kWeightIQ4_XS) iq4_xs_chunk(row, c, out);
+  if (!weight_is_chunked(kType)) {
+    for (uint i = 0; i < kChunk; ++i) out[i] = 0.0f;  // never called: keeps every instance defined
+  }
 }
 
 // Sum (or max) of v over the threadgroup, returned to every thread. scratch holds one float per
