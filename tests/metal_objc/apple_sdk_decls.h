@@ -103,20 +103,9 @@ __attribute__((objc_root_class))
 typedef NSString* NSErrorDomain;
 typedef NSString* NSErrorUserInfoKey;
 
-@interface NSNumber : NSObject
-+ (NSNumber*)numberWithInt:(int)value;
-@end
-
 @interface NSArray<__covariant ObjectType> : NSObject
 @property(readonly) NSUInteger count;
 - (ObjectType)objectAtIndexedSubscript:(NSUInteger)idx API_AVAILABLE(macos(10.8));
-@end
-
-@interface NSDictionary<__covariant KeyType, __covariant ObjectType> : NSObject
-// Used by dictionary literals @{...}.
-+ (instancetype)dictionaryWithObjects:(const ObjectType[])objects
-                              forKeys:(const KeyType[])keys
-                                count:(NSUInteger)cnt;
 @end
 
 @interface NSError : NSObject
@@ -348,10 +337,9 @@ API_AVAILABLE(macos(10.11))
 
 API_AVAILABLE(macos(10.11))
 @interface MTLCompileOptions : NSObject
-@property(copy, nonatomic) NSDictionary<NSString*, NSObject*>* preprocessorMacros;
 #if __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
-@property(readwrite, nonatomic) BOOL fastMathEnabled
-    API_DEPRECATED("Use mathMode instead", macos(10.11, 15.0));
+@property(readwrite, nonatomic)
+    BOOL fastMathEnabled API_DEPRECATED("Use mathMode instead", macos(10.11, 15.0));
 @property(readwrite, nonatomic) MTLMathMode mathMode API_AVAILABLE(macos(15.0));
 @property(readwrite, nonatomic)
     MTLMathFloatingPointFunctions mathFloatingPointFunctions API_AVAILABLE(macos(15.0));

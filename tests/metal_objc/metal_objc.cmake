@@ -31,7 +31,19 @@ if(TORCHLESS_METAL_EMULATOR)
   set_tests_properties(metal_selftest.emulated PROPERTIES LABELS metal
     PASS_REGULAR_EXPRESSION "assumption: simdgroup_load.s origin is \\(column, row\\) +pass.*pipeline matmul_q4_0_kernel +pass.*checks passed"
     FAIL_REGULAR_EXPRESSION "FAIL")
+  # --compile-only: the library and every pipeline, nothing run.
+  add_test(NAME metal_selftest.compile_only_emulated
+           COMMAND torchless_cli metal-selftest --compile-only --emulated)
+  set_tests_properties(metal_selftest.compile_only_emulated PROPERTIES LABELS metal
+    PASS_REGULAR_EXPRESSION "library: compiled.*pipeline matmul_q4_0_kernel +pass.*pipeline softmax_kernel +pass.*[1-9][0-9]* pipelines compiled, 0 failed"
+    FAIL_REGULAR_EXPRESSION "FAIL")
 endif()
+# On a Mac without a usable GPU (CI's virtual machines) this compiles through Apple's
+# compiler; elsewhere it reports exit 2 (skipped).
+add_test(NAME metal_selftest.compile_only_device
+         COMMAND torchless_cli metal-selftest --compile-only)
+set_tests_properties(metal_selftest.compile_only_device PROPERTIES LABELS metal
+                     SKIP_RETURN_CODE 2)
 
 if(NOT APPLE)
   find_program(TORCHLESS_OBJC_CLANG NAMES clang++ clang++-19 clang++-18 clang++-17 clang++-16

@@ -2,8 +2,7 @@
 // error the check must report, so a declarations header that accepted anything, or lost
 // Apple's availability, would fail CI. 4 to 7 depend on the deployment target and SDK.
 void planted_mistake(id<MTLDevice> device, id<MTLComputeCommandEncoder> encoder,
-                     id<MTLCommandQueue> queue, id<MTLBuffer> buffer,
-                     MTLCompileOptions* options) {
+                     id<MTLCommandQueue> queue, id<MTLBuffer> buffer, MTLCompileOptions* options) {
 #if PLANTED_MISTAKE == 1
   [device newCommandQeue];  // misspelt selector
 #elif PLANTED_MISTAKE == 2

@@ -18,8 +18,8 @@
 namespace torchless::metal {
 
 struct MetalDeviceInfo {
-  std::string name;                          // "Apple M2 Pro", "MSL emulator (simd 32)"
-  bool unified_memory = true;                // hasUnifiedMemory; false: managed storage
+  std::string name;            // "Apple M2 Pro", "MSL emulator (simd 32)"
+  bool unified_memory = true;  // hasUnifiedMemory; false: managed storage
   // An Apple GPU (Apple7 family, M1 and later): no-copy weights, concurrent encoder, residency
   // sets. Intel's integrated GPUs have unified memory too, but none of these.
   bool apple_gpu = true;
@@ -134,6 +134,8 @@ std::unique_ptr<MetalDevice> create_emulated_metal_device(const EmulatedMetalOpt
 // With gate = false the device is created even when its GPU family or SIMD width is not
 // supported (`metal-selftest --compile-only` on CI's virtual GPUs): only to compile.
 bool apple_metal_available(std::string* reason);
+// Whether the system has any Metal device at all, supported or not (never throws).
+bool apple_metal_device_present();
 std::unique_ptr<MetalDevice> create_apple_metal_device(bool gate = true);
 
 }  // namespace torchless::metal

@@ -271,17 +271,24 @@ class Residency {
     (void)buffer;
 #endif
   }
-  // The set keeps `buffer` until the next commit_pending().
-  void remove(id<MTLBuffer> buffer) {
+  // The set keeps `buffer` until the next commit_pending(), so that freeing many buffers
+  // (a pool, a model) costs one commit. A view of host memory is committed at once: its pages
+  // may be unmapped as soon as it is gone.
+  void remove(id<MTLBuffer> buffer, bool host_view) {
 #if TORCHLESS_METAL_SDK_MACOS_15
     if (@available(macOS 15.0, *)) {
       if (set_ == nil) return;
       id<MTLResidencySet> set = set_;
       [set removeAllocation:buffer];
-      dirty_ = true;
+      if (host_view) {
+        [set commit];
+      } else {
+        dirty_ = true;
+      }
     }
 #else
     (void)buffer;
+    (void)host_view;
 #endif
   }
   // Residency is fixed when a command buffer is committed, so pending additions and removals
@@ -307,13 +314,15 @@ class Residency {
 
 class AppleBuffer final : public MetalBuffer {
  public:
-  AppleBuffer(id<MTLBuffer> buffer, size_t length, std::shared_ptr<Residency> residency)
-      : buffer_(buffer), length_(length), residency_(std::move(residency)) {
+  // host_view: wraps memory the caller owns (newBufferWithBytesNoCopy).
+  AppleBuffer(id<MTLBuffer> buffer, size_t length, std::shared_ptr<Residency> residency,
+              bool host_view = false)
+      : buffer_(buffer), length_(length), residency_(std::move(residency)), host_view_(host_view) {
     residency_->add(buffer_);
   }
   ~AppleBuffer() override {
     @autoreleasepool {
-      residency_->remove(buffer_);
+      residency_->remove(buffer_, host_view_);
     }
   }
 
@@ -333,7 +342,9 @@ class AppleBuffer final : public MetalBuffer {
 #endif
   }
 
-  id<MTLBuffer> handle() const { return buffer_; }
+  id<MTLBuffer> handle() const {
+    return buffer_;
+  }
   bool managed() const {
 #if TORCHLESS_METAL_DISCRETE_GPUS
     return buffer_.storageMode == MTLStorageModeManaged;
@@ -346,6 +357,7 @@ class AppleBuffer final : public MetalBuffer {
   id<MTLBuffer> buffer_;
   size_t length_;  // as requested; the MTLBuffer may be larger (never zero-length)
   std::shared_ptr<Residency> residency_;
+  bool host_view_;
 };
 
 class ApplePipeline final : public MetalPipeline {
@@ -569,7 +581,7 @@ class AppleMetalDevice final : public MetalDevice {
       // No copy on Apple GPUs; other GPUs (which the backend does not ask for no-copy weights)
       // read private copies, not pages of the caller's memory.
       if (info_.apple_gpu && info_.unified_memory) {
-        return std::make_shared<AppleBuffer>(view, length, residency_);
+        return std::make_shared<AppleBuffer>(view, length, residency_, /*host_view=*/true);
       }
       return std::make_shared<AppleBuffer>(copy_to_private(view, length), length, residency_);
     });
@@ -776,6 +788,14 @@ bool apple_metal_available(std::string* reason) {
     });
   } catch (const std::exception& e) {
     if (reason != nullptr) *reason = e.what();
+    return false;
+  }
+}
+
+bool apple_metal_device_present() {
+  try {
+    return in_pool([] { return find_device(nullptr) != nil; });
+  } catch (const std::exception&) {
     return false;
   }
 }
