@@ -112,13 +112,25 @@ TEST(AppleGpuPaths, WithoutSimdgroupMatricesPromptsUseTheMatVecKernels) {
   expect_matches_reference(y, w, x, rows, cols, tokens);
 }
 
-TEST(AppleGpuPaths, EveryKernelIsUsedWhereSimdgroupMatricesExist) {
+TEST(AppleGpuPaths, EveryKernelIsUsedWhereSimdgroupMatricesAndBf16Exist) {
   metal::MetalDeviceInfo apple;
   apple.has_simdgroup_matrix = true;
-  for (const char* kernel :
-       {"matmul_kernel", "matmul_vec_kernel", "probe_simdgroup_load_origin_kernel"}) {
+  apple.supports_bf16 = true;
+  for (const char* kernel : {"matmul_kernel", "matmul_vec_kernel", "matmul_bf16_kernel",
+                             "embedding_bf16_kernel", "probe_simdgroup_load_origin_kernel"}) {
     EXPECT_TRUE(MetalBackend::uses_kernel(apple, kernel)) << kernel;
   }
+}
+
+TEST(AppleGpuPaths, Bf16KernelsAreUnusedWithoutBf16Support) {
+  metal::MetalDeviceInfo info;
+  info.has_simdgroup_matrix = true;
+  info.supports_bf16 = false;  // macOS 13, or a GPU below Apple6 / Metal 3
+  for (const char* kernel :
+       {"matmul_bf16_kernel", "matmul_vec_bf16_kernel", "embedding_bf16_kernel"}) {
+    EXPECT_FALSE(MetalBackend::uses_kernel(info, kernel)) << kernel;
+  }
+  EXPECT_TRUE(MetalBackend::uses_kernel(info, "matmul_vec_f16_kernel"));
 }
 
 TEST(ThreadgroupMemory, StaticAndDynamicBytesCountTogether) {

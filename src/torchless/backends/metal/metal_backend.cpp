@@ -219,6 +219,8 @@ const metal::MetalPipeline& MetalBackend::pipeline(std::string_view name) {
 bool MetalBackend::uses_kernel(const metal::MetalDeviceInfo& info, std::string_view kernel_name) {
   const bool gemm = kernel_name.starts_with("matmul_") && !kernel_name.starts_with("matmul_vec");
   const bool matrix_probe = kernel_name.starts_with("probe_simdgroup_");
+  const bool bf16 = kernel_name.find("_bf16") != std::string_view::npos;
+  if (bf16 && !info.supports_bf16) return false;  // BF16 weights are refused there
   return info.has_simdgroup_matrix || !(gemm || matrix_probe);
 }
 
