@@ -9,7 +9,7 @@
 # greedy `generate` with stories260K (../shared/models) on --backend metal and --backend cpu,
 # whose token ids must be equal.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 report="${1:-torchless-metal-report.txt}"
 [[ "$report" = /* ]] || report="$PWD/$report"
 : >"$report"
