@@ -1,28 +1,61 @@
 // Declarations of exactly the Foundation and Metal API that
-// src/torchless/backends/metal/apple/metal_device_apple.mm uses, with Apple's names, types and
-// selectors (from the macOS 15 SDK headers MTLDevice.h, MTLLibrary.h, MTLCommandBuffer.h,
-// MTLCommandQueue.h, MTLCommandEncoder.h, MTLComputeCommandEncoder.h, MTLBlitCommandEncoder.h,
-// MTLBuffer.h, MTLResource.h, MTLAllocation.h, MTLComputePipeline.h, MTLResidencySet.h,
-// MTLTypes.h and Foundation). Linux has no Apple SDK, so CI compiles the Objective-C++ layer
-// against this header instead (clang -fsyntax-only -fobjc-arc -fobjc-runtime=gnustep-2.0, see
-// metal_objc.cmake): a misspelt selector, a wrong argument type or a missing ARC qualifier
-// fails the build. Nothing here is ever linked or run.
+// src/torchless/backends/metal/apple/metal_device_apple.mm uses, with Apple's names, types,
+// selectors and availability (from the SDK headers MTLDevice.h, MTLLibrary.h,
+// MTLCommandBuffer.h, MTLCommandQueue.h, MTLCommandEncoder.h, MTLComputeCommandEncoder.h,
+// MTLBlitCommandEncoder.h, MTLBuffer.h, MTLResource.h, MTLAllocation.h, MTLComputePipeline.h,
+// MTLResidencySet.h, MTLTypes.h and Foundation). Linux has no Apple SDK, so CI compiles the
+// Objective-C++ layer against this header instead, as Apple's clang would (metal_objc.cmake:
+// -target arm64/x86_64-apple-macos<deployment target>, the Apple Objective-C runtime, ARC,
+// -Werror=deprecated-declarations -Werror=unguarded-availability-new), once per supported
+// deployment target and SDK: a misspelt selector, a wrong argument type, a missing ARC
+// qualifier, an unguarded call of newer API or a deprecated call fails the build. Nothing here
+// is ever linked or run.
 //
 // Rules: declare only what the layer uses; copy signatures from Apple's headers (nullability
-// annotations may be dropped, names and types may not). Enum values are Apple's.
+// annotations may be dropped, names and types may not); enum values are Apple's; every
+// declaration carries the availability its SDK header gives it (API_AVAILABLE /
+// API_DEPRECATED below, macOS only), and exists only in the SDKs that have it
+// (__MAC_OS_X_VERSION_MAX_ALLOWED, the SDK version, which the check sets per SDK). Foundation
+// API that Apple's headers declare without availability (it predates the macros) has none.
+// Sources for the versions: Apple's documentation ("macOS 15.0+"), and for the macOS 27 SDK
+// deprecations the compiler output quoted in llama.cpp PR 29136 (MTLDevice.h:
+// `API_DEPRECATED("Not applicable on Apple Silicon", macos(10.15, 27.0))`) and WebKit PR 65204
+// (managed storage, didModifyRange:, synchronizeResource:).
 #pragma once
 #define TORCHLESS_APPLE_SDK_DECLS_H 1
 
 #include <stddef.h>
 #include <stdint.h>
 
-// The layer guards macOS 15 API (mathMode, residency sets) with the SDK version; the check
-// runs once as the macOS 15 SDK (the default here) and once as the macOS 14 SDK
-// (-D__MAC_OS_X_VERSION_MAX_ALLOWED=140000, Xcode 15) so both sides of the guards compile.
+// ---------------------------------------------------------------- Availability (Availability.h)
+// The SDK version; the check passes -D__MAC_OS_X_VERSION_MAX_ALLOWED=<SDK> for each SDK.
 #ifndef __MAC_OS_X_VERSION_MAX_ALLOWED
-#define __MAC_OS_X_VERSION_MAX_ALLOWED 150000
+#define __MAC_OS_X_VERSION_MAX_ALLOWED 270000
+#endif
+// The deployment target, as AvailabilityInternal.h derives it from -target ...-macos<version>.
+#define __MAC_OS_X_VERSION_MIN_REQUIRED __ENVIRONMENT_MAC_OS_X_VERSION_MIN_REQUIRED__
+#if __MAC_OS_X_VERSION_MIN_REQUIRED > __MAC_OS_X_VERSION_MAX_ALLOWED
+#error "the deployment target is newer than the SDK"
 #endif
 #define TARGET_OS_OSX 1
+// Apple's spellings, macOS only: API_AVAILABLE(macos(15.0)),
+// API_DEPRECATED("message", macos(10.11, 27.0)). The deprecation exists only from the SDK that
+// introduced it on; clang reports a deprecated use only when the deployment target is at least
+// the deprecating version, as with the real headers.
+#define API_AVAILABLE(platform) TORCHLESS_AVAILABLE_##platform
+#define TORCHLESS_AVAILABLE_macos(introduced_in) \
+  __attribute__((availability(macos, introduced = introduced_in)))
+#define API_DEPRECATED(message, platform) TORCHLESS_DEPRECATED_##platform
+#define TORCHLESS_DEPRECATED_macos(introduced_in, deprecated_in) \
+  __attribute__((availability(macos, introduced = introduced_in, deprecated = deprecated_in)))
+// Deprecated in the macOS 27 SDK (the first without Intel Macs): managed storage and its
+// synchronisation, and the removal of an external GPU.
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 270000
+#define TORCHLESS_INTEL_ONLY(introduced_in) \
+  API_DEPRECATED("Not applicable on Apple Silicon", macos(introduced_in, 27.0))
+#else
+#define TORCHLESS_INTEL_ONLY(introduced_in) API_AVAILABLE(macos(introduced_in))
+#endif
 
 // ---------------------------------------------------------------- Foundation (objc, NSObjCRuntime)
 typedef signed char BOOL;
@@ -49,7 +82,6 @@ static inline NSRange NSMakeRange(NSUInteger loc, NSUInteger len) {
 
 @protocol NSObject
 - (BOOL)isEqual:(id)object;
-- (BOOL)respondsToSelector:(SEL)aSelector;
 @property(readonly, copy) NSString* description;
 @end
 
@@ -61,7 +93,6 @@ __attribute__((objc_root_class))
 @end
 
 @interface NSString : NSObject
-+ (instancetype)stringWithUTF8String:(const char*)nullTerminatedCString;
 - (instancetype)initWithBytes:(const void*)bytes
                        length:(NSUInteger)len
                      encoding:(NSStringEncoding)encoding;
@@ -72,40 +103,20 @@ __attribute__((objc_root_class))
 typedef NSString* NSErrorDomain;
 typedef NSString* NSErrorUserInfoKey;
 
-@interface NSNumber : NSObject
-+ (NSNumber*)numberWithInt:(int)value;
-@end
-
 @interface NSArray<__covariant ObjectType> : NSObject
 @property(readonly) NSUInteger count;
-- (ObjectType)objectAtIndex:(NSUInteger)index;
-- (ObjectType)objectAtIndexedSubscript:(NSUInteger)idx;
-@property(readonly) ObjectType firstObject;
-@end
-
-@interface NSDictionary<__covariant KeyType, __covariant ObjectType> : NSObject
-// Used by dictionary literals @{...}.
-+ (instancetype)dictionaryWithObjects:(const ObjectType[])objects
-                              forKeys:(const KeyType[])keys
-                                count:(NSUInteger)cnt;
-- (ObjectType)objectForKey:(KeyType)aKey;
+- (ObjectType)objectAtIndexedSubscript:(NSUInteger)idx API_AVAILABLE(macos(10.8));
 @end
 
 @interface NSError : NSObject
 @property(readonly, copy) NSErrorDomain domain;
 @property(readonly) NSInteger code;
-@property(readonly, copy) NSDictionary<NSErrorUserInfoKey, id>* userInfo;
 @property(readonly, copy) NSString* localizedDescription;
 @property(readonly, copy) NSString* localizedFailureReason;
 @end
 
 @interface NSURL : NSObject
-+ (NSURL*)fileURLWithPath:(NSString*)path;
-@end
-
-@interface NSProcessInfo : NSObject
-@property(class, readonly, strong) NSProcessInfo* processInfo;
-@property(readonly) unsigned long long physicalMemory;
++ (NSURL*)fileURLWithPath:(NSString*)path API_AVAILABLE(macos(10.0));
 @end
 
 // ---------------------------------------------------------------- Metal: types and enums
@@ -118,38 +129,37 @@ static inline MTLSize MTLSizeMake(NSUInteger width, NSUInteger height, NSUIntege
 }
 
 typedef enum MTLGPUFamily : NSInteger {
-  MTLGPUFamilyApple6 = 1006,
-  MTLGPUFamilyApple7 = 1007,
-  MTLGPUFamilyMac2 = 2002,
-  MTLGPUFamilyMetal3 = 5001,
-} MTLGPUFamily;
+  MTLGPUFamilyApple6 API_AVAILABLE(macos(10.15)) = 1006,
+  MTLGPUFamilyApple7 API_AVAILABLE(macos(11.0)) = 1007,
+  MTLGPUFamilyMetal3 API_AVAILABLE(macos(13.0)) = 5001,
+} MTLGPUFamily API_AVAILABLE(macos(10.15));
+
+typedef enum MTLStorageMode : NSUInteger {
+  MTLStorageModeShared = 0,
+  MTLStorageModeManaged TORCHLESS_INTEL_ONLY(10.11) = 1,
+  MTLStorageModePrivate = 2,
+} MTLStorageMode API_AVAILABLE(macos(10.11));
 
 // NS_OPTIONS types are plain integers in (Objective-)C++, so flags combine with `|`.
 typedef NSUInteger MTLResourceOptions;
 enum : NSUInteger {
   MTLResourceCPUCacheModeDefaultCache = 0,
-  MTLResourceStorageModeShared = 0 << 4,
-  MTLResourceStorageModeManaged = 1 << 4,
-  MTLResourceStorageModePrivate = 2 << 4,
-  MTLResourceHazardTrackingModeDefault = 0 << 8,
-  MTLResourceHazardTrackingModeUntracked = 1 << 8,
-  MTLResourceHazardTrackingModeTracked = 2 << 8,
+  MTLResourceStorageModeShared API_AVAILABLE(macos(10.11)) = 0 << 4,
+  MTLResourceStorageModeManaged TORCHLESS_INTEL_ONLY(10.11) = 1 << 4,
+  MTLResourceStorageModePrivate API_AVAILABLE(macos(10.11)) = 2 << 4,
+  MTLResourceHazardTrackingModeDefault API_AVAILABLE(macos(10.13)) = 0 << 8,
+  MTLResourceHazardTrackingModeUntracked API_AVAILABLE(macos(10.13)) = 1 << 8,
+  MTLResourceHazardTrackingModeTracked API_AVAILABLE(macos(10.15)) = 2 << 8,
 };
-
-typedef enum MTLStorageMode : NSUInteger {
-  MTLStorageModeShared = 0,
-  MTLStorageModeManaged = 1,
-  MTLStorageModePrivate = 2,
-} MTLStorageMode;
 
 typedef enum MTLDispatchType : NSUInteger {
   MTLDispatchTypeSerial,
   MTLDispatchTypeConcurrent,
-} MTLDispatchType;
+} MTLDispatchType API_AVAILABLE(macos(10.14));
 
-typedef NSUInteger MTLBarrierScope;
+typedef NSUInteger MTLBarrierScope API_AVAILABLE(macos(10.14));
 enum : NSUInteger {
-  MTLBarrierScopeBuffers = 1 << 0,
+  MTLBarrierScopeBuffers API_AVAILABLE(macos(10.14)) = 1 << 0,
 };
 
 typedef enum MTLCommandBufferStatus : NSUInteger {
@@ -159,7 +169,7 @@ typedef enum MTLCommandBufferStatus : NSUInteger {
   MTLCommandBufferStatusScheduled = 3,
   MTLCommandBufferStatusCompleted = 4,
   MTLCommandBufferStatusError = 5,
-} MTLCommandBufferStatus;
+} MTLCommandBufferStatus API_AVAILABLE(macos(10.11));
 
 typedef enum MTLCommandBufferError : NSUInteger {
   MTLCommandBufferErrorNone = 0,
@@ -170,24 +180,35 @@ typedef enum MTLCommandBufferError : NSUInteger {
   MTLCommandBufferErrorNotPermitted = 7,
   MTLCommandBufferErrorOutOfMemory = 8,
   MTLCommandBufferErrorInvalidResource = 9,
-  MTLCommandBufferErrorMemoryless = 10,
-  MTLCommandBufferErrorDeviceRemoved = 11,
-  MTLCommandBufferErrorStackOverflow = 12,
-} MTLCommandBufferError;
-extern "C" NSErrorDomain const MTLCommandBufferErrorDomain;
+  MTLCommandBufferErrorDeviceRemoved TORCHLESS_INTEL_ONLY(10.13) = 11,
+} MTLCommandBufferError API_AVAILABLE(macos(10.11));
+extern "C" NSErrorDomain const MTLCommandBufferErrorDomain API_AVAILABLE(macos(10.11));
 
 typedef enum MTLLanguageVersion : NSUInteger {
-  MTLLanguageVersion2_4 = (2 << 16) + 4,
-  MTLLanguageVersion3_0 = (3 << 16) + 0,
-  MTLLanguageVersion3_1 = (3 << 16) + 1,
-  MTLLanguageVersion3_2 = (3 << 16) + 2,
-} MTLLanguageVersion;
+  MTLLanguageVersion2_4 API_AVAILABLE(macos(12.0)) = (2 << 16) + 4,
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 130000
+  MTLLanguageVersion3_0 API_AVAILABLE(macos(13.0)) = (3 << 16) + 0,
+#endif
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 140000
+  MTLLanguageVersion3_1 API_AVAILABLE(macos(14.0)) = (3 << 16) + 1,
+#endif
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
+  MTLLanguageVersion3_2 API_AVAILABLE(macos(15.0)) = (3 << 16) + 2,
+#endif
+} MTLLanguageVersion API_AVAILABLE(macos(10.11));
 
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
 typedef enum MTLMathMode : NSInteger {
   MTLMathModeSafe = 0,
   MTLMathModeRelaxed = 1,
   MTLMathModeFast = 2,
-} MTLMathMode;
+} MTLMathMode API_AVAILABLE(macos(15.0));
+
+typedef enum MTLMathFloatingPointFunctions : NSInteger {
+  MTLMathFloatingPointFunctionsFast = 0,
+  MTLMathFloatingPointFunctionsPrecise = 1,
+} MTLMathFloatingPointFunctions API_AVAILABLE(macos(15.0));
+#endif
 
 // ---------------------------------------------------------------- Metal: protocols and classes
 @protocol MTLDevice;
@@ -197,56 +218,75 @@ typedef enum MTLMathMode : NSInteger {
 @protocol MTLFunction;
 @protocol MTLLibrary;
 @protocol MTLComputePipelineState;
-@protocol MTLResidencySet;
 
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
+// Since the macOS 15 SDK every resource is an MTLAllocation, which residency sets hold.
+API_AVAILABLE(macos(15.0))
 @protocol MTLAllocation <NSObject>
 @property(readonly) NSUInteger allocatedSize;
 @end
 
+API_AVAILABLE(macos(10.11))
 @protocol MTLResource <MTLAllocation>
 @property(copy) NSString* label;
-@property(readonly) MTLStorageMode storageMode;
+@property(readonly) MTLStorageMode storageMode API_AVAILABLE(macos(10.11));
 @end
+#else
+API_AVAILABLE(macos(10.11))
+@protocol MTLResource <NSObject>
+@property(copy) NSString* label;
+@property(readonly) MTLStorageMode storageMode API_AVAILABLE(macos(10.11));
+@property(readonly) NSUInteger allocatedSize API_AVAILABLE(macos(10.13));
+@end
+#endif
 
+API_AVAILABLE(macos(10.11))
 @protocol MTLBuffer <MTLResource>
 @property(readonly) NSUInteger length;
 - (void*)contents;
-- (void)didModifyRange:(NSRange)range;
+- (void)didModifyRange:(NSRange)range TORCHLESS_INTEL_ONLY(10.11);
 @end
 
+API_AVAILABLE(macos(10.11))
 @protocol MTLFunction <NSObject>
 @property(readonly) NSString* name;
 @end
 
+API_AVAILABLE(macos(10.11))
 @protocol MTLLibrary <NSObject>
 - (id<MTLFunction>)newFunctionWithName:(NSString*)functionName;
 @property(readonly) NSArray<NSString*>* functionNames;
 @end
 
+API_AVAILABLE(macos(10.11))
 @protocol MTLComputePipelineState <NSObject>
 @property(readonly) NSUInteger maxTotalThreadsPerThreadgroup;
 @property(readonly) NSUInteger threadExecutionWidth;
-@property(readonly) NSUInteger staticThreadgroupMemoryLength;
+@property(readonly) NSUInteger staticThreadgroupMemoryLength API_AVAILABLE(macos(10.13));
 @end
 
+API_AVAILABLE(macos(10.11))
 @protocol MTLCommandEncoder <NSObject>
 @property(copy, atomic) NSString* label;
 - (void)endEncoding;
 @end
 
+API_AVAILABLE(macos(10.11))
 @protocol MTLComputeCommandEncoder <MTLCommandEncoder>
-@property(readonly) MTLDispatchType dispatchType;
 - (void)setComputePipelineState:(id<MTLComputePipelineState>)state;
-- (void)setBytes:(const void*)bytes length:(NSUInteger)length atIndex:(NSUInteger)index;
+- (void)setBytes:(const void*)bytes
+          length:(NSUInteger)length
+         atIndex:(NSUInteger)index API_AVAILABLE(macos(10.11));
 - (void)setBuffer:(id<MTLBuffer>)buffer offset:(NSUInteger)offset atIndex:(NSUInteger)index;
 - (void)setThreadgroupMemoryLength:(NSUInteger)length atIndex:(NSUInteger)index;
 - (void)dispatchThreadgroups:(MTLSize)threadgroupsPerGrid
        threadsPerThreadgroup:(MTLSize)threadsPerThreadgroup;
-- (void)memoryBarrierWithScope:(MTLBarrierScope)scope;
+- (void)memoryBarrierWithScope:(MTLBarrierScope)scope API_AVAILABLE(macos(10.14));
 @end
 
+API_AVAILABLE(macos(10.11))
 @protocol MTLBlitCommandEncoder <MTLCommandEncoder>
-- (void)synchronizeResource:(id<MTLResource>)resource;
+- (void)synchronizeResource:(id<MTLResource>)resource TORCHLESS_INTEL_ONLY(10.11);
 - (void)copyFromBuffer:(id<MTLBuffer>)sourceBuffer
           sourceOffset:(NSUInteger)sourceOffset
               toBuffer:(id<MTLBuffer>)destinationBuffer
@@ -254,36 +294,26 @@ typedef enum MTLMathMode : NSInteger {
                   size:(NSUInteger)size;
 @end
 
+API_AVAILABLE(macos(10.11))
 @protocol MTLCommandBuffer <NSObject>
 @property(copy, atomic) NSString* label;
 @property(readonly) MTLCommandBufferStatus status;
 @property(readonly) NSError* error;
-- (id<MTLComputeCommandEncoder>)computeCommandEncoderWithDispatchType:(MTLDispatchType)dispatchType;
+- (id<MTLComputeCommandEncoder>)computeCommandEncoderWithDispatchType:(MTLDispatchType)dispatchType
+    API_AVAILABLE(macos(10.14));
 - (id<MTLBlitCommandEncoder>)blitCommandEncoder;
 - (void)commit;
 - (void)waitUntilCompleted;
 @end
 
-@protocol MTLCommandQueue <NSObject>
-@property(copy, atomic) NSString* label;
-- (id<MTLCommandBuffer>)commandBuffer;
-- (id<MTLCommandBuffer>)commandBufferWithUnretainedReferences;
-- (void)addResidencySet:(id<MTLResidencySet>)residencySet;
-- (void)removeResidencySet:(id<MTLResidencySet>)residencySet;
-@end
-
-@interface MTLCompileOptions : NSObject
-@property(copy, nonatomic) NSDictionary<NSString*, NSObject*>* preprocessorMacros;
-@property(readwrite, nonatomic) BOOL fastMathEnabled;
-@property(readwrite, nonatomic) MTLMathMode mathMode;
-@property(readwrite, nonatomic) MTLLanguageVersion languageVersion;
-@end
-
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
+API_AVAILABLE(macos(15.0))
 @interface MTLResidencySetDescriptor : NSObject
 @property(copy, nonatomic) NSString* label;
 @property(nonatomic) NSUInteger initialCapacity;
 @end
 
+API_AVAILABLE(macos(15.0))
 @protocol MTLResidencySet <NSObject>
 @property(readonly) uint64_t allocatedSize;
 - (void)requestResidency;
@@ -292,32 +322,64 @@ typedef enum MTLMathMode : NSInteger {
 - (void)removeAllocation:(id<MTLAllocation>)allocation;
 - (void)commit;
 @end
+#endif
 
+API_AVAILABLE(macos(10.11))
+@protocol MTLCommandQueue <NSObject>
+@property(copy, atomic) NSString* label;
+- (id<MTLCommandBuffer>)commandBuffer;
+- (id<MTLCommandBuffer>)commandBufferWithUnretainedReferences;
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
+- (void)addResidencySet:(id<MTLResidencySet>)residencySet API_AVAILABLE(macos(15.0));
+- (void)removeResidencySet:(id<MTLResidencySet>)residencySet API_AVAILABLE(macos(15.0));
+#endif
+@end
+
+API_AVAILABLE(macos(10.11))
+@interface MTLCompileOptions : NSObject
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
+@property(readwrite, nonatomic)
+    BOOL fastMathEnabled API_DEPRECATED("Use mathMode instead", macos(10.11, 15.0));
+@property(readwrite, nonatomic) MTLMathMode mathMode API_AVAILABLE(macos(15.0));
+@property(readwrite, nonatomic)
+    MTLMathFloatingPointFunctions mathFloatingPointFunctions API_AVAILABLE(macos(15.0));
+#else
+@property(readwrite, nonatomic) BOOL fastMathEnabled;
+#endif
+@property(readwrite, nonatomic) MTLLanguageVersion languageVersion API_AVAILABLE(macos(10.11));
+@end
+
+API_AVAILABLE(macos(10.11))
 @protocol MTLDevice <NSObject>
 @property(readonly) NSString* name;
-@property(readonly) MTLSize maxThreadsPerThreadgroup;
-@property(readonly) BOOL hasUnifiedMemory;
-@property(readonly) uint64_t recommendedMaxWorkingSetSize;
-@property(readonly) NSUInteger currentAllocatedSize;
-@property(readonly) NSUInteger maxThreadgroupMemoryLength;
-@property(readonly) NSUInteger maxBufferLength;
-- (BOOL)supportsFamily:(MTLGPUFamily)gpuFamily;
+@property(readonly) MTLSize maxThreadsPerThreadgroup API_AVAILABLE(macos(10.11));
+@property(readonly) BOOL hasUnifiedMemory API_AVAILABLE(macos(10.15));
+@property(readonly) uint64_t recommendedMaxWorkingSetSize API_AVAILABLE(macos(10.12));
+@property(readonly) NSUInteger currentAllocatedSize API_AVAILABLE(macos(10.13));
+@property(readonly) NSUInteger maxThreadgroupMemoryLength API_AVAILABLE(macos(10.13));
+@property(readonly) NSUInteger maxBufferLength API_AVAILABLE(macos(10.14));
+- (BOOL)supportsFamily:(MTLGPUFamily)gpuFamily API_AVAILABLE(macos(10.15));
 - (id<MTLCommandQueue>)newCommandQueue;
 - (id<MTLBuffer>)newBufferWithLength:(NSUInteger)length options:(MTLResourceOptions)options;
 - (id<MTLBuffer>)newBufferWithBytesNoCopy:(void*)pointer
                                    length:(NSUInteger)length
                                   options:(MTLResourceOptions)options
                               deallocator:(void (^)(void* pointer, NSUInteger length))deallocator;
-- (id<MTLLibrary>)newLibraryWithURL:(NSURL*)url error:(__autoreleasing NSError**)error;
+- (id<MTLLibrary>)newLibraryWithURL:(NSURL*)url
+                              error:(__autoreleasing NSError**)error API_AVAILABLE(macos(10.13));
 - (id<MTLLibrary>)newLibraryWithSource:(NSString*)source
                                options:(MTLCompileOptions*)options
                                  error:(__autoreleasing NSError**)error;
 - (id<MTLComputePipelineState>)newComputePipelineStateWithFunction:(id<MTLFunction>)computeFunction
                                                              error:(__autoreleasing NSError**)error;
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
 - (id<MTLResidencySet>)newResidencySetWithDescriptor:(MTLResidencySetDescriptor*)desc
-                                               error:(NSError**)error;
+                                               error:(NSError**)error API_AVAILABLE(macos(15.0));
+#endif
 @end
 
 // Both return a +1 reference (NS_RETURNS_RETAINED), which ARC balances.
-extern "C" id<MTLDevice> MTLCreateSystemDefaultDevice(void) __attribute__((ns_returns_retained));
-extern "C" NSArray<id<MTLDevice>>* MTLCopyAllDevices(void) __attribute__((ns_returns_retained));
+extern "C" id<MTLDevice> MTLCreateSystemDefaultDevice(void) __attribute__((ns_returns_retained))
+API_AVAILABLE(macos(10.11));
+extern "C" NSArray<id<MTLDevice>>* MTLCopyAllDevices(void) __attribute__((ns_returns_retained))
+API_AVAILABLE(macos(10.11));

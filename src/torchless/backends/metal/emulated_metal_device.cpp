@@ -283,7 +283,8 @@ EmulatedMetalDevice::EmulatedMetalDevice(const EmulatedMetalOptions& options)
   info_.max_threadgroup_memory = 32 * 1024;
   info_.max_threads_per_threadgroup = 1024;
   info_.simd_width = static_cast<uint32_t>(options_.simd_width);
-  info_.has_simdgroup_matrix = true;
+  info_.apple_gpu = options.apple_gpu;
+  info_.has_simdgroup_matrix = options.simdgroup_matrix;
   info_.supports_bf16 = true;
 }
 

@@ -27,6 +27,11 @@ std::unique_ptr<metal::MetalDevice> create_system_device() {
 #endif
 }
 
+// Weights are read in place from the host's (mapped) memory only on Apple GPUs.
+bool zero_copy_weights(const metal::MetalDeviceInfo& info) {
+  return info.unified_memory && info.apple_gpu;
+}
+
 const MetalStorage& storage_of(const Tensor& t) {
   const auto* storage = dynamic_cast<const MetalStorage*>(t.buffer.get());
   if (!storage) fail("tensor of shape {} is not a Metal tensor of this backend", t.shape.str());
@@ -153,7 +158,7 @@ std::shared_ptr<metal::MetalBuffer> MetalBackend::wrap(const std::byte* data, si
 }
 
 void MetalBackend::map_host_region(std::span<const std::byte> region, size_t largest_tensor) {
-  if (!device_->info().unified_memory || region.empty()) return;
+  if (!zero_copy_weights(device_->info()) || region.empty()) return;
   // The OS never maps two live regions over one address, so an announced region that overlaps
   // the new one has been unmapped: its plan must not bind tensors of the new file. Tensors
   // bound from it keep their own buffers alive.
@@ -170,8 +175,9 @@ Tensor MetalBackend::to_device(const HostTensorView& view) {
     fail("to_device: {} bytes given for a {} tensor of shape {} ({} bytes)", view.nbytes,
          dtype_name(view.dtype), view.shape.str(), t.nbytes());
   }
-  if (!device_->info().unified_memory) {
-    // Discrete GPU: managed storage, copied once and flagged for upload.
+  if (!zero_copy_weights(device_->info())) {
+    // Discrete GPU: managed storage, copied once and flagged for upload. Other vendors'
+    // integrated GPUs: shared storage, copied once.
     Tensor copy = alloc(view.shape, view.dtype);
     upload({view.data, view.nbytes}, copy);
     return copy;
@@ -216,6 +222,14 @@ const metal::MetalPipeline& MetalBackend::pipeline(std::string_view name) {
          device_->info().name);
   }
   return p;
+}
+
+bool MetalBackend::uses_kernel(const metal::MetalDeviceInfo& info, std::string_view kernel_name) {
+  const bool gemm = kernel_name.starts_with("matmul_") && !kernel_name.starts_with("matmul_vec");
+  const bool matrix_probe = kernel_name.starts_with("probe_simdgroup_");
+  const bool bf16 = kernel_name.find("_bf16") != std::string_view::npos;
+  if (bf16 && !info.supports_bf16) return false;  // BF16 weights are refused there
+  return info.has_simdgroup_matrix || !(gemm || matrix_probe);
 }
 
 uint32_t MetalBackend::fit_threads(const metal::MetalPipeline& pipeline, uint64_t wanted) {

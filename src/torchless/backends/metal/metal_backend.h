@@ -90,6 +90,10 @@ class MetalBackend final : public Backend {
   void map_host_region(std::span<const std::byte> region, size_t largest_tensor) override;
 
   metal::MetalDevice& metal_device() { return *device_; }
+  // Whether the backend ever dispatches `kernel_name` on a device like `info` (the GEMM kernels
+  // and their probes need simdgroup matrices, BF16 kernels BF16 support); metal-selftest skips
+  // the others.
+  static bool uses_kernel(const metal::MetalDeviceInfo& info, std::string_view kernel_name);
   metal::MetalBackendStats stats() const;
   const metal::BufferPoolStats& pool_stats() const { return pool_->stats(); }
 

@@ -18,8 +18,11 @@
 namespace torchless::metal {
 
 struct MetalDeviceInfo {
-  std::string name;                          // "Apple M2 Pro", "MSL emulator (simd 32)"
-  bool unified_memory = true;                // hasUnifiedMemory; false: managed storage
+  std::string name;            // "Apple M2 Pro", "MSL emulator (simd 32)"
+  bool unified_memory = true;  // hasUnifiedMemory; false: managed storage
+  // An Apple GPU (Apple7 family, M1 and later): no-copy weights, concurrent encoder, residency
+  // sets. Intel's integrated GPUs have unified memory too, but none of these.
+  bool apple_gpu = true;
   uint64_t recommended_max_working_set = 0;  // recommendedMaxWorkingSetSize, bytes
   uint64_t max_buffer_length = 0;            // maxBufferLength, bytes
   uint32_t max_threadgroup_memory = 0;       // maxThreadgroupMemoryLength, bytes
@@ -117,13 +120,22 @@ struct EmulatedMetalOptions {
   // CPU copy (contents()) and a GPU copy that kernels use, moved only by did_modify_range
   // and synchronize_for_host, as with managed storage; wrapping host memory is refused.
   bool unified_memory = true;
+  // false models a GPU of another vendor (an Intel Mac's integrated GPU with unified memory):
+  // weights are copied, not wrapped.
+  bool apple_gpu = true;
+  // false models a GPU without simdgroup matrices: the backend must not use the GEMM kernels.
+  bool simdgroup_matrix = true;
 };
 std::unique_ptr<MetalDevice> create_emulated_metal_device(const EmulatedMetalOptions& options = {});
 
 // The Apple device (TORCHLESS_HAS_METAL builds on Apple platforms): the system default
 // device, its queue and the library compiled from the embedded shader sources.
 // apple_metal_available() never throws; on false it says why in *reason (when non-null).
+// With gate = false the device is created even when its GPU family or SIMD width is not
+// supported (`metal-selftest --compile-only` on CI's virtual GPUs): only to compile.
 bool apple_metal_available(std::string* reason);
-std::unique_ptr<MetalDevice> create_apple_metal_device();
+// Whether the system has any Metal device at all, supported or not (never throws).
+bool apple_metal_device_present();
+std::unique_ptr<MetalDevice> create_apple_metal_device(bool gate = true);
 
 }  // namespace torchless::metal

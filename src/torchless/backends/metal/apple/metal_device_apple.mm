@@ -37,15 +37,40 @@
 
 #include "torchless/backends/metal/metal_device.h"
 #include "torchless/backends/metal/metal_shader_source.h"
+#include "torchless/backends/metal/metal_threadgroup_memory.h"
 #include "torchless/core/error.h"
 #include "torchless/core/mapped_file.h"
 
-// macOS 15 API (MTLCompileOptions.mathMode, residency sets) compiles only with a macOS 15 SDK;
-// older SDKs (Xcode 15) take the fallbacks.
+// Three kinds of guard (tests/metal_objc checks each supported deployment target and SDK):
+// - the SDK version (__MAC_OS_X_VERSION_MAX_ALLOWED): API an older SDK does not declare
+//   (MTLLanguageVersion3_1 before the macOS 14 SDK; mathMode, mathFloatingPointFunctions and
+//   residency sets before macOS 15) is compiled only with an SDK that has it;
+// - @available: such API is called only on an OS that has it;
+// - the deployment target and architecture: what can never run is not compiled, so that no
+//   deprecated API is used where it is deprecated. fastMathEnabled (deprecated in macOS 15)
+//   only when the deployment target is older than macOS 15; managed storage, didModifyRange:,
+//   synchronizeResource: and MTLCommandBufferErrorDeviceRemoved (deprecated in the macOS 27
+//   SDK, which dropped Intel Macs) only in x86_64 builds, the only ones that can meet a GPU
+//   without unified memory (Apple Silicon has no discrete or external GPUs).
+#if defined(__MAC_OS_X_VERSION_MAX_ALLOWED) && __MAC_OS_X_VERSION_MAX_ALLOWED >= 140000
+#define TORCHLESS_METAL_SDK_MACOS_14 1
+#else
+#define TORCHLESS_METAL_SDK_MACOS_14 0
+#endif
 #if defined(__MAC_OS_X_VERSION_MAX_ALLOWED) && __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
 #define TORCHLESS_METAL_SDK_MACOS_15 1
 #else
 #define TORCHLESS_METAL_SDK_MACOS_15 0
+#endif
+#if defined(__MAC_OS_X_VERSION_MIN_REQUIRED) && __MAC_OS_X_VERSION_MIN_REQUIRED < 150000
+#define TORCHLESS_METAL_TARGETS_BEFORE_MACOS_15 1
+#else
+#define TORCHLESS_METAL_TARGETS_BEFORE_MACOS_15 0
+#endif
+#if defined(__x86_64__)
+#define TORCHLESS_METAL_DISCRETE_GPUS 1
+#else
+#define TORCHLESS_METAL_DISCRETE_GPUS 0
 #endif
 
 namespace torchless::metal {
@@ -137,8 +162,10 @@ std::string command_buffer_advice(NSError* error, const MetalDeviceInfo& info) {
       return "macOS revoked this process's GPU access after earlier GPU errors; restart it";
     case MTLCommandBufferErrorNotPermitted:
       return "this process may not use the GPU (no GUI session?); try --backend cpu";
+#if TORCHLESS_METAL_DISCRETE_GPUS
     case MTLCommandBufferErrorDeviceRemoved:
       return "the GPU was removed";
+#endif
     default:
       return {};
   }
@@ -153,10 +180,22 @@ bool supports_metal3(id<MTLDevice> device) {
   return false;
 }
 
+// An Apple GPU (M1 and later): the family that has simdgroup matrices and for which the fast
+// path is made (no-copy weights, the concurrent encoder, residency sets). Intel's integrated
+// GPUs report unified memory too, so hasUnifiedMemory cannot stand for "Apple GPU".
+bool is_apple_gpu(id<MTLDevice> device) {
+  return supports_family(device, MTLGPUFamilyApple7);
+}
+
 // Empty when the shaders can run on `device`; otherwise why not. SIMD-group reductions (all
 // our reductions) need the Apple7 family (M1 and later) or Metal 3 (recent AMD and Intel).
 std::string unsupported_reason(id<MTLDevice> device) {
-  if (supports_family(device, MTLGPUFamilyApple7) || supports_metal3(device)) return {};
+  if (!TORCHLESS_METAL_DISCRETE_GPUS && !device.hasUnifiedMemory) {
+    // Unreachable on Apple Silicon; this build has no managed-storage path.
+    return fmt::format("the GPU '{}' has no unified memory, which an arm64 build requires",
+                       to_std(device.name));
+  }
+  if (is_apple_gpu(device) || supports_metal3(device)) return {};
   return fmt::format(
       "the GPU '{}' lacks SIMD-group reductions: torchless needs an Apple7 (M1 or later) or "
       "Metal 3 GPU family (virtual GPUs such as CI runners' 'Apple Paravirtual device' do not "
@@ -181,15 +220,17 @@ id<MTLDevice> find_device(std::string* reason) {
   return device;
 }
 
-// The residency set (macOS 15+) that keeps every buffer of the device wired while the model is
-// loaded, so the OS does not page weights out between tokens; without it decode can be many
-// times slower on large models. Attached to the queue, so every command buffer uses it.
-// TORCHLESS_METAL_NO_RESIDENCY=1 turns it off.
+// The residency set (macOS 15+, Apple GPUs) that keeps every buffer of the device wired while
+// the model is loaded, so the OS does not page weights out between tokens; without it decode
+// can be many times slower on large models. Attached to the queue, so every command buffer
+// uses it. Other GPUs get none: Metal asserts when residency sets meet a GPU that lacks them
+// (llama.cpp issue 11903; MLX gates them too). TORCHLESS_METAL_NO_RESIDENCY=1 turns it off.
+// Changes (added and freed buffers) are committed once per command buffer, not per buffer.
 class Residency {
  public:
-  Residency(id<MTLDevice> device, id<MTLCommandQueue> queue) : queue_(queue) {
+  Residency(id<MTLDevice> device, id<MTLCommandQueue> queue, bool apple_gpu) : queue_(queue) {
 #if TORCHLESS_METAL_SDK_MACOS_15
-    if (env_flag("TORCHLESS_METAL_NO_RESIDENCY")) return;
+    if (!apple_gpu || env_flag("TORCHLESS_METAL_NO_RESIDENCY")) return;
     if (@available(macOS 15.0, *)) {
       MTLResidencySetDescriptor* descriptor = [MTLResidencySetDescriptor new];
       descriptor.label = @"torchless";
@@ -202,6 +243,7 @@ class Residency {
     }
 #else
     (void)device;
+    (void)apple_gpu;
 #endif
   }
   ~Residency() {
@@ -229,20 +271,28 @@ class Residency {
     (void)buffer;
 #endif
   }
-  void remove(id<MTLBuffer> buffer) {
+  // The set keeps `buffer` until the next commit_pending(), so that freeing many buffers
+  // (a pool, a model) costs one commit. A view of host memory is committed at once: its pages
+  // may be unmapped as soon as it is gone.
+  void remove(id<MTLBuffer> buffer, bool host_view) {
 #if TORCHLESS_METAL_SDK_MACOS_15
     if (@available(macOS 15.0, *)) {
       if (set_ == nil) return;
       id<MTLResidencySet> set = set_;
       [set removeAllocation:buffer];
-      [set commit];
+      if (host_view) {
+        [set commit];
+      } else {
+        dirty_ = true;
+      }
     }
 #else
     (void)buffer;
+    (void)host_view;
 #endif
   }
-  // Residency is fixed when a command buffer is committed, so pending additions are committed
-  // (and residency requested) just before.
+  // Residency is fixed when a command buffer is committed, so pending additions and removals
+  // are committed (and residency requested) just before, once for the whole batch.
   void commit_pending() {
 #if TORCHLESS_METAL_SDK_MACOS_15
     if (@available(macOS 15.0, *)) {
@@ -264,13 +314,15 @@ class Residency {
 
 class AppleBuffer final : public MetalBuffer {
  public:
-  AppleBuffer(id<MTLBuffer> buffer, size_t length, std::shared_ptr<Residency> residency)
-      : buffer_(buffer), length_(length), residency_(std::move(residency)) {
+  // host_view: wraps memory the caller owns (newBufferWithBytesNoCopy).
+  AppleBuffer(id<MTLBuffer> buffer, size_t length, std::shared_ptr<Residency> residency,
+              bool host_view = false)
+      : buffer_(buffer), length_(length), residency_(std::move(residency)), host_view_(host_view) {
     residency_->add(buffer_);
   }
   ~AppleBuffer() override {
     @autoreleasepool {
-      residency_->remove(buffer_);
+      residency_->remove(buffer_, host_view_);
     }
   }
 
@@ -280,21 +332,32 @@ class AppleBuffer final : public MetalBuffer {
   }
   size_t length() const override { return length_; }
   void did_modify_range(size_t offset, size_t length) override {
-    if (buffer_.storageMode != MTLStorageModeManaged || length == 0) return;
+    if (!managed() || length == 0) return;
     if (offset > length_ || length > length_ - offset) {
       fail("metal: did_modify_range [{}, {}) outside a buffer of {} bytes", offset, offset + length,
            length_);
     }
+#if TORCHLESS_METAL_DISCRETE_GPUS
     in_pool([&] { [buffer_ didModifyRange:NSMakeRange(offset, length)]; });
+#endif
   }
 
-  id<MTLBuffer> handle() const { return buffer_; }
-  bool managed() const { return buffer_.storageMode == MTLStorageModeManaged; }
+  id<MTLBuffer> handle() const {
+    return buffer_;
+  }
+  bool managed() const {
+#if TORCHLESS_METAL_DISCRETE_GPUS
+    return buffer_.storageMode == MTLStorageModeManaged;
+#else
+    return false;
+#endif
+  }
 
  private:
   id<MTLBuffer> buffer_;
   size_t length_;  // as requested; the MTLBuffer may be larger (never zero-length)
   std::shared_ptr<Residency> residency_;
+  bool host_view_;
 };
 
 class ApplePipeline final : public MetalPipeline {
@@ -379,11 +442,9 @@ class AppleCommandBuffer final : public MetalCommandBuffer {
 
   void set_threadgroup_memory(size_t length, uint32_t index) override {
     expect_recording("set_threadgroup_memory");
-    const size_t rounded = (length + 15) / 16 * 16;  // Metal requires multiples of 16 bytes
-    if (rounded > info_.max_threadgroup_memory) {
-      fail("metal: {} bytes of threadgroup memory requested, {} allows {}", rounded, info_.name,
-           info_.max_threadgroup_memory);
-    }
+    const size_t rounded = round_threadgroup_memory(length);
+    // Checked with the pipeline's static memory at dispatch.
+    threadgroup_memory_[index] = rounded;
     in_pool([&] { [encoder_ setThreadgroupMemoryLength:rounded atIndex:index]; });
   }
 
@@ -397,6 +458,10 @@ class AppleCommandBuffer final : public MetalCommandBuffer {
            "1 to {}",
            pipeline_->name(), threads, pipeline_->max_total_threads_per_threadgroup());
     }
+    const std::string excess =
+        threadgroup_memory_excess(pipeline_->name(), pipeline_->static_threadgroup_memory(),
+                                  threadgroup_memory_, info_.max_threadgroup_memory, info_.name);
+    if (!excess.empty()) fail("{}", excess);
     if (uint64_t{groups.x} * groups.y * groups.z == 0) return;  // an empty grid: nothing to do
     in_pool([&] {
       [encoder_ dispatchThreadgroups:MTLSizeMake(groups.x, groups.y, groups.z)
@@ -427,7 +492,9 @@ class AppleCommandBuffer final : public MetalCommandBuffer {
       if (!to_synchronize_.empty()) {
         id<MTLBlitCommandEncoder> blit = [command_buffer_ blitCommandEncoder];
         if (blit == nil) fail("metal: cannot create a blit command encoder on {}", info_.name);
+#if TORCHLESS_METAL_DISCRETE_GPUS
         for (id<MTLBuffer> buffer : to_synchronize_) [blit synchronizeResource:buffer];
+#endif
         [blit endEncoding];
         to_synchronize_.clear();
       }
@@ -461,17 +528,20 @@ class AppleCommandBuffer final : public MetalCommandBuffer {
   std::shared_ptr<Residency> residency_;
   const ApplePipeline* pipeline_ = nullptr;
   std::vector<id<MTLBuffer>> to_synchronize_;
+  // Dynamic threadgroup memory by index, as set on the encoder (the state persists).
+  std::map<uint32_t, size_t> threadgroup_memory_;
   State state_ = State::Recording;
 };
 
 class AppleMetalDevice final : public MetalDevice {
  public:
-  explicit AppleMetalDevice(id<MTLDevice> device) : device_(device) {
+  // gate = false: keep a SIMD width the kernels do not support (compiling only).
+  AppleMetalDevice(id<MTLDevice> device, bool gate) : device_(device), gate_(gate) {
     probe_device();
     queue_ = [device_ newCommandQueue];
     if (queue_ == nil) fail("metal: cannot create a command queue on {}", info_.name);
     queue_.label = @"torchless";
-    residency_ = std::make_shared<Residency>(device_, queue_);
+    residency_ = std::make_shared<Residency>(device_, queue_, info_.apple_gpu);
     load_library();
     probe_simd_width();
   }
@@ -481,12 +551,8 @@ class AppleMetalDevice final : public MetalDevice {
   std::shared_ptr<MetalBuffer> new_buffer(size_t length) override {
     return in_pool([&]() -> std::shared_ptr<MetalBuffer> {
       check_buffer_length(length, "a buffer");
-      // Shared storage on unified memory; managed elsewhere, where the CPU keeps its own copy
-      // and did_modify_range / synchronize_for_host move bytes explicitly.
-      const MTLResourceOptions options =
-          info_.unified_memory ? MTLResourceStorageModeShared : MTLResourceStorageModeManaged;
       id<MTLBuffer> buffer = [device_ newBufferWithLength:std::max<size_t>(length, 1)
-                                                  options:options];
+                                                  options:storage_options()];
       if (buffer == nil) fail_allocation(length);
       return std::make_shared<AppleBuffer>(buffer, length, residency_);
     });
@@ -512,7 +578,11 @@ class AppleMetalDevice final : public MetalDevice {
         fail("metal: newBufferWithBytesNoCopy refused {} of host memory at {} on {}", gib(length),
              data, info_.name);
       }
-      if (info_.unified_memory) return std::make_shared<AppleBuffer>(view, length, residency_);
+      // No copy on Apple GPUs; other GPUs (which the backend does not ask for no-copy weights)
+      // read private copies, not pages of the caller's memory.
+      if (info_.apple_gpu && info_.unified_memory) {
+        return std::make_shared<AppleBuffer>(view, length, residency_, /*host_view=*/true);
+      }
       return std::make_shared<AppleBuffer>(copy_to_private(view, length), length, residency_);
     });
   }
@@ -546,14 +616,16 @@ class AppleMetalDevice final : public MetalDevice {
     info_.max_threads_per_threadgroup =
         static_cast<uint32_t>(device_.maxThreadsPerThreadgroup.width);
     info_.simd_width = 0;  // set by probe_simd_width() from a real pipeline
-    info_.has_simdgroup_matrix = supports_family(device_, MTLGPUFamilyApple7);
+    info_.apple_gpu = is_apple_gpu(device_);
+    info_.has_simdgroup_matrix = info_.apple_gpu;
     // bfloat needs Metal Shading Language 3.1 (macOS 14) and an Apple6+ or Metal 3 GPU.
     bool bf16_os = false;
     if (@available(macOS 14.0, *)) bf16_os = true;
     info_.supports_bf16 =
         bf16_os && (supports_family(device_, MTLGPUFamilyApple6) || supports_metal3(device_));
-    // Concurrent dispatch corrupted results on AMD GPUs; discrete GPUs take the serial path.
-    dispatch_type_ = info_.unified_memory && !env_flag("TORCHLESS_METAL_SERIAL")
+    // Concurrent dispatch corrupted results on AMD GPUs (llama.cpp PR 21177): only Apple GPUs
+    // get the concurrent encoder.
+    dispatch_type_ = info_.apple_gpu && !env_flag("TORCHLESS_METAL_SERIAL")
                          ? MTLDispatchTypeConcurrent
                          : MTLDispatchTypeSerial;
   }
@@ -577,32 +649,43 @@ class AppleMetalDevice final : public MetalDevice {
     }
   }
 
+  // No preprocessor macros: no shader reads any. The offline compile of macos.yml uses the
+  // same math options (-fmetal-math-mode=safe -fmetal-math-fp32-functions=precise, or
+  // -fno-fast-math with an older toolchain).
   MTLCompileOptions* compile_options() const {
     MTLCompileOptions* options = [MTLCompileOptions new];
-    // Fast math (Metal's default) changes results enough to fail the CPU comparisons.
-    bool math_mode_set = false;
+    // Fast math (Metal's default) changes results enough to fail the CPU comparisons. From
+    // macOS 15 on, safe math alone still leaves the fast FP32 functions (sin and cos are
+    // bounded only on [-pi, pi], far below RoPE's angles): ask for the precise ones too.
+    [[maybe_unused]] bool precise_math = false;
 #if TORCHLESS_METAL_SDK_MACOS_15
     if (@available(macOS 15.0, *)) {
       options.mathMode = MTLMathModeSafe;
-      math_mode_set = true;
+      options.mathFloatingPointFunctions = MTLMathFloatingPointFunctionsPrecise;
+      precise_math = true;
     }
 #endif
-    if (!math_mode_set) {
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Wdeprecated-declarations"
-      options.fastMathEnabled = NO;  // the only switch before macOS 15
-#pragma clang diagnostic pop
-    }
+#if TORCHLESS_METAL_TARGETS_BEFORE_MACOS_15
+    // The only switch before macOS 15; it also selects the precise functions.
+    if (!precise_math) options.fastMathEnabled = NO;
+#endif
+#if TORCHLESS_METAL_SDK_MACOS_14
     if (@available(macOS 14.0, *)) {
       options.languageVersion = MTLLanguageVersion3_1;
-    } else if (@available(macOS 13.0, *)) {
-      options.languageVersion = MTLLanguageVersion3_0;
+      return options;
     }
-    options.preprocessorMacros = @{
-      @"TORCHLESS_METAL_HAS_BF16" : @(info_.supports_bf16 ? 1 : 0),
-      @"TORCHLESS_METAL_HAS_SIMDGROUP_MATRIX" : @(info_.has_simdgroup_matrix ? 1 : 0),
-    };
+#endif
+    options.languageVersion = MTLLanguageVersion3_0;
     return options;
+  }
+
+  // Shared storage on unified memory; managed elsewhere (Intel Macs' discrete GPUs), where the
+  // CPU keeps its own copy and did_modify_range / synchronize_for_host move bytes explicitly.
+  MTLResourceOptions storage_options() const {
+#if TORCHLESS_METAL_DISCRETE_GPUS
+    if (!info_.unified_memory) return MTLResourceStorageModeManaged;
+#endif
+    return MTLResourceStorageModeShared;
   }
 
   // The simdgroup width of this device, read from a real pipeline (the first kernel by name):
@@ -613,8 +696,8 @@ class AppleMetalDevice final : public MetalDevice {
     std::string first = to_std(names[0]);
     for (NSUInteger i = 1; i < names.count; ++i) first = std::min(first, to_std(names[i]));
     const uint32_t width = create_pipeline(first)->thread_execution_width();
-    if (std::find(std::begin(kSupportedSimdWidths), std::end(kSupportedSimdWidths), width) ==
-        std::end(kSupportedSimdWidths)) {
+    if (gate_ && std::find(std::begin(kSupportedSimdWidths), std::end(kSupportedSimdWidths),
+                           width) == std::end(kSupportedSimdWidths)) {
       fail("metal: the GPU '{}' runs SIMD-groups of {} threads; torchless's kernels support 32 "
            "or 64. Use --backend cpu on this Mac",
            info_.name, width);
@@ -683,6 +766,7 @@ class AppleMetalDevice final : public MetalDevice {
   }
 
   id<MTLDevice> device_;
+  bool gate_;
   id<MTLCommandQueue> queue_;
   id<MTLLibrary> library_;
   MetalDeviceInfo info_;
@@ -708,14 +792,22 @@ bool apple_metal_available(std::string* reason) {
   }
 }
 
-std::unique_ptr<MetalDevice> create_apple_metal_device() {
-  return in_pool([]() -> std::unique_ptr<MetalDevice> {
+bool apple_metal_device_present() {
+  try {
+    return in_pool([] { return find_device(nullptr) != nil; });
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::unique_ptr<MetalDevice> create_apple_metal_device(bool gate) {
+  return in_pool([&]() -> std::unique_ptr<MetalDevice> {
     std::string reason;
     id<MTLDevice> device = find_device(&reason);
     if (device == nil) fail("metal: {}", reason);
     reason = unsupported_reason(device);
-    if (!reason.empty()) fail("metal: {}", reason);
-    return std::make_unique<AppleMetalDevice>(device);
+    if (gate && !reason.empty()) fail("metal: {}", reason);
+    return std::make_unique<AppleMetalDevice>(device, gate);
   });
 }
 
