@@ -2,6 +2,10 @@
 # each test registered once per emulator thread order.
 include(${CMAKE_CURRENT_LIST_DIR}/metal_objc/metal_objc.cmake)
 torchless_add_test_dir(metal LABELS metal THREAD_ORDERS)
+# The suites whose kernels call math functions, once more in fast-math mode.
+if(TARGET metal_tests AND TORCHLESS_METAL_EMULATOR)
+  torchless_discover_fast_math(metal_tests "*MetalOpsTest*:*MetalAttentionTest*" metal)
+endif()
 
 # The MSL emulator's own tests (tests/emulator): its test kernels are built by
 # src/torchless/backends/metal/emulator/CMakeLists.txt as mslemu_test_kernels.

@@ -99,7 +99,7 @@ TEST(Vectors, SwizzlesAndComponentwiseFunctions) {
   EXPECT_EQ(sel.x, 9.0f);
   EXPECT_EQ(sel.y, -2.0f);
   EXPECT_FLOAT_EQ(metal::length(float2(3.0f, 4.0f)), 5.0f);
-  EXPECT_FLOAT_EQ(metal::fast::exp(1.0f), std::exp(1.0f));
+  EXPECT_EQ(metal::precise::exp(1.0f), std::exp(1.0f));
   EXPECT_FLOAT_EQ(metal::precise::rsqrt(4.0f), 0.5f);
   const float4 e = metal::exp(float4(0.0f));
   EXPECT_EQ(e.z, 1.0f);
@@ -110,6 +110,36 @@ TEST(Vectors, SwizzlesAndComponentwiseFunctions) {
   acc += v;
   acc *= 2.0f;
   EXPECT_EQ(acc.x, 4.0f);
+}
+
+// fast:: is the fast-math model, precise:: the C library, the unqualified name whichever the
+// running dispatch selected (the runner sets the flag; here the test does); half has one
+// precision, and vectors and geometric functions use their namespace's scalar functions.
+TEST(MathVariants, NamespacesAndTheModeSelectTheFunction) {
+  namespace fm = torchless::mslemu::fast_math;
+  bool& fast_mode = torchless::mslemu::detail::fast_math_functions;
+  const float x = 0.7f;
+  EXPECT_EQ(metal::fast::sin(x), fm::sin(x));
+  EXPECT_NE(metal::fast::sin(x), std::sin(x));
+  EXPECT_EQ(metal::precise::sin(x), std::sin(x));
+  EXPECT_EQ(metal::fast::pow(x, 3.0f), fm::pow(x, 3.0f));
+  EXPECT_EQ(metal::precise::pow(x, 3.0f), std::pow(x, 3.0f));
+  EXPECT_EQ(metal::sin(x), std::sin(x));
+  fast_mode = true;
+  EXPECT_EQ(metal::sin(x), fm::sin(x));
+  EXPECT_EQ(metal::divide(x, 3.0f), fm::divide(x, 3.0f));
+  EXPECT_EQ(metal::precise::sin(x), std::sin(x));
+  EXPECT_EQ(static_cast<float>(metal::sin(half(x))),
+            static_cast<float>(half(std::sin(float(half(x))))));
+  const float2 v(x, -2.0f);
+  EXPECT_EQ(metal::exp(v).y, fm::exp(-2.0f));
+  EXPECT_EQ(metal::precise::exp(v).y, std::exp(-2.0f));
+  EXPECT_EQ(metal::length(v), fm::sqrt(metal::dot(v, v)));
+  EXPECT_EQ(metal::precise::length(v), std::sqrt(metal::dot(v, v)));
+  fast_mode = false;
+  EXPECT_EQ(metal::fast::normalize(v).x, x * fm::rsqrt(metal::dot(v, v)));
+  EXPECT_EQ(metal::exp(v).y, std::exp(-2.0f));
+  EXPECT_EQ(metal::divide(x, 3.0f), x / 3.0f);
 }
 
 }  // namespace

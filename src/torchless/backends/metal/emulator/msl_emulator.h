@@ -42,17 +42,27 @@ class Error : public torchless::Error {
 // never exposes a missing barrier, reverse and shuffle (seeded, redrawn each pass) usually do.
 enum class ThreadOrder { Forward, Reverse, Shuffle };
 
+// Which single-precision math functions an unqualified sin, exp, log, sqrt, pow, ... is, as
+// MTLCompileOptions.mathFloatingPointFunctions selects on macOS 15 and later: Precise (the C
+// library; what the Apple backend asks for), or Fast, each at the worst accuracy the MSL
+// specification allows fast functions (shim/mslemu_fast_math.h), so that a kernel whose
+// precision depends on the compile option fails here. metal::fast:: and metal::precise:: calls
+// ignore the option, as on the GPU.
+enum class MathFunctions { Precise, Fast };
+
 struct Options {
   int simd_width = 32;  // 32 (Apple GPUs) or 64 (AMD GPUs in Intel Macs)
   ThreadOrder thread_order = ThreadOrder::Forward;
   uint64_t seed = 0;                  // for ThreadOrder::Shuffle
   bool reverse_threadgroups = false;  // run threadgroups last to first
   int os_threads = 1;                 // threadgroups run on this many OS threads
+  MathFunctions math_functions = MathFunctions::Precise;
 };
 
 // Options from the environment: TORCHLESS_MSL_ORDER=forward|reverse|shuffle,
 // TORCHLESS_MSL_SEED=<n>, TORCHLESS_MSL_SIMD_WIDTH=32|64, TORCHLESS_MSL_THREADS=<n>,
-// TORCHLESS_MSL_REVERSE_GROUPS=0|1. Throws Error on a malformed value.
+// TORCHLESS_MSL_REVERSE_GROUPS=0|1, TORCHLESS_MSL_MATH=precise|fast. Throws Error on a
+// malformed value.
 Options default_options();
 
 struct Size3 {

@@ -44,6 +44,15 @@ Options default_options() {
     o.os_threads = static_cast<int>(env_number("TORCHLESS_MSL_THREADS", v));
     if (o.os_threads < 1) detail::raise("TORCHLESS_MSL_THREADS={}: expected at least 1", v);
   }
+  if (const char* v = env("TORCHLESS_MSL_MATH")) {
+    const std::string math = v;
+    if (math == "precise")
+      o.math_functions = MathFunctions::Precise;
+    else if (math == "fast")
+      o.math_functions = MathFunctions::Fast;
+    else
+      detail::raise("TORCHLESS_MSL_MATH={}: expected precise or fast", math);
+  }
   if (const char* v = env("TORCHLESS_MSL_REVERSE_GROUPS"))
     o.reverse_threadgroups = env_number("TORCHLESS_MSL_REVERSE_GROUPS", v) != 0;
   return o;

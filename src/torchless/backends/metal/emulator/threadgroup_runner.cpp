@@ -57,6 +57,8 @@ bool same_site(const char* file_a, int line_a, const char* file_b, int line_b) {
 
 }  // namespace
 
+thread_local constinit bool fast_math_functions = false;
+
 void simd_collective(const char* op, SimdLeader leader, const void* in, void* out,
                      const void* param, const char* file, int line) {
   tls_runner->collective(op, leader, in, out, param, file, line);
@@ -115,7 +117,9 @@ ThreadgroupRunner::~ThreadgroupRunner() {
 bool ThreadgroupRunner::run(uint32_t group) {
   start_group(group);
   ThreadgroupRunner* const outer = tls_runner;
+  const bool outer_fast_math = fast_math_functions;
   tls_runner = this;
+  fast_math_functions = launch_.options.math_functions == MathFunctions::Fast;
   bool ok = true;
   while (ok && remaining_ > 0) {
     next_order();
@@ -138,6 +142,7 @@ bool ThreadgroupRunner::run(uint32_t group) {
     ok = !failed_ && end_of_pass(resumed);
   }
   tls_runner = outer;
+  fast_math_functions = outer_fast_math;
   if (overflow_message_[0]) error_ = overflow_message_;
   if (!ok) abandoned_fibers_ = true;
   return ok;

@@ -17,8 +17,10 @@ kernel void rope_kernel(constant RopeArgs& args [[buffer(0)]],
   device float* head = x + uint64_t(group.x) * head_dim;
   for (uint i = tid; i < half_dim; i += threads) {
     const float theta = pos * inv_freq[i];
-    const float c = cos(theta);
-    const float s = sin(theta);
+    // precise::, whatever the library's math option: theta reaches the token position, and
+    // fast sin/cos are bounded (2^-13 absolute) only on [-pi, pi] (MSL Table 8.2).
+    const float c = precise::cos(theta);
+    const float s = precise::sin(theta);
     const uint a = args.neox != 0 ? i : 2 * i;
     const uint b = args.neox != 0 ? i + half_dim : 2 * i + 1;
     const float x0 = head[a];

@@ -1,12 +1,18 @@
 #pragma once
 // The MSL math library for float, half and vectors. half functions compute in float and round
-// once; vector functions apply the scalar one per component. fast:: and precise:: name the
-// same functions (the CPU has one precision; tests compare with tolerances anyway).
+// once; vector functions apply the scalar one per component.
+// Functions with a fast and a precise variant (MSL section 6.5) exist three times for float:
+// precise:: evaluates them with the C library (at least as accurate as MSL's Table 8.1 asks),
+// fast:: at the worst accuracy the specification allows fast functions (mslemu_fast_math.h),
+// and the unqualified name picks one by the dispatch's Options::math_functions, as Metal picks
+// by the library's mathFloatingPointFunctions. half functions have one precision.
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
 
+#include "mslemu_fast_math.h"
+#include "mslemu_runtime.h"
 #include "mslemu_vec.h"
 
 namespace metal {
@@ -15,35 +21,22 @@ template <class T>
 concept FloatScalar = std::is_floating_point_v<std::remove_cvref_t<T>> || is_half_v<T>;
 
 // Unary float functions: float and half overloads plus a component-wise vector template.
-#define MSLEMU_UNARY(name, expr)                                   \
-  inline float name(float x) {                                     \
-    return expr;                                                   \
-  }                                                                \
-  inline half name(half h) {                                       \
-    return half(name(static_cast<float>(h)));                      \
-  }                                                                \
-  template <VecLike X>                                             \
-  requires FloatScalar<elem_t<X>>                                  \
-  inline vec_of_t<X> name(const X& v) {                            \
-    return map(v, [](elem_t<X> c) { return elem_t<X>(name(c)); }); \
+// The vector templates call the scalar function qualified (ns::name): an unqualified call on a
+// half would find ::metal::name by argument-dependent lookup too, ambiguously inside fast::.
+#define MSLEMU_UNARY_VEC(ns, name)                                     \
+  template <VecLike X>                                                 \
+  requires FloatScalar<elem_t<X>>                                      \
+  inline vec_of_t<X> name(const X& v) {                                \
+    return map(v, [](elem_t<X> c) { return elem_t<X>(ns::name(c)); }); \
   }
-MSLEMU_UNARY(sqrt, std::sqrt(x))
-MSLEMU_UNARY(rsqrt, 1.0f / std::sqrt(x))
-MSLEMU_UNARY(exp, std::exp(x))
-MSLEMU_UNARY(exp2, std::exp2(x))
-MSLEMU_UNARY(exp10, std::pow(10.0f, x))
-MSLEMU_UNARY(log, std::log(x))
-MSLEMU_UNARY(log2, std::log2(x))
-MSLEMU_UNARY(log10, std::log10(x))
-MSLEMU_UNARY(sin, std::sin(x))
-MSLEMU_UNARY(cos, std::cos(x))
-MSLEMU_UNARY(tan, std::tan(x))
-MSLEMU_UNARY(asin, std::asin(x))
-MSLEMU_UNARY(acos, std::acos(x))
-MSLEMU_UNARY(atan, std::atan(x))
-MSLEMU_UNARY(sinh, std::sinh(x))
-MSLEMU_UNARY(cosh, std::cosh(x))
-MSLEMU_UNARY(tanh, std::tanh(x))
+#define MSLEMU_UNARY(name, expr)              \
+  inline float name(float x) {                \
+    return expr;                              \
+  }                                           \
+  inline half name(half h) {                  \
+    return half(name(static_cast<float>(h))); \
+  }                                           \
+  MSLEMU_UNARY_VEC(::metal, name)
 MSLEMU_UNARY(floor, std::floor(x))
 MSLEMU_UNARY(ceil, std::ceil(x))
 MSLEMU_UNARY(round, std::round(x))
@@ -55,32 +48,113 @@ MSLEMU_UNARY(saturate, std::fmin(std::fmax(x, 0.0f), 1.0f))
 MSLEMU_UNARY(sign, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f))
 #undef MSLEMU_UNARY
 
+// Unary functions with fast and precise variants. precise:: and fast:: get float, half (which
+// is always precise) and vector overloads; the unqualified float overload follows the mode.
+#define MSLEMU_FAST_UNARY(name, expr)                                                           \
+  namespace precise {                                                                           \
+  inline float name(float x) {                                                                  \
+    return expr;                                                                                \
+  }                                                                                             \
+  inline half name(half h) {                                                                    \
+    return half(name(static_cast<float>(h)));                                                   \
+  }                                                                                             \
+  MSLEMU_UNARY_VEC(::metal::precise, name)                                                      \
+  }                                                                                             \
+  namespace fast {                                                                              \
+  inline float name(float x) {                                                                  \
+    return ::torchless::mslemu::fast_math::name(x);                                             \
+  }                                                                                             \
+  inline half name(half h) {                                                                    \
+    return precise::name(h);                                                                    \
+  }                                                                                             \
+  MSLEMU_UNARY_VEC(::metal::fast, name)                                                         \
+  }                                                                                             \
+  inline float name(float x) {                                                                  \
+    return ::torchless::mslemu::detail::fast_math_functions ? fast::name(x) : precise::name(x); \
+  }                                                                                             \
+  inline half name(half h) {                                                                    \
+    return precise::name(h);                                                                    \
+  }                                                                                             \
+  MSLEMU_UNARY_VEC(::metal, name)
+MSLEMU_FAST_UNARY(sqrt, std::sqrt(x))
+MSLEMU_FAST_UNARY(rsqrt, 1.0f / std::sqrt(x))
+MSLEMU_FAST_UNARY(exp, std::exp(x))
+MSLEMU_FAST_UNARY(exp2, std::exp2(x))
+MSLEMU_FAST_UNARY(exp10, std::pow(10.0f, x))
+MSLEMU_FAST_UNARY(log, std::log(x))
+MSLEMU_FAST_UNARY(log2, std::log2(x))
+MSLEMU_FAST_UNARY(log10, std::log10(x))
+MSLEMU_FAST_UNARY(sin, std::sin(x))
+MSLEMU_FAST_UNARY(cos, std::cos(x))
+MSLEMU_FAST_UNARY(tan, std::tan(x))
+MSLEMU_FAST_UNARY(asin, std::asin(x))
+MSLEMU_FAST_UNARY(acos, std::acos(x))
+MSLEMU_FAST_UNARY(atan, std::atan(x))
+MSLEMU_FAST_UNARY(sinh, std::sinh(x))
+MSLEMU_FAST_UNARY(cosh, std::cosh(x))
+MSLEMU_FAST_UNARY(tanh, std::tanh(x))
+#undef MSLEMU_FAST_UNARY
+#undef MSLEMU_UNARY_VEC
+
 // Binary float functions.
-#define MSLEMU_BINARY(name, expr)                                       \
-  inline float name(float x, float y) {                                 \
-    return expr;                                                        \
-  }                                                                     \
-  inline half name(half a, half b) {                                    \
-    return half(name(static_cast<float>(a), static_cast<float>(b)));    \
-  }                                                                     \
-  template <class A, class B>                                           \
-  requires VecOperands<A, B> && FloatScalar<elem_t<vec_result_t<A, B>>> \
-  inline vec_result_t<A, B> name(const A& a, const B& b) {              \
-    using R = vec_result_t<A, B>;                                       \
-    const R va = to_vec<R>(a), vb = to_vec<R>(b);                       \
-    R r;                                                                \
-    for (int i = 0; i < R::size; ++i) r.e[i] = name(va.e[i], vb.e[i]);  \
-    return r;                                                           \
+#define MSLEMU_BINARY_VEC(ns, name)                                        \
+  template <class A, class B>                                              \
+  requires VecOperands<A, B> && FloatScalar<elem_t<vec_result_t<A, B>>>    \
+  inline vec_result_t<A, B> name(const A& a, const B& b) {                 \
+    using R = vec_result_t<A, B>;                                          \
+    const R va = to_vec<R>(a), vb = to_vec<R>(b);                          \
+    R r;                                                                   \
+    for (int i = 0; i < R::size; ++i) r.e[i] = ns::name(va.e[i], vb.e[i]); \
+    return r;                                                              \
   }
-MSLEMU_BINARY(pow, std::pow(x, y))
-MSLEMU_BINARY(powr, std::pow(x, y))
-MSLEMU_BINARY(fmod, std::fmod(x, y))
+#define MSLEMU_BINARY(name, expr)                                    \
+  inline float name(float x, float y) {                              \
+    return expr;                                                     \
+  }                                                                  \
+  inline half name(half a, half b) {                                 \
+    return half(name(static_cast<float>(a), static_cast<float>(b))); \
+  }                                                                  \
+  MSLEMU_BINARY_VEC(::metal, name)
 MSLEMU_BINARY(fmin, std::fmin(x, y))
 MSLEMU_BINARY(fmax, std::fmax(x, y))
-MSLEMU_BINARY(atan2, std::atan2(x, y))
 MSLEMU_BINARY(copysign, std::copysign(x, y))
 MSLEMU_BINARY(step, y < x ? 0.0f : 1.0f)
 #undef MSLEMU_BINARY
+
+#define MSLEMU_FAST_BINARY(name, expr)                                             \
+  namespace precise {                                                              \
+  inline float name(float x, float y) {                                            \
+    return expr;                                                                   \
+  }                                                                                \
+  inline half name(half a, half b) {                                               \
+    return half(name(static_cast<float>(a), static_cast<float>(b)));               \
+  }                                                                                \
+  MSLEMU_BINARY_VEC(::metal::precise, name)                                        \
+  }                                                                                \
+  namespace fast {                                                                 \
+  inline float name(float x, float y) {                                            \
+    return ::torchless::mslemu::fast_math::name(x, y);                             \
+  }                                                                                \
+  inline half name(half a, half b) {                                               \
+    return precise::name(a, b);                                                    \
+  }                                                                                \
+  MSLEMU_BINARY_VEC(::metal::fast, name)                                           \
+  }                                                                                \
+  inline float name(float x, float y) {                                            \
+    return ::torchless::mslemu::detail::fast_math_functions ? fast::name(x, y)     \
+                                                            : precise::name(x, y); \
+  }                                                                                \
+  inline half name(half a, half b) {                                               \
+    return precise::name(a, b);                                                    \
+  }                                                                                \
+  MSLEMU_BINARY_VEC(::metal, name)
+MSLEMU_FAST_BINARY(pow, std::pow(x, y))
+MSLEMU_FAST_BINARY(powr, std::pow(x, y))
+MSLEMU_FAST_BINARY(fmod, std::fmod(x, y))
+MSLEMU_FAST_BINARY(atan2, std::atan2(x, y))
+MSLEMU_FAST_BINARY(divide, x / y)
+#undef MSLEMU_FAST_BINARY
+#undef MSLEMU_BINARY_VEC
 
 // min/max/abs/clamp for every scalar type (same-type operands, as MSL requires) and vectors.
 template <Scalar T>
@@ -241,19 +315,6 @@ template <VecLike X>
 inline elem_t<X> length_squared(const X& x) {
   return dot(x, x);
 }
-template <VecLike X>
-inline elem_t<X> length(const X& x) {
-  return sqrt(dot(x, x));
-}
-template <VecLike X>
-inline vec_of_t<X> normalize(const X& x) {
-  return x * rsqrt(dot(x, x));
-}
-template <class A, class B>
-requires VecLike<A> && VecLike<B>
-inline elem_t<A> distance(const A& a, const B& b) {
-  return length(a - b);
-}
 
 // Integer bit functions.
 template <class T>
@@ -281,13 +342,13 @@ inline To as_type(const From& from) {
   return to;
 }
 
+// The functions without a fast variant (or whose variants differ only in NaN handling, which
+// the emulator does not model) are the same in fast:: and precise::.
 // clang-format off
 #define MSLEMU_MATH_NAMES(X)                                                                   \
-  X(sqrt) X(rsqrt) X(exp) X(exp2) X(exp10) X(log) X(log2) X(log10) X(sin) X(cos) X(tan)        \
-  X(asin) X(acos) X(atan) X(sinh) X(cosh) X(tanh) X(floor) X(ceil) X(round) X(rint) X(trunc)   \
-  X(fabs) X(fract) X(saturate) X(sign) X(pow) X(powr) X(fmod) X(fmin) X(fmax) X(atan2)         \
-  X(copysign) X(step) X(min) X(max) X(clamp) X(abs) X(fma) X(mad) X(mix) X(smoothstep)         \
-  X(isnan) X(isinf) X(isfinite) X(dot) X(length) X(length_squared) X(normalize) X(distance)
+  X(floor) X(ceil) X(round) X(rint) X(trunc) X(fabs) X(fract) X(saturate) X(sign) X(fmin)      \
+  X(fmax) X(copysign) X(step) X(min) X(max) X(clamp) X(abs) X(fma) X(mad) X(mix) X(smoothstep) \
+  X(isnan) X(isinf) X(isfinite) X(dot) X(length_squared)
 // clang-format on
 #define MSLEMU_USING(name) using ::metal::name;
 namespace fast {
@@ -298,5 +359,29 @@ MSLEMU_MATH_NAMES(MSLEMU_USING)
 }
 #undef MSLEMU_USING
 #undef MSLEMU_MATH_NAMES
+
+// Geometric functions with fast and precise variants: each uses its namespace's sqrt/rsqrt.
+#define MSLEMU_GEOMETRY(ns)                           \
+  template <VecLike X>                                \
+  inline elem_t<X> length(const X& x) {               \
+    return ns::sqrt(::metal::dot(x, x));              \
+  }                                                   \
+  template <VecLike X>                                \
+  inline vec_of_t<X> normalize(const X& x) {          \
+    return x * ns::rsqrt(::metal::dot(x, x));         \
+  }                                                   \
+  template <class A, class B>                         \
+  requires VecLike<A> && VecLike<B>                   \
+  inline elem_t<A> distance(const A& a, const B& b) { \
+    return ns::length(a - b);                         \
+  }
+MSLEMU_GEOMETRY(::metal)
+namespace fast {
+MSLEMU_GEOMETRY(::metal::fast)
+}
+namespace precise {
+MSLEMU_GEOMETRY(::metal::precise)
+}
+#undef MSLEMU_GEOMETRY
 
 }  // namespace metal

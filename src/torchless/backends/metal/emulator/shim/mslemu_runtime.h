@@ -34,4 +34,9 @@ void simd_collective(const char* op, SimdLeader leader, const void* in, void* ou
 // Every thread of the threadgroup must reach the same barrier.
 void threadgroup_barrier(const char* file, int line);
 
+// Whether unqualified single-precision math functions are Metal's fast variants
+// (mslemu_fast_math.h) for the kernel running on this OS thread. The runner sets it from
+// Options::math_functions around each threadgroup; constinit keeps its reads wrapper-free.
+extern thread_local constinit bool fast_math_functions;
+
 }  // namespace torchless::mslemu::detail
