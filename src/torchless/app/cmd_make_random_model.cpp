@@ -25,8 +25,8 @@ int run(Options& o) {
   spec.config = o.shape;
   spec.weight_dtype = *dtype;
   spec.seed = o.seed;
-  spec.config.name =
-      fmt::format("random-{}-{}x{}-{}", spec.config.architecture, spec.config.n_embd, spec.config.n_layers, o.dtype);
+  spec.config.name = fmt::format("random-{}-{}x{}-{}", spec.config.architecture, spec.config.n_embd,
+                                 spec.config.n_layers, o.dtype);
   if (spec.config.head_dim == 0 && spec.config.n_heads > 0) {
     spec.config.head_dim = spec.config.n_embd / spec.config.n_heads;
   }

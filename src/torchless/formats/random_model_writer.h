@@ -4,8 +4,9 @@
 // Every family the loader reads can be written: the config's architecture names it (llama,
 // mistral, qwen2, qwen3) and its flags add the family's parts: q/k/v biases (qkv_bias), per-head
 // q/k RMSNorm weights (qk_norm), a sliding window, a tied output head (tied_embeddings). The
-// file's metadata says nothing about rope_neox: the loader derives it from the architecture. The vocabulary is a synthetic SentencePiece one (special tokens, the 256
-// byte tokens, filler pieces), so every command, tokenizer included, can load the file.
+// file's metadata says nothing about rope_neox: the loader derives it from the architecture. The
+// vocabulary is a synthetic SentencePiece one (special tokens, the 256 byte tokens, filler pieces),
+// so every command, tokenizer included, can load the file.
 #include <cstdint>
 #include <filesystem>
 
