@@ -34,13 +34,14 @@ constexpr int kModelsPerFamily = 9;  // three per weight type
 constexpr int kGemmPrefill = 9;
 
 // Per logit row, ||metal - cpu|| / ||cpu||. F32: both backends compute in float and differ
-// only in summation order (measured up to 2e-6 over 400 models). Quantised: the CPU backend
-// quantises each activation row to 8-bit blocks for its integer dot products (as llama.cpp
-// does) while the Metal kernels keep activations in float (measured up to 1.9 % (Q8_0) and
-// 2.6 % (Q4_0) over 400 models); a wrong layout, mask or stale read moves a row by tens of
-// per cent.
+// only in summation order (measured up to 2.5e-6 over 2592 models, 72 sweep seeds). Quantised:
+// the CPU backend quantises each activation row to 8-bit blocks for its integer dot products
+// (as llama.cpp does) while the Metal kernels keep activations in float (measured up to 3.6 %
+// with Q8_0 and 4.1 % with Q4_0 weights over the same models), so the bound is twice that. A
+// real fault moves rows far more: ignoring a sliding window of 2 moves the masked rows of a
+// Q4_0 model by 77-140 % (measured).
 constexpr double kF32RelL2 = 1e-4;
-constexpr double kQuantRelL2 = 0.06;
+constexpr double kQuantRelL2 = 0.08;
 
 struct SweepCase {
   RandomModelSpec spec;

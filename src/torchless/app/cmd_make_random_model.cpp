@@ -31,9 +31,9 @@ int run(Options& o) {
     spec.config.head_dim = spec.config.n_embd / spec.config.n_heads;
   }
   write_random_model(spec, o.out);
-  fmt::print("wrote {} ({} weights, {} layers, embd {}, ffn {}, heads {}/{}, vocab {})\n", o.out,
-             o.dtype, spec.config.n_layers, spec.config.n_embd, spec.config.n_ff,
-             spec.config.n_heads, spec.config.n_kv_heads, spec.config.n_vocab);
+  fmt::print("wrote {} ({}, {} weights, {} layers, embd {}, ffn {}, heads {}/{}, vocab {})\n",
+             o.out, spec.config.architecture, o.dtype, spec.config.n_layers, spec.config.n_embd,
+             spec.config.n_ff, spec.config.n_heads, spec.config.n_kv_heads, spec.config.n_vocab);
   return 0;
 }
 
