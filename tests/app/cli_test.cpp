@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/cli_runner.h"
+#include "common/temp_dir.h"
 
 namespace torchless::test {
 namespace {
@@ -134,6 +135,40 @@ TEST(Cli, RandomModelLoadsAndBenchReportsBothTests) {
   EXPECT_GT(out[1]["mean"].get<double>(), 0.0);
   EXPECT_GT(out[0]["threads"].get<int>(), 0);  // the pool's real size, not the 0 of "default"
   EXPECT_GT(out[0]["params"].get<int64_t>(), 0);
+}
+
+// The family options of make-random-model reach the file: logits reads it back on the CPU.
+TEST(Cli, RandomModelOfEachFamilyRuns) {
+  const TempDir dir;
+  const auto path = dir / "model.gguf";
+  for (const std::vector<std::string>& family :
+       {std::vector<std::string>{"--arch", "qwen2", "--qkv-bias", "--tied"},
+        std::vector<std::string>{"--arch", "qwen3", "--qk-norm", "--head-dim", "48"},
+        std::vector<std::string>{"--arch", "mistral", "--sliding-window", "2"}}) {
+    std::vector<std::string> args = {"make-random-model",
+                                     "-o",
+                                     path.string(),
+                                     "--dtype",
+                                     "f32",
+                                     "--vocab",
+                                     "280",
+                                     "--embd",
+                                     "72",
+                                     "--ff",
+                                     "100",
+                                     "--layers",
+                                     "1",
+                                     "--heads",
+                                     "3",
+                                     "--kv-heads",
+                                     "1"};
+    args.insert(args.end(), family.begin(), family.end());
+    CliResult r = run_cli(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("(" + family[1] + ", f32 weights"), std::string::npos) << r.out;
+    r = run_cli({"logits", "-m", path.string(), "--backend", "cpu", "--tokens", "1,7,9"});
+    EXPECT_EQ(r.exit_code, 0) << family[1] << ": " << r.err;
+  }
 }
 
 TEST(Cli, RandomModelRejectsBadShapes) {

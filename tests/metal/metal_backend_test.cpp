@@ -114,6 +114,109 @@ TEST(MetalBackendTest, EmulatedDeviceRejectsAMissingBarrier) {
   }
 }
 
+// The argument table outlives a dispatch, as in MTLComputeCommandEncoder: rope_kernel declares
+// buffers 1 and 2 only, so the y still bound at index 3 by add_kernel is not touched by it and
+// needs no barrier. (The emulated device once counted such leftovers as accesses and failed
+// every Qwen model: an add of a bias left its output at index 3, the next rope did not bind it.)
+TEST(MetalBackendTest, EmulatedDeviceIgnoresBuffersTheKernelDoesNotDeclare) {
+  auto device = metal::create_emulated_metal_device({});
+  auto x = device->new_buffer(64 * 4);
+  auto y = device->new_buffer(64 * 4);
+  auto q = device->new_buffer(64 * 4);
+  auto inv_freq = device->new_buffer(32 * 4);
+  const metal::ElementwiseArgs add_args{64, 64};
+  metal::RopeArgs rope_args{};
+  rope_args.n_tokens = 1;
+  rope_args.n_heads = 1;
+  rope_args.head_dim = 64;
+  auto cb = device->new_command_buffer();
+  cb->set_pipeline(device->pipeline("add_kernel"));
+  cb->set_bytes(&add_args, sizeof add_args, 0);
+  cb->set_buffer(*x, 0, 256, 1);
+  cb->set_buffer(*x, 0, 256, 2);
+  cb->set_buffer(*y, 0, 256, 3);
+  cb->dispatch_threadgroups({1, 1, 1}, {64, 1, 1});
+  cb->set_pipeline(device->pipeline("rope_kernel"));
+  cb->set_bytes(&rope_args, sizeof rope_args, 0);
+  cb->set_buffer(*q, 0, 256, 1);
+  cb->set_buffer(*inv_freq, 0, 128, 2);  // y stays bound at index 3
+  cb->dispatch_threadgroups({1, 1, 1}, {32, 1, 1});
+  cb->commit();
+  EXPECT_NO_THROW(cb->wait());
+}
+
+// A buffer the kernel declares is read or written whichever dispatch bound it: the second add
+// rebinds only its first input, so it writes y (index 3, bound for the first add) again.
+TEST(MetalBackendTest, EmulatedDeviceChecksADeclaredBufferLeftBoundByAnEarlierDispatch) {
+  auto device = metal::create_emulated_metal_device({});
+  auto x = device->new_buffer(64 * 4);
+  auto y = device->new_buffer(64 * 4);
+  auto z = device->new_buffer(64 * 4);
+  const metal::ElementwiseArgs args{64, 64};
+  auto cb = device->new_command_buffer();
+  cb->set_pipeline(device->pipeline("add_kernel"));
+  cb->set_bytes(&args, sizeof args, 0);
+  cb->set_buffer(*x, 0, 256, 1);
+  cb->set_buffer(*x, 0, 256, 2);
+  cb->set_buffer(*y, 0, 256, 3);
+  cb->dispatch_threadgroups({1, 1, 1}, {64, 1, 1});
+  cb->set_buffer(*z, 0, 256, 1);
+  cb->dispatch_threadgroups({1, 1, 1}, {64, 1, 1});
+  cb->commit();
+  try {
+    cb->wait();
+    FAIL() << "expected a missing-barrier error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("add_kernel reads or writes buffer(3)"), std::string::npos)
+        << e.what();
+  }
+}
+
+// The recorder's side of the case above, through the ops of a Qwen2 and a Qwen3 attention
+// block: a bias add binds three buffers and the RoPE after it two, and RoPE of q and of k
+// follow each other after per-head norms in place. The recorder places a barrier exactly where
+// a dispatch touches what an earlier one wrote (or writes what it read) since the last barrier,
+// the emulated device accepts the command buffer, and the results are the CPU backend's.
+TEST(MetalBackendTest, BarriersOfTheQwenAttentionPrologue) {
+  auto backend = make_backend(32);
+  auto cpu = init_backend("cpu");
+  const int n = 3, heads = 3, kv_heads = 1, head_dim = 48;
+  const auto qv = random_floats(n * heads * head_dim, 11);
+  const auto kv = random_floats(n * kv_heads * head_dim, 12);
+  const auto bias = random_floats(kv_heads * head_dim, 13);
+  const auto norm = random_floats(head_dim, 14);
+  std::vector<float> inv_freq(head_dim / 2);
+  for (int i = 0; i < head_dim / 2; ++i) inv_freq[i] = std::pow(1e4f, -2.0f * i / head_dim);
+  struct Run {
+    std::vector<float> q, k;
+    uint64_t barriers = 0;
+  };
+  auto run = [&](Backend& b) {
+    Tensor q = upload_f32(b, qv, Shape{n, heads * head_dim});
+    Tensor k = upload_f32(b, kv, Shape{n, kv_heads * head_dim});
+    const Tensor bk = upload_f32(b, bias, Shape{kv_heads * head_dim});
+    const Tensor w = upload_f32(b, norm, Shape{head_dim});
+    const Tensor f = upload_f32(b, inv_freq, Shape{head_dim / 2});
+    auto* metal = dynamic_cast<MetalBackend*>(&b);
+    const uint64_t before = metal ? metal->stats().barriers : 0;
+    b.add(k, bk, k);                                            // Qwen2: bias of k
+    b.rope(q, f, RopeParams{heads, head_dim, 5, true});         // q: no barrier
+    Tensor q_heads = q.reshape(Shape{n * heads, head_dim});     // barrier: q was roped
+    Tensor k_heads = k.reshape(Shape{n * kv_heads, head_dim});  // k was biased
+    b.rmsnorm(q_heads, w, q_heads, 1e-6f);                      // Qwen3: norms in place
+    b.rmsnorm(k_heads, w, k_heads, 1e-6f);
+    b.rope(q, f, RopeParams{heads, head_dim, 5, true});  // barrier: q was normed
+    b.rope(k, f, RopeParams{kv_heads, head_dim, 5, true});
+    Run r{b.to_host_f32(q), b.to_host_f32(k), metal ? metal->stats().barriers - before : 0};
+    return r;
+  };
+  const Run metal = run(*backend);
+  const Run reference = run(*cpu);
+  EXPECT_EQ(metal.barriers, 2u);
+  for (size_t i = 0; i < qv.size(); ++i) ASSERT_NEAR(metal.q[i], reference.q[i], 1e-5) << i;
+  for (size_t i = 0; i < kv.size(); ++i) ASSERT_NEAR(metal.k[i], reference.k[i], 1e-5) << i;
+}
+
 TEST(MetalBackendTest, CommandBufferErrorsSurfaceAtSynchronize) {
   auto device = metal::create_emulated_metal_device({});
   auto x = device->new_buffer(16);

@@ -1,5 +1,5 @@
-// `torchless make-random-model`: writes a random-weight Llama GGUF of a chosen shape and dtype
-// (benchmarks, tests of large shapes).
+// `torchless make-random-model`: writes a random-weight GGUF of a chosen family, shape and dtype
+// (benchmarks, tests of shapes no shipped model has).
 #include <fmt/format.h>
 
 #include "torchless/app/command.h"
@@ -25,15 +25,15 @@ int run(Options& o) {
   spec.config = o.shape;
   spec.weight_dtype = *dtype;
   spec.seed = o.seed;
-  spec.config.name =
-      fmt::format("random-llama-{}x{}-{}", spec.config.n_embd, spec.config.n_layers, o.dtype);
+  spec.config.name = fmt::format("random-{}-{}x{}-{}", spec.config.architecture, spec.config.n_embd,
+                                 spec.config.n_layers, o.dtype);
   if (spec.config.head_dim == 0 && spec.config.n_heads > 0) {
     spec.config.head_dim = spec.config.n_embd / spec.config.n_heads;
   }
   write_random_model(spec, o.out);
-  fmt::print("wrote {} ({} weights, {} layers, embd {}, ffn {}, heads {}/{}, vocab {})\n", o.out,
-             o.dtype, spec.config.n_layers, spec.config.n_embd, spec.config.n_ff,
-             spec.config.n_heads, spec.config.n_kv_heads, spec.config.n_vocab);
+  fmt::print("wrote {} ({}, {} weights, {} layers, embd {}, ffn {}, heads {}/{}, vocab {})\n",
+             o.out, spec.config.architecture, o.dtype, spec.config.n_layers, spec.config.n_embd,
+             spec.config.n_ff, spec.config.n_heads, spec.config.n_kv_heads, spec.config.n_vocab);
   return 0;
 }
 
@@ -43,6 +43,13 @@ std::function<int()> setup(CLI::App& app) {
   app.add_option("--dtype", o->dtype, "weight dtype: f32, f16, bf16, q8_0, q4_0, ...")
       ->capture_default_str();
   ModelConfig& c = o->shape;
+  app.add_option("--arch", c.architecture, "architecture: llama, mistral, qwen2, qwen3")
+      ->capture_default_str();
+  app.add_flag("--qkv-bias", c.qkv_bias, "q/k/v projection biases (Qwen2)");
+  app.add_flag("--qk-norm", c.qk_norm, "RMSNorm of each q and k head before RoPE (Qwen3)");
+  app.add_flag("--tied", c.tied_embeddings, "no output head: reuse the token embedding");
+  app.add_option("--sliding-window", c.sliding_window, "attention window (0: full attention)")
+      ->capture_default_str();
   app.add_option("--vocab", c.n_vocab, "vocabulary size")->capture_default_str();
   app.add_option("--embd", c.n_embd, "hidden size")->capture_default_str();
   app.add_option("--ff", c.n_ff, "feed-forward size")->capture_default_str();
@@ -59,7 +66,7 @@ std::function<int()> setup(CLI::App& app) {
 
 const bool registered = register_command(
     {"make-random-model",
-     "write a random-weight Llama GGUF (default: a Llama-3.2-1B-like shape) for benchmarks",
+     "write a random-weight GGUF (default: a Llama-3.2-1B-like shape) for benchmarks and tests",
      setup});
 
 }  // namespace

@@ -37,8 +37,21 @@ class WeightGenerator {
   uint64_t state_;
 };
 
+// The architectures the GGUF loader reads; the family's features are the config's flags.
+bool known_architecture(const std::string& arch) {
+  return arch == "llama" || arch == "mistral" || arch == "qwen2" || arch == "qwen3";
+}
+
 void validate(const RandomModelSpec& spec) {
   const ModelConfig& c = spec.config;
+  if (!c.architecture.empty() && !known_architecture(c.architecture)) {
+    fail("random model: architecture '{}' is not one of llama, mistral, qwen2, qwen3",
+         c.architecture);
+  }
+  if (c.head_dim % 2 != 0 || c.sliding_window < 0) {
+    fail("random model: head_dim {} must be even and the sliding window {} not negative",
+         c.head_dim, c.sliding_window);
+  }
   if (c.n_vocab < 260 || c.n_embd <= 0 || c.n_ff <= 0 || c.n_layers <= 0 || c.n_heads <= 0 ||
       c.n_kv_heads <= 0 || c.head_dim <= 0) {
     fail("random model: every dimension must be positive and the vocabulary at least 260 tokens");
@@ -78,21 +91,33 @@ void add_vocabulary(GgufWriter& w, int n_vocab) {
   w.add("tokenizer.ggml.eos_token_id", gguf_u32(2));
 }
 
+std::string architecture(const ModelConfig& c) {
+  return c.architecture.empty() ? "llama" : c.architecture;
+}
+
 void add_hyperparameters(GgufWriter& w, const ModelConfig& c) {
-  w.add("general.architecture", gguf_string("llama"));
+  const std::string arch = architecture(c);
+  auto u32 = [&](std::string_view key, int value) {
+    w.add(fmt::format("{}.{}", arch, key), gguf_u32(static_cast<uint32_t>(value)));
+  };
+  auto f32 = [&](std::string_view key, float value) {
+    w.add(fmt::format("{}.{}", arch, key), gguf_f32(value));
+  };
+  w.add("general.architecture", gguf_string(arch));
   w.add("general.name", gguf_string(c.name.empty() ? "random" : c.name));
-  w.add("llama.context_length", gguf_u32(static_cast<uint32_t>(c.n_ctx_train)));
-  w.add("llama.embedding_length", gguf_u32(static_cast<uint32_t>(c.n_embd)));
-  w.add("llama.block_count", gguf_u32(static_cast<uint32_t>(c.n_layers)));
-  w.add("llama.feed_forward_length", gguf_u32(static_cast<uint32_t>(c.n_ff)));
-  w.add("llama.attention.head_count", gguf_u32(static_cast<uint32_t>(c.n_heads)));
-  w.add("llama.attention.head_count_kv", gguf_u32(static_cast<uint32_t>(c.n_kv_heads)));
-  w.add("llama.attention.key_length", gguf_u32(static_cast<uint32_t>(c.head_dim)));
-  w.add("llama.attention.value_length", gguf_u32(static_cast<uint32_t>(c.head_dim)));
-  w.add("llama.rope.dimension_count", gguf_u32(static_cast<uint32_t>(c.head_dim)));
-  w.add("llama.attention.layer_norm_rms_epsilon", gguf_f32(c.norm_eps));
-  w.add("llama.rope.freq_base", gguf_f32(c.rope_theta));
-  w.add("llama.vocab_size", gguf_u32(static_cast<uint32_t>(c.n_vocab)));
+  u32("context_length", c.n_ctx_train);
+  u32("embedding_length", c.n_embd);
+  u32("block_count", c.n_layers);
+  u32("feed_forward_length", c.n_ff);
+  u32("attention.head_count", c.n_heads);
+  u32("attention.head_count_kv", c.n_kv_heads);
+  u32("attention.key_length", c.head_dim);
+  u32("attention.value_length", c.head_dim);
+  u32("rope.dimension_count", c.head_dim);
+  f32("attention.layer_norm_rms_epsilon", c.norm_eps);
+  f32("rope.freq_base", c.rope_theta);
+  u32("vocab_size", c.n_vocab);
+  if (c.sliding_window > 0) u32("attention.sliding_window", c.sliding_window);
 }
 
 }  // namespace
@@ -130,6 +155,9 @@ void write_random_model(const RandomModelSpec& spec, const std::filesystem::path
   auto norm = [&](const std::string& name, int64_t n) {
     w.add_tensor_from_f32(name, DType::F32, Shape{n}, gen.values(n, 0.05f, 1.0f));
   };
+  auto bias = [&](const std::string& name, int64_t n) {
+    w.add_tensor_from_f32(name, DType::F32, Shape{n}, gen.values(n, 0.1f));
+  };
   const int64_t q_rows = int64_t{c.n_heads} * c.head_dim;
   const int64_t kv_rows = int64_t{c.n_kv_heads} * c.head_dim;
   matrix("token_embd.weight", c.n_vocab, c.n_embd);
@@ -139,6 +167,15 @@ void write_random_model(const RandomModelSpec& spec, const std::filesystem::path
     matrix(p + "attn_q.weight", q_rows, c.n_embd);
     matrix(p + "attn_k.weight", kv_rows, c.n_embd);
     matrix(p + "attn_v.weight", kv_rows, c.n_embd);
+    if (c.qkv_bias) {  // Qwen2
+      bias(p + "attn_q.bias", q_rows);
+      bias(p + "attn_k.bias", kv_rows);
+      bias(p + "attn_v.bias", kv_rows);
+    }
+    if (c.qk_norm) {  // Qwen3: RMSNorm weights over one head
+      norm(p + "attn_q_norm.weight", c.head_dim);
+      norm(p + "attn_k_norm.weight", c.head_dim);
+    }
     matrix(p + "attn_output.weight", c.n_embd, q_rows);
     norm(p + "ffn_norm.weight", c.n_embd);
     matrix(p + "ffn_gate.weight", c.n_ff, c.n_embd);
@@ -146,7 +183,8 @@ void write_random_model(const RandomModelSpec& spec, const std::filesystem::path
     matrix(p + "ffn_down.weight", c.n_embd, c.n_ff);
   }
   norm("output_norm.weight", c.n_embd);
-  matrix("output.weight", c.n_vocab, c.n_embd);
+  // A tied model has no output head: the loader falls back to the embedding.
+  if (!c.tied_embeddings) matrix("output.weight", c.n_vocab, c.n_embd);
   w.write_file(path);
 }
 

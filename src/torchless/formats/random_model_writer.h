@@ -1,8 +1,12 @@
 #pragma once
-// Writes Llama-architecture GGUF files with random weights of a chosen shape and dtype, for
-// benchmarks and for tests of shapes no shipped model has (e.g. a Llama-3.2-1B-like model in
-// F16, Q8_0 or Q4_0). The vocabulary is a synthetic SentencePiece one (special tokens, the 256
-// byte tokens, filler pieces), so every command, tokenizer included, can load the file.
+// Writes GGUF files with random weights of a chosen shape and dtype, for benchmarks and for
+// tests of shapes no shipped model has (e.g. a Llama-3.2-1B-like model in F16, Q8_0 or Q4_0).
+// Every family the loader reads can be written: the config's architecture names it (llama,
+// mistral, qwen2, qwen3) and its flags add the family's parts: q/k/v biases (qkv_bias), per-head
+// q/k RMSNorm weights (qk_norm), a sliding window, a tied output head (tied_embeddings). The
+// file's metadata says nothing about rope_neox: the loader derives it from the architecture. The
+// vocabulary is a synthetic SentencePiece one (special tokens, the 256 byte tokens, filler pieces),
+// so every command, tokenizer included, can load the file.
 #include <cstdint>
 #include <filesystem>
 
@@ -12,7 +16,7 @@
 namespace torchless {
 
 struct RandomModelSpec {
-  ModelConfig config;               // architecture "llama"; shapes, eps, theta, context
+  ModelConfig config;  // architecture (empty: llama), shapes, eps, theta, context, the flags above
   DType weight_dtype = DType::F16;  // 2-D weight matrices; norms stay F32
   uint64_t seed = 1;
 };

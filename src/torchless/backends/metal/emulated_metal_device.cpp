@@ -119,7 +119,11 @@ struct ByteRange {
   bool overlaps(const ByteRange& other) const { return begin < other.end && other.begin < end; }
 };
 
-// Ranges read and written since the last barrier, to find missing barriers.
+// Ranges read and written since the last barrier, to find missing barriers. Only the buffers
+// the kernel declares count: the argument table persists across dispatches (as in
+// MTLComputeCommandEncoder), so it still holds buffers that earlier dispatches bound and this
+// kernel never touches. Those are no hazard on a GPU and must not be reported as one; a
+// declared argument left bound by an earlier dispatch is read or written, and is checked.
 class HazardTracker {
  public:
   // Returns a description of the first hazard of `dispatch`, if any, then records its ranges.
@@ -131,18 +135,19 @@ class HazardTracker {
     std::vector<ByteRange> new_reads;
     std::vector<ByteRange> new_writes;
     for (const auto& [index, binding] : dispatch.buffers) {
+      const mslemu::ParamInfo* param = declared_buffer(dispatch, index);
+      if (param == nullptr) continue;
       const ByteRange range{binding.buffer->gpu_contents() + binding.offset,
                             binding.buffer->gpu_contents() + binding.offset + binding.length};
-      const bool writes = writable(dispatch, index);
       for (const ByteRange& w : writes_) {
         if (w.overlaps(range)) return hazard(dispatch, index, "reads or writes");
       }
-      if (writes) {
+      if (param->writable) {
         for (const ByteRange& r : reads_) {
           if (r.overlaps(range)) return hazard(dispatch, index, "writes");
         }
       }
-      (writes ? new_writes : new_reads).push_back(range);
+      (param->writable ? new_writes : new_reads).push_back(range);
     }
     reads_.insert(reads_.end(), new_reads.begin(), new_reads.end());
     writes_.insert(writes_.end(), new_writes.begin(), new_writes.end());
@@ -150,11 +155,13 @@ class HazardTracker {
   }
 
  private:
-  static bool writable(const RecordedDispatch& dispatch, uint32_t index) {
+  // The kernel's [[buffer(index)]] parameter, or nullptr when it declares none at `index`.
+  static const mslemu::ParamInfo* declared_buffer(const RecordedDispatch& dispatch,
+                                                  uint32_t index) {
     for (const mslemu::ParamInfo& param : dispatch.pipeline->kernel().params) {
-      if (param.role == mslemu::ParamRole::Buffer && param.index == index) return param.writable;
+      if (param.role == mslemu::ParamRole::Buffer && param.index == index) return &param;
     }
-    return false;
+    return nullptr;
   }
   static std::string hazard(const RecordedDispatch& dispatch, uint32_t index, const char* what) {
     return fmt::format(

@@ -7,7 +7,9 @@
 // Timeout Error"). flush() waits for every committed buffer and reports the first error. A memory
 // barrier is placed only where a dispatch reads or writes a byte range that an earlier dispatch
 // since the last barrier wrote, or writes a range one of them read; everything else may run
-// concurrently.
+// concurrently. A dispatch's ranges are the buffers it binds: a buffer still bound at a higher
+// index by an earlier dispatch is not touched by a kernel that does not declare that index
+// (the emulated device, which checks every command buffer for missing barriers, agrees).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
