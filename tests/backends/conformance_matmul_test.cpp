@@ -13,8 +13,9 @@ namespace torchless::conformance {
 namespace {
 
 constexpr DType kRequiredTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
-constexpr DType kOptionalTypes[] = {DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
-                                    DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+constexpr DType kOptionalTypes[] = {DType::Q4_1,   DType::Q5_0,  DType::Q5_1, DType::Q2_K,
+                                    DType::Q3_K,   DType::Q4_K,  DType::Q5_K, DType::Q6_K,
+                                    DType::IQ4_NL, DType::IQ4_XS};
 
 std::vector<DType> weight_types(const Backend& backend) {
   std::vector<DType> types(std::begin(kRequiredTypes), std::end(kRequiredTypes));

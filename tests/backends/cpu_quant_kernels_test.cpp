@@ -1,6 +1,7 @@
 // The CPU backend's integer dot-product kernels of quantised weights (cpu_quant_dot.cpp), on
 // blocks of random bytes: every code, sub-block scale and high bit a file can hold is reached,
-// including the extremes our own quantisers never write (Q6_K scale -128, Q3_K scale -32),
+// including the extremes our own quantisers never write (Q6_K scale -128, Q3_K and IQ4_XS
+// scale -32),
 // which bound the int16/int32 ranges of the kernels. Reference: the blocks dequantised by
 // quant.cpp and multiplied in float64.
 #include <gtest/gtest.h>
@@ -35,6 +36,10 @@ std::vector<HalfField> half_fields(DType t) {
     case DType::Q5_0:
     case DType::Q8_0:
       return {{0, 0.001f, 0.02f}};
+    case DType::IQ4_NL:
+      return {{0, 1e-4f, 2e-3f}};
+    case DType::IQ4_XS:
+      return {{0, 1e-5f, 1e-4f}};
     case DType::Q4_1:
     case DType::Q5_1:
       return {{0, 0.001f, 0.02f}, {2, -0.2f, 0.2f}};
@@ -106,8 +111,9 @@ void check(Backend& backend, DType t, int64_t rows, int64_t cols, int64_t n) {
       what);
 }
 
-constexpr DType kTypes[] = {DType::Q4_K, DType::Q6_K, DType::Q5_K, DType::Q3_K, DType::Q2_K,
-                            DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1};
+constexpr DType kTypes[] = {DType::Q4_K, DType::Q6_K, DType::Q5_K,   DType::Q3_K,
+                            DType::Q2_K, DType::Q8_0, DType::Q4_0,   DType::Q4_1,
+                            DType::Q5_0, DType::Q5_1, DType::IQ4_XS, DType::IQ4_NL};
 
 // Column counts just past the block multiples the kernels step by (vectors of 8 to 32 lanes,
 // blocks of 32 or 256): a single block, one past a power of two, and a long row.

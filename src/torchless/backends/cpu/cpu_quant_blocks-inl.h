@@ -252,6 +252,49 @@ struct Q5_1 {
   }
 };
 
+// --- non-linear 4-bit types -----------------------------------------------------------------
+
+// kIq4nlValues[index] for index lanes 0..15, by a byte shuffle of the 16-entry grid.
+template <class D, class VU>
+hn::Vec<D> iq4_values(D d, VU index) {
+#if HWY_TARGET == HWY_SCALAR  // one lane, no byte shuffles
+  return hn::Set(d, kIq4nlValues[hn::GetLane(index)]);
+#else
+  const hn::Rebind<int8_t, D> d8;
+  const hn::Repartition<int8_t, D> dgrid;  // the grid repeated in every 128-bit block
+  const auto grid = hn::LoadDup128(dgrid, kIq4nlValues);
+  const auto bytes = hn::BitCast(d8, hn::DemoteTo(hn::Rebind<uint8_t, D>(), hn::BitCast(d, index)));
+  return hn::PromoteTo(d, hn::TableLookupBytes(grid, bytes));
+#endif
+}
+
+// IQ4_NL: d * grid[q], Q4_0's nibble order.
+struct IQ4NL {
+  using Block = BlockIQ4_NL;
+  static constexpr int kElems = kQK, kScaleGroup = 0, kSumGroups = 0;
+  static void header(const Block& b, BlockHeader& h) { h.d = half_bits_to_float(b.d); }
+  template <int E, class D>
+  static hn::Vec<D> codes(D d, const Block& b) {
+    return iq4_values(d, legacy_nibbles<E>(d, b.qs));
+  }
+};
+
+// IQ4_XS: 8 runs of 32 laid out as IQ4_NL's, with signed 6-bit scales.
+struct IQ4XS {
+  using Block = BlockIQ4_XS;
+  static constexpr int kElems = kQK_K, kScaleGroup = 32, kSumGroups = 0;
+  static void header(const Block& b, BlockHeader& h) {
+    h.d = half_bits_to_float(b.d);
+    for (int j = 0; j < kQK_K / kQK; ++j) {
+      h.scales[2 * j] = h.scales[2 * j + 1] = static_cast<int16_t>(iq4xs_scale(b, j));
+    }
+  }
+  template <int E, class D>
+  static hn::Vec<D> codes(D d, const Block& b) {
+    return iq4_values(d, legacy_nibbles<E % 32>(d, b.qs + 16 * (E / 32)));
+  }
+};
+
 }  // namespace HWY_NAMESPACE
 }  // namespace torchless::cpu
 HWY_AFTER_NAMESPACE();

@@ -3,7 +3,7 @@
 // int16 codes, multiplied by their integer sub-block scales, meet the int16 activation codes in
 // multiply-adds into int32 (vpmaddwd on x86, smlal on NEON); one float multiply-add per block
 // and token applies the block scales. Products stay far inside int32: |code * scale| <= 4096
-// (Q6_K: 32 * 128) and |activation| <= 127, over at most 256 elements.
+// (Q6_K: 32 * 128; IQ4_XS: 127 * 32) and |activation| <= 127, over at most 256 elements.
 
 #ifndef HWY_DISABLED_TARGETS
 #define HWY_DISABLED_TARGETS (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
@@ -185,6 +185,10 @@ void QuantMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_
       return quant_tiles<Q5_0>(m, row0, row1, tok0, tok1);
     case DType::Q5_1:
       return quant_tiles<Q5_1>(m, row0, row1, tok0, tok1);
+    case DType::IQ4_NL:
+      return quant_tiles<IQ4NL>(m, row0, row1, tok0, tok1);
+    case DType::IQ4_XS:
+      return quant_tiles<IQ4XS>(m, row0, row1, tok0, tok1);
     default:
       return;  // has_quant_dot() is false for every other type
   }
@@ -209,6 +213,8 @@ bool has_quant_dot(DType type) {
     case DType::Q4_1:
     case DType::Q5_0:
     case DType::Q5_1:
+    case DType::IQ4_NL:
+    case DType::IQ4_XS:
       return true;
     default:
       return false;
