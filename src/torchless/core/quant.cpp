@@ -7,7 +7,7 @@
 
 #include "torchless/core/error.h"
 #include "torchless/core/half.h"
-#include "torchless/core/quant_iq.h"
+#include "torchless/core/quant_iq4.h"
 #include "torchless/core/quant_k.h"
 
 namespace torchless {
@@ -314,10 +314,10 @@ void dequantize_row(DType type, const std::byte* src, float* dst, int64_t n) {
       read_blocks<BlockQ8_K>(src, dst, nb, kQK_K, quant_k::dequantize_q8_k);
       return;
     case DType::IQ4_NL:
-      read_blocks<BlockIQ4_NL>(src, dst, nb, kQK, quant_iq::dequantize_iq4_nl);
+      read_blocks<BlockIQ4_NL>(src, dst, nb, kQK, quant_iq4::dequantize_iq4_nl);
       return;
     case DType::IQ4_XS:
-      read_blocks<BlockIQ4_XS>(src, dst, nb, kQK_K, quant_iq::dequantize_iq4_xs);
+      read_blocks<BlockIQ4_XS>(src, dst, nb, kQK_K, quant_iq4::dequantize_iq4_xs);
       return;
     default:
       fail("no dequantiser for dtype {}", dtype_name(type));
@@ -370,10 +370,10 @@ void quantize_row(DType type, const float* src, std::byte* dst, int64_t n) {
       write_blocks<BlockQ8_K>(src, dst, nb, kQK_K, quant_k::quantize_q8_k);
       return;
     case DType::IQ4_NL:
-      write_blocks<BlockIQ4_NL>(src, dst, nb, kQK, quant_iq::quantize_iq4_nl);
+      write_blocks<BlockIQ4_NL>(src, dst, nb, kQK, quant_iq4::quantize_iq4_nl);
       return;
     case DType::IQ4_XS:
-      write_blocks<BlockIQ4_XS>(src, dst, nb, kQK_K, quant_iq::quantize_iq4_xs);
+      write_blocks<BlockIQ4_XS>(src, dst, nb, kQK_K, quant_iq4::quantize_iq4_xs);
       return;
     default:
       fail("no quantiser for dtype {}", dtype_name(type));

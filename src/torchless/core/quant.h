@@ -17,7 +17,7 @@
 //         l + 32*k (l < 32, k < 4) takes its low 4 bits from ql[64h + l + 32*(k&1)] (low nibble
 //         for k < 2, high for k >= 2) and its top 2 bits from bits 2k..2k+1 of qh[32h + l];
 //         value = d * scales[8h + l/16 + 2k] * (q - 32).
-//   Q2_K, Q3_K: see quant_k.cpp. IQ4_NL, IQ4_XS: see BlockIQ4_XS below.
+//   Q2_K, Q3_K: see quant_k.cpp. IQ4_NL, IQ4_XS: see quant_iq4.h.
 #include <cstddef>
 #include <cstdint>
 
@@ -91,30 +91,6 @@ struct BlockQ8_K {
   int16_t bsums[kQK_K / 16];  // sums of groups of 16 qs, used by dot products
 };
 
-// IQ4_NL / IQ4_XS: 4-bit indices into kIq4nlValues, a fixed non-linear grid (ggml's
-// kvalues_iq4nl), in the Q4_0 nibble order per 32 elements. IQ4_XS has 8 sub-blocks of 32 with
-// 6-bit scales stored + 32: low nibble (j % 2) of scales_l[j / 2], top 2 bits at bit 2j of
-// scales_h.
-alignas(16) inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                                        1,    13,   25,  38,  53,  69,  89,  113};
-struct BlockIQ4_NL {
-  uint16_t d;
-  uint8_t qs[kQK / 2];
-};
-struct BlockIQ4_XS {
-  uint16_t d;
-  uint16_t scales_h;
-  uint8_t scales_l[kQK_K / 64];
-  uint8_t qs[kQK_K / 2];
-};
-
-inline int iq4xs_scale(const BlockIQ4_XS& b, int j) {
-  const int low = (b.scales_l[j / 2] >> (4 * (j % 2))) & 0xF;
-  const int high = (b.scales_h >> (2 * j)) & 3;
-  return (low | (high << 4)) - 32;
-}
-
-static_assert(sizeof(BlockIQ4_NL) == 18 && sizeof(BlockIQ4_XS) == 136);
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
 static_assert(sizeof(BlockQ8_0) == 34);

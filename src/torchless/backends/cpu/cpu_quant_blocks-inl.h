@@ -23,6 +23,7 @@
 #include <hwy/highway.h>
 
 #include "torchless/core/quant.h"
+#include "torchless/core/quant_iq4.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace torchless::cpu {
@@ -254,15 +255,15 @@ struct Q5_1 {
 
 // --- non-linear 4-bit types -----------------------------------------------------------------
 
-// kIq4nlValues[index] for index lanes 0..15, by a byte shuffle of the 16-entry grid.
+// kIQ4Levels[index] for index lanes 0..15, by a byte shuffle of the 16-entry grid.
 template <class D, class VU>
 hn::Vec<D> iq4_values(D d, VU index) {
 #if HWY_TARGET == HWY_SCALAR  // one lane, no byte shuffles
-  return hn::Set(d, kIq4nlValues[hn::GetLane(index)]);
+  return hn::Set(d, kIQ4Levels[hn::GetLane(index)]);
 #else
   const hn::Rebind<int8_t, D> d8;
   const hn::Repartition<int8_t, D> dgrid;  // the grid repeated in every 128-bit block
-  const auto grid = hn::LoadDup128(dgrid, kIq4nlValues);
+  const auto grid = hn::LoadDup128(dgrid, kIQ4Levels);
   const auto bytes = hn::BitCast(d8, hn::DemoteTo(hn::Rebind<uint8_t, D>(), hn::BitCast(d, index)));
   return hn::PromoteTo(d, hn::TableLookupBytes(grid, bytes));
 #endif
@@ -279,14 +280,20 @@ struct IQ4NL {
   }
 };
 
-// IQ4_XS: 8 runs of 32 laid out as IQ4_NL's, with signed 6-bit scales.
+// IQ4_XS: 8 runs of 32 laid out as IQ4_NL's, with signed 6-bit scales (quant_iq4.h).
+inline int16_t iq4xs_scale(const BlockIQ4_XS& b, int s) {
+  const int low = (b.scales_l[s / 2] >> (4 * (s % 2))) & 0xF;
+  const int high = (b.scales_h >> (2 * s)) & 3;
+  return static_cast<int16_t>((low | (high << 4)) - 32);
+}
+
 struct IQ4XS {
   using Block = BlockIQ4_XS;
   static constexpr int kElems = kQK_K, kScaleGroup = 32, kSumGroups = 0;
   static void header(const Block& b, BlockHeader& h) {
     h.d = half_bits_to_float(b.d);
     for (int j = 0; j < kQK_K / kQK; ++j) {
-      h.scales[2 * j] = h.scales[2 * j + 1] = static_cast<int16_t>(iq4xs_scale(b, j));
+      h.scales[2 * j] = h.scales[2 * j + 1] = iq4xs_scale(b, j);
     }
   }
   template <int E, class D>
