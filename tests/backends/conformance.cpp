@@ -76,6 +76,45 @@ Weights make_weights(Backend& backend, DType dtype, int64_t rows, int64_t cols, 
   return w;
 }
 
+int64_t activation_block(DType dtype) {
+  if (!dtype_is_quantized(dtype)) return 0;
+  return dtype_block_size(dtype) == 256 ? 256 : 32;
+}
+
+// Tolerance of each y = sum_c w_c x_c:
+// - F32 accumulation: a float sum of `cols` products errs by far less than 1e-5 * A, with
+//   A = sum |w_c x_c| (the worst case is cols * 2^-24 * A; blocked SIMD sums stay near
+//   sqrt(cols) * 2^-24 * A, about 4e-6 * A at 4096 columns).
+// - Quantised weights may be multiplied with activations quantised to 8 bits per block of
+//   act_block elements (as llama.cpp and our CPU backend do): each x_c then moves by at most
+//   d/2 = amax_b / 254, with amax_b the block's largest |x|, so y moves by at most
+//   sum_b amax_b / 254 * sum_{c in b} |w_c|. That bound is exact, not statistical; 1% covers
+//   the rounding of the scale itself.
+std::vector<double> matmul_tolerance(const std::vector<float>& w, const std::vector<float>& x,
+                                     int64_t rows, int64_t cols, int64_t n, int64_t act_block) {
+  std::vector<double> tol(static_cast<size_t>(rows * n));
+  const int64_t block = act_block > 0 ? act_block : cols;
+  for (int64_t t = 0; t < n; ++t) {
+    const float* xt = x.data() + t * cols;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* wr = w.data() + r * cols;
+      double a = 0, q = 0;
+      for (int64_t b0 = 0; b0 < cols; b0 += block) {
+        const int64_t b1 = std::min(cols, b0 + block);
+        double amax = 0, wsum = 0;
+        for (int64_t c = b0; c < b1; ++c) {
+          a += std::fabs(static_cast<double>(wr[c]) * xt[c]);
+          amax = std::max(amax, static_cast<double>(std::fabs(xt[c])));
+          wsum += std::fabs(wr[c]);
+        }
+        q += amax / 254.0 * wsum;
+      }
+      tol[static_cast<size_t>(t * rows + r)] = 1e-5 * a + (act_block > 0 ? 1.01 * q : 0.0) + 1e-30;
+    }
+  }
+  return tol;
+}
+
 std::vector<double> tolerance(const std::vector<double>& want, double abs, double rel) {
   std::vector<double> tol(want.size());
   for (size_t i = 0; i < want.size(); ++i) tol[i] = abs + rel * std::fabs(want[i]);

@@ -68,6 +68,16 @@ Weights make_weights(Backend& backend, DType dtype, int64_t rows, int64_t cols, 
 // the number of failures and the worst few, prefixed by `what`.
 void expect_close(const std::vector<float>& got, const std::vector<double>& want,
                   const std::vector<double>& tol, const std::string& what);
+// Elements per activation scale when a backend multiplies `dtype` weights with activations
+// quantised to 8 bits, as the CPU backend does: 32 for the 32-element types, 256 (one Q8_K
+// block) for the K types, 0 for float weights.
+int64_t activation_block(DType dtype);
+
+// Tolerance of each y[t, r] = sum_c w[r, c] x[t, c] (row-major w [rows, cols], x [n, cols]),
+// where activations may be quantised per `act_block` elements (0: never). See conformance.cpp.
+std::vector<double> matmul_tolerance(const std::vector<float>& w, const std::vector<float>& x,
+                                     int64_t rows, int64_t cols, int64_t n, int64_t act_block);
+
 // Tolerance abs + rel * |want| for every element.
 std::vector<double> tolerance(const std::vector<double>& want, double abs, double rel);
 

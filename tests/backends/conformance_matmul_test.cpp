@@ -34,38 +34,6 @@ uint64_t seed_of(DType t, int64_t rows, int64_t cols, int64_t n) {
   return static_cast<uint64_t>(t) * 1000003u + static_cast<uint64_t>(rows * 7919 + cols * 31 + n);
 }
 
-// Tolerance of each y = sum_c w_c x_c:
-// - F32 accumulation: a float sum of `cols` products errs by far less than 1e-5 * A, with
-//   A = sum |w_c x_c| (the worst case is cols * 2^-24 * A; blocked SIMD sums stay near
-//   sqrt(cols) * 2^-24 * A, about 4e-6 * A at 4096 columns).
-// - Quantised weights may be multiplied with activations quantised to 8 bits per block of 32
-//   (as llama.cpp and our CPU backend do): each x_c then moves by at most d/2 = amax_b / 254,
-//   with amax_b the block's largest |x|, so y moves by at most sum_b amax_b / 254 * sum_{c in b}
-//   |w_c|. That bound is exact, not statistical; 1% covers the rounding of the scale itself.
-std::vector<double> matmul_tolerance(const std::vector<float>& w, const std::vector<float>& x,
-                                     int64_t rows, int64_t cols, int64_t n, bool quantised) {
-  std::vector<double> tol(static_cast<size_t>(rows * n));
-  for (int64_t t = 0; t < n; ++t) {
-    const float* xt = x.data() + t * cols;
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* wr = w.data() + r * cols;
-      double a = 0, q = 0;
-      for (int64_t b0 = 0; b0 < cols; b0 += 32) {
-        const int64_t b1 = std::min(cols, b0 + 32);
-        double amax = 0, wsum = 0;
-        for (int64_t c = b0; c < b1; ++c) {
-          a += std::fabs(static_cast<double>(wr[c]) * xt[c]);
-          amax = std::max(amax, static_cast<double>(std::fabs(xt[c])));
-          wsum += std::fabs(wr[c]);
-        }
-        q += amax / 254.0 * wsum;
-      }
-      tol[static_cast<size_t>(t * rows + r)] = 1e-5 * a + (quantised ? 1.01 * q : 0.0) + 1e-30;
-    }
-  }
-  return tol;
-}
-
 void check_matmul(Backend& backend, DType dtype, int64_t rows, int64_t cols, int64_t n) {
   const uint64_t seed = seed_of(dtype, rows, cols, n);
   const std::string what = fmt::format("{} {} W[{}, {}] x {} tokens (seed {})", backend.name(),
@@ -86,7 +54,7 @@ void check_matmul(Backend& backend, DType dtype, int64_t rows, int64_t cols, int
     got = backend.to_host_f32(y);
   }
   const auto want = reference::matmul(w.values, x, rows, cols, n);
-  expect_close(got, want, matmul_tolerance(w.values, x, rows, cols, n, dtype_is_quantized(dtype)),
+  expect_close(got, want, matmul_tolerance(w.values, x, rows, cols, n, activation_block(dtype)),
                what);
 }
 
@@ -144,7 +112,7 @@ TEST_P(ConformanceMatmul, ConvenienceMatmulVecReturnsTheProduct) {
   const std::vector<float> x = random_floats(33, 12);
   const std::vector<float> got = backend().matmul_vec(w.tensor, std::span<const float>(x));
   const auto want = reference::matmul(w.values, x, 7, 33, 1);
-  expect_close(got, want, matmul_tolerance(w.values, x, 7, 33, 1, false), "convenience");
+  expect_close(got, want, matmul_tolerance(w.values, x, 7, 33, 1, 0), "convenience");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceMatmul, ::testing::ValuesIn(kBackends),

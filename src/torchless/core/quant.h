@@ -111,6 +111,14 @@ inline void q4k_scale_min(int j, const uint8_t* scales, uint8_t& scale, uint8_t&
   }
 }
 
+// The signed 6-bit scale of sub-block i (0..15) of a Q3_K block: low nibble (i/8) of
+// scales[i%8], top 2 bits at bit 2*(i/4) of scales[8 + i%4], stored + 32.
+inline int q3k_scale(const uint8_t* scales, int i) {
+  const int low = (scales[i % 8] >> (4 * (i / 8))) & 0xF;
+  const int high = (scales[8 + i % 4] >> (2 * (i / 4))) & 3;
+  return (low | (high << 4)) - 32;
+}
+
 bool can_dequantize(DType type);
 // Converts n elements (a multiple of the block size) at src, laid out as `type`, to float.
 // Throws Error for types without a dequantiser or a bad n.

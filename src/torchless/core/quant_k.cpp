@@ -41,14 +41,7 @@ void dequantize_q2_k_block(const BlockQ2_K& b, float* y) {
 
 // --- Q3_K: 16 sub-blocks of 16, 6-bit signed scales, 3-bit signed codes -----------------------
 // Element 128h + 32j + m: low bits 2j..2j+1 of qs[32h + m], high bit (4h + j) of hmask[m];
-// code = low + 4*high - 4. Scale i: low nibble (i/8) of scales[i%8], top 2 bits at bit
-// 2*(i/4) of scales[8 + i%4], stored + 32.
-
-int q3k_scale(const uint8_t* s, int i) {
-  const int low = (s[i % 8] >> (4 * (i / 8))) & 0xF;
-  const int high = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
-  return (low | (high << 4)) - 32;
-}
+// code = low + 4*high - 4. Scales: q3k_scale (quant.h).
 
 void dequantize_q3_k_block(const BlockQ3_K& b, float* y) {
   const float d = fp16_to_fp32(b.d);

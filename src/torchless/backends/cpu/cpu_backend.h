@@ -58,15 +58,17 @@ class CpuBackend final : public Backend {
   void linear(const Tensor& w, const float* x, int64_t n, float* y);
   void linear_blocked(const Tensor& w, const float* x, int64_t n, float* y);
   void linear_dequantized(const Tensor& w, const float* x, int64_t n, float* y);
-  void quantize_activations(const float* x, int64_t n, int64_t cols);
+  // Fills xq_, xd_ and xs_ with n activation rows in the layout `wtype` takes (cpu_quant_dot.h).
+  void quantize_activations(DType wtype, const float* x, int64_t n, int64_t cols);
   // Per-thread F32 scratch of at least `count` floats; call before parallel_for.
   void reserve_thread_scratch(size_t count);
   float* thread_scratch(int thread) { return thread_scratch_[static_cast<size_t>(thread)].data(); }
 
   ThreadPool pool_;
   std::string device_name_;
-  std::vector<int16_t> xq_;  // Q8 activations for Q8_0/Q4_0 weights
+  std::vector<int16_t> xq_;  // Q8 activations for quantised weights
   std::vector<float> xd_;    // their block scales
+  std::vector<int16_t> xs_;  // sums of their codes per group, for weights with offsets
   std::vector<std::vector<float>> thread_scratch_;
 };
 

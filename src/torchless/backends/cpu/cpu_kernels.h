@@ -19,14 +19,15 @@ void quantize_q8_row(const float* x, int64_t cols, int16_t* q, float* d);
 
 // One weight matrix times a set of activation rows.
 struct MatmulOperands {
-  DType wtype = DType::F32;  // F32, F16, BF16, Q8_0 or Q4_0
+  DType wtype = DType::F32;  // F32, F16, BF16 or any quantised type (cpu_quant_dot.h)
   const std::byte* w = nullptr;
   size_t w_row_bytes = 0;
   int64_t cols = 0;
-  const float* x = nullptr;     // F32 activations (F32/F16/BF16 weights), row stride cols
-  const int16_t* xq = nullptr;  // Q8 activations (Q8_0/Q4_0 weights), row stride cols
-  const float* xd = nullptr;    // their scales, row stride cols / 32
-  float* y = nullptr;           // y[t * y_stride + r]
+  const float* x = nullptr;       // F32 activations (F32/F16/BF16 weights), row stride cols
+  const int16_t* xq = nullptr;    // Q8 activations (quantised weights), row stride cols
+  const float* xd = nullptr;      // their scales, row stride cols / 32 (Q8_K: cols / 256)
+  const int16_t* xsum = nullptr;  // sums of their codes, for weights with offsets
+  float* y = nullptr;             // y[t * y_stride + r]
   int64_t y_stride = 0;
 };
 

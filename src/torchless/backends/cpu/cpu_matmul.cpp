@@ -5,6 +5,7 @@
 #include "torchless/backends/cpu/cpu_backend.h"
 #include "torchless/backends/cpu/cpu_checks.h"
 #include "torchless/backends/cpu/cpu_kernels.h"
+#include "torchless/backends/cpu/cpu_quant_dot.h"
 #include "torchless/core/quant.h"
 
 namespace torchless {
@@ -12,11 +13,11 @@ namespace {
 
 bool has_fast_kernel(DType t) {
   return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 ||
-         t == DType::Q4_0;
+         t == DType::Q4_0 || cpu::has_quant_dot(t);
 }
 
 bool uses_q8_activations(DType t) {
-  return t == DType::Q8_0 || t == DType::Q4_0;
+  return cpu::activation_block(t) > 0;
 }
 
 // Weight rows per parallel chunk of a mat-vec: at least ~16 KiB of weights, so that the pool's
@@ -70,14 +71,18 @@ void CpuBackend::linear(const Tensor& w, const float* x, int64_t n, float* y) {
   }
 }
 
-void CpuBackend::quantize_activations(const float* x, int64_t n, int64_t cols) {
+void CpuBackend::quantize_activations(DType wtype, const float* x, int64_t n, int64_t cols) {
   const size_t values = static_cast<size_t>(n * cols);
+  const int block = cpu::activation_block(wtype);
+  const int group = cpu::activation_sum_group(wtype);
   if (xq_.size() < values) xq_.resize(values);
-  if (xd_.size() < values / cpu::kQ8Block) xd_.resize(values / cpu::kQ8Block);
-  const int64_t nblocks = cols / cpu::kQ8Block;
+  if (xd_.size() < values / block) xd_.resize(values / block);
+  if (group > 0 && xs_.size() < values / group) xs_.resize(values / group);
   pool_.parallel_for(n, 1, [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t) {
-      cpu::quantize_q8_row(x + t * cols, cols, xq_.data() + t * cols, xd_.data() + t * nblocks);
+      cpu::quantize_activation_row(wtype, x + t * cols, cols, xq_.data() + t * cols,
+                                   xd_.data() + t * (cols / block),
+                                   group > 0 ? xs_.data() + t * (cols / group) : nullptr);
     }
   });
 }
@@ -93,9 +98,10 @@ void CpuBackend::linear_blocked(const Tensor& w, const float* x, int64_t n, floa
   m.y = y;
   m.y_stride = rows;
   if (uses_q8_activations(w.dtype)) {
-    quantize_activations(x, n, cols);
+    quantize_activations(w.dtype, x, n, cols);
     m.xq = xq_.data();
     m.xd = xd_.data();
+    m.xsum = xs_.data();
   } else {
     m.x = x;
   }

@@ -17,6 +17,7 @@
 #include <cmath>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
+#include "torchless/backends/cpu/cpu_quant_dot.h"
 #include "torchless/core/half.h"
 #include "torchless/core/quant.h"
 
@@ -278,6 +279,7 @@ HWY_EXPORT(MatmulTile);
 HWY_EXPORT(QuantizeQ8Row);
 
 void matmul_tile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0, int64_t tok1) {
+  if (has_quant_dot(m.wtype)) return quant_matmul_tile(m, row0, row1, tok0, tok1);
   HWY_DYNAMIC_DISPATCH(MatmulTile)(m, row0, row1, tok0, tok1);
 }
 

@@ -1,0 +1,151 @@
+// The CPU backend's integer dot-product kernels of quantised weights (cpu_quant_dot.cpp), on
+// blocks of random bytes: every code, sub-block scale and high bit a file can hold is reached,
+// including the extremes our own quantisers never write (Q6_K scale -128, Q3_K and IQ4_XS
+// scale -32),
+// which bound the int16/int32 ranges of the kernels. Reference: the blocks dequantised by
+// quant.cpp and multiplied in float64.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "backends/conformance.h"
+#include "backends/reference_ops.h"
+#include "torchless/backends/cpu/cpu_backend.h"
+#include "torchless/core/half.h"
+#include "torchless/core/quant.h"
+
+namespace torchless {
+namespace {
+
+struct HalfField {
+  size_t offset;
+  float lo, hi;  // range of the random value written there
+};
+
+// The F16 scale fields of each block type: random bytes there would give Inf, NaN or huge
+// scales, so they get random values of a realistic size instead (the offset fields of
+// Q4_1/Q5_1 may be negative; K-type mins are subtracted, so dmin stays positive).
+std::vector<HalfField> half_fields(DType t) {
+  switch (t) {
+    case DType::Q4_0:
+    case DType::Q5_0:
+    case DType::Q8_0:
+      return {{0, 0.001f, 0.02f}};
+    case DType::IQ4_NL:
+      return {{0, 1e-4f, 2e-3f}};
+    case DType::IQ4_XS:
+      return {{0, 1e-5f, 1e-4f}};
+    case DType::Q4_1:
+    case DType::Q5_1:
+      return {{0, 0.001f, 0.02f}, {2, -0.2f, 0.2f}};
+    case DType::Q4_K:
+    case DType::Q5_K:
+      return {{0, 1e-4f, 2e-3f}, {2, 1e-4f, 2e-3f}};
+    case DType::Q2_K:
+      return {{offsetof(BlockQ2_K, d), 1e-3f, 0.02f}, {offsetof(BlockQ2_K, dmin), 1e-3f, 0.02f}};
+    case DType::Q3_K:
+      return {{offsetof(BlockQ3_K, d), 1e-3f, 0.02f}};
+    case DType::Q6_K:
+      return {{offsetof(BlockQ6_K, d), 1e-4f, 1e-3f}};
+    default:
+      return {};
+  }
+}
+
+conformance::Weights random_block_weights(Backend& backend, DType t, int64_t rows, int64_t cols,
+                                          uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> byte(0, 255);
+  conformance::Weights w;
+  w.bytes.resize(dtype_row_bytes(t, cols) * static_cast<size_t>(rows));
+  for (std::byte& b : w.bytes) b = static_cast<std::byte>(byte(rng));
+  const size_t block_bytes = dtype_row_bytes(t, dtype_block_size(t));
+  for (size_t b = 0; b < w.bytes.size(); b += block_bytes) {
+    for (const HalfField& f : half_fields(t)) {
+      const uint16_t h = fp32_to_fp16(std::uniform_real_distribution<float>(f.lo, f.hi)(rng));
+      std::memcpy(w.bytes.data() + b + f.offset, &h, sizeof h);
+    }
+  }
+  w.values.resize(static_cast<size_t>(rows * cols));
+  const size_t row_bytes = dtype_row_bytes(t, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(t, w.bytes.data() + static_cast<size_t>(r) * row_bytes,
+                   w.values.data() + r * cols, cols);
+  }
+  w.tensor =
+      backend.to_device(HostTensorView{Shape{rows, cols}, t, w.bytes.data(), w.bytes.size()});
+  return w;
+}
+
+std::vector<float> run_matmul(Backend& backend, const Tensor& w, const std::vector<float>& x,
+                              int64_t n) {
+  const int64_t rows = w.rows(), cols = w.cols();
+  if (n == 1) {
+    Tensor y = backend.alloc(Shape{rows}, DType::F32);
+    backend.matmul_vec(w, conformance::upload_f32(backend, x, Shape{cols}), y);
+    return backend.to_host_f32(y);
+  }
+  Tensor y = backend.alloc(Shape{n, rows}, DType::F32);
+  backend.matmul(w, conformance::upload_f32(backend, x, Shape{n, cols}), y);
+  return backend.to_host_f32(y);
+}
+
+void check(Backend& backend, DType t, int64_t rows, int64_t cols, int64_t n) {
+  const uint64_t seed =
+      static_cast<uint64_t>(t) * 100003u + static_cast<uint64_t>(rows * 7919 + cols * 31 + n);
+  const std::string what =
+      fmt::format("{} W[{}, {}] x {} tokens (seed {})", dtype_name(t), rows, cols, n, seed);
+  SCOPED_TRACE(what);
+  const auto w = random_block_weights(backend, t, rows, cols, seed);
+  const auto x = conformance::random_floats(static_cast<size_t>(n * cols), seed + 1);
+  const auto got = run_matmul(backend, w.tensor, x, n);
+  const auto want = reference::matmul(w.values, x, rows, cols, n);
+  conformance::expect_close(
+      got, want,
+      conformance::matmul_tolerance(w.values, x, rows, cols, n, conformance::activation_block(t)),
+      what);
+}
+
+constexpr DType kTypes[] = {DType::Q4_K, DType::Q6_K, DType::Q5_K,   DType::Q3_K,
+                            DType::Q2_K, DType::Q8_0, DType::Q4_0,   DType::Q4_1,
+                            DType::Q5_0, DType::Q5_1, DType::IQ4_XS, DType::IQ4_NL};
+
+// Column counts just past the block multiples the kernels step by (vectors of 8 to 32 lanes,
+// blocks of 32 or 256): a single block, one past a power of two, and a long row.
+std::vector<int64_t> cols_for(DType t) {
+  if (dtype_block_size(t) == kQK_K) return {256, 512 + 256, 4096 + 256};
+  return {32, 32 * 5, 32 * 67};
+}
+
+TEST(CpuQuantKernels, RandomBlocksMatchFloat64ReferenceForEveryShape) {
+  BackendOptions options;
+  options.threads = 2;
+  CpuBackend backend(options);
+  for (DType t : kTypes) {
+    for (int64_t cols : cols_for(t)) {
+      for (int64_t rows : {1, 3, 17, 33}) {
+        for (int64_t n = 1; n <= 9; ++n) check(backend, t, rows, cols, n);
+      }
+    }
+  }
+}
+
+TEST(CpuQuantKernels, ZeroActivationsGiveExactZeros) {
+  CpuBackend backend;
+  for (DType t : kTypes) {
+    const int64_t cols = dtype_block_size(t) == kQK_K ? 512 : 64;
+    const auto w = random_block_weights(backend, t, 5, cols, 11);
+    for (int64_t n : {1, 6}) {
+      const auto got = run_matmul(backend, w.tensor, std::vector<float>(n * cols, 0.0f), n);
+      for (float v : got) ASSERT_EQ(v, 0.0f) << dtype_name(t) << " n=" << n;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace torchless
