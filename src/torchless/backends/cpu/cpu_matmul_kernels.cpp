@@ -229,22 +229,41 @@ void dot_tile(const MatmulOperands& m, int64_t r0, int64_t t0) {
   }
 }
 
-// Tiles of 2 rows x 4 tokens, with narrower tiles at the edges.
+// Register tiles: kTileRows weight rows x kTileTokens tokens of accumulators. AVX-512 and
+// NEON have 32 vector registers, enough for 4 x 4 accumulators plus the 4 weight vectors and
+// one activation vector; AVX2 and SSE have 16, so their tiles are 4 x 2.
+constexpr int kTileRows = 4;
+#if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
+constexpr int kTileTokens = 2;
+#else
+constexpr int kTileTokens = 4;
+#endif
+
+// The last tokens of a tile, fewer than kTileTokens.
+template <int NR>
+void token_tail(const MatmulOperands& m, int64_t r, int64_t t, int64_t count) {
+  if constexpr (kTileTokens > 3) {
+    if (count == 3) return dot_tile<NR, 3>(m, r, t);
+  }
+  if constexpr (kTileTokens > 2) {
+    if (count == 2) return dot_tile<NR, 2>(m, r, t);
+  }
+  if (count == 1) dot_tile<NR, 1>(m, r, t);
+}
+
 template <int NR>
 void tile_row_group(const MatmulOperands& m, int64_t r, int64_t tok0, int64_t tok1) {
   int64_t t = tok0;
-  for (; t + 4 <= tok1; t += 4) dot_tile<NR, 4>(m, r, t);
-  for (; t < tok1; ++t) dot_tile<NR, 1>(m, r, t);
+  for (; t + kTileTokens <= tok1; t += kTileTokens) dot_tile<NR, kTileTokens>(m, r, t);
+  if (t < tok1) token_tail<NR>(m, r, t, tok1 - t);
 }
 
+// Groups of kTileRows rows, then single rows; in each, all tokens. A mat-vec (one token) thus
+// runs four independent accumulator chains that share each activation load.
 void MatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0, int64_t tok1) {
   int64_t r = row0;
-  if (tok1 - tok0 < 4) {
-    for (; r < row1; ++r) tile_row_group<1>(m, r, tok0, tok1);
-    return;
-  }
-  for (; r + 2 <= row1; r += 2) tile_row_group<2>(m, r, tok0, tok1);
-  if (r < row1) tile_row_group<1>(m, r, tok0, tok1);
+  for (; r + kTileRows <= row1; r += kTileRows) tile_row_group<kTileRows>(m, r, tok0, tok1);
+  for (; r < row1; ++r) tile_row_group<1>(m, r, tok0, tok1);
 }
 
 void QuantizeQ8Row(const float* x, int64_t cols, int16_t* q, float* d) {
