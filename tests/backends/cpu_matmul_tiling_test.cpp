@@ -1,5 +1,5 @@
-// The CPU matmul's tiling edges: register tiles of 4 rows x up to 4 tokens, token tiles, row
-// blocks (widened to F32 for F16/BF16 weights from 8 tokens on) and thread chunks. Every token
+// The CPU matmul's tiling edges: register tiles of 4 rows x up to 4 tokens (2 on AVX2), one
+// row at a time below a full token tile, token tiles, row blocks and thread chunks. Every token
 // count from 1 to 70, rows that leave 1..3 rows after the last 4-row tile and span two row
 // blocks, and columns that leave a tail after the last vector, against a float64 reference.
 #include <gtest/gtest.h>
@@ -81,7 +81,7 @@ TEST(CpuMatmulTiling, EveryTokenCountMatchesFloat64AcrossTileEdges) {
 }
 
 // Columns from 1 to 40 cover the empty main loop, exact vector multiples and every tail, for
-// the mat-vec (1 token), a partial token tile (3) and the widened batched path (9).
+// the mat-vec (1 token), fewer tokens than a register tile (3) and 4-row tiles (9).
 TEST(CpuMatmulTiling, ColumnTailsMatchFloat64) {
   CpuBackend backend;
   for (DType t : {DType::F32, DType::F16, DType::BF16}) {

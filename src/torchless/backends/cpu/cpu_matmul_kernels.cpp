@@ -269,16 +269,13 @@ constexpr int kTileTokens = 2;
 constexpr int kTileTokens = 4;
 #endif
 
-// The last tokens of a tile, fewer than kTileTokens.
-template <int NR>
+// The last tokens of a tile: count < kTileTokens.
+template <int NR, int NT = kTileTokens - 1>
 void token_tail(const MatmulOperands& m, int64_t r, int64_t t, int64_t count) {
-  if constexpr (kTileTokens > 3) {
-    if (count == 3) return dot_tile<NR, 3>(m, r, t);
+  if constexpr (NT >= 1) {
+    if (count == NT) return dot_tile<NR, NT>(m, r, t);
+    token_tail<NR, NT - 1>(m, r, t, count);
   }
-  if constexpr (kTileTokens > 2) {
-    if (count == 2) return dot_tile<NR, 2>(m, r, t);
-  }
-  if (count == 1) dot_tile<NR, 1>(m, r, t);
 }
 
 template <int NR>
