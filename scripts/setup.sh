@@ -6,9 +6,12 @@ if [[ "$(uname)" == "Darwin" ]]; then
     pkg-config clang-format
   exit 0
 fi
-pkgs=(cmake ninja-build g++ pkg-config clang clang-14 clang-format libclang-rt-14-dev libc++-dev python3
-      libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev libcli11-dev nlohmann-json3-dev
-      libfmt-dev libpcre2-dev)
+# libc++-dev and libc++abi-dev: the libc++ of the default clang, for the `libcxx` preset (CI)
+# and the Objective-C++ syntax checks of tests/metal_objc;
+# googletest: the GoogleTest sources that preset builds against libc++.
+pkgs=(cmake ninja-build g++ pkg-config clang clang-14 clang-format libclang-rt-14-dev python3
+      libgtest-dev libgmock-dev googletest libbenchmark-dev libhwy-dev libcli11-dev
+      nlohmann-json3-dev libfmt-dev libpcre2-dev libc++-dev libc++abi-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

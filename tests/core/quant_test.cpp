@@ -95,12 +95,15 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Quant, ElementwiseErrorOfLegacyTypesIsAtMostOneStep) {
   // Q4_0 / Q5_0 map the signed extreme to the most negative code, so the opposite extreme can be
-  // clamped by one step; everything else is within half a step (plus fp16 rounding of d).
+  // clamped by one step; everything else is within half a step. Storing the step d as fp16
+  // (relative error up to 2^-11) moves a code q by up to |q| * 2^-11 steps more, at most
+  // levels / 2048; 0.001 step covers float rounding. The bound is derived, not fitted to one
+  // sample: the values differ between standard libraries (normal_distribution is theirs).
   const std::vector<float> x = random_values(32 * 41, kSeed);
   for (DType type : {DType::Q4_0, DType::Q5_0, DType::Q8_0}) {
     const std::vector<float> y = round_trip(type, x);
     const float levels = type == DType::Q4_0 ? 8.0f : type == DType::Q5_0 ? 16.0f : 127.0f;
-    const float steps = type == DType::Q8_0 ? 0.52f : 1.01f;
+    const float steps = (type == DType::Q8_0 ? 0.5f : 1.0f) + levels / 2048.0f + 0.001f;
     for (size_t b = 0; b < x.size(); b += 32) {
       float amax = 0.0f;
       for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "torchless/app/command.h"
 #include "torchless/app/model_options.h"

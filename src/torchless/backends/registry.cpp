@@ -14,11 +14,13 @@
 namespace torchless {
 namespace {
 
-constexpr std::string_view kMetalNotBuilt =
+// Each of these two is used only in the configurations without its backend (clang's
+// -Wunused-const-variable, an error with -Werror, flags it in the others).
+[[maybe_unused]] constexpr std::string_view kMetalNotBuilt =
     "torchless was built without the Metal backend (configure with -DTORCHLESS_METAL=ON on "
     "macOS)";
 constexpr std::string_view kCudaNotBuilt = "torchless was built without CUDA";
-constexpr std::string_view kEmulatorNotBuilt =
+[[maybe_unused]] constexpr std::string_view kEmulatorNotBuilt =
     "torchless was built without the emulated Metal backend (configure with "
     "-DTORCHLESS_METAL_EMULATOR=ON)";
 constexpr std::string_view kValidNames = "auto, cpu, metal, cuda, metal-emulated";

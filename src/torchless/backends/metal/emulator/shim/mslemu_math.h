@@ -357,8 +357,6 @@ MSLEMU_MATH_NAMES(MSLEMU_USING)
 namespace precise {
 MSLEMU_MATH_NAMES(MSLEMU_USING)
 }
-#undef MSLEMU_USING
-#undef MSLEMU_MATH_NAMES
 
 // Geometric functions with fast and precise variants: each uses its namespace's sqrt/rsqrt.
 #define MSLEMU_GEOMETRY(ns)                           \
@@ -385,3 +383,16 @@ MSLEMU_GEOMETRY(::metal::precise)
 #undef MSLEMU_GEOMETRY
 
 }  // namespace metal
+
+// mslemu_gen puts the .metal text in (anonymous)::mslemu_kernels. There `using namespace metal;`
+// makes metal's functions visible as if declared in the global namespace, where libc++'s
+// <math.h> also declares float overloads of the C functions (::exp(float), ...; libstdc++ has
+// only the C library's double ones there), so exp(x) of a float would be ambiguous. Declared in
+// the kernels' own namespace, the metal functions are found first, as on a GPU.
+namespace {
+namespace mslemu_kernels {
+MSLEMU_MATH_NAMES(MSLEMU_USING)
+}  // namespace mslemu_kernels
+}  // namespace
+#undef MSLEMU_USING
+#undef MSLEMU_MATH_NAMES
