@@ -128,7 +128,7 @@ int run_bench(const BenchOptions& o) {
   if (o.n_prompt > 0) results.push_back(run_test(session, true, o.n_prompt, o.repetitions));
   if (o.n_gen > 0) results.push_back(run_test(session, false, o.n_gen, o.repetitions));
   const ModelSummary model = summarize(session.transformer().model());
-  const int threads = o.model.threads > 0 ? o.model.threads : ThreadPool::default_thread_count();
+  const int threads = options.threads > 0 ? options.threads : ThreadPool::default_thread_count();
   if (o.output == "json") {
     nlohmann::json out = nlohmann::json::array();
     for (const BenchResult& r : results) {

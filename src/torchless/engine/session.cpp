@@ -29,6 +29,25 @@ std::unique_ptr<Tokenizer> open_tokenizer(const SessionOptions& options, const L
   return load_tokenizer(options.model_path, options.tokenizer_path);
 }
 
+// A tokenizer with ids the model has no embedding for gives garbage or out-of-range reads.
+// Hugging Face configs may pad vocab_size beyond tokenizer.json, so only there may the
+// tokenizer be smaller than the model.
+void check_vocab_sizes(const Tokenizer& tok, const ModelConfig& config,
+                       const SessionOptions& options) {
+  const int32_t n_tok = tok.n_vocab();
+  const int32_t n_model = config.n_vocab;
+  if (n_tok == n_model) return;
+  const std::filesystem::path& source =
+      options.tokenizer_path.empty() ? options.model_path : options.tokenizer_path;
+  const bool hf = std::filesystem::is_directory(source) || source.filename() == "tokenizer.json";
+  if (n_tok < n_model && hf) return;
+  fail(
+      "the tokenizer ({}) has {} tokens but the model ({}) has a vocabulary of {}: pass the "
+      "model's own tokenizer with --tokenizer",
+      options.tokenizer_path.empty() ? "the model's" : options.tokenizer_path.string(), n_tok,
+      options.model_path.string(), n_model);
+}
+
 int resolve_context(int requested, const ModelConfig& config) {
   if (requested < 0) fail("context length must be positive, got {}", requested);
   if (requested > 0) return requested;
@@ -93,6 +112,7 @@ Session::Session(const SessionOptions& options) {
   backend_options.threads = options.threads;
   backend_ = init_backend(options.backend, backend_options);
   tokenizer_ = open_tokenizer(options, model);
+  if (tokenizer_) check_vocab_sizes(*tokenizer_, model.config, options);
   const int n_ctx = resolve_context(options.n_ctx, model.config);
   const DType kv_dtype = options.kv_f16 ? DType::F16 : DType::F32;
   check_memory(*backend_, model, n_ctx, kv_dtype);
@@ -130,6 +150,17 @@ void Session::truncate(int n) {
   tokens_.resize(static_cast<size_t>(n));
   // Keep at least one token pending so that the logits after token n-1 get recomputed.
   cache_->truncate(std::min(cache_->size(), std::max(0, n - 1)));
+}
+
+int Session::shift_context(int n_keep) {
+  n_keep = std::clamp(n_keep, 0, std::max(0, n_ctx() / 2));
+  const int n_left = n_tokens() - n_keep;
+  if (n_left < 2) fail("cannot shift a context of {} tokens keeping {}", n_tokens(), n_keep);
+  const int n_discard = n_left / 2;
+  tokens_.erase(tokens_.begin() + n_keep, tokens_.begin() + n_keep + n_discard);
+  cache_->truncate(std::min(cache_->size(), n_keep));
+  logits_at_ = -1;
+  return n_discard;
 }
 
 std::vector<int32_t> Session::tokenize(std::string_view text, bool parse_special) const {
@@ -224,8 +255,12 @@ GenerationResult Session::generate(std::span<const int32_t> prompt,
   while (true) {
     if (reached_max()) break;
     if (n_tokens() >= n_ctx()) {
-      result.stop = StopReason::ContextFull;
-      break;
+      if (options.context_keep < 0) {
+        result.stop = StopReason::ContextFull;
+        break;
+      }
+      shift_context(options.context_keep);
+      evaluate_pending();
     }
     const int32_t id = sampler.sample(last_logits_, tokens_);
     tokens_.push_back(id);

@@ -61,6 +61,9 @@ struct GenerationOptions {
   int max_tokens = 128;  // < 0: until end of generation or of the context
   SamplerOptions sampling;
   bool stop_at_end_of_generation = true;
+  // When the context fills: < 0 stops (StopReason::ContextFull); >= 0 keeps the first
+  // `context_keep` tokens (the system prompt), drops the oldest half of the rest and goes on.
+  int context_keep = -1;
 };
 
 struct GenerationResult {
@@ -102,6 +105,10 @@ class Session {
   // Keeps the first n tokens (e.g. to drop a reply); reset() empties the sequence.
   void truncate(int n);
   void reset() { truncate(0); }
+  // Makes room at the end of a full context: keeps the first n_keep tokens, drops the oldest
+  // half of the others and re-evaluates what remains after them (as llama.cpp's context
+  // shift, by recomputation). Returns the number of tokens dropped.
+  int shift_context(int n_keep);
 
   // Text -> ids; adds BOS (when the vocabulary wants it) only at the start of the sequence.
   std::vector<int32_t> tokenize(std::string_view text, bool parse_special = false) const;
