@@ -157,6 +157,8 @@ std::function<int()> setup(CLI::App& app) {
   app.add_option("-n,--n-gen", o->n_gen, "generated tokens (0: skip)")->capture_default_str();
   app.add_option("-r,--repetitions", o->repetitions, "runs of each test")->capture_default_str();
   app.add_option("-o,--output", o->output, "table or json")->capture_default_str();
+  app.add_flag_callback(
+      "--json", [o] { o->output = "json"; }, "print JSON (same as -o json)");
   return [o] { return run_bench(*o); };
 }
 

@@ -17,6 +17,7 @@
 #include "torchless/app/command.h"
 #include "torchless/app/model_options.h"
 #include "torchless/app/output.h"
+#include "torchless/app/plural.h"
 #include "torchless/app/sampling_options.h"
 #include "torchless/core/error.h"
 #include "torchless/engine/session.h"
@@ -213,7 +214,8 @@ int run_chat(const ChatOptions& o) {
                  session.n_ctx());
       continue;
     }
-    if (o.show_template) fmt::print(stderr, "[prompt: {} tokens]\n", conversation->size());
+    if (o.show_template)
+      fmt::print(stderr, "[prompt: {}]\n", count_of(conversation->size(), "token"));
     generation.context_keep = system_prefix(tok, tmpl, messages, n_system, *conversation);
     messages.push_back({"assistant", reply(session, *conversation, generation, o.sampling)});
   }

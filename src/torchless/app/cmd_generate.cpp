@@ -61,10 +61,13 @@ void print_stats(const Session& session, const GenerationResult& result, uint64_
   fmt::print(stderr, "\nbackend {}, context {}, seed {}\n", session.backend().name(),
              session.n_ctx(), seed);
   fmt::print(stderr, "load:       {:10.2f} ms\n", t.load_ms);
-  fmt::print(stderr, "prompt:     {:10.2f} ms  {:6d} tokens  {:10.2f} tokens/s\n", t.prompt_ms,
-             t.prompt_tokens, t.prompt_tokens_per_s());
-  fmt::print(stderr, "generation: {:10.2f} ms  {:6d} tokens  {:10.2f} tokens/s\n", t.generate_ms,
-             t.generated_tokens, t.generated_tokens_per_s());
+  const auto tokens = [](int n) {
+    return fmt::format("{:6d} {}", n, n == 1 ? "token " : "tokens");
+  };
+  fmt::print(stderr, "prompt:     {:10.2f} ms  {}  {:10.2f} tokens/s\n", t.prompt_ms,
+             tokens(t.prompt_tokens), t.prompt_tokens_per_s());
+  fmt::print(stderr, "generation: {:10.2f} ms  {}  {:10.2f} tokens/s\n", t.generate_ms,
+             tokens(t.generated_tokens), t.generated_tokens_per_s());
   if (result.stop == StopReason::ContextFull) {
     fmt::print(stderr, "stopped: the context of {} tokens is full (use --ctx to enlarge it)\n",
                session.n_ctx());
