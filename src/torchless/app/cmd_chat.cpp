@@ -33,6 +33,7 @@ struct ChatOptions {
   int max_reply_tokens = -1;
   bool show_template = false;
   bool conversation = true;  // llama.cpp's -cnv; a chat always is one
+  bool ignore_eos = false;
 };
 
 std::atomic<int> g_interrupts{0};
@@ -41,10 +42,12 @@ void on_interrupt(int) {
   g_interrupts.fetch_add(1);
 }
 
-// SIGINT without SA_RESTART: a Ctrl-C at the prompt interrupts the blocking read.
-void install_interrupt_handler() {
+// At the prompt, SIGINT without SA_RESTART so that a Ctrl-C interrupts the blocking read;
+// during a reply with it, so that a write to stdout is never cut short by one.
+void install_interrupt_handler(bool restart) {
   struct sigaction action = {};
   action.sa_handler = on_interrupt;
+  action.sa_flags = restart ? SA_RESTART : 0;
   sigemptyset(&action.sa_mask);
   sigaction(SIGINT, &action, nullptr);
 }
@@ -56,9 +59,11 @@ ReadResult read_line(std::string& line, bool interactive) {
   line.clear();
   char* buffer = nullptr;
   size_t capacity = 0;
+  install_interrupt_handler(false);
   while (true) {
     errno = 0;
-    const ssize_t n = getline(&buffer, &capacity, stdin);
+    // A Ctrl-C that came just before the read would not interrupt it.
+    const ssize_t n = g_interrupts.load() > 0 ? -1 : getline(&buffer, &capacity, stdin);
     if (n < 0) {
       const bool interrupted = errno == EINTR || g_interrupts.load() > 0;
       std::clearerr(stdin);
@@ -118,6 +123,7 @@ std::string reply(Session& session, const std::vector<int32_t>& conversation,
   session.truncate(static_cast<int>(keep));
   const std::span<const int32_t> fresh(conversation.data() + keep, conversation.size() - keep);
   std::string text;
+  install_interrupt_handler(true);
   const GenerationResult result =
       session.generate(fresh, generation, [&](int32_t, std::string_view piece) {
         write_stdout(piece);
@@ -172,9 +178,9 @@ int run_chat(const ChatOptions& o) {
   const bool interactive = isatty(STDIN_FILENO) != 0;
   fmt::print(stderr, "chat format: {}\n", chat_format_name(tmpl.format()));
   if (interactive) fmt::print(stderr, "{}\n", kHelp);
-  install_interrupt_handler();
   GenerationOptions generation;
   generation.max_tokens = o.max_reply_tokens;
+  generation.stop_at_end_of_generation = !o.ignore_eos;
   generation.sampling = resolve_sampling(o.sampling);
   std::vector<ChatMessage> messages;
   if (!o.system.empty()) messages.push_back({"system", o.system});
@@ -231,6 +237,7 @@ std::function<int()> setup(CLI::App& app) {
   app.add_option("-n,--n-predict", o->max_reply_tokens,
                  "maximum tokens per reply (-1: until the end of turn)")
       ->capture_default_str();
+  app.add_flag("--ignore-eos", o->ignore_eos, "go on past the end-of-turn token (with -n)");
   app.add_flag("--verbose-prompt", o->show_template, "print the prompt size of each turn");
   return [o] { return run_chat(*o); };
 }

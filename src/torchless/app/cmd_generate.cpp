@@ -28,6 +28,7 @@ struct GenerateOptions {
   bool json = false;
   bool context_shift = true;
   bool conversation = false;
+  bool ignore_eos = false;
 };
 
 std::string read_prompt(const GenerateOptions& options) {
@@ -90,6 +91,7 @@ int run_generate(const GenerateOptions& options) {
   Session session(session_options(options.model));
   GenerationOptions generation;
   generation.max_tokens = options.n_predict;
+  generation.stop_at_end_of_generation = !options.ignore_eos;
   generation.sampling = resolve_sampling(options.sampling);
   const std::vector<int32_t> prompt_tokens = session.tokenize(prompt);
   // A context shift keeps the prompt's first token (BOS) and whatever fits of the rest.
@@ -131,6 +133,7 @@ std::function<int()> setup(CLI::App& app) {
   app.add_option("--output-format", options->output_format, "text or json")->capture_default_str();
   app.add_flag("--context-shift,!--no-context-shift", options->context_shift,
                "when the context fills, drop the oldest half of the text and go on (default)");
+  app.add_flag("--ignore-eos", options->ignore_eos, "go on past the end-of-text token");
   app.add_flag("--conversation", options->conversation, "llama.cpp's -cnv: use torchless chat");
   return [options] { return run_generate(*options); };
 }
