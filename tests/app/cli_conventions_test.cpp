@@ -97,6 +97,21 @@ TEST(CliConventions, ReversePromptStopsTheOutput) {
   EXPECT_EQ(r.out.substr(0, r.out.size() - 1), full.out.substr(0, full.out.find("little") + 6));
 }
 
+TEST(CliConventions, LogitBiasBansATokenAndMirostatRuns) {
+  const std::vector<int> plain = greedy_tokens({});
+  ASSERT_FALSE(plain.empty());
+  const std::vector<int> banned =
+      greedy_tokens({"--logit-bias", std::to_string(plain[0]) + "-inf"});
+  ASSERT_FALSE(banned.empty());
+  EXPECT_NE(banned[0], plain[0]);
+  EXPECT_EQ(greedy_tokens({"-l", std::to_string(plain[0]) + "+0"}), plain);
+  const CliResult r =
+      run_cli({"generate", "-m", stories(), "-p", "Once", "-n", "8", "--mirostat", "2", "--typical",
+               "0.9", "--frequency-penalty", "0.5", "--seed", "7", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["tokens"].size(), 8u);
+}
+
 TEST(CliConventions, JsonIsAskedForWithDashDashJsonEverywhere) {
   const TempDir dir;
   std::ofstream(dir / "text.txt") << "Once upon a time, there was a little girl named Lily. "

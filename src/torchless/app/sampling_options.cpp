@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <optional>
 #include <random>
@@ -26,6 +27,21 @@ std::optional<int64_t> parse_seed(std::string_view text, uint64_t& seed) {
   return 0;
 }
 
+// "15043+1.5", "15043-inf" (llama.cpp's --logit-bias); std::nullopt when malformed.
+std::optional<std::pair<int32_t, float>> parse_logit_bias(const std::string& text) {
+  const size_t sign = text.find_first_of("+-", 1);
+  if (sign == std::string::npos) return std::nullopt;
+  int32_t id = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + sign, id);
+  if (error != std::errc() || end != text.data() + sign || id < 0) return std::nullopt;
+  const std::string value = text.substr(sign);
+  if (value == "-inf") return std::pair{id, -INFINITY};
+  char* value_end = nullptr;
+  const float bias = std::strtof(value.c_str(), &value_end);
+  if (value_end != value.c_str() + value.size() || !std::isfinite(bias)) return std::nullopt;
+  return std::pair{id, bias};
+}
+
 }  // namespace
 
 void add_sampling_options(CLI::App& app, SamplingArgs& args) {
@@ -43,6 +59,19 @@ void add_sampling_options(CLI::App& app, SamplingArgs& args) {
       ->capture_default_str();
   app.add_option("--presence-penalty", s.presence_penalty, "presence penalty (0: off)")
       ->capture_default_str();
+  app.add_option("--frequency-penalty", s.frequency_penalty,
+                 "subtracted once per earlier occurrence (0: off)")
+      ->capture_default_str();
+  app.add_option("--typical", s.typical_p, "locally typical sampling mass (1: off)")
+      ->capture_default_str();
+  app.add_option("--mirostat", s.mirostat, "0: off, 2: mirostat v2 (replaces top-k/p, min-p)")
+      ->capture_default_str();
+  app.add_option("--mirostat-ent", s.mirostat_tau, "mirostat target entropy tau")
+      ->capture_default_str();
+  app.add_option("--mirostat-lr", s.mirostat_eta, "mirostat learning rate eta")
+      ->capture_default_str();
+  app.add_option("-l,--logit-bias", args.logit_bias,
+                 "ID+BIAS or ID-BIAS added to a token's logit; ID-inf bans it (repeatable)");
   app.add_option("-s,--seed", args.seed, "random seed (-1: random)")->capture_default_str();
   app.add_option("-r,--reverse-prompt,--stop", args.reverse_prompts,
                  "stop once the output contains this text (repeatable)");
@@ -52,12 +81,24 @@ void check_sampling(const SamplingArgs& args) {
   const SamplerOptions& s = args.sampler;
   check_range("--temp", s.temperature, 0, 1e6, "between 0 (greedy) and 1e6");
   check_range("--top-k", s.top_k, 0, 1e9, "0 (off) or more");
-  check_range("--top-p", s.top_p, 0, 1, "between 0 and 1 (1: off)");
-  check_range("--min-p", s.min_p, 0, 1, "between 0 (off) and 1");
+  // The sampler's own bounds: top-p above 0, min-p below 1.
+  check_range("--top-p", s.top_p, 1e-9, 1, "between 0 and 1 (above 0; 1: off)");
+  check_range("--min-p", s.min_p, 0, 1 - 1e-9, "between 0 (off) and 1 (below 1)");
   check_range("--repeat-penalty", s.repeat_penalty, 1e-6, 1e6,
               "a positive number (1: off; above 1 penalises repeats)");
   check_range("--repeat-last-n", s.penalty_last_n, -1, 1e9, "-1 (the whole sequence) or more");
   check_range("--presence-penalty", s.presence_penalty, -1e6, 1e6, "a finite number (0: off)");
+  check_range("--frequency-penalty", s.frequency_penalty, -1e6, 1e6, "a finite number (0: off)");
+  check_range("--typical", s.typical_p, 1e-9, 1, "between 0 and 1 (above 0; 1: off)");
+  if (s.mirostat != 0 && s.mirostat != 2)
+    fail("--mirostat must be 0 (off) or 2, got {}", s.mirostat);
+  check_range("--mirostat-ent", s.mirostat_tau, 0, 1e6, "0 or more");
+  check_range("--mirostat-lr", s.mirostat_eta, 0, 1e6, "0 or more");
+  for (const std::string& bias : args.logit_bias) {
+    if (!parse_logit_bias(bias)) {
+      fail("--logit-bias must be ID+BIAS, ID-BIAS or ID-inf (e.g. 15043+1.5), got '{}'", bias);
+    }
+  }
   uint64_t seed = 0;
   if (!parse_seed(args.seed, seed)) {
     fail("--seed must be -1 (random) or a whole number from 0 to {}, got {}",
@@ -78,6 +119,9 @@ SamplerOptions resolve_sampling(const SamplingArgs& args) {
   const auto parsed = parse_seed(args.seed, seed);
   if (!parsed) fail("--seed: '{}' is not a number", args.seed);
   s.seed = *parsed == -1 ? std::random_device{}() : seed;
+  for (const std::string& bias : args.logit_bias) {
+    if (const auto parsed_bias = parse_logit_bias(bias)) s.logit_bias.push_back(*parsed_bias);
+  }
   return s;
 }
 

@@ -14,6 +14,7 @@ struct SamplingArgs {
   SamplerOptions sampler;
   std::string seed = "-1";                   // -1: a random seed; else 0 .. 2^64-1
   std::vector<std::string> reverse_prompts;  // -r: stop once the output contains one
+  std::vector<std::string> logit_bias;       // llama.cpp's "ID+BIAS" / "ID-BIAS" / "ID-inf"
 };
 
 void add_sampling_options(CLI::App& app, SamplingArgs& args);
