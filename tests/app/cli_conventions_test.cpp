@@ -112,6 +112,25 @@ TEST(CliConventions, LogitBiasBansATokenAndMirostatRuns) {
   EXPECT_EQ(json::parse(r.out)["tokens"].size(), 8u);
 }
 
+// The KV cache's size in the memory check tells its type: stories260K has 5 layers of 4 KV
+// heads of 8, so 1e9 positions take 2 * 5 * 1e9 * 32 elements.
+TEST(CliConventions, KvCacheIsF16ByDefaultAndCtkChangesIt) {
+  const std::vector<std::string> huge = {"generate", "-m",    stories(),   "-p",
+                                         "x",        "--ctx", "1000000000"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = huge;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(args).err;
+  };
+  EXPECT_NE(with({}).find("KV cache (596.05 GiB)"), std::string::npos) << with({});
+  EXPECT_NE(with({"-ctk", "f32"}).find("KV cache (1192.09 GiB)"), std::string::npos);
+  EXPECT_NE(with({"--kv-type", "F32"}).find("KV cache (1192.09 GiB)"), std::string::npos);
+  const CliResult q = run_cli({"generate", "-m", stories(), "-p", "x", "--kv-type", "q8_0"});
+  EXPECT_EQ(q.exit_code, 1);
+  EXPECT_NE(q.err.find("not supported yet"), std::string::npos) << q.err;
+  EXPECT_EQ(greedy_tokens({"-ctk", "f32", "-ctv", "f32"}).size(), 6u);
+}
+
 TEST(CliConventions, JsonIsAskedForWithDashDashJsonEverywhere) {
   const TempDir dir;
   std::ofstream(dir / "text.txt") << "Once upon a time, there was a little girl named Lily. "

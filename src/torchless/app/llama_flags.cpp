@@ -10,12 +10,14 @@
 namespace torchless::app {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, std::string_view>, 5> kAliases = {{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kAliases = {{
     {"-cnv", "--conversation"},
     {"-sys", "--system-prompt"},
     {"-ngl", "--n-gpu-layers"},
     {"-no-cnv", "--no-conversation"},
     {"-ctx", "--ctx-size"},
+    {"-ctk", "--cache-type-k"},
+    {"-ctv", "--cache-type-v"},
 }};
 
 // "-x" alone, "-5" (a negative number) and "-" (stdin) are fine; "-abc" is not.

@@ -51,7 +51,11 @@ void add_model_options(CLI::App& app, ModelOptions& options, ModelOptionSet whic
   if (which.context) {
     app.add_option("-c,--ctx,--ctx-size", options.ctx,
                    "context length (0: the model's, at most 4096)");
-    app.add_flag("--kv-f16", options.kv_f16, "keep the KV cache in F16 instead of F32");
+    app.add_option(
+        "--kv-type,--cache-type-k", options.kv_type,
+        "KV cache type: f16 or f32 (llama.cpp: -ctk; default " + options.default_kv_type + ")");
+    app.add_option("--cache-type-v", options.kv_type_v, "llama.cpp's -ctv: as --kv-type");
+    app.add_flag("--kv-f16", options.kv_f16, "the same as --kv-type f16");
   }
 }
 
@@ -77,7 +81,21 @@ SessionOptions session_options(const ModelOptions& options) {
   s.model_path = options.model;
   s.tokenizer_path = options.tokenizer;
   s.n_ctx = options.ctx;
-  s.kv_f16 = options.kv_f16;
+  const std::string k = lower(options.kv_type);
+  const std::string v = lower(options.kv_type_v);
+  if (!k.empty() && !v.empty() && k != v) {
+    fail("-ctk {} and -ctv {}: torchless keeps K and V in one type", options.kv_type,
+         options.kv_type_v);
+  }
+  const std::string kv_type = !k.empty() ? k : !v.empty() ? v : options.default_kv_type;
+  if (kv_type == "q8_0" || kv_type == "q4_0") {
+    fail("--kv-type {}: a quantised KV cache is not supported yet; use f16 (the default) or f32",
+         kv_type);
+  }
+  if (kv_type != "f16" && kv_type != "f32") {
+    fail("--kv-type must be f16 or f32, got '{}'", kv_type);
+  }
+  s.kv_f16 = options.kv_f16 || kv_type == "f16";
   return s;
 }
 

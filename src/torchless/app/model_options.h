@@ -16,13 +16,16 @@ struct ModelOptions {
   std::string backend = "auto";
   int threads = 0;
   int ctx = 0;
-  bool kv_f16 = false;
+  bool kv_f16 = false;                  // the older spelling of --kv-type f16
+  std::string kv_type;                  // --kv-type / -ctk: f16 or f32 ("": the default)
+  std::string kv_type_v;                // -ctv: must agree with -ctk (one type for K and V)
+  std::string default_kv_type = "f16";  // as in llama.cpp
   int gpu_layers = -1;  // llama.cpp's -ngl: 0 means the CPU; any other count, every layer
 };
 
 struct ModelOptionSet {
   bool tokenizer = true;  // --tokenizer
-  bool context = true;    // --ctx and --kv-f16
+  bool context = true;    // --ctx, --kv-type and --kv-f16
 };
 
 void add_model_options(CLI::App& app, ModelOptions& options, ModelOptionSet which = {});

@@ -36,7 +36,7 @@ std::string CpuBackend::check_memory_plan(const MemoryPlan& plan) const {
   if (allocated > usable) {
     fail(
         "cpu: the KV cache ({}) and scratch ({}) need {} but this machine has {} of memory: "
-        "use a smaller context with --ctx, or --kv-f16 to halve the KV cache",
+        "use a smaller context with --ctx (an F32 KV cache takes twice the F16 one)",
         gib(plan.kv_cache_bytes), gib(plan.scratch_bytes), gib(allocated), gib(physical));
   }
   if (plan.total() > usable) {
