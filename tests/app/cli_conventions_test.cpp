@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -129,6 +131,43 @@ TEST(CliConventions, KvCacheIsF16ByDefaultAndCtkChangesIt) {
   EXPECT_EQ(q.exit_code, 1);
   EXPECT_NE(q.err.find("not supported yet"), std::string::npos) << q.err;
   EXPECT_EQ(greedy_tokens({"-ctk", "f32", "-ctv", "f32"}).size(), 6u);
+}
+
+// Reference: the logits command's last row after the prompt, softmaxed here in double.
+TEST(CliConventions, NProbsAreTheModelsTopProbabilities) {
+  const TempDir dir;
+  const std::string out = (dir / "logits.f32").string();
+  const CliResult l = run_cli({"logits", "-m", stories(), "--tokens", "1,403,407", "-o", out});
+  ASSERT_EQ(l.exit_code, 0) << l.err;
+  std::ifstream in(out, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), {});
+  std::vector<float> logits(bytes.size() / sizeof(float));
+  std::memcpy(logits.data(), bytes.data(), logits.size() * sizeof(float));
+  ASSERT_EQ(logits.size(), 3u * 512u);
+  const std::vector<float> last(logits.end() - 512, logits.end());
+  const double max = *std::max_element(last.begin(), last.end());
+  double total = 0;
+  for (const float v : last) total += std::exp(v - max);
+  std::vector<std::pair<double, int>> want;
+  for (int i = 0; i < 512; ++i)
+    want.push_back({std::exp(last[static_cast<size_t>(i)] - max) / total, i});
+  std::sort(want.begin(), want.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+
+  const CliResult r = run_cli({"generate", "-m", stories(), "-p", "Once upon", "-n", "2", "--temp",
+                               "0", "--json", "--n-probs", "3", "-ctk", "f32"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json g = json::parse(r.out);
+  ASSERT_EQ(g["prompt_tokens"], json({1, 403, 407}));
+  ASSERT_EQ(g["top_probs"].size(), 2u);
+  const json& first = g["top_probs"][0];
+  ASSERT_EQ(first.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(first[i]["id"].get<int>(), want[i].second);
+    EXPECT_NEAR(first[i]["p"].get<double>(), want[i].first, 1e-5);
+    EXPECT_NEAR(first[i]["logprob"].get<double>(), std::log(want[i].first), 1e-4);
+  }
+  EXPECT_EQ(first[0]["id"], g["tokens"][0]);  // greedy takes the most likely
 }
 
 TEST(CliConventions, JsonIsAskedForWithDashDashJsonEverywhere) {

@@ -1,5 +1,6 @@
 // `torchless generate`: prompt -> streamed text on stdout, statistics on stderr (or one JSON
 // object with the token ids, the text and the timings).
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -29,6 +30,7 @@ struct GenerateOptions {
   bool context_shift = true;
   bool conversation = false;
   bool ignore_eos = false;
+  int n_probs = 0;
 };
 
 std::string read_prompt(const GenerateOptions& options) {
@@ -55,6 +57,25 @@ nlohmann::json timings_json(const Timings& t) {
           {"generated_tokens", t.generated_tokens},
           {"generate_ms", t.generate_ms},
           {"generated_tokens_per_s", t.generated_tokens_per_s()}};
+}
+
+// Per generated token: the n most likely tokens with their probability and log-probability
+// (OpenAI's logprobs, llama.cpp's n_probs).
+nlohmann::json top_probs_json(const Session& session, const GenerationResult& result) {
+  nlohmann::json steps = nlohmann::json::array();
+  for (const auto& step : result.top_probs) {
+    nlohmann::json entries = nlohmann::json::array();
+    for (const TokenProbability& t : step) {
+      const std::string piece =
+          session.has_tokenizer() ? session.tokenizer().token_to_piece(t.id, true) : "";
+      entries.push_back({{"id", t.id},
+                         {"token", piece},
+                         {"p", t.p},
+                         {"logprob", std::log(static_cast<double>(t.p))}});
+    }
+    steps.push_back(entries);
+  }
+  return steps;
 }
 
 void print_stats(const Session& session, const GenerationResult& result, uint64_t seed) {
@@ -84,6 +105,9 @@ int run_generate(const GenerateOptions& options) {
   }
   check_sampling(options.sampling);
   check_n_predict(options.n_predict);
+  if (options.n_probs < 0 || options.n_probs > 100) {
+    fail("--n-probs must be between 0 (off) and 100, got {}", options.n_probs);
+  }
   const std::string prompt = read_prompt(options);
   if (prompt.empty()) fail("the prompt is empty (give one with -p TEXT or -f FILE)");
   const bool json = options.json || options.output_format == "json";
@@ -92,6 +116,7 @@ int run_generate(const GenerateOptions& options) {
   GenerationOptions generation;
   generation.max_tokens = options.n_predict;
   generation.stop_at_end_of_generation = !options.ignore_eos;
+  generation.n_probs = options.n_probs;
   generation.sampling = resolve_sampling(options.sampling);
   const std::vector<int32_t> prompt_tokens = session.tokenize(prompt);
   // A context shift keeps the prompt's first token (BOS) and whatever fits of the rest.
@@ -109,11 +134,12 @@ int run_generate(const GenerateOptions& options) {
   const GenerationResult result = session.generate(prompt_tokens, generation, stream);
   if (!json) write_stdout("\n");
   if (json) {
-    const nlohmann::json out = {{"prompt_tokens", result.prompt_tokens},
-                                {"tokens", result.tokens},
-                                {"text", result.text},
-                                {"stop", stop_reason_name(result.stop)},
-                                {"timings", timings_json(result.timings)}};
+    nlohmann::json out = {{"prompt_tokens", result.prompt_tokens},
+                          {"tokens", result.tokens},
+                          {"text", result.text},
+                          {"stop", stop_reason_name(result.stop)},
+                          {"timings", timings_json(result.timings)}};
+    if (options.n_probs > 0) out["top_probs"] = top_probs_json(session, result);
     write_stdout(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
   print_stats(session, result, generation.sampling.seed);
@@ -134,6 +160,8 @@ std::function<int()> setup(CLI::App& app) {
   app.add_flag("--context-shift,!--no-context-shift", options->context_shift,
                "when the context fills, drop the oldest half of the text and go on (default)");
   app.add_flag("--ignore-eos", options->ignore_eos, "go on past the end-of-text token");
+  app.add_option("--n-probs", options->n_probs,
+                 "with --json: the N most likely tokens at each step (top_probs)");
   app.add_flag("--conversation", options->conversation, "llama.cpp's -cnv: use torchless chat");
   return [options] { return run_generate(*options); };
 }

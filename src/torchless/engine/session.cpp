@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 
@@ -185,6 +186,24 @@ void Session::check_appendable(std::span<const int32_t> tokens) const {
   }
 }
 
+std::vector<TokenProbability> Session::top_probabilities(int n) const {
+  const float max_logit = *std::max_element(last_logits_.begin(), last_logits_.end());
+  double total = 0;
+  for (const float l : last_logits_) total += std::exp(static_cast<double>(l - max_logit));
+  std::vector<TokenProbability> all(last_logits_.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    all[i] = {
+        static_cast<int32_t>(i),
+        static_cast<float>(std::exp(static_cast<double>(last_logits_[i] - max_logit)) / total)};
+  }
+  const size_t keep = std::min(all.size(), static_cast<size_t>(n));
+  std::partial_sort(
+      all.begin(), all.begin() + static_cast<ptrdiff_t>(keep), all.end(),
+      [](const auto& a, const auto& b) { return a.p > b.p || (a.p == b.p && a.id < b.id); });
+  all.resize(keep);
+  return all;
+}
+
 // Evaluates the tokens the KV cache does not hold yet and keeps the logits after the last.
 void Session::evaluate_pending() {
   if (tokens_.empty()) fail("the sequence is empty: nothing to evaluate");
@@ -262,6 +281,7 @@ GenerationResult Session::generate(std::span<const int32_t> prompt,
       shift_context(options.context_keep);
       evaluate_pending();
     }
+    if (options.n_probs > 0) result.top_probs.push_back(top_probabilities(options.n_probs));
     const int32_t id = sampler.sample(last_logits_, tokens_);
     tokens_.push_back(id);
     result.tokens.push_back(id);

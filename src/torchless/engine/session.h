@@ -64,6 +64,9 @@ struct GenerationOptions {
   // When the context fills: < 0 stops (StopReason::ContextFull); >= 0 keeps the first
   // `context_keep` tokens (the system prompt), drops the oldest half of the rest and goes on.
   int context_keep = -1;
+  // > 0: record the n most likely tokens of the model's distribution (softmax of the raw
+  // logits, before any sampling step) at every generated position.
+  int n_probs = 0;
 };
 
 struct GenerationResult {
@@ -72,6 +75,7 @@ struct GenerationResult {
   std::string text;                    // the generated text (streamed pieces concatenated)
   StopReason stop = StopReason::MaxTokens;
   Timings timings;
+  std::vector<std::vector<TokenProbability>> top_probs;  // per generated token, with n_probs
 };
 
 // Called once per generated token with the text it completes (may be empty while a UTF-8
@@ -128,6 +132,7 @@ class Session {
 
  private:
   void evaluate_pending();
+  std::vector<TokenProbability> top_probabilities(int n) const;  // of last_logits_
   void check_appendable(std::span<const int32_t> tokens) const;
 
   std::unique_ptr<Backend> backend_;
