@@ -107,9 +107,9 @@ TEST(CliConventions, LogitBiasBansATokenAndMirostatRuns) {
   ASSERT_FALSE(banned.empty());
   EXPECT_NE(banned[0], plain[0]);
   EXPECT_EQ(greedy_tokens({"-l", std::to_string(plain[0]) + "+0"}), plain);
-  const CliResult r =
-      run_cli({"generate", "-m", stories(), "-p", "Once", "-n", "8", "--mirostat", "2", "--typical",
-               "0.9", "--frequency-penalty", "0.5", "--seed", "7", "--json"});
+  const CliResult r = run_cli({"generate", "-m", stories(), "-p", "Once", "-n", "8",
+                               "--dry-multiplier", "0.8", "--mirostat", "2", "--typical", "0.9",
+                               "--frequency-penalty", "0.5", "--seed", "7", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["tokens"].size(), 8u);
 }

@@ -98,6 +98,7 @@ TEST(CliInput, EverySamplingValueIsRangeCheckedBeforeTheModelLoads) {
       {{"--mirostat", "1"}, "--mirostat must be 0 (off) or 2"},
       {{"--mirostat-lr", "-1"}, "--mirostat-lr must be 0 or more"},
       {{"--logit-bias", "5x"}, "--logit-bias must be ID+BIAS"},
+      {{"--dry-base", "nan"}, "--dry-base must be between 1 and 1000"},
       {{"-n", "-2"}, "-n must be -1"},
       {{"--seed", "-2"}, "--seed must be -1 (random) or a whole number from 0 to"},
       {{"--seed", "18446744073709551616"}, "--seed must be -1"},

@@ -298,5 +298,36 @@ TEST(Sampler, MirostatV2TruncatesBySurpriseAndLearnsMu) {
   EXPECT_NEAR(sampler.mirostat_mu(), expected_mu, 1e-5);
 }
 
+TEST(Sampler, DryPenalisesTokensThatExtendARepeat) {
+  const auto logits = random_logits(20, kSeed + 3);
+  // The sequence ends in 5 6 7, which came before and was followed by 8: 8 would repeat a run
+  // of 3. The 7 at index 5 was followed by 9: a run of 1.
+  const std::vector<int32_t> history = {5, 6, 7, 8, 1, 7, 9, 2, 5, 6, 7};
+  SamplerOptions o = plain(1.0f);
+  o.dry_multiplier = 0.8f;
+  o.dry_base = 1.75f;
+  o.dry_allowed_length = 1;
+  Sampler sampler(o);
+  // Reference: brute force over every earlier position, in double.
+  std::vector<int> longest(20, 0);
+  const size_t n = history.size();
+  for (size_t j = 0; j + 1 < n; ++j) {
+    int length = 0;
+    for (size_t k = 0; k <= j; ++k) {
+      if (history[j - k] != history[n - 1 - k]) break;
+      length = static_cast<int>(k) + 1;
+    }
+    auto& best = longest[static_cast<size_t>(history[j + 1])];
+    best = std::max(best, length);
+  }
+  EXPECT_EQ(longest[8], 3);
+  EXPECT_EQ(longest[9], 1);
+  std::vector<float> adjusted(logits.begin(), logits.end());
+  for (size_t id = 0; id < 20; ++id) {
+    if (longest[id] >= 1) adjusted[id] -= static_cast<float>(0.8 * std::pow(1.75, longest[id] - 1));
+  }
+  expect_near(dense(sampler.distribution(logits, history), 20), softmax(adjusted, 1.0));
+}
+
 }  // namespace
 }  // namespace torchless

@@ -70,6 +70,13 @@ void add_sampling_options(CLI::App& app, SamplingArgs& args) {
       ->capture_default_str();
   app.add_option("--mirostat-lr", s.mirostat_eta, "mirostat learning rate eta")
       ->capture_default_str();
+  app.add_option("--dry-multiplier", s.dry_multiplier, "DRY repetition penalty strength (0: off)")
+      ->capture_default_str();
+  app.add_option("--dry-base", s.dry_base, "DRY penalty growth per repeated token")
+      ->capture_default_str();
+  app.add_option("--dry-allowed-length", s.dry_allowed_length,
+                 "repeats this long or shorter are not DRY-penalised")
+      ->capture_default_str();
   app.add_option("-l,--logit-bias", args.logit_bias,
                  "ID+BIAS or ID-BIAS added to a token's logit; ID-inf bans it (repeatable)");
   app.add_option("-s,--seed", args.seed, "random seed (-1: random)")->capture_default_str();
@@ -94,6 +101,9 @@ void check_sampling(const SamplingArgs& args) {
     fail("--mirostat must be 0 (off) or 2, got {}", s.mirostat);
   check_range("--mirostat-ent", s.mirostat_tau, 0, 1e6, "0 or more");
   check_range("--mirostat-lr", s.mirostat_eta, 0, 1e6, "0 or more");
+  check_range("--dry-multiplier", s.dry_multiplier, 0, 1e6, "0 (off) or more");
+  check_range("--dry-base", s.dry_base, 1, 1e3, "between 1 and 1000");
+  check_range("--dry-allowed-length", s.dry_allowed_length, 1, 1e6, "1 or more");
   for (const std::string& bias : args.logit_bias) {
     if (!parse_logit_bias(bias)) {
       fail("--logit-bias must be ID+BIAS, ID-BIAS or ID-inf (e.g. 15043+1.5), got '{}'", bias);

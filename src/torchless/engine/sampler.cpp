@@ -79,13 +79,16 @@ void Sampler::apply_penalties(std::span<const float> logits, std::span<const int
   const bool repeat = options_.repeat_penalty != 1.0f;
   const bool presence = options_.presence_penalty != 0.0f;
   const bool frequency = options_.frequency_penalty != 0.0f;
-  if ((!repeat && !presence && !frequency) || history.empty() || options_.penalty_last_n == 0) {
+  const bool dry = options_.dry_multiplier != 0.0f;
+  if ((!repeat && !presence && !frequency && !dry) || history.empty() ||
+      options_.penalty_last_n == 0) {
     return;
   }
 
   size_t n = history.size();
   if (options_.penalty_last_n > 0) n = std::min(n, static_cast<size_t>(options_.penalty_last_n));
   const auto recent = history.last(n);
+  if (dry) apply_dry(recent);
   seen_.assign(recent.begin(), recent.end());
   std::sort(seen_.begin(), seen_.end());
   for (auto run = seen_.begin(); run != seen_.end();) {
@@ -97,6 +100,29 @@ void Sampler::apply_penalties(std::span<const float> logits, std::span<const int
     float& l = penalized_[static_cast<size_t>(id)];
     if (repeat) l = l > 0 ? l / options_.repeat_penalty : l * options_.repeat_penalty;
     l -= options_.presence_penalty + occurrences * options_.frequency_penalty;
+  }
+}
+
+// For every earlier position j, the length of the longest run ending at j that equals the
+// run ending at the last token; history[j + 1] would extend a repeat of that length.
+void Sampler::apply_dry(std::span<const int32_t> recent) {
+  const size_t n = recent.size();
+  dry_length_.assign(penalized_.size(), 0);
+  for (size_t j = 0; j + 1 < n; ++j) {
+    size_t length = 0;
+    while (length <= j && recent[j - length] == recent[n - 1 - length]) ++length;
+    const int32_t next = recent[j + 1];
+    if (next < 0 || static_cast<size_t>(next) >= penalized_.size()) continue;
+    int& best = dry_length_[static_cast<size_t>(next)];
+    best = std::max(best, static_cast<int>(length));
+  }
+  for (size_t id = 0; id < penalized_.size(); ++id) {
+    const int length = dry_length_[id];
+    if (length > 0 && length >= options_.dry_allowed_length) {
+      penalized_[id] -=
+          options_.dry_multiplier *
+          std::pow(options_.dry_base, static_cast<float>(length - options_.dry_allowed_length));
+    }
   }
 }
 

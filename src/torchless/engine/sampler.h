@@ -4,6 +4,9 @@
 //   1. repetition penalty (CTRL-style: a positive logit is divided by it, a negative one
 //      multiplied), presence penalty (subtracted once) and frequency penalty (subtracted once
 //      per occurrence) for every distinct token among the last `penalty_last_n` tokens;
+//   1b. DRY ("don't repeat yourself", without sequence breakers): a token that would extend
+//      a repeat of the sequence's last L >= dry_allowed_length tokens (among the last
+//      penalty_last_n) loses dry_multiplier * dry_base^(L - dry_allowed_length);
 //   2. temperature <= 0: greedy (argmax, lowest id on ties) — nothing else applies;
 //   3. logits / temperature, softmax;
 //   4. mirostat v2 when on: keep the tokens whose surprise -log2 p is at most mu (at least
@@ -34,9 +37,12 @@ struct SamplerOptions {
   float frequency_penalty = 0.0f;  // 0: off
   int penalty_last_n = 64;         // tokens the penalties look back on; <0: the whole sequence
   float typical_p = 1.0f;          // >= 1: off
-  int mirostat = 0;                // 0: off, 2: mirostat v2
-  float mirostat_tau = 5.0f;       // target surprise (bits)
-  float mirostat_eta = 0.1f;       // learning rate
+  float dry_multiplier = 0.0f;     // 0: off
+  float dry_base = 1.75f;
+  int dry_allowed_length = 2;
+  int mirostat = 0;                                   // 0: off, 2: mirostat v2
+  float mirostat_tau = 5.0f;                          // target surprise (bits)
+  float mirostat_eta = 0.1f;                          // learning rate
   std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, added to its logit)
   uint64_t seed = 0;
 
@@ -75,6 +81,7 @@ class Sampler {
   void apply_penalties(std::span<const float> logits, std::span<const int32_t> history);
   void build_candidates();  // from penalized_, into candidates_ (sorted, truncated)
   void keep_typical();
+  void apply_dry(std::span<const int32_t> recent);
   void keep_mirostat();
   int32_t argmax() const;
   double next_uniform();  // in [0, 1)
@@ -86,6 +93,7 @@ class Sampler {
   std::vector<int32_t> seen_;
   std::vector<std::pair<double, TokenProbability>> scored_;  // typical: (|surprise - H|, token)
   double mu_ = 0;
+  std::vector<int> dry_length_;  // per token: the longest repeat it would extend
 };
 
 }  // namespace torchless
