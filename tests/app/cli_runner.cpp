@@ -26,15 +26,30 @@ std::string slurp(const std::filesystem::path& p) {
 
 }  // namespace
 
+CliResult run_cli_impl(const std::vector<std::string>& args, const std::string& stdin_text,
+                       const std::string& stdout_redirection);
+
 CliResult run_cli(const std::vector<std::string>& args, const std::string& stdin_text) {
+  return run_cli_impl(args, stdin_text, "");
+}
+
+CliResult run_cli_redirected(const std::vector<std::string>& args,
+                             const std::string& stdout_redirection) {
+  return run_cli_impl(args, "", stdout_redirection);
+}
+
+CliResult run_cli_impl(const std::vector<std::string>& args, const std::string& stdin_text,
+                       const std::string& stdout_redirection) {
   const auto dir =
       std::filesystem::temp_directory_path() / ("torchless_cli_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "stdin", std::ios::binary) << stdin_text;
   std::string cmd = shell_quote(TORCHLESS_CLI);
   for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " <" + shell_quote((dir / "stdin").string()) + " >" + shell_quote((dir / "out").string()) +
-         " 2>" + shell_quote((dir / "err").string());
+  const std::string out = stdout_redirection.empty() ? " >" + shell_quote((dir / "out").string())
+                                                     : " " + stdout_redirection;
+  cmd += " <" + shell_quote((dir / "stdin").string()) + out + " 2>" +
+         shell_quote((dir / "err").string());
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -13,6 +13,10 @@ struct CliResult {
 };
 
 CliResult run_cli(const std::vector<std::string>& args, const std::string& stdin_text = "");
+// The same with stdout sent elsewhere: a shell redirection such as ">/dev/full" or ">&-"
+// (out stays empty).
+CliResult run_cli_redirected(const std::vector<std::string>& args,
+                             const std::string& stdout_redirection);
 std::string shared_path(const std::string& relative);  // ../shared/<relative>, must exist
 
 }  // namespace torchless::test

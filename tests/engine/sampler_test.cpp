@@ -213,5 +213,121 @@ TEST(Sampler, PresencePenaltySubtractsOncePerDistinctToken) {
   EXPECT_EQ(stronger.sample(logits, std::vector<int32_t>{0}), 1);  // 0.6 < 0.7
 }
 
+// The sampler's distribution() as a dense vector of probabilities by id (0 where dropped).
+std::vector<double> dense(const std::vector<TokenProbability>& d, size_t n) {
+  std::vector<double> p(n, 0.0);
+  for (const auto& c : d) p[static_cast<size_t>(c.id)] = c.p;
+  return p;
+}
+
+void expect_near(const std::vector<double>& got, const std::vector<double>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << "id " << i;
+}
+
+TEST(Sampler, FrequencyPenaltyAndLogitBiasMatchAReference) {
+  const auto logits = random_logits(50, kSeed);
+  const std::vector<int32_t> history = {4, 9, 4, 4, 11, 9, 30};
+  SamplerOptions o = plain(1.0f);
+  o.frequency_penalty = 0.3f;
+  o.presence_penalty = 0.2f;
+  o.logit_bias = {{3, -INFINITY}, {7, 2.0f}};
+  Sampler sampler(o);
+  // Reference in double: bias, then presence once and frequency per occurrence.
+  std::vector<float> adjusted(logits.begin(), logits.end());
+  adjusted[3] = -INFINITY;
+  adjusted[7] += 2.0f;
+  std::map<int, int> counts;
+  for (int id : history) ++counts[id];
+  for (const auto& [id, n] : counts) adjusted[static_cast<size_t>(id)] -= 0.2f + 0.3f * n;
+  expect_near(dense(sampler.distribution(logits, history), 50), softmax(adjusted, 1.0));
+  EXPECT_NE(sampler.sample(logits, history), 3) << "seed " << kSeed;
+}
+
+TEST(Sampler, TypicalKeepsTheTokensClosestToTheEntropy) {
+  for (const float typical : {0.2f, 0.5f, 0.9f}) {
+    const auto logits = random_logits(40, kSeed + 1, 1.5f);
+    SamplerOptions o = plain(0.9f);
+    o.typical_p = typical;
+    Sampler sampler(o);
+    const auto p = softmax(logits, 0.9);
+    double entropy = 0;
+    for (double v : p) entropy -= v * std::log(v);
+    std::vector<int> ids(p.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) {
+      return std::abs(-std::log(p[a]) - entropy) < std::abs(-std::log(p[b]) - entropy);
+    });
+    std::vector<double> want(p.size(), 0.0);
+    double mass = 0;
+    for (int id : ids) {
+      want[static_cast<size_t>(id)] = p[static_cast<size_t>(id)];
+      mass += p[static_cast<size_t>(id)];
+      if (mass >= typical) break;
+    }
+    for (auto& v : want) v /= mass;
+    SCOPED_TRACE(typical);
+    expect_near(dense(sampler.distribution(logits), p.size()), want);
+  }
+}
+
+TEST(Sampler, MirostatV2TruncatesBySurpriseAndLearnsMu) {
+  const auto logits = random_logits(64, kSeed + 2, 2.0f);
+  SamplerOptions o = plain(1.0f);
+  o.mirostat = 2;
+  o.mirostat_tau = 2.0f;
+  o.mirostat_eta = 0.25f;
+  o.seed = kSeed;
+  Sampler sampler(o);
+  // Reference: keep -log2 p <= mu = 2 tau (the best always), renormalise.
+  const auto p = softmax(logits, 1.0);
+  const auto order = ids_by_probability(p);
+  std::vector<double> want(p.size(), 0.0);
+  double mass = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const double v = p[static_cast<size_t>(order[i])];
+    if (i > 0 && -std::log2(v) > 4.0) break;
+    want[static_cast<size_t>(order[i])] = v;
+    mass += v;
+  }
+  for (auto& v : want) v /= mass;
+  expect_near(dense(sampler.distribution(logits), p.size()), want);
+  const int32_t id = sampler.sample(logits);
+  ASSERT_GT(want[static_cast<size_t>(id)], 0.0) << "seed " << kSeed;
+  const double expected_mu = 4.0 - 0.25 * (-std::log2(want[static_cast<size_t>(id)]) - 2.0);
+  EXPECT_NEAR(sampler.mirostat_mu(), expected_mu, 1e-5);
+}
+
+TEST(Sampler, DryPenalisesTokensThatExtendARepeat) {
+  const auto logits = random_logits(20, kSeed + 3);
+  // The sequence ends in 5 6 7, which came before and was followed by 8: 8 would repeat a run
+  // of 3. The 7 at index 5 was followed by 9: a run of 1.
+  const std::vector<int32_t> history = {5, 6, 7, 8, 1, 7, 9, 2, 5, 6, 7};
+  SamplerOptions o = plain(1.0f);
+  o.dry_multiplier = 0.8f;
+  o.dry_base = 1.75f;
+  o.dry_allowed_length = 1;
+  Sampler sampler(o);
+  // Reference: brute force over every earlier position, in double.
+  std::vector<int> longest(20, 0);
+  const size_t n = history.size();
+  for (size_t j = 0; j + 1 < n; ++j) {
+    int length = 0;
+    for (size_t k = 0; k <= j; ++k) {
+      if (history[j - k] != history[n - 1 - k]) break;
+      length = static_cast<int>(k) + 1;
+    }
+    auto& best = longest[static_cast<size_t>(history[j + 1])];
+    best = std::max(best, length);
+  }
+  EXPECT_EQ(longest[8], 3);
+  EXPECT_EQ(longest[9], 1);
+  std::vector<float> adjusted(logits.begin(), logits.end());
+  for (size_t id = 0; id < 20; ++id) {
+    if (longest[id] >= 1) adjusted[id] -= static_cast<float>(0.8 * std::pow(1.75, longest[id] - 1));
+  }
+  expect_near(dense(sampler.distribution(logits, history), 20), softmax(adjusted, 1.0));
+}
+
 }  // namespace
 }  // namespace torchless

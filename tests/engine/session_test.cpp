@@ -128,6 +128,33 @@ TEST(Session, StopsAtTheEndOfTheContext) {
   EXPECT_EQ(result.tokens, free_run.tokens);
 }
 
+// After a shift the sequence is the kept head plus the newest half, and its logits are
+// exactly those of a fresh session fed that sequence (the cache was re-evaluated, not reused).
+TEST(Session, ContextShiftKeepsTheHeadDropsTheOldestAndReEvaluates) {
+  auto session = open_stories(16);
+  const auto result = session->generate(kPrompt, greedy(11));
+  ASSERT_EQ(session->n_tokens(), 16);
+  const std::vector<int32_t> before(session->tokens().begin(), session->tokens().end());
+  EXPECT_EQ(session->shift_context(1), 7);  // (16 - 1) / 2
+  std::vector<int32_t> expected = {before[0]};
+  expected.insert(expected.end(), before.begin() + 8, before.end());
+  ASSERT_EQ(std::vector<int32_t>(session->tokens().begin(), session->tokens().end()), expected);
+  const auto continued = session->generate(std::vector<int32_t>{}, greedy(3));
+  const auto fresh = open_stories(16)->generate(expected, greedy(3));
+  EXPECT_EQ(continued.tokens, fresh.tokens);
+  // generate() shifts by itself when asked: 40 tokens through 16 positions.
+  auto shifting = open_stories(16);
+  GenerationOptions o = greedy(40);
+  o.context_keep = 1;
+  const auto long_run = shifting->generate(kPrompt, o);
+  EXPECT_EQ(long_run.stop, StopReason::MaxTokens);
+  EXPECT_EQ(long_run.tokens.size(), 40u);
+  EXPECT_LE(shifting->n_tokens(), 16);
+  // Up to the first shift it is the unshifted run.
+  EXPECT_EQ(std::vector<int32_t>(long_run.tokens.begin(), long_run.tokens.begin() + 11),
+            result.tokens);
+}
+
 TEST(Session, PromptLongerThanTheContextIsAnError) {
   auto session = open_stories(4);
   EXPECT_THROW(session->generate(kPrompt, greedy(1)), Error);

@@ -128,7 +128,7 @@ int run_bench(const BenchOptions& o) {
   if (o.n_prompt > 0) results.push_back(run_test(session, true, o.n_prompt, o.repetitions));
   if (o.n_gen > 0) results.push_back(run_test(session, false, o.n_gen, o.repetitions));
   const ModelSummary model = summarize(session.transformer().model());
-  const int threads = o.model.threads > 0 ? o.model.threads : ThreadPool::default_thread_count();
+  const int threads = options.threads > 0 ? options.threads : ThreadPool::default_thread_count();
   if (o.output == "json") {
     nlohmann::json out = nlohmann::json::array();
     for (const BenchResult& r : results) {
@@ -157,6 +157,8 @@ std::function<int()> setup(CLI::App& app) {
   app.add_option("-n,--n-gen", o->n_gen, "generated tokens (0: skip)")->capture_default_str();
   app.add_option("-r,--repetitions", o->repetitions, "runs of each test")->capture_default_str();
   app.add_option("-o,--output", o->output, "table or json")->capture_default_str();
+  app.add_flag_callback(
+      "--json", [o] { o->output = "json"; }, "print JSON (same as -o json)");
   return [o] { return run_bench(*o); };
 }
 

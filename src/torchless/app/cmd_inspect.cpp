@@ -275,7 +275,13 @@ void print_text(const json& r) {
              human_bytes(totals["bytes"].get<uint64_t>()), totals["bytes"].get<uint64_t>());
 }
 
-int run_inspect(const std::string& path, bool as_json) {
+int run_inspect(std::string path, bool as_json) {
+  if (path.empty()) fail("give the model with -m FILE (or as the first argument)");
+  // A Hugging Face config.json stands for its directory, as in generate.
+  if (std::filesystem::path(path).filename() == "config.json") {
+    path = std::filesystem::path(path).parent_path().string();
+    if (path.empty()) path = ".";
+  }
   const ModelFormat format = detect_model_format(path);
   const json report = format == ModelFormat::Gguf ? gguf_report(path) : loaded_model_report(path);
   if (as_json) {
@@ -291,11 +297,15 @@ const bool registered = register_command({
     "Show a model file's format, hyperparameters, tokenizer, metadata and tensors",
     [](CLI::App& sub) -> std::function<int()> {
       auto path = std::make_shared<std::string>();
+      auto model = std::make_shared<std::string>();
       auto as_json = std::make_shared<bool>(false);
-      sub.add_option("file", *path, "GGUF file, Hugging Face directory or llama2.c .bin")
-          ->required();
+      auto* file = sub.add_option(
+          "file", *path, "GGUF file, Hugging Face directory or config.json, or llama2.c .bin");
+      auto* m = sub.add_option("-m,--model", *model, "the model, as in every other command");
+      file->excludes(m);
       sub.add_flag("--json", *as_json, "Print the report as JSON");
-      return [path, as_json] { return run_inspect(*path, *as_json); };
+      return
+          [path, model, as_json] { return run_inspect(model->empty() ? *path : *model, *as_json); };
     },
 });
 

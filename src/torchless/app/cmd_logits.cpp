@@ -79,6 +79,8 @@ int run_logits(const LogitsOptions& options) {
 
 std::function<int()> setup(CLI::App& app) {
   auto options = std::make_shared<LogitsOptions>();
+  // Logits are compared with references at tight tolerances: keep the KV cache exact.
+  options->model.default_kv_type = "f32";
   add_model_options(app, options->model, {.tokenizer = false, .context = true});
   app.add_option("--tokens", options->tokens, "comma-separated token ids, e.g. 1,2,3")->required();
   app.add_option("-o,--out", options->out, "write the raw float32 logits to this file");

@@ -455,7 +455,8 @@ std::unique_ptr<Backend> open_metal(bool emulated) {
   for (const BackendInfo& info : discover_backends()) {
     if (info.name != wanted) continue;
     if (!info.available) {
-      fmt::print("metal-selftest: {} is not available here: {}\n", wanted, info.detail);
+      fmt::print("metal-selftest: {} is not available here: {}{}\n", wanted, info.detail,
+                 emulated ? "" : " (--emulated checks the kernels on the CPU emulator instead)");
       return nullptr;
     }
     fmt::print("metal-selftest: {} on {}\n", wanted, info.detail);

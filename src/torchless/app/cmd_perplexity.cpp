@@ -12,6 +12,7 @@
 
 #include "torchless/app/command.h"
 #include "torchless/app/model_options.h"
+#include "torchless/app/plural.h"
 #include "torchless/core/error.h"
 #include "torchless/engine/session.h"
 
@@ -53,8 +54,8 @@ int run_perplexity(const PerplexityOptions& o) {
   if (chunk < 4) fail("the context ({}) is too small to measure perplexity", session.n_ctx());
   const int n_chunks = static_cast<int>(tokens.size()) / chunk;
   if (n_chunks == 0) {
-    fail("the text has {} tokens; at least one chunk of {} is needed (lower --ctx)", tokens.size(),
-         chunk);
+    fail("the text has {}; at least one chunk of {} is needed (lower --ctx)",
+         count_of(tokens.size(), "token"), chunk);
   }
   const int n_vocab = session.config().n_vocab;
   double nll = 0, nll2 = 0;
@@ -92,8 +93,9 @@ int run_perplexity(const PerplexityOptions& o) {
                                       {"n_ctx", session.n_ctx()}}
                            .dump());
   } else {
-    fmt::print("perplexity: {:.4f} ± {:.4f} ({} chunks of {} tokens, {} scored)\n", ppl, ppl_error,
-               n_chunks, chunk, count);
+    fmt::print("perplexity: {:.4f} ± {:.4f} ({} of {}, {} scored)\n", ppl, ppl_error,
+               count_of(static_cast<size_t>(n_chunks), "chunk"),
+               count_of(static_cast<size_t>(chunk), "token"), count);
   }
   return 0;
 }

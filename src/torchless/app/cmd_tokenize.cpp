@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "torchless/app/command.h"
+#include "torchless/app/plural.h"
 #include "torchless/core/error.h"
 #include "torchless/tokenizer/tokenizer.h"
 #include "torchless/tokenizer/utf8.h"
@@ -77,7 +78,7 @@ int run_tokenize(const TokenizeOptions& options) {
   for (int32_t id : ids) {
     fmt::print("{:>7} -> {}\n", id, printable(tokenizer->token_to_piece(id, true)));
   }
-  fmt::print("{} tokens\n", ids.size());
+  fmt::print("{}\n", count_of(ids.size(), "token"));
   return 0;
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 // The sampling options of every command that samples (generate, chat), declared once.
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -10,11 +12,20 @@ namespace torchless::app {
 
 struct SamplingArgs {
   SamplerOptions sampler;
-  int64_t seed = -1;  // -1: a random seed
+  std::string seed = "-1";                   // -1: a random seed; else 0 .. 2^64-1
+  std::vector<std::string> reverse_prompts;  // -r: stop once the output contains one
+  std::vector<std::string> logit_bias;       // llama.cpp's "ID+BIAS" / "ID-BIAS" / "ID-inf"
 };
 
 void add_sampling_options(CLI::App& app, SamplingArgs& args);
+// Throws Error naming the flag and its valid range when a value is out of range or NaN.
+void check_sampling(const SamplingArgs& args);
+// -n: -1 (no limit) or a count; throws Error otherwise.
+void check_n_predict(int n_predict);
 // The sampler options with the seed resolved (a fresh random one when -1).
 SamplerOptions resolve_sampling(const SamplingArgs& args);
+
+// The index just past the first reverse prompt found in `text`, or npos.
+size_t find_reverse_prompt(const std::vector<std::string>& prompts, std::string_view text);
 
 }  // namespace torchless::app

@@ -1,7 +1,9 @@
 // init_backend and discover_backends: which backends this build has, and which can run here.
 // The Metal backend is compiled in only when CMake defines TORCHLESS_HAS_METAL (the Apple
 // device layer) or TORCHLESS_HAS_METAL_EMULATOR (the CPU emulation of Metal, for tests).
+#include <cstdio>
 #include <string>
+#include <utility>
 
 #include "torchless/backends/backend.h"
 #include "torchless/backends/cpu/cpu_backend.h"
@@ -19,7 +21,8 @@ namespace {
 [[maybe_unused]] constexpr std::string_view kMetalNotBuilt =
     "torchless was built without the Metal backend (configure with -DTORCHLESS_METAL=ON on "
     "macOS)";
-constexpr std::string_view kCudaNotBuilt = "torchless was built without CUDA";
+constexpr std::string_view kCudaNotBuilt =
+    "this build of torchless has no CUDA backend (torchless has none yet): use --backend cpu";
 [[maybe_unused]] constexpr std::string_view kEmulatorNotBuilt =
     "torchless was built without the emulated Metal backend (configure with "
     "-DTORCHLESS_METAL_EMULATOR=ON)";
@@ -58,6 +61,12 @@ std::unique_ptr<Backend> make_metal(const BackendOptions& options) {
 
 std::unique_ptr<Backend> make_metal_emulated(const BackendOptions& options) {
 #if defined(TORCHLESS_HAS_METAL_EMULATOR)
+  static bool warned = false;  // once per process, however many backends a tool opens
+  if (!std::exchange(warned, true)) {
+    std::fprintf(stderr,
+                 "warning: metal-emulated runs the Metal kernels on a CPU emulator of the GPU, "
+                 "for testing; it is far slower than --backend cpu\n");
+  }
   return make_metal_backend(options, true);
 #else
   (void)options;

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #if defined(__linux__)
@@ -20,6 +21,8 @@
 #else
 #define TORCHLESS_CPU_RELAX() ((void)0)
 #endif
+
+#include "torchless/core/error.h"
 
 namespace torchless {
 namespace {
@@ -90,10 +93,19 @@ int ThreadPool::default_thread_count() {
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) threads = default_thread_count();
   workers_.reserve(static_cast<size_t>(threads - 1));
-  for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+  try {
+    for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+  } catch (const std::system_error& e) {
+    // Stop and join the workers already running: a joinable std::thread destroyed during
+    // unwinding would call std::terminate.
+    const size_t started = workers_.size();
+    stop_workers();
+    fail("cannot start {} threads (only {} started: {}); use fewer with --threads", threads,
+         started + 1, e.what());
+  }
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::stop_workers() {
   {
     std::lock_guard lock(call_mutex_);
     stop_ = true;
@@ -101,6 +113,11 @@ ThreadPool::~ThreadPool() {
     job_.notify_all();
   }
   for (auto& worker : workers_) worker.join();
+  workers_.clear();
+}
+
+ThreadPool::~ThreadPool() {
+  stop_workers();
 }
 
 void ThreadPool::run(int64_t n, int64_t grain, void* ctx, Trampoline call) {

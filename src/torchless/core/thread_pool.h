@@ -45,6 +45,7 @@ class ThreadPool {
 
   void run(int64_t n, int64_t grain, void* ctx, Trampoline call);
   void worker_loop(int thread);
+  void stop_workers();  // wakes, stops and joins every worker
   // Claims and runs chunks of job `generation` until none is left.
   void work(uint32_t generation, int thread);
 

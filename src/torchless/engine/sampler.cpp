@@ -27,6 +27,10 @@ Sampler::Sampler(const SamplerOptions& options) : options_(options), rng_(option
   }
   if (options.top_p <= 0) fail("top-p must be positive, got {}", options.top_p);
   if (options.min_p >= 1) fail("min-p must be below 1, got {}", options.min_p);
+  if (options.mirostat != 0 && options.mirostat != 2) {
+    fail("mirostat must be 0 (off) or 2, got {}", options.mirostat);
+  }
+  mu_ = 2.0 * options.mirostat_tau;
 }
 
 void Sampler::reseed(uint64_t seed) {
@@ -41,11 +45,19 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   build_candidates();
   const double target = next_uniform();
   double cumulative = 0;
+  const TokenProbability* drawn = &candidates_.back();  // if rounding left the sum below 1
   for (const auto& c : candidates_) {
     cumulative += c.p;
-    if (target < cumulative) return c.id;
+    if (target < cumulative) {
+      drawn = &c;
+      break;
+    }
   }
-  return candidates_.back().id;  // rounding left the sum a hair below 1
+  if (options_.mirostat == 2) {
+    mu_ -=
+        options_.mirostat_eta * (-std::log2(static_cast<double>(drawn->p)) - options_.mirostat_tau);
+  }
+  return drawn->id;
 }
 
 std::vector<TokenProbability> Sampler::distribution(std::span<const float> logits,
@@ -59,21 +71,58 @@ std::vector<TokenProbability> Sampler::distribution(std::span<const float> logit
 
 void Sampler::apply_penalties(std::span<const float> logits, std::span<const int32_t> history) {
   penalized_.assign(logits.begin(), logits.end());
+  for (const auto& [id, bias] : options_.logit_bias) {
+    if (id >= 0 && static_cast<size_t>(id) < penalized_.size()) {
+      penalized_[static_cast<size_t>(id)] += bias;
+    }
+  }
   const bool repeat = options_.repeat_penalty != 1.0f;
   const bool presence = options_.presence_penalty != 0.0f;
-  if ((!repeat && !presence) || history.empty() || options_.penalty_last_n == 0) return;
+  const bool frequency = options_.frequency_penalty != 0.0f;
+  const bool dry = options_.dry_multiplier != 0.0f;
+  if ((!repeat && !presence && !frequency && !dry) || history.empty() ||
+      options_.penalty_last_n == 0) {
+    return;
+  }
 
   size_t n = history.size();
   if (options_.penalty_last_n > 0) n = std::min(n, static_cast<size_t>(options_.penalty_last_n));
   const auto recent = history.last(n);
+  if (dry) apply_dry(recent);
   seen_.assign(recent.begin(), recent.end());
   std::sort(seen_.begin(), seen_.end());
-  seen_.erase(std::unique(seen_.begin(), seen_.end()), seen_.end());
-  for (int32_t id : seen_) {
+  for (auto run = seen_.begin(); run != seen_.end();) {
+    const int32_t id = *run;
+    const auto end = std::upper_bound(run, seen_.end(), id);
+    const auto occurrences = static_cast<float>(end - run);
+    run = end;
     if (id < 0 || static_cast<size_t>(id) >= penalized_.size()) continue;
     float& l = penalized_[static_cast<size_t>(id)];
     if (repeat) l = l > 0 ? l / options_.repeat_penalty : l * options_.repeat_penalty;
-    l -= options_.presence_penalty;
+    l -= options_.presence_penalty + occurrences * options_.frequency_penalty;
+  }
+}
+
+// For every earlier position j, the length of the longest run ending at j that equals the
+// run ending at the last token; history[j + 1] would extend a repeat of that length.
+void Sampler::apply_dry(std::span<const int32_t> recent) {
+  const size_t n = recent.size();
+  dry_length_.assign(penalized_.size(), 0);
+  for (size_t j = 0; j + 1 < n; ++j) {
+    size_t length = 0;
+    while (length <= j && recent[j - length] == recent[n - 1 - length]) ++length;
+    const int32_t next = recent[j + 1];
+    if (next < 0 || static_cast<size_t>(next) >= penalized_.size()) continue;
+    int& best = dry_length_[static_cast<size_t>(next)];
+    best = std::max(best, static_cast<int>(length));
+  }
+  for (size_t id = 0; id < penalized_.size(); ++id) {
+    const int length = dry_length_[id];
+    if (length > 0 && length >= options_.dry_allowed_length) {
+      penalized_[id] -=
+          options_.dry_multiplier *
+          std::pow(options_.dry_base, static_cast<float>(length - options_.dry_allowed_length));
+    }
   }
 }
 
@@ -95,6 +144,10 @@ void Sampler::build_candidates() {
   }
   for (auto& c : candidates_) c.p = static_cast<float>(c.p / total);
 
+  if (options_.mirostat == 2) {
+    keep_mirostat();
+    return;
+  }
   size_t keep = candidates_.size();
   if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < keep) {
     keep = static_cast<size_t>(options_.top_k);
@@ -103,6 +156,7 @@ void Sampler::build_candidates() {
                     candidates_.end(), more_likely);
   candidates_.resize(keep);
   renormalise(candidates_);
+  if (options_.typical_p < 1.0f) keep_typical();
 
   if (options_.top_p < 1.0f) {
     double cumulative = 0;
@@ -121,6 +175,43 @@ void Sampler::build_candidates() {
     candidates_.resize(n);
     renormalise(candidates_);
   }
+}
+
+// Locally typical sampling: the tokens whose surprise -ln p is closest to the entropy of the
+// distribution, until their mass reaches typical_p; then back in probability order.
+void Sampler::keep_typical() {
+  double entropy = 0;
+  for (const auto& c : candidates_) {
+    if (c.p > 0) entropy -= c.p * std::log(static_cast<double>(c.p));
+  }
+  scored_.clear();
+  for (const auto& c : candidates_) {
+    const double surprise = c.p > 0 ? -std::log(static_cast<double>(c.p)) : INFINITY;
+    scored_.push_back({std::abs(surprise - entropy), c});
+  }
+  std::stable_sort(scored_.begin(), scored_.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  double cumulative = 0;
+  size_t n = 0;
+  while (n < scored_.size()) {
+    cumulative += scored_[n++].second.p;
+    if (cumulative >= options_.typical_p) break;
+  }
+  candidates_.clear();
+  for (size_t i = 0; i < n; ++i) candidates_.push_back(scored_[i].second);
+  std::sort(candidates_.begin(), candidates_.end(), more_likely);
+  renormalise(candidates_);
+}
+
+// Mirostat v2's truncation: surprise -log2 p at most mu, the most likely token always kept.
+void Sampler::keep_mirostat() {
+  std::sort(candidates_.begin(), candidates_.end(), more_likely);
+  size_t n = 1;
+  while (n < candidates_.size() && -std::log2(static_cast<double>(candidates_[n].p)) <= mu_) {
+    ++n;
+  }
+  candidates_.resize(n);
+  renormalise(candidates_);
 }
 
 double Sampler::next_uniform() {

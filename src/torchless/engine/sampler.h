@@ -1,11 +1,19 @@
 #pragma once
 // Picks the next token from a row of logits. The chain, applied in this order:
+//   0. logit bias: added to the chosen tokens' logits (-inf bans a token);
 //   1. repetition penalty (CTRL-style: a positive logit is divided by it, a negative one
-//      multiplied) and presence penalty (subtracted once) for every distinct token among the
-//      last `penalty_last_n` tokens of the sequence;
+//      multiplied), presence penalty (subtracted once) and frequency penalty (subtracted once
+//      per occurrence) for every distinct token among the last `penalty_last_n` tokens;
+//   1b. DRY ("don't repeat yourself", without sequence breakers): a token that would extend
+//      a repeat of the sequence's last L >= dry_allowed_length tokens (among the last
+//      penalty_last_n) loses dry_multiplier * dry_base^(L - dry_allowed_length);
 //   2. temperature <= 0: greedy (argmax, lowest id on ties) — nothing else applies;
 //   3. logits / temperature, softmax;
-//   4. top-k (keep the k most likely), top-p (the smallest most-likely set whose mass reaches
+//   4. mirostat v2 when on: keep the tokens whose surprise -log2 p is at most mu (at least
+//      one), renormalise, draw, then mu -= eta * (surprise of the drawn token - tau); the
+//      truncations of step 4b do not apply;
+//   4b. top-k (keep the k most likely), typical (the tokens whose surprise is closest to the
+//      entropy, up to mass typical_p), top-p (the smallest most-likely set whose mass reaches
 //      p), min-p (drop tokens below min_p × the top probability); each renormalises;
 //   5. one draw from the remaining distribution with the seeded generator.
 // Same options, same seed, same logits -> same tokens, on every platform (the generator and
@@ -14,18 +22,28 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace torchless {
 
 struct SamplerOptions {
-  float temperature = 0.8f;       // <= 0: greedy
-  int top_k = 40;                 // <= 0: off
-  float top_p = 0.95f;            // >= 1: off
-  float min_p = 0.05f;            // <= 0: off
-  float repeat_penalty = 1.0f;    // 1: off
-  float presence_penalty = 0.0f;  // 0: off
-  int penalty_last_n = 64;        // tokens the penalties look back on; <0: the whole sequence
+  float temperature = 0.8f;        // <= 0: greedy
+  int top_k = 40;                  // <= 0: off
+  float top_p = 0.95f;             // >= 1: off
+  float min_p = 0.05f;             // <= 0: off
+  float repeat_penalty = 1.0f;     // 1: off
+  float presence_penalty = 0.0f;   // 0: off
+  float frequency_penalty = 0.0f;  // 0: off
+  int penalty_last_n = 64;         // tokens the penalties look back on; <0: the whole sequence
+  float typical_p = 1.0f;          // >= 1: off
+  float dry_multiplier = 0.0f;     // 0: off
+  float dry_base = 1.75f;
+  int dry_allowed_length = 2;
+  int mirostat = 0;                                   // 0: off, 2: mirostat v2
+  float mirostat_tau = 5.0f;                          // target surprise (bits)
+  float mirostat_eta = 0.1f;                          // learning rate
+  std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, added to its logit)
   uint64_t seed = 0;
 
   static SamplerOptions greedy() {
@@ -56,10 +74,15 @@ class Sampler {
   // likely first; for tests and tools. Empty for greedy options.
   std::vector<TokenProbability> distribution(std::span<const float> logits,
                                              std::span<const int32_t> history = {});
+  // Mirostat's current maximum surprise (starts at 2 tau).
+  double mirostat_mu() const { return mu_; }
 
  private:
   void apply_penalties(std::span<const float> logits, std::span<const int32_t> history);
   void build_candidates();  // from penalized_, into candidates_ (sorted, truncated)
+  void keep_typical();
+  void apply_dry(std::span<const int32_t> recent);
+  void keep_mirostat();
   int32_t argmax() const;
   double next_uniform();  // in [0, 1)
 
@@ -68,6 +91,9 @@ class Sampler {
   std::vector<float> penalized_;
   std::vector<TokenProbability> candidates_;
   std::vector<int32_t> seen_;
+  std::vector<std::pair<double, TokenProbability>> scored_;  // typical: (|surprise - H|, token)
+  double mu_ = 0;
+  std::vector<int> dry_length_;  // per token: the longest repeat it would extend
 };
 
 }  // namespace torchless

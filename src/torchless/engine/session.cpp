@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 
@@ -27,6 +28,25 @@ std::unique_ptr<Tokenizer> open_tokenizer(const SessionOptions& options, const L
   if (!options.load_tokenizer) return nullptr;
   if (options.tokenizer_path.empty() && model.gguf) return load_tokenizer_from_gguf(*model.gguf);
   return load_tokenizer(options.model_path, options.tokenizer_path);
+}
+
+// A tokenizer with ids the model has no embedding for gives garbage or out-of-range reads.
+// Hugging Face configs may pad vocab_size beyond tokenizer.json, so only there may the
+// tokenizer be smaller than the model.
+void check_vocab_sizes(const Tokenizer& tok, const ModelConfig& config,
+                       const SessionOptions& options) {
+  const int32_t n_tok = tok.n_vocab();
+  const int32_t n_model = config.n_vocab;
+  if (n_tok == n_model) return;
+  const std::filesystem::path& source =
+      options.tokenizer_path.empty() ? options.model_path : options.tokenizer_path;
+  const bool hf = std::filesystem::is_directory(source) || source.filename() == "tokenizer.json";
+  if (n_tok < n_model && hf) return;
+  fail(
+      "the tokenizer ({}) has {} tokens but the model ({}) has a vocabulary of {}: pass the "
+      "model's own tokenizer with --tokenizer",
+      options.tokenizer_path.empty() ? "the model's" : options.tokenizer_path.string(), n_tok,
+      options.model_path.string(), n_model);
 }
 
 int resolve_context(int requested, const ModelConfig& config) {
@@ -93,6 +113,7 @@ Session::Session(const SessionOptions& options) {
   backend_options.threads = options.threads;
   backend_ = init_backend(options.backend, backend_options);
   tokenizer_ = open_tokenizer(options, model);
+  if (tokenizer_) check_vocab_sizes(*tokenizer_, model.config, options);
   const int n_ctx = resolve_context(options.n_ctx, model.config);
   const DType kv_dtype = options.kv_f16 ? DType::F16 : DType::F32;
   check_memory(*backend_, model, n_ctx, kv_dtype);
@@ -132,6 +153,17 @@ void Session::truncate(int n) {
   cache_->truncate(std::min(cache_->size(), std::max(0, n - 1)));
 }
 
+int Session::shift_context(int n_keep) {
+  n_keep = std::clamp(n_keep, 0, std::max(0, n_ctx() / 2));
+  const int n_left = n_tokens() - n_keep;
+  if (n_left < 2) fail("cannot shift a context of {} tokens keeping {}", n_tokens(), n_keep);
+  const int n_discard = n_left / 2;
+  tokens_.erase(tokens_.begin() + n_keep, tokens_.begin() + n_keep + n_discard);
+  cache_->truncate(std::min(cache_->size(), n_keep));
+  logits_at_ = -1;
+  return n_discard;
+}
+
 std::vector<int32_t> Session::tokenize(std::string_view text, bool parse_special) const {
   EncodeOptions options;
   options.parse_special = parse_special;
@@ -152,6 +184,24 @@ void Session::check_appendable(std::span<const int32_t> tokens) const {
       fail("token {} at index {} is outside the vocabulary of {}", tokens[i], i, n_vocab);
     }
   }
+}
+
+std::vector<TokenProbability> Session::top_probabilities(int n) const {
+  const float max_logit = *std::max_element(last_logits_.begin(), last_logits_.end());
+  double total = 0;
+  for (const float l : last_logits_) total += std::exp(static_cast<double>(l - max_logit));
+  std::vector<TokenProbability> all(last_logits_.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    all[i] = {
+        static_cast<int32_t>(i),
+        static_cast<float>(std::exp(static_cast<double>(last_logits_[i] - max_logit)) / total)};
+  }
+  const size_t keep = std::min(all.size(), static_cast<size_t>(n));
+  std::partial_sort(
+      all.begin(), all.begin() + static_cast<ptrdiff_t>(keep), all.end(),
+      [](const auto& a, const auto& b) { return a.p > b.p || (a.p == b.p && a.id < b.id); });
+  all.resize(keep);
+  return all;
 }
 
 // Evaluates the tokens the KV cache does not hold yet and keeps the logits after the last.
@@ -224,9 +274,14 @@ GenerationResult Session::generate(std::span<const int32_t> prompt,
   while (true) {
     if (reached_max()) break;
     if (n_tokens() >= n_ctx()) {
-      result.stop = StopReason::ContextFull;
-      break;
+      if (options.context_keep < 0) {
+        result.stop = StopReason::ContextFull;
+        break;
+      }
+      shift_context(options.context_keep);
+      evaluate_pending();
     }
+    if (options.n_probs > 0) result.top_probs.push_back(top_probabilities(options.n_probs));
     const int32_t id = sampler.sample(last_logits_, tokens_);
     tokens_.push_back(id);
     result.tokens.push_back(id);

@@ -61,6 +61,12 @@ struct GenerationOptions {
   int max_tokens = 128;  // < 0: until end of generation or of the context
   SamplerOptions sampling;
   bool stop_at_end_of_generation = true;
+  // When the context fills: < 0 stops (StopReason::ContextFull); >= 0 keeps the first
+  // `context_keep` tokens (the system prompt), drops the oldest half of the rest and goes on.
+  int context_keep = -1;
+  // > 0: record the n most likely tokens of the model's distribution (softmax of the raw
+  // logits, before any sampling step) at every generated position.
+  int n_probs = 0;
 };
 
 struct GenerationResult {
@@ -69,6 +75,7 @@ struct GenerationResult {
   std::string text;                    // the generated text (streamed pieces concatenated)
   StopReason stop = StopReason::MaxTokens;
   Timings timings;
+  std::vector<std::vector<TokenProbability>> top_probs;  // per generated token, with n_probs
 };
 
 // Called once per generated token with the text it completes (may be empty while a UTF-8
@@ -102,6 +109,10 @@ class Session {
   // Keeps the first n tokens (e.g. to drop a reply); reset() empties the sequence.
   void truncate(int n);
   void reset() { truncate(0); }
+  // Makes room at the end of a full context: keeps the first n_keep tokens, drops the oldest
+  // half of the others and re-evaluates what remains after them (as llama.cpp's context
+  // shift, by recomputation). Returns the number of tokens dropped.
+  int shift_context(int n_keep);
 
   // Text -> ids; adds BOS (when the vocabulary wants it) only at the start of the sequence.
   std::vector<int32_t> tokenize(std::string_view text, bool parse_special = false) const;
@@ -121,6 +132,7 @@ class Session {
 
  private:
   void evaluate_pending();
+  std::vector<TokenProbability> top_probabilities(int n) const;  // of last_logits_
   void check_appendable(std::span<const int32_t> tokens) const;
 
   std::unique_ptr<Backend> backend_;

@@ -88,8 +88,10 @@ class Cursor {
  private:
   void require(size_t n, std::string_view what) const {
     if (n > remaining()) {
-      fail("GGUF: file truncated reading {} at byte offset {} (needs {} bytes, {} left)", what,
-           pos_, n, remaining());
+      fail(
+          "GGUF: file truncated or incomplete download: reading {} at byte offset {} needs {} "
+          "bytes, {} left",
+          what, pos_, n, remaining());
     }
   }
 
@@ -247,7 +249,7 @@ std::shared_ptr<GgufFile> GgufFile::open(const std::filesystem::path& path) {
   try {
     file->parse_all();
   } catch (const Error& e) {
-    throw Error(fmt::format("'{}': {}", path.string(), e.what()));
+    throw Error(fmt::format("{}: {}", path.string(), e.what()));
   }
   return file;
 }
@@ -321,7 +323,8 @@ void GgufFile::parse_all() {
   if (data_offset_ > bytes_.size()) {
     if (!tensors_.empty()) {
       fail(
-          "GGUF: file truncated: the data section would start at byte offset {} but the file "
+          "GGUF: file truncated or incomplete download: the data section would start at byte "
+          "offset {} but the file "
           "has {} bytes",
           data_offset_, bytes_.size());
     }
@@ -339,7 +342,7 @@ void GgufFile::parse_all() {
     if (t.offset > data_size || t.nbytes > data_size - t.offset) {
       fail(
           "GGUF: tensor '{}' (info at byte offset {}) spans data bytes [{}, {}+{}) outside the "
-          "{}-byte data section at file offset {}",
+          "{}-byte data section at file offset {} (file truncated or incomplete download?)",
           t.name, info_offsets[i], t.offset, t.offset, t.nbytes, data_size, data_offset_);
     }
     t.data = bytes_.data() + data_offset_ + t.offset;

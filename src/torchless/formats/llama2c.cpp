@@ -156,7 +156,7 @@ std::vector<Entry> matching_layout(const Header& h, size_t file_size) {
       "n_kv_heads {}, vocab_size {}, seq_len {}, {} classifier) needs {}{}",
       file_size, h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size, h.seq_len,
       h.shared_classifier ? "shared" : "separate", expected,
-      file_size < expected ? " (truncated)" : "");
+      file_size < expected ? " (file truncated or incomplete download)" : "");
 }
 
 }  // namespace

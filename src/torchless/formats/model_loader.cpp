@@ -73,7 +73,7 @@ LoadedModel load_model(const fs::path& path) {
   } catch (const Error& e) {
     // Messages from the parsers may already start with the path; say it once.
     const std::string message = e.what();
-    if (message.starts_with(path.string())) throw;
+    if (message.find(path.string()) != std::string::npos) throw;
     fail("{}: {}", path.string(), message);
   }
 }

@@ -93,8 +93,9 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& t
   vocab.model_type = "llama";
   vocab.pre_type = "default";
   apply_model_defaults(vocab);
-  // n_vocab <= 0: the count is not known (no checkpoint), read tokens to the end of the file.
-  for (int32_t id = 0; n_vocab > 0 ? id < n_vocab : !reader.at_end(); ++id) {
+  // The file does not store its token count: read to the end, then compare with the
+  // checkpoint's (n_vocab <= 0: no checkpoint to compare with).
+  for (int32_t id = 0; !reader.at_end(); ++id) {
     const auto score = reader.read<float>("a token score");
     const auto length = reader.read<uint32_t>("a token length");
     if (length > max_token_length) {
@@ -102,6 +103,12 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& t
            tokenizer_bin.string(), id, length, max_token_length);
     }
     vocab.tokens.push_back(convert_token(id, reader.read_string(length, "token text"), score));
+  }
+  if (n_vocab > 0 && vocab.tokens.size() != static_cast<size_t>(n_vocab)) {
+    fail(
+        "the tokenizer {} has {} tokens but the model has a vocabulary of {}: pass the "
+        "model's own tokenizer with --tokenizer",
+        tokenizer_bin.string(), vocab.tokens.size(), n_vocab);
   }
   return make_tokenizer(std::move(vocab));
 }

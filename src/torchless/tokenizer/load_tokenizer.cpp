@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -41,24 +42,43 @@ int32_t llama2c_vocab_size(const fs::path& checkpoint) {
   return vocab < 0 ? -vocab : vocab;
 }
 
-fs::path find_llama2c_tokenizer(const fs::path& checkpoint) {
+// The tokenizer beside a llama2.c checkpoint, by llama2.c's naming convention: tok<N>.bin for
+// a custom N-token vocabulary, tokenizer.bin for the default one. Any other choice is named
+// on stderr; several candidates and no convention to choose between them is an error.
+fs::path find_llama2c_tokenizer(const fs::path& checkpoint, int32_t n_vocab) {
   const fs::path dir = checkpoint.has_parent_path() ? checkpoint.parent_path() : fs::path(".");
-  if (fs::is_regular_file(dir / "tokenizer.bin")) return dir / "tokenizer.bin";
+  const fs::path by_size = dir / ("tok" + std::to_string(n_vocab) + ".bin");
+  if (fs::is_regular_file(by_size)) return by_size;
+  constexpr int32_t kLlama2Vocab = 32000;  // llama2.c's tokenizer.bin is Llama 2's vocabulary
+  if (n_vocab == kLlama2Vocab && fs::is_regular_file(dir / "tokenizer.bin")) {
+    return dir / "tokenizer.bin";
+  }
   std::vector<fs::path> candidates;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (entry.is_regular_file() && name.starts_with("tok") && name.ends_with(".bin")) {
+    if (entry.is_regular_file() && entry.path() != checkpoint &&
+        (name == "tokenizer.bin" || (name.starts_with("tok") && name.ends_with(".bin")))) {
       candidates.push_back(entry.path());
     }
   }
+  std::sort(candidates.begin(), candidates.end());
   if (candidates.empty()) {
     fail(
-        "{}: llama2.c checkpoint has no tokenizer beside it (tokenizer.bin or tok*.bin); "
+        "{}: llama2.c checkpoint has no tokenizer beside it (tok{}.bin or tokenizer.bin); "
         "pass one with --tokenizer",
-        checkpoint.string());
+        checkpoint.string(), n_vocab);
   }
-  std::sort(candidates.begin(), candidates.end());
-  return candidates.front();
+  if (candidates.size() == 1) {
+    std::fprintf(stderr, "note: using the tokenizer %s (the only one beside the checkpoint)\n",
+                 candidates.front().string().c_str());
+    return candidates.front();
+  }
+  std::string names;
+  for (const fs::path& c : candidates) names += (names.empty() ? "" : ", ") + c.filename().string();
+  fail(
+      "{}: several tokenizers beside the checkpoint ({}) and none named tok{}.bin: pick one with "
+      "--tokenizer",
+      checkpoint.string(), names, n_vocab);
 }
 
 bool is_hf_dir(const fs::path& dir) {
@@ -102,7 +122,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& model_path,
     fail("{}: not a GGUF file, Hugging Face model directory or llama2.c checkpoint",
          model_path.string());
   }
-  return load_llama2c_tokenizer(find_llama2c_tokenizer(model_path), llama2c_vocab_size(model_path));
+  const int32_t n_vocab = llama2c_vocab_size(model_path);
+  return load_llama2c_tokenizer(find_llama2c_tokenizer(model_path, n_vocab), n_vocab);
 }
 
 }  // namespace torchless

@@ -21,6 +21,8 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
   DeviceInfo device() const override;
   bool supports_weight_dtype(DType dtype) const override;
+  // Weights are mapped (the OS can page them); the KV cache and scratch must fit in memory.
+  std::string check_memory_plan(const MemoryPlan& plan) const override;
   int threads() const { return pool_.size(); }
 
   Tensor alloc(const Shape& shape, DType dtype) override;
