@@ -336,6 +336,13 @@ std::unique_ptr<MetalCommandBuffer> EmulatedMetalDevice::new_command_buffer() {
   return std::make_unique<EmulatedCommandBuffer>(*this);
 }
 
+bool emulated_metal_available(std::string* reason) {
+  if (reason != nullptr) {
+    *reason = "Metal kernels run on the CPU by the MSL emulator (testing only, slow)";
+  }
+  return true;
+}
+
 std::unique_ptr<MetalDevice> create_emulated_metal_device(const EmulatedMetalOptions& options) {
   return std::make_unique<EmulatedMetalDevice>(options);
 }
