@@ -218,7 +218,7 @@ int lint_all(const std::string& path, const std::string& display, int msl_versio
 
 int run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  // The oldest language version the Apple backend compiles for (metal_device_apple.mm:
+  // The oldest language version the Apple backend compiles for (apple_device.mm:
   // MTLLanguageVersion3_0 before macOS 14); CMake passes TORCHLESS_MSL_LINT_VERSION.
   int msl_version = kMsl30;
   if (!args.empty() && args[0].rfind("--msl-version=", 0) == 0) {
