@@ -6,7 +6,7 @@ if [[ "$(uname)" == "Darwin" ]]; then
     pkg-config clang-format
   exit 0
 fi
-pkgs=(cmake ninja-build g++ pkg-config clang clang-14 clang-format libclang-rt-14-dev libc++-dev python3
+pkgs=(cmake ninja-build g++ pkg-config clang clang-14 clang-format clang-tidy libclang-rt-14-dev libc++-dev python3
       libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev libcli11-dev nlohmann-json3-dev
       libfmt-dev libpcre2-dev)
 missing=()
