@@ -23,7 +23,7 @@ std::string not_built_message(BuildOption missing) {
   return fmt::format("torchless was built without {} ({})", what, how);
 }
 
-BackendEntry not_built_entry(std::string name, BuildOption missing) {
+BackendEntry not_built_entry(const std::string& name, BuildOption missing) {
   BackendEntry entry;
   entry.name = name;
   entry.info = [name, missing] { return BackendInfo{name, false, not_built_message(missing)}; };

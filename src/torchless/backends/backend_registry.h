@@ -27,7 +27,7 @@ enum class BuildOption { Metal, MetalEmulator, Cuda };
 // build lacks.
 std::string not_built_message(BuildOption missing);
 // An entry whose info() says not_built_message() and whose make() throws it.
-BackendEntry not_built_entry(std::string name, BuildOption missing);
+BackendEntry not_built_entry(const std::string& name, BuildOption missing);
 
 BackendEntry cpu_backend_entry();             // registry.cpp
 BackendEntry metal_backend_entry();           // metal/metal_factory.cpp, or metal/no_metal.cpp

@@ -2,7 +2,7 @@
 // The small device layer under MetalBackend: device, buffers, pipelines and command
 // recording. Two implementations: the Apple one over the Metal framework (apple/, compiled
 // only on Apple platforms) and the emulated one that runs the same .metal kernels on the CPU
-// (emulated_metal_device.cpp). MetalBackend's logic (buffer pool, pipeline cache, argument
+// (emulated/emulated_metal_device.cpp). MetalBackend's logic (buffer pool, pipeline cache, argument
 // packing, dispatch geometry, barriers) only ever talks to this interface, so Linux CI
 // exercises all of it.
 //

@@ -1,4 +1,4 @@
-#include "torchless/tokenizer/jinja_interpreter.h"
+#include "torchless/tokenizer/jinja/jinja_interpreter.h"
 
 #include <algorithm>
 #include <chrono>
@@ -8,7 +8,7 @@
 #include <stdexcept>
 
 #include "torchless/core/error.h"
-#include "torchless/tokenizer/jinja_values.h"
+#include "torchless/tokenizer/jinja/jinja_values.h"
 
 namespace torchless::jinja {
 namespace {

@@ -1,4 +1,4 @@
-#include "torchless/backends/metal/emulated_metal_device.h"
+#include "torchless/backends/metal/emulated/emulated_metal_device.h"
 
 #include <algorithm>
 #include <cstdlib>
