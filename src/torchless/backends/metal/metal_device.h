@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace torchless::metal {
 
@@ -106,6 +107,9 @@ class MetalDevice {
   // device for its lifetime. Throws Error with the compiler's message, or when the kernel
   // does not exist or its pipeline reports zero threads (incompatible with this device).
   virtual const MetalPipeline& pipeline(std::string_view kernel_name) = 0;
+  // The names of every kernel the device's library holds (the registered host names of the
+  // shader sources the build compiled), sorted.
+  virtual std::vector<std::string> kernel_names() const = 0;
   virtual std::unique_ptr<MetalCommandBuffer> new_command_buffer() = 0;
 };
 

@@ -3,7 +3,6 @@
 #include "torchless/backends/metal/metal_selftest.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -21,7 +20,6 @@
 
 #include "torchless/backends/metal/metal_backend.h"
 #include "torchless/backends/metal/metal_hardware_probes.h"
-#include "torchless/backends/metal/metal_shader_source.h"
 
 namespace torchless::metal {
 namespace {
@@ -37,33 +35,6 @@ struct CheckResult {
 };
 
 using Outputs = std::pair<std::vector<float>, std::vector<float>>;  // (metal, cpu)
-
-// The names of the `kernel void NAME(` functions of the embedded shader source.
-std::vector<std::string> kernel_names(std::string_view source) {
-  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-  const auto is_word = [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-  };
-  std::vector<std::string> names;
-  for (size_t at = source.find("kernel"); at != std::string_view::npos;
-       at = source.find("kernel", at + 1)) {
-    size_t i = at + 6;
-    if ((at > 0 && is_word(source[at - 1])) || i >= source.size() || !is_space(source[i])) continue;
-    while (i < source.size() && is_space(source[i])) ++i;
-    if (source.substr(i, 4) != "void" || i + 4 >= source.size() || !is_space(source[i + 4]))
-      continue;
-    i += 4;
-    while (i < source.size() && is_space(source[i])) ++i;
-    const size_t begin = i;
-    while (i < source.size() && is_word(source[i])) ++i;
-    const size_t end = i;
-    while (i < source.size() && is_space(source[i])) ++i;
-    if (end > begin && i < source.size() && source[i] == '(') {
-      names.emplace_back(source.substr(begin, end - begin));
-    }
-  }
-  return names;
-}
 
 class MetalSelftest {
  public:
@@ -208,7 +179,7 @@ void MetalSelftest::emulator_assumptions() {
 void MetalSelftest::compile_pipelines() {
   auto* backend = dynamic_cast<MetalBackend*>(&metal_);
   if (backend == nullptr) return;
-  for (const std::string& name : kernel_names(metal::metal_shader_source())) {
+  for (const std::string& name : backend->metal_device().kernel_names()) {
     if (!MetalBackend::uses_kernel(backend->metal_device().info(), name)) {
       results_.push_back({"pipeline " + name, true, 0.0, 0.0, "skipped: not used on this GPU"});
       continue;
@@ -483,7 +454,7 @@ int run_compile_only(bool emulated) {
              info.unified_memory ? "unified" : "discrete");
   int failed = 0;
   int compiled = 0;
-  for (const std::string& name : kernel_names(metal::metal_shader_source())) {
+  for (const std::string& name : device->kernel_names()) {
     const bool used = MetalBackend::uses_kernel(info, name);
     try {
       const metal::MetalPipeline& p = device->pipeline(name);

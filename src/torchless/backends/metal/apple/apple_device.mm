@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -143,6 +144,16 @@ class AppleMetalDevice final : public MetalDevice {
         return std::make_shared<AppleBuffer>(view, length, residency_, /*host_view=*/true);
       }
       return std::make_shared<AppleBuffer>(copy_to_private(view, length), length, residency_);
+    });
+  }
+
+  std::vector<std::string> kernel_names() const override {
+    return in_pool([&] {
+      std::vector<std::string> names;
+      NSArray<NSString*>* list = library_.functionNames;
+      for (NSUInteger i = 0; i < list.count; ++i) names.push_back(to_std(list[i]));
+      std::sort(names.begin(), names.end());
+      return names;
     });
   }
 

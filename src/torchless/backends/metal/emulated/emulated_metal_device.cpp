@@ -297,6 +297,12 @@ EmulatedMetalDevice::EmulatedMetalDevice(const EmulatedMetalOptions& options)
 
 EmulatedMetalDevice::~EmulatedMetalDevice() = default;
 
+std::vector<std::string> EmulatedMetalDevice::kernel_names() const {
+  std::vector<std::string> names = mslemu::kernel_names();
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 std::shared_ptr<MetalBuffer> EmulatedMetalDevice::new_buffer(size_t length) {
   ++counters_.buffers_created;
   return std::make_shared<EmulatedBuffer>(length, !info_.unified_memory, counters_);
