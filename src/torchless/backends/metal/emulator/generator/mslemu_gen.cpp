@@ -70,65 +70,6 @@ void find_address_space_overloads(const std::string& code, std::vector<Finding>&
   }
 }
 
-// The emulator's own limits: constructs that are valid MSL but that it cannot run faithfully.
-std::vector<Finding> lint_emulator(const std::string& code, const std::string& src) {
-  std::vector<Finding> f;
-  find_all(
-      code,
-      std::regex(
-          R"(\.([xyzw]{2,4}|[rgba]{2,4})\s*(=(?!=)|\+=|-=|\*=|/=|%=|&=|\|=|\^=|<<=|>>=|\+\+|--))"),
-      1,
-      "assignment to a multi-component swizzle: the emulator's swizzles are read-only; "
-      "assign the components one by one (v.x = ...; v.y = ...)",
-      f);
-  find_all(code, std::regex(R"(\bfunction_constant\b)"), 0,
-           "function constants are not supported: pass the value in the argument struct, or "
-           "write an inline template and one wrapper kernel per value",
-           f);
-  {
-    // At program scope the spec lint reports it (Apple rejects it there too).
-    std::vector<Finding> body;
-    find_all(
-        code,
-        std::regex(
-            R"(\bthreadgroup\s+(const\s+)?[A-Za-z_][\w:<>,]*(\s*<[^;{}()]*>)?\s+[A-Za-z_]\w*\s*(\[|;|=|\{))"),
-        0,
-        "threadgroup variable declared in a function body: the emulator would make it "
-        "per-thread; take a `threadgroup T* p [[threadgroup(n)]]` kernel parameter instead",
-        body);
-    const std::vector<bool> scope = program_scope(without_directives(code));
-    for (Finding& b : body)
-      if (!scope[b.offset]) f.push_back(std::move(b));
-  }
-  find_all(code, std::regex(R"((^|[^\w.])((\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?[hH])\b)"), 2,
-           "half literals like 0.5h are not C++: write half(0.5f)", f);
-  find_all(code, std::regex(R"(\b(constant\s+const|const\s+constant)\b)"), 0,
-           "`constant const`: constant already means const (and becomes const in the emulator); "
-           "drop the const",
-           f);
-  find_all(code, std::regex(R"(\bthread_elements\s*\()"), 0,
-           "thread_elements() depends on Apple's undocumented lane layout of simdgroup "
-           "matrices: use simdgroup_load/simdgroup_store",
-           f);
-  find_all(code, std::regex(R"(\b(atomic_\w+|atomic\s*<)|\bmemory_order_\w+)"), 0,
-           "atomics are not supported by the emulator yet: use a two-pass reduction", f);
-  find_all(code, std::regex(R"(\b(texture[123]d\w*|depth2d\w*|sampler)\b)"), 0,
-           "textures and samplers are not supported by the emulator", f);
-  find_all(code, std::regex(R"(\bpacked_(float|half|int|uint|short|ushort|char|uchar)[234]\b)"), 0,
-           "packed vector types are not supported by the emulator yet", f);
-  find_address_space_overloads(code, f);
-  find_instantiation_mistakes(code, src, f);
-  return f;
-}
-
-int report(const std::string& code, const std::string& display, std::vector<Finding> findings) {
-  std::stable_sort(findings.begin(), findings.end(),
-                   [](const Finding& a, const Finding& b) { return a.offset < b.offset; });
-  for (const Finding& f : findings)
-    std::cerr << display << ":" << line_of(code, f.offset) << ": error: " << f.message << "\n";
-  return findings.empty() ? 0 : 1;
-}
-
 // `template [[host_name("name")]] [[kernel]] decltype(f<Args>) f<Args>;` (MLX's idiom; also
 // `kernel void f<Args>(parameter types);`): the kernel template f instantiated for Args and
 // registered as `name`. C++ does not allow attributes on an explicit instantiation, so the
@@ -213,6 +154,65 @@ std::string without_instantiations(std::string text, const std::vector<Instantia
       if (text[k] != '\n') text[k] = ' ';
   }
   return text;
+}
+
+// The emulator's own limits: constructs that are valid MSL but that it cannot run faithfully.
+std::vector<Finding> lint_emulator(const std::string& code, const std::string& src) {
+  std::vector<Finding> f;
+  find_all(
+      code,
+      std::regex(
+          R"(\.([xyzw]{2,4}|[rgba]{2,4})\s*(=(?!=)|\+=|-=|\*=|/=|%=|&=|\|=|\^=|<<=|>>=|\+\+|--))"),
+      1,
+      "assignment to a multi-component swizzle: the emulator's swizzles are read-only; "
+      "assign the components one by one (v.x = ...; v.y = ...)",
+      f);
+  find_all(code, std::regex(R"(\bfunction_constant\b)"), 0,
+           "function constants are not supported: pass the value in the argument struct, or "
+           "write an inline template and one wrapper kernel per value",
+           f);
+  {
+    // At program scope the spec lint reports it (Apple rejects it there too).
+    std::vector<Finding> body;
+    find_all(
+        code,
+        std::regex(
+            R"(\bthreadgroup\s+(const\s+)?[A-Za-z_][\w:<>,]*(\s*<[^;{}()]*>)?\s+[A-Za-z_]\w*\s*(\[|;|=|\{))"),
+        0,
+        "threadgroup variable declared in a function body: the emulator would make it "
+        "per-thread; take a `threadgroup T* p [[threadgroup(n)]]` kernel parameter instead",
+        body);
+    const std::vector<bool> scope = program_scope(without_directives(code));
+    for (Finding& b : body)
+      if (!scope[b.offset]) f.push_back(std::move(b));
+  }
+  find_all(code, std::regex(R"((^|[^\w.])((\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?[hH])\b)"), 2,
+           "half literals like 0.5h are not C++: write half(0.5f)", f);
+  find_all(code, std::regex(R"(\b(constant\s+const|const\s+constant)\b)"), 0,
+           "`constant const`: constant already means const (and becomes const in the emulator); "
+           "drop the const",
+           f);
+  find_all(code, std::regex(R"(\bthread_elements\s*\()"), 0,
+           "thread_elements() depends on Apple's undocumented lane layout of simdgroup "
+           "matrices: use simdgroup_load/simdgroup_store",
+           f);
+  find_all(code, std::regex(R"(\b(atomic_\w+|atomic\s*<)|\bmemory_order_\w+)"), 0,
+           "atomics are not supported by the emulator yet: use a two-pass reduction", f);
+  find_all(code, std::regex(R"(\b(texture[123]d\w*|depth2d\w*|sampler)\b)"), 0,
+           "textures and samplers are not supported by the emulator", f);
+  find_all(code, std::regex(R"(\bpacked_(float|half|int|uint|short|ushort|char|uchar)[234]\b)"), 0,
+           "packed vector types are not supported by the emulator yet", f);
+  find_address_space_overloads(code, f);
+  find_instantiation_mistakes(code, src, f);
+  return f;
+}
+
+int report(const std::string& code, const std::string& display, std::vector<Finding> findings) {
+  std::stable_sort(findings.begin(), findings.end(),
+                   [](const Finding& a, const Finding& b) { return a.offset < b.offset; });
+  for (const Finding& f : findings)
+    std::cerr << display << ":" << line_of(code, f.offset) << ": error: " << f.message << "\n";
+  return findings.empty() ? 0 : 1;
 }
 
 std::string generate(const std::string& src, const std::string& code, const std::string& display,
