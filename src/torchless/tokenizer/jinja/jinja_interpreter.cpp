@@ -317,7 +317,7 @@ class Interpreter {
   }
 
   Value unary(const Expr& e) {
-    const Value v = eval(*e.args[0]);
+    Value v = eval(*e.args[0]);
     if (e.name == "not") return {!truthy(v)};
     if (!v.data.is_number())
       fail("chat template line {}: unary '{}' needs a number", e.line, e.name);
