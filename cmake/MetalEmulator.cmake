@@ -26,7 +26,7 @@ include(CheckCXXCompilerFlag)
 option(TORCHLESS_MSL_F16C "Emulated half conversions with F16C (x86-64; else software)" ON)
 # The MSL version mslemu_gen lints for: the oldest the Apple backend compiles with
 # (MTLLanguageVersion3_0 on macOS 13, 3_1 from macOS 14; see compile_options() in
-# src/torchless/backends/metal/apple/metal_device_apple.mm). Newer features need
+# src/torchless/backends/metal/apple/apple_device.mm). Newer features need
 # `#if __METAL_VERSION__ >= N` guards.
 set(TORCHLESS_MSL_LINT_VERSION "3.0" CACHE STRING "MSL version the shader lint checks against")
 check_cxx_compiler_flag(-mf16c TORCHLESS_COMPILER_HAS_MF16C)

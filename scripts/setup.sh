@@ -9,7 +9,8 @@ fi
 # libc++-dev and libc++abi-dev: the libc++ of the default clang, for the `libcxx` preset (CI)
 # and the Objective-C++ syntax checks of tests/metal_objc;
 # googletest: the GoogleTest sources that preset builds against libc++.
-pkgs=(cmake ninja-build g++ pkg-config clang clang-14 clang-format libclang-rt-14-dev python3
+pkgs=(cmake ninja-build g++ pkg-config clang clang-14 clang-format clang-tidy
+      libclang-rt-14-dev python3
       libgtest-dev libgmock-dev googletest libbenchmark-dev libhwy-dev libcli11-dev
       nlohmann-json3-dev libfmt-dev libpcre2-dev libc++-dev libc++abi-dev)
 missing=()

@@ -145,6 +145,37 @@ TEST_F(KernelsTest, SimdgroupLoadTransposes) {
     }
 }
 
+// Each `template [[host_name]]` instantiation of instantiations.metal runs under its host name
+// with its own template arguments (element type and factor); the template itself is not a kernel.
+TEST_F(KernelsTest, HostNameInstantiationsRunTheirOwnVariant) {
+  constexpr uint32_t kCount = 37;
+  std::vector<float> xf(kCount);
+  std::vector<int32_t> xi(kCount);
+  for (uint32_t i = 0; i < kCount; ++i) {
+    xf[i] = 0.25f * static_cast<float>(i) - 3.0f;
+    xi[i] = static_cast<int32_t>(i) - 11;
+  }
+  const auto run = [&](const char* kernel, void* x) {
+    std::vector<float> y(kCount, -1.0f);
+    Dispatch(kernel)
+        .buffer(0, x, kCount * 4)
+        .buffer(1, y.data(), y.size() * sizeof(float))
+        .dispatch_threadgroups({1, 1, 1}, {kCount, 1, 1}, options_with_width(32));
+    return y;
+  };
+  const std::vector<float> by3 = run("scale_f32_by_3", xf.data());
+  const std::vector<float> by5 = run("scale_i32_by_5", xi.data());
+  const std::vector<float> by7 = run("scale_f32_by_7", xf.data());
+  for (uint32_t i = 0; i < kCount; ++i) {
+    EXPECT_EQ(by3[i], xf[i] * 3.0f) << i;
+    EXPECT_EQ(by5[i], static_cast<float>(xi[i] * 5)) << i;
+    EXPECT_EQ(by7[i], xf[i] * 7.0f) << i;
+  }
+  ASSERT_NE(find_kernel("scale_i32_by_5"), nullptr);
+  EXPECT_EQ(find_kernel("scale_i32_by_5")->name, "scale_i32_by_5");
+  EXPECT_EQ(find_kernel("scale_by"), nullptr);
+}
+
 TEST_F(KernelsTest, SeveralOsThreadsGiveTheSameResults) {
   Options o = options_with_width(32);
   o.os_threads = 3;

@@ -68,8 +68,10 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"swizzle_assignment.metal", 6, "assignment to a multi-component swizzle"},
         Case{"function_constant.metal", 4, "function constants are not supported"},
         Case{"threadgroup_array.metal", 5, "threadgroup variable declared in a function body"},
-        Case{"host_name_template.metal", 9, "`template [[host_name(...)]]`"},
-        Case{"host_name_template.metal", 4, "kernel templates cannot be registered"},
+        Case{"uninstantiated_kernel_template.metal", 4,
+             "kernel template 'scale' has no `template [[host_name(\"...\")]]` instantiation"},
+        Case{"instantiates_unknown_kernel.metal", 7,
+             "`twice_f32` instantiates 'twice', which is not a kernel template of this file"},
         Case{"half_literal.metal", 5, "half literals like 0.5h"},
         Case{"address_space_overload.metal", 5, "'first' is overloaded on address space only"},
         Case{"constant_const.metal", 4, "`constant const`"},
@@ -128,6 +130,14 @@ INSTANTIATE_TEST_SUITE_P(
       name = name.substr(0, name.find('.')) + "_" + std::to_string(info.index);
       return name;
     });
+
+// MLX's and llama.cpp's idiom for shader variants: a kernel template and one explicit
+// instantiation per variant, named by [[host_name]], in both of Apple's spellings.
+TEST(Lint, AcceptsHostNameInstantiationsOfKernelTemplates) {
+  const Result r = lint("host_name_template.metal");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "");
+}
 
 TEST(Lint, AcceptsIdiomaticCode) {
   const Result r = lint("clean.metal");

@@ -203,6 +203,7 @@ class FakeDevice final : public metal::MetalDevice {
     return std::make_shared<FakeBuffer>();
   }
   const metal::MetalPipeline& pipeline(std::string_view) override { return pipeline_; }
+  std::vector<std::string> kernel_names() const override { return {}; }
   std::unique_ptr<metal::MetalCommandBuffer> new_command_buffer() override {
     return std::make_unique<FakeCommandBuffer>(log_, log_.created++);
   }

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "torchless/backends/metal/emulated_metal_device.h"
+#include "torchless/backends/metal/emulated/emulated_metal_device.h"
 #include "torchless/backends/metal/metal_backend.h"
 #include "torchless/core/half.h"
 #include "torchless/core/quant.h"

@@ -1,5 +1,5 @@
 // Declarations of exactly the Foundation and Metal API that
-// src/torchless/backends/metal/apple/metal_device_apple.mm uses, with Apple's names, types,
+// src/torchless/backends/metal/apple/apple_device.mm uses, with Apple's names, types,
 // selectors and availability (from the SDK headers MTLDevice.h, MTLLibrary.h,
 // MTLCommandBuffer.h, MTLCommandQueue.h, MTLCommandEncoder.h, MTLComputeCommandEncoder.h,
 // MTLBlitCommandEncoder.h, MTLBuffer.h, MTLResource.h, MTLAllocation.h, MTLComputePipeline.h,

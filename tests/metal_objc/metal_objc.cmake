@@ -1,6 +1,6 @@
 # Tests of the Apple Metal device layer that run on any host (label `metal`):
 # - metal_objc.syntax.<arch>.macos<target>.sdk<sdk> (labels metal, metal-objc): on non-Apple
-#   hosts, clang compiles src/torchless/backends/metal/apple/metal_device_apple.mm as Apple's
+#   hosts, clang compiles each src/torchless/backends/metal/apple/*.mm as Apple's
 #   clang would (-target <arch>-apple-macos<deployment target>, Apple Objective-C runtime, ARC,
 #   -fsyntax-only, -Werror=deprecated-declarations -Werror=unguarded-availability-new) against
 #   apple_sdk_decls.h, our declarations of exactly the Foundation/Metal API it uses with
@@ -78,7 +78,9 @@ if(NOT APPLE AND NOT TORCHLESS_SANITIZE)
                   -std=c++20 -Wall -Wextra -Werror -Werror=deprecated-declarations
                   -Werror=unguarded-availability-new ${_objc_host_libc}
                   -include ${_objc_dir}/apple_sdk_decls.h ${_objc_includes})
-  set(_layer ${PROJECT_SOURCE_DIR}/src/torchless/backends/metal/apple/metal_device_apple.mm)
+  # Every .mm of the Apple layer, each checked alone as the compiler sees it.
+  file(GLOB _layer_files CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/torchless/backends/metal/apple/*.mm)
+  list(SORT _layer_files)
 
   # Without libc++'s headers the check cannot compile the C++ parts: say so in a failing test
   # rather than silently checking nothing.
@@ -104,11 +106,14 @@ if(NOT APPLE AND NOT TORCHLESS_SANITIZE)
     list(GET _parts 0 _arch)
     list(GET _parts 1 _target)
     list(GET _parts 2 _sdk)
-    set(_name metal_objc.syntax.${_arch}.macos${_target}.sdk${_sdk})
-    add_test(NAME ${_name}
-             COMMAND ${TORCHLESS_OBJC_CLANG} -target ${_arch}-apple-macos${_target} ${_objc_flags}
-                     -D__MAC_OS_X_VERSION_MAX_ALLOWED=${_sdk}0000 ${_layer})
-    set_tests_properties(${_name} PROPERTIES LABELS "metal;metal-objc")
+    foreach(_layer IN LISTS _layer_files)
+      get_filename_component(_stem ${_layer} NAME_WE)
+      set(_name metal_objc.syntax.${_stem}.${_arch}.macos${_target}.sdk${_sdk})
+      add_test(NAME ${_name}
+               COMMAND ${TORCHLESS_OBJC_CLANG} -target ${_arch}-apple-macos${_target} ${_objc_flags}
+                       -D__MAC_OS_X_VERSION_MAX_ALLOWED=${_sdk}0000 ${_layer})
+      set_tests_properties(${_name} PROPERTIES LABELS "metal;metal-objc")
+    endforeach()
   endforeach()
 
   # Planted mistakes: each must fail the check with the expected diagnostic.

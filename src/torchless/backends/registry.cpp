@@ -1,104 +1,86 @@
-// init_backend and discover_backends: which backends this build has, and which can run here.
-// The Metal backend is compiled in only when CMake defines TORCHLESS_HAS_METAL (the Apple
-// device layer) or TORCHLESS_HAS_METAL_EMULATOR (the CPU emulation of Metal, for tests).
-#include <cstdio>
+// init_backend and discover_backends over the table of backends (backend_registry.h). Which
+// backends a build has is decided by the files CMake compiles, never here.
+#include <algorithm>
+#include <array>
 #include <string>
-#include <utility>
+#include <vector>
 
 #include "torchless/backends/backend.h"
+#include "torchless/backends/backend_registry.h"
 #include "torchless/backends/cpu/cpu_backend.h"
 #include "torchless/core/error.h"
 
-#if defined(TORCHLESS_HAS_METAL) || defined(TORCHLESS_HAS_METAL_EMULATOR)
-#include "torchless/backends/metal/metal_factory.h"
-#endif
-
 namespace torchless {
+
+BackendEntry cpu_backend_entry() {
+  return {"cpu", &CpuBackend::info, [](const BackendOptions& options) -> std::unique_ptr<Backend> {
+            return std::make_unique<CpuBackend>(options);
+          }};
+}
+
 namespace {
 
-// Each of these two is used only in the configurations without its backend (clang's
-// -Wunused-const-variable, an error with -Werror, flags it in the others).
-[[maybe_unused]] constexpr std::string_view kMetalNotBuilt =
-    "torchless was built without the Metal backend (configure with -DTORCHLESS_METAL=ON on "
-    "macOS)";
-constexpr std::string_view kCudaNotBuilt =
-    "this build of torchless has no CUDA backend (torchless has none yet): use --backend cpu";
-[[maybe_unused]] constexpr std::string_view kEmulatorNotBuilt =
-    "torchless was built without the emulated Metal backend (configure with "
-    "-DTORCHLESS_METAL_EMULATOR=ON)";
-constexpr std::string_view kValidNames = "auto, cpu, metal, cuda, metal-emulated";
-
-BackendInfo metal_info() {
-#if defined(TORCHLESS_HAS_METAL)
-  return metal_backend_info();
-#else
-  return BackendInfo{"metal", false, std::string(kMetalNotBuilt)};
-#endif
+// In the order discover_backends() lists them.
+const std::vector<BackendEntry>& backend_table() {
+  static const std::vector<BackendEntry> table = {cpu_backend_entry(), metal_backend_entry(),
+                                                  cuda_backend_entry(),
+                                                  metal_emulated_backend_entry()};
+  return table;
 }
 
-BackendInfo cuda_info() {
-  return BackendInfo{"cuda", false, std::string(kCudaNotBuilt)};
+// What Auto tries, in order: a GPU when one can run here, else the CPU.
+constexpr std::array<std::string_view, 3> kAutoOrder = {"metal", "cuda", "cpu"};
+
+const BackendEntry* find_entry(std::string_view name) {
+  const auto& table = backend_table();
+  const auto it =
+      std::find_if(table.begin(), table.end(), [&](const auto& e) { return e.name == name; });
+  return it == table.end() ? nullptr : &*it;
 }
 
-BackendInfo metal_emulated_info() {
-#if defined(TORCHLESS_HAS_METAL_EMULATOR)
-  return metal_emulated_backend_info();
-#else
-  return BackendInfo{"metal-emulated", false, std::string(kEmulatorNotBuilt)};
-#endif
+std::string valid_names() {
+  std::string names = "auto";
+  for (const BackendEntry& entry : backend_table()) names += ", " + entry.name;
+  return names;
 }
 
-std::unique_ptr<Backend> make_metal(const BackendOptions& options) {
-#if defined(TORCHLESS_HAS_METAL)
-  const BackendInfo info = metal_backend_info();
-  if (!info.available) fail("the Metal backend is unavailable: {}", info.detail);
-  return make_metal_backend(options, false);
-#else
-  (void)options;
-  fail("{}", kMetalNotBuilt);
-#endif
-}
-
-std::unique_ptr<Backend> make_metal_emulated(const BackendOptions& options) {
-#if defined(TORCHLESS_HAS_METAL_EMULATOR)
-  static bool warned = false;  // once per process, however many backends a tool opens
-  if (!std::exchange(warned, true)) {
-    std::fprintf(stderr,
-                 "warning: metal-emulated runs the Metal kernels on a CPU emulator of the GPU, "
-                 "for testing; it is far slower than --backend cpu\n");
+std::string_view preference_name(BackendPreference pref) {
+  switch (pref) {
+    case BackendPreference::Cpu:
+      return "cpu";
+    case BackendPreference::Metal:
+      return "metal";
+    case BackendPreference::Cuda:
+      return "cuda";
+    case BackendPreference::Auto:
+      return "auto";
   }
-  return make_metal_backend(options, true);
-#else
-  (void)options;
-  fail("{}", kEmulatorNotBuilt);
-#endif
+  fail("unknown backend preference {}", static_cast<int>(pref));
 }
 
 }  // namespace
 
 std::unique_ptr<Backend> init_backend(BackendPreference pref, const BackendOptions& options) {
-  switch (pref) {
-    case BackendPreference::Cpu:
-      return std::make_unique<CpuBackend>(options);
-    case BackendPreference::Metal:
-      return make_metal(options);
-    case BackendPreference::Cuda:
-      fail("{}", kCudaNotBuilt);
-    case BackendPreference::Auto:
-      if (metal_info().available) return make_metal(options);
-      if (cuda_info().available) fail("{}", kCudaNotBuilt);
-      return std::make_unique<CpuBackend>(options);
-  }
-  fail("unknown backend preference {}", static_cast<int>(pref));
+  return init_backend(preference_name(pref), options);
 }
 
 std::unique_ptr<Backend> init_backend(std::string_view name, const BackendOptions& options) {
-  if (name == "metal-emulated") return make_metal_emulated(options);
-  return init_backend(parse_backend_preference(name), options);
+  if (name == "auto") {
+    for (std::string_view candidate : kAutoOrder) {
+      const BackendEntry* entry = find_entry(candidate);
+      if (entry != nullptr && entry->info().available) return entry->make(options);
+    }
+    fail("no backend can run here");
+  }
+  const BackendEntry* entry = find_entry(name);
+  if (entry == nullptr) fail("unknown backend '{}' (valid: {})", name, valid_names());
+  return entry->make(options);
 }
 
 std::vector<BackendInfo> discover_backends() {
-  return {CpuBackend::info(), metal_info(), cuda_info(), metal_emulated_info()};
+  std::vector<BackendInfo> infos;
+  for (const BackendEntry& entry : backend_table()) infos.push_back(entry.info());
+  return infos;
 }
 
 BackendPreference parse_backend_preference(std::string_view name) {
@@ -109,7 +91,7 @@ BackendPreference parse_backend_preference(std::string_view name) {
   if (name == "metal-emulated") {
     fail("'metal-emulated' is not a backend preference; pass it to init_backend by name");
   }
-  fail("unknown backend '{}' (valid: {})", name, kValidNames);
+  fail("unknown backend '{}' (valid: {})", name, valid_names());
 }
 
 }  // namespace torchless

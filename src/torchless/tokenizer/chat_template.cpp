@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "torchless/core/error.h"
-#include "torchless/tokenizer/jinja_interpreter.h"
-#include "torchless/tokenizer/jinja_parser.h"
+#include "torchless/tokenizer/jinja/jinja_interpreter.h"
+#include "torchless/tokenizer/jinja/jinja_parser.h"
 #include "torchless/tokenizer/tokenizer.h"
 
 namespace torchless {

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "torchless/tokenizer/jinja_ast.h"
+#include "torchless/tokenizer/jinja/jinja_ast.h"
 
 namespace torchless {
 

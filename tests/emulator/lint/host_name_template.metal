@@ -7,3 +7,4 @@ kernel void scale(device T* v [[buffer(0)]], uint i [[thread_position_in_grid]])
 }
 
 template [[host_name("scale_f32")]] kernel void scale<float>(device float*, uint);
+template [[host_name("scale_f16")]] [[kernel]] decltype(scale<half>) scale<half>;

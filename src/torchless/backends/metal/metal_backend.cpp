@@ -17,16 +17,6 @@ using metal::MetalStorage;
 
 namespace {
 
-std::unique_ptr<metal::MetalDevice> create_system_device() {
-#if defined(TORCHLESS_HAS_METAL)
-  return metal::create_apple_metal_device();
-#else
-  fail(
-      "the Metal backend needs an Apple GPU and a build with TORCHLESS_METAL=ON; use "
-      "--backend metal-emulated to run the Metal kernels on the CPU");
-#endif
-}
-
 // Weights are read in place from the host's (mapped) memory only on Apple GPUs.
 bool zero_copy_weights(const metal::MetalDeviceInfo& info) {
   return info.unified_memory && info.apple_gpu;
@@ -40,7 +30,7 @@ const MetalStorage& storage_of(const Tensor& t) {
 
 }  // namespace
 
-MetalBackend::MetalBackend() : MetalBackend(create_system_device(), "metal") {}
+MetalBackend::MetalBackend() : MetalBackend(metal::create_apple_metal_device(), "metal") {}
 
 MetalBackend::MetalBackend(std::unique_ptr<metal::MetalDevice> device, std::string name)
     : device_(std::move(device)),
@@ -51,23 +41,13 @@ MetalBackend::MetalBackend(std::unique_ptr<metal::MetalDevice> device, std::stri
 MetalBackend::~MetalBackend() = default;
 
 bool MetalBackend::is_available() {
-#if defined(TORCHLESS_HAS_METAL)
   return metal::apple_metal_available(nullptr);
-#else
-  return false;
-#endif
 }
 
 BackendInfo MetalBackend::info() {
   BackendInfo result;
   result.name = "metal";
-#if defined(TORCHLESS_HAS_METAL)
-  std::string reason;
-  result.available = metal::apple_metal_available(&reason);
-  result.detail = reason;
-#else
-  result.detail = "not built (TORCHLESS_METAL=OFF or not an Apple platform)";
-#endif
+  result.available = metal::apple_metal_available(&result.detail);
   return result;
 }
 

@@ -2,7 +2,7 @@
 // The small device layer under MetalBackend: device, buffers, pipelines and command
 // recording. Two implementations: the Apple one over the Metal framework (apple/, compiled
 // only on Apple platforms) and the emulated one that runs the same .metal kernels on the CPU
-// (emulated_metal_device.cpp). MetalBackend's logic (buffer pool, pipeline cache, argument
+// (emulated/emulated_metal_device.cpp). MetalBackend's logic (buffer pool, pipeline cache, argument
 // packing, dispatch geometry, barriers) only ever talks to this interface, so Linux CI
 // exercises all of it.
 //
@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace torchless::metal {
 
@@ -106,11 +107,16 @@ class MetalDevice {
   // device for its lifetime. Throws Error with the compiler's message, or when the kernel
   // does not exist or its pipeline reports zero threads (incompatible with this device).
   virtual const MetalPipeline& pipeline(std::string_view kernel_name) = 0;
+  // The names of every kernel the device's library holds (the registered host names of the
+  // shader sources the build compiled), sorted.
+  virtual std::vector<std::string> kernel_names() const = 0;
   virtual std::unique_ptr<MetalCommandBuffer> new_command_buffer() = 0;
 };
 
-// The emulated device (TORCHLESS_HAS_METAL_EMULATOR builds): kernels run on the CPU through
-// the MSL emulator. simd_width 0 takes TORCHLESS_MSL_SIMD_WIDTH from the environment, else 32.
+// The emulated device: kernels run on the CPU through the MSL emulator. In builds without it
+// (TORCHLESS_METAL_EMULATOR off) these come from no_emulator.cpp: unavailable, and creating
+// the device throws the "not built" message. simd_width 0 takes TORCHLESS_MSL_SIMD_WIDTH from the
+// environment, else 32.
 struct EmulatedMetalOptions {
   uint32_t simd_width = 0;
   // maxBufferLength to report and enforce; 0: 1 TiB. Tests set it small to exercise the
@@ -127,9 +133,12 @@ struct EmulatedMetalOptions {
   bool simdgroup_matrix = true;
 };
 std::unique_ptr<MetalDevice> create_emulated_metal_device(const EmulatedMetalOptions& options = {});
+// Never throws; says in *reason (when non-null) what the device is, or why it is not built.
+bool emulated_metal_available(std::string* reason);
 
-// The Apple device (TORCHLESS_HAS_METAL builds on Apple platforms): the system default
-// device, its queue and the library compiled from the embedded shader sources.
+// The Apple device: the system default device, its queue and the library compiled from the
+// embedded shader sources. In builds without it (not Apple, or TORCHLESS_METAL off) these come
+// from no_apple.cpp: no device, and the reason is the "not built" message.
 // apple_metal_available() never throws; on false it says why in *reason (when non-null).
 // With gate = false the device is created even when its GPU family or SIMD width is not
 // supported (`metal-selftest --compile-only` on CI's virtual GPUs): only to compile.

@@ -1,33 +1,48 @@
-#include "torchless/backends/metal/metal_factory.h"
+// The Metal backend's registry entries: "metal" over the Apple device layer and
+// "metal-emulated" over the emulated one. Each device layer a build lacks is a stub
+// (no_apple.cpp, no_emulator.cpp) that reports itself unavailable.
+#include <cstdio>
+#include <utility>
 
+#include "torchless/backends/backend_registry.h"
 #include "torchless/backends/metal/metal_backend.h"
 #include "torchless/core/error.h"
 
 namespace torchless {
+namespace {
 
-std::unique_ptr<Backend> make_metal_backend(const BackendOptions&, bool emulated) {
-  if (!emulated) return std::make_unique<MetalBackend>();
-#if defined(TORCHLESS_HAS_METAL_EMULATOR)
-  return std::make_unique<MetalBackend>(metal::create_emulated_metal_device(), "metal-emulated");
-#else
-  fail("metal-emulated is not built (TORCHLESS_METAL_EMULATOR=OFF)");
-#endif
+// Once per process, however many backends a tool opens.
+void warn_emulated_is_slow() {
+  static bool warned = false;
+  if (!std::exchange(warned, true)) {
+    std::fprintf(stderr,
+                 "warning: metal-emulated runs the Metal kernels on a CPU emulator of the GPU, "
+                 "for testing; it is far slower than --backend cpu\n");
+  }
 }
 
-BackendInfo metal_backend_info() {
-  return MetalBackend::info();
+}  // namespace
+
+BackendEntry metal_backend_entry() {
+  return {"metal", &MetalBackend::info, [](const BackendOptions&) -> std::unique_ptr<Backend> {
+            const BackendInfo info = MetalBackend::info();
+            if (!info.available) fail("the Metal backend is unavailable: {}", info.detail);
+            return std::make_unique<MetalBackend>();
+          }};
 }
 
-BackendInfo metal_emulated_backend_info() {
-  BackendInfo info;
-  info.name = "metal-emulated";
-#if defined(TORCHLESS_HAS_METAL_EMULATOR)
-  info.available = true;
-  info.detail = "Metal kernels run on the CPU by the MSL emulator (testing only, slow)";
-#else
-  info.detail = "not built (TORCHLESS_METAL_EMULATOR=OFF)";
-#endif
-  return info;
+BackendEntry metal_emulated_backend_entry() {
+  return {"metal-emulated",
+          [] {
+            BackendInfo info{"metal-emulated", false, {}};
+            info.available = metal::emulated_metal_available(&info.detail);
+            return info;
+          },
+          [](const BackendOptions&) -> std::unique_ptr<Backend> {
+            warn_emulated_is_slow();
+            return std::make_unique<MetalBackend>(metal::create_emulated_metal_device(),
+                                                  "metal-emulated");
+          }};
 }
 
 }  // namespace torchless

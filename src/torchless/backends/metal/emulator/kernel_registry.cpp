@@ -77,17 +77,18 @@ FileRegistration::FileRegistration(const char* file, const char* source)
 
 FileRegistration::~FileRegistration() = default;
 
-void FileRegistration::add(const char* name, GenericFn fn, Thunk thunk, const ParamShape* shapes,
-                           size_t count) {
+void FileRegistration::add(const char* name, const char* signature, GenericFn fn, Thunk thunk,
+                           const ParamShape* shapes, size_t count) {
   const KernelInfo* parsed = nullptr;
   for (const KernelInfo& k : parsed_->kernels)
-    if (k.name == name) parsed = &k;
-  if (!parsed) raise("{}: kernel {} not found by the signature parser", file_, name);
+    if (k.name == signature) parsed = &k;
+  if (!parsed) raise("{}: kernel {} not found by the signature parser", file_, signature);
   if (parsed->params.size() != count)
     raise("{}:{}: kernel {}: the parser read {} parameters, the compiler {}", file_, parsed->line,
           name, parsed->params.size(), count);
   auto kernel = std::make_unique<Kernel>();
   kernel->info = *parsed;
+  kernel->info.name = name;  // the host name of an instantiation
   kernel->fn = fn;
   kernel->thunk = thunk;
   for (size_t i = 0; i < count; ++i) {

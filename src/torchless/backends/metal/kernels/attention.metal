@@ -55,46 +55,32 @@ inline void weighted_sum_block(constant AttentionArgs& args, device const float*
   out[head * head_dim + d] = acc;
 }
 
-kernel void attention_scores_kernel(constant AttentionArgs& args [[buffer(0)]],
-                                    device const float* q [[buffer(1)]],
-                                    device const float* k_cache [[buffer(2)]],
-                                    device float* scores [[buffer(3)]],
-                                    uint3 group [[threadgroup_position_in_grid]],
-                                    uint lane [[thread_index_in_simdgroup]],
-                                    uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                    uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                    uint width [[threads_per_simdgroup]]) {
-  scores_block<float>(args, q, k_cache, scores, group, lane, simdgroup, n_simdgroups, width);
+template <typename T>
+kernel void attention_scores(constant AttentionArgs& args [[buffer(0)]],
+                             device const float* q [[buffer(1)]],
+                             device const T* k_cache [[buffer(2)]],
+                             device float* scores [[buffer(3)]],
+                             uint3 group [[threadgroup_position_in_grid]],
+                             uint lane [[thread_index_in_simdgroup]],
+                             uint simdgroup [[simdgroup_index_in_threadgroup]],
+                             uint n_simdgroups [[simdgroups_per_threadgroup]],
+                             uint width [[threads_per_simdgroup]]) {
+  scores_block<T>(args, q, k_cache, scores, group, lane, simdgroup, n_simdgroups, width);
 }
 
-kernel void attention_scores_f16_kernel(constant AttentionArgs& args [[buffer(0)]],
-                                        device const float* q [[buffer(1)]],
-                                        device const half* k_cache [[buffer(2)]],
-                                        device float* scores [[buffer(3)]],
-                                        uint3 group [[threadgroup_position_in_grid]],
-                                        uint lane [[thread_index_in_simdgroup]],
-                                        uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                        uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                        uint width [[threads_per_simdgroup]]) {
-  scores_block<half>(args, q, k_cache, scores, group, lane, simdgroup, n_simdgroups, width);
+template [[host_name("attention_scores_kernel")]] [[kernel]] decltype(attention_scores<float>) attention_scores<float>;
+template [[host_name("attention_scores_f16_kernel")]] [[kernel]] decltype(attention_scores<half>) attention_scores<half>;
+
+template <typename T>
+kernel void weighted_sum(constant AttentionArgs& args [[buffer(0)]],
+                         device const float* scores [[buffer(1)]],
+                         device const T* v_cache [[buffer(2)]],
+                         device float* out [[buffer(3)]],
+                         uint3 group [[threadgroup_position_in_grid]],
+                         uint tid [[thread_index_in_threadgroup]],
+                         uint3 group_size [[threads_per_threadgroup]]) {
+  weighted_sum_block<T>(args, scores, v_cache, out, group, tid, group_size.x);
 }
 
-kernel void weighted_sum_kernel(constant AttentionArgs& args [[buffer(0)]],
-                                device const float* scores [[buffer(1)]],
-                                device const float* v_cache [[buffer(2)]],
-                                device float* out [[buffer(3)]],
-                                uint3 group [[threadgroup_position_in_grid]],
-                                uint tid [[thread_index_in_threadgroup]],
-                                uint3 group_size [[threads_per_threadgroup]]) {
-  weighted_sum_block<float>(args, scores, v_cache, out, group, tid, group_size.x);
-}
-
-kernel void weighted_sum_f16_kernel(constant AttentionArgs& args [[buffer(0)]],
-                                    device const float* scores [[buffer(1)]],
-                                    device const half* v_cache [[buffer(2)]],
-                                    device float* out [[buffer(3)]],
-                                    uint3 group [[threadgroup_position_in_grid]],
-                                    uint tid [[thread_index_in_threadgroup]],
-                                    uint3 group_size [[threads_per_threadgroup]]) {
-  weighted_sum_block<half>(args, scores, v_cache, out, group, tid, group_size.x);
-}
+template [[host_name("weighted_sum_kernel")]] [[kernel]] decltype(weighted_sum<float>) weighted_sum<float>;
+template [[host_name("weighted_sum_f16_kernel")]] [[kernel]] decltype(weighted_sum<half>) weighted_sum<half>;

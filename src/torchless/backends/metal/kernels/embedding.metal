@@ -32,152 +32,41 @@ inline void embedding_row_chunks(constant EmbeddingArgs& args, device const char
   }
 }
 
-kernel void embedding_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                               device const char* table [[buffer(1)]],
-                               device const int32_t* ids [[buffer(2)]],
-                               device float* out [[buffer(3)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]]) {
-  embedding_row<kWeightF32>(args, table, ids, out, group.x, tid, group_size.x);
+template <int kType>
+kernel void embedding_row_kernel(constant EmbeddingArgs& args [[buffer(0)]],
+                                   device const char* table [[buffer(1)]],
+                                   device const int32_t* ids [[buffer(2)]],
+                                   device float* out [[buffer(3)]],
+                                   uint3 group [[threadgroup_position_in_grid]],
+                                   uint tid [[thread_index_in_threadgroup]],
+                                   uint3 group_size [[threads_per_threadgroup]]) {
+  embedding_row<kType>(args, table, ids, out, group.x, tid, group_size.x);
 }
 
-kernel void embedding_f16_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                               device const char* table [[buffer(1)]],
-                               device const int32_t* ids [[buffer(2)]],
-                               device float* out [[buffer(3)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]]) {
-  embedding_row<kWeightF16>(args, table, ids, out, group.x, tid, group_size.x);
+template [[host_name("embedding_kernel")]] [[kernel]] decltype(embedding_row_kernel<kWeightF32>) embedding_row_kernel<kWeightF32>;
+template [[host_name("embedding_f16_kernel")]] [[kernel]] decltype(embedding_row_kernel<kWeightF16>) embedding_row_kernel<kWeightF16>;
+template [[host_name("embedding_bf16_kernel")]] [[kernel]] decltype(embedding_row_kernel<kWeightBF16>) embedding_row_kernel<kWeightBF16>;
+template [[host_name("embedding_q8_0_kernel")]] [[kernel]] decltype(embedding_row_kernel<kWeightQ8_0>) embedding_row_kernel<kWeightQ8_0>;
+template [[host_name("embedding_q4_0_kernel")]] [[kernel]] decltype(embedding_row_kernel<kWeightQ4_0>) embedding_row_kernel<kWeightQ4_0>;
+template [[host_name("embedding_q4_K_kernel")]] [[kernel]] decltype(embedding_row_kernel<kWeightQ4_K>) embedding_row_kernel<kWeightQ4_K>;
+template [[host_name("embedding_q6_K_kernel")]] [[kernel]] decltype(embedding_row_kernel<kWeightQ6_K>) embedding_row_kernel<kWeightQ6_K>;
+
+template <int kType>
+kernel void embedding_row_chunks_kernel(constant EmbeddingArgs& args [[buffer(0)]],
+                                        device const char* table [[buffer(1)]],
+                                        device const int32_t* ids [[buffer(2)]],
+                                        device float* out [[buffer(3)]],
+                                        uint group [[threadgroup_position_in_grid]],
+                                        uint tid [[thread_index_in_threadgroup]],
+                                        uint threads [[threads_per_threadgroup]]) {
+  embedding_row_chunks<kType>(args, table, ids, out, group, tid, threads);
 }
 
-kernel void embedding_bf16_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                               device const char* table [[buffer(1)]],
-                               device const int32_t* ids [[buffer(2)]],
-                               device float* out [[buffer(3)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]]) {
-  embedding_row<kWeightBF16>(args, table, ids, out, group.x, tid, group_size.x);
-}
-
-kernel void embedding_q8_0_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                               device const char* table [[buffer(1)]],
-                               device const int32_t* ids [[buffer(2)]],
-                               device float* out [[buffer(3)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]]) {
-  embedding_row<kWeightQ8_0>(args, table, ids, out, group.x, tid, group_size.x);
-}
-
-kernel void embedding_q4_0_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                               device const char* table [[buffer(1)]],
-                               device const int32_t* ids [[buffer(2)]],
-                               device float* out [[buffer(3)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]]) {
-  embedding_row<kWeightQ4_0>(args, table, ids, out, group.x, tid, group_size.x);
-}
-
-kernel void embedding_q4_K_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                               device const char* table [[buffer(1)]],
-                               device const int32_t* ids [[buffer(2)]],
-                               device float* out [[buffer(3)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]]) {
-  embedding_row<kWeightQ4_K>(args, table, ids, out, group.x, tid, group_size.x);
-}
-
-kernel void embedding_q6_K_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                               device const char* table [[buffer(1)]],
-                               device const int32_t* ids [[buffer(2)]],
-                               device float* out [[buffer(3)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]]) {
-  embedding_row<kWeightQ6_K>(args, table, ids, out, group.x, tid, group_size.x);
-}
-
-kernel void embedding_q4_1_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                                  device const char* table [[buffer(1)]],
-                                  device const int32_t* ids [[buffer(2)]],
-                                  device float* out [[buffer(3)]],
-                                  uint group [[threadgroup_position_in_grid]],
-                                  uint tid [[thread_index_in_threadgroup]],
-                                  uint threads [[threads_per_threadgroup]]) {
-  embedding_row_chunks<kWeightQ4_1>(args, table, ids, out, group, tid, threads);
-}
-
-kernel void embedding_q5_0_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                                  device const char* table [[buffer(1)]],
-                                  device const int32_t* ids [[buffer(2)]],
-                                  device float* out [[buffer(3)]],
-                                  uint group [[threadgroup_position_in_grid]],
-                                  uint tid [[thread_index_in_threadgroup]],
-                                  uint threads [[threads_per_threadgroup]]) {
-  embedding_row_chunks<kWeightQ5_0>(args, table, ids, out, group, tid, threads);
-}
-
-kernel void embedding_q5_1_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                                  device const char* table [[buffer(1)]],
-                                  device const int32_t* ids [[buffer(2)]],
-                                  device float* out [[buffer(3)]],
-                                  uint group [[threadgroup_position_in_grid]],
-                                  uint tid [[thread_index_in_threadgroup]],
-                                  uint threads [[threads_per_threadgroup]]) {
-  embedding_row_chunks<kWeightQ5_1>(args, table, ids, out, group, tid, threads);
-}
-
-kernel void embedding_q2_K_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                                  device const char* table [[buffer(1)]],
-                                  device const int32_t* ids [[buffer(2)]],
-                                  device float* out [[buffer(3)]],
-                                  uint group [[threadgroup_position_in_grid]],
-                                  uint tid [[thread_index_in_threadgroup]],
-                                  uint threads [[threads_per_threadgroup]]) {
-  embedding_row_chunks<kWeightQ2_K>(args, table, ids, out, group, tid, threads);
-}
-
-kernel void embedding_q3_K_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                                  device const char* table [[buffer(1)]],
-                                  device const int32_t* ids [[buffer(2)]],
-                                  device float* out [[buffer(3)]],
-                                  uint group [[threadgroup_position_in_grid]],
-                                  uint tid [[thread_index_in_threadgroup]],
-                                  uint threads [[threads_per_threadgroup]]) {
-  embedding_row_chunks<kWeightQ3_K>(args, table, ids, out, group, tid, threads);
-}
-
-kernel void embedding_q5_K_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                                  device const char* table [[buffer(1)]],
-                                  device const int32_t* ids [[buffer(2)]],
-                                  device float* out [[buffer(3)]],
-                                  uint group [[threadgroup_position_in_grid]],
-                                  uint tid [[thread_index_in_threadgroup]],
-                                  uint threads [[threads_per_threadgroup]]) {
-  embedding_row_chunks<kWeightQ5_K>(args, table, ids, out, group, tid, threads);
-}
-
-kernel void embedding_iq4_nl_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                                    device const char* table [[buffer(1)]],
-                                    device const int32_t* ids [[buffer(2)]],
-                                    device float* out [[buffer(3)]],
-                                    uint group [[threadgroup_position_in_grid]],
-                                    uint tid [[thread_index_in_threadgroup]],
-                                    uint threads [[threads_per_threadgroup]]) {
-  embedding_row_chunks<kWeightIQ4_NL>(args, table, ids, out, group, tid, threads);
-}
-
-kernel void embedding_iq4_xs_kernel(constant EmbeddingArgs& args [[buffer(0)]],
-                                    device const char* table [[buffer(1)]],
-                                    device const int32_t* ids [[buffer(2)]],
-                                    device float* out [[buffer(3)]],
-                                    uint group [[threadgroup_position_in_grid]],
-                                    uint tid [[thread_index_in_threadgroup]],
-                                    uint threads [[threads_per_threadgroup]]) {
-  embedding_row_chunks<kWeightIQ4_XS>(args, table, ids, out, group, tid, threads);
-}
+template [[host_name("embedding_q4_1_kernel")]] [[kernel]] decltype(embedding_row_chunks_kernel<kWeightQ4_1>) embedding_row_chunks_kernel<kWeightQ4_1>;
+template [[host_name("embedding_q5_0_kernel")]] [[kernel]] decltype(embedding_row_chunks_kernel<kWeightQ5_0>) embedding_row_chunks_kernel<kWeightQ5_0>;
+template [[host_name("embedding_q5_1_kernel")]] [[kernel]] decltype(embedding_row_chunks_kernel<kWeightQ5_1>) embedding_row_chunks_kernel<kWeightQ5_1>;
+template [[host_name("embedding_q2_K_kernel")]] [[kernel]] decltype(embedding_row_chunks_kernel<kWeightQ2_K>) embedding_row_chunks_kernel<kWeightQ2_K>;
+template [[host_name("embedding_q3_K_kernel")]] [[kernel]] decltype(embedding_row_chunks_kernel<kWeightQ3_K>) embedding_row_chunks_kernel<kWeightQ3_K>;
+template [[host_name("embedding_q5_K_kernel")]] [[kernel]] decltype(embedding_row_chunks_kernel<kWeightQ5_K>) embedding_row_chunks_kernel<kWeightQ5_K>;
+template [[host_name("embedding_iq4_nl_kernel")]] [[kernel]] decltype(embedding_row_chunks_kernel<kWeightIQ4_NL>) embedding_row_chunks_kernel<kWeightIQ4_NL>;
+template [[host_name("embedding_iq4_xs_kernel")]] [[kernel]] decltype(embedding_row_chunks_kernel<kWeightIQ4_XS>) embedding_row_chunks_kernel<kWeightIQ4_XS>;

@@ -90,33 +90,23 @@ inline FlashPlace flash_place(constant AttentionArgs& args, uint3 group, uint la
   return place;
 }
 
-kernel void attention_kernel(constant AttentionArgs& args [[buffer(0)]],
-                             device const float* q [[buffer(1)]],
-                             device const float* k_cache [[buffer(2)]],
-                             device const float* v_cache [[buffer(3)]],
-                             device float* out [[buffer(4)]],
-                             device float* partials [[buffer(5)]],
-                             uint3 group [[threadgroup_position_in_grid]],
-                             uint lane [[thread_index_in_simdgroup]],
-                             uint simdgroup [[simdgroup_index_in_threadgroup]],
-                             uint width [[threads_per_simdgroup]]) {
-  flash_attention<float>(args, q, k_cache, v_cache, out, partials,
-                         flash_place(args, group, lane, simdgroup, width));
-}
-
-kernel void attention_f16_kernel(constant AttentionArgs& args [[buffer(0)]],
-                                 device const float* q [[buffer(1)]],
-                                 device const half* k_cache [[buffer(2)]],
-                                 device const half* v_cache [[buffer(3)]],
-                                 device float* out [[buffer(4)]],
-                                 device float* partials [[buffer(5)]],
-                                 uint3 group [[threadgroup_position_in_grid]],
-                                 uint lane [[thread_index_in_simdgroup]],
-                                 uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                 uint width [[threads_per_simdgroup]]) {
-  flash_attention<half>(args, q, k_cache, v_cache, out, partials,
+template <typename T>
+kernel void flash_attention_kernel(constant AttentionArgs& args [[buffer(0)]],
+                                   device const float* q [[buffer(1)]],
+                                   device const T* k_cache [[buffer(2)]],
+                                   device const T* v_cache [[buffer(3)]],
+                                   device float* out [[buffer(4)]],
+                                   device float* partials [[buffer(5)]],
+                                   uint3 group [[threadgroup_position_in_grid]],
+                                   uint lane [[thread_index_in_simdgroup]],
+                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
+                                   uint width [[threads_per_simdgroup]]) {
+  flash_attention<T>(args, q, k_cache, v_cache, out, partials,
                         flash_place(args, group, lane, simdgroup, width));
 }
+
+template [[host_name("attention_kernel")]] [[kernel]] decltype(flash_attention_kernel<float>) flash_attention_kernel<float>;
+template [[host_name("attention_f16_kernel")]] [[kernel]] decltype(flash_attention_kernel<half>) flash_attention_kernel<half>;
 
 // Combines the splits' partials of one (token, head): with M the largest split max,
 // out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M). Empty splits (m = -inf) weigh 0.

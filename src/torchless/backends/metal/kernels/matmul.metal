@@ -108,182 +108,31 @@ inline void gemm_tile(constant MatmulArgs& args, device const char* w, device co
   }
 }
 
-kernel void matmul_kernel(constant MatmulArgs& args [[buffer(0)]],
-                          device const char* w [[buffer(1)]],
-                          device const float* x [[buffer(2)]],
-                          device float* y [[buffer(3)]],
-                          threadgroup float* smem [[threadgroup(0)]],
-                          uint3 group [[threadgroup_position_in_grid]],
-                          uint tid [[thread_index_in_threadgroup]],
-                          uint3 group_size [[threads_per_threadgroup]],
-                          uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightF32>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
+template <int kType>
+kernel void gemm_tile_kernel(constant MatmulArgs& args [[buffer(0)]],
+                             device const char* w [[buffer(1)]],
+                             device const float* x [[buffer(2)]],
+                             device float* y [[buffer(3)]],
+                             threadgroup float* smem [[threadgroup(0)]],
+                             uint3 group [[threadgroup_position_in_grid]],
+                             uint tid [[thread_index_in_threadgroup]],
+                             uint3 group_size [[threads_per_threadgroup]],
+                             uint simdgroup [[simdgroup_index_in_threadgroup]]) {
+  gemm_tile<kType>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
 }
 
-kernel void matmul_f16_kernel(constant MatmulArgs& args [[buffer(0)]],
-                              device const char* w [[buffer(1)]],
-                              device const float* x [[buffer(2)]],
-                              device float* y [[buffer(3)]],
-                              threadgroup float* smem [[threadgroup(0)]],
-                              uint3 group [[threadgroup_position_in_grid]],
-                              uint tid [[thread_index_in_threadgroup]],
-                              uint3 group_size [[threads_per_threadgroup]],
-                              uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightF16>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
-}
-
-kernel void matmul_bf16_kernel(constant MatmulArgs& args [[buffer(0)]],
-                               device const char* w [[buffer(1)]],
-                               device const float* x [[buffer(2)]],
-                               device float* y [[buffer(3)]],
-                               threadgroup float* smem [[threadgroup(0)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]],
-                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightBF16>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
-}
-
-kernel void matmul_q8_0_kernel(constant MatmulArgs& args [[buffer(0)]],
-                               device const char* w [[buffer(1)]],
-                               device const float* x [[buffer(2)]],
-                               device float* y [[buffer(3)]],
-                               threadgroup float* smem [[threadgroup(0)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]],
-                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ8_0>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
-}
-
-kernel void matmul_q4_0_kernel(constant MatmulArgs& args [[buffer(0)]],
-                               device const char* w [[buffer(1)]],
-                               device const float* x [[buffer(2)]],
-                               device float* y [[buffer(3)]],
-                               threadgroup float* smem [[threadgroup(0)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]],
-                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ4_0>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
-}
-
-kernel void matmul_q4_K_kernel(constant MatmulArgs& args [[buffer(0)]],
-                               device const char* w [[buffer(1)]],
-                               device const float* x [[buffer(2)]],
-                               device float* y [[buffer(3)]],
-                               threadgroup float* smem [[threadgroup(0)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]],
-                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ4_K>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
-}
-
-kernel void matmul_q6_K_kernel(constant MatmulArgs& args [[buffer(0)]],
-                               device const char* w [[buffer(1)]],
-                               device const float* x [[buffer(2)]],
-                               device float* y [[buffer(3)]],
-                               threadgroup float* smem [[threadgroup(0)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 group_size [[threads_per_threadgroup]],
-                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ6_K>(args, w, x, y, smem, group, tid, group_size.x, simdgroup);
-}
-
-kernel void matmul_q4_1_kernel(constant MatmulArgs& args [[buffer(0)]],
-                               device const char* w [[buffer(1)]],
-                               device const float* x [[buffer(2)]],
-                               device float* y [[buffer(3)]],
-                               threadgroup float* smem [[threadgroup(0)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 threads [[threads_per_threadgroup]],
-                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ4_1>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
-}
-
-kernel void matmul_q5_0_kernel(constant MatmulArgs& args [[buffer(0)]],
-                               device const char* w [[buffer(1)]],
-                               device const float* x [[buffer(2)]],
-                               device float* y [[buffer(3)]],
-                               threadgroup float* smem [[threadgroup(0)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 threads [[threads_per_threadgroup]],
-                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ5_0>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
-}
-
-kernel void matmul_q5_1_kernel(constant MatmulArgs& args [[buffer(0)]],
-                               device const char* w [[buffer(1)]],
-                               device const float* x [[buffer(2)]],
-                               device float* y [[buffer(3)]],
-                               threadgroup float* smem [[threadgroup(0)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 threads [[threads_per_threadgroup]],
-                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ5_1>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
-}
-
-kernel void matmul_q2_K_kernel(constant MatmulArgs& args [[buffer(0)]],
-                               device const char* w [[buffer(1)]],
-                               device const float* x [[buffer(2)]],
-                               device float* y [[buffer(3)]],
-                               threadgroup float* smem [[threadgroup(0)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 threads [[threads_per_threadgroup]],
-                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ2_K>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
-}
-
-kernel void matmul_q3_K_kernel(constant MatmulArgs& args [[buffer(0)]],
-                               device const char* w [[buffer(1)]],
-                               device const float* x [[buffer(2)]],
-                               device float* y [[buffer(3)]],
-                               threadgroup float* smem [[threadgroup(0)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 threads [[threads_per_threadgroup]],
-                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ3_K>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
-}
-
-kernel void matmul_q5_K_kernel(constant MatmulArgs& args [[buffer(0)]],
-                               device const char* w [[buffer(1)]],
-                               device const float* x [[buffer(2)]],
-                               device float* y [[buffer(3)]],
-                               threadgroup float* smem [[threadgroup(0)]],
-                               uint3 group [[threadgroup_position_in_grid]],
-                               uint tid [[thread_index_in_threadgroup]],
-                               uint3 threads [[threads_per_threadgroup]],
-                               uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightQ5_K>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
-}
-
-kernel void matmul_iq4_nl_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                 device const char* w [[buffer(1)]],
-                                 device const float* x [[buffer(2)]],
-                                 device float* y [[buffer(3)]],
-                                 threadgroup float* smem [[threadgroup(0)]],
-                                 uint3 group [[threadgroup_position_in_grid]],
-                                 uint tid [[thread_index_in_threadgroup]],
-                                 uint3 threads [[threads_per_threadgroup]],
-                                 uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightIQ4_NL>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
-}
-
-kernel void matmul_iq4_xs_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                 device const char* w [[buffer(1)]],
-                                 device const float* x [[buffer(2)]],
-                                 device float* y [[buffer(3)]],
-                                 threadgroup float* smem [[threadgroup(0)]],
-                                 uint3 group [[threadgroup_position_in_grid]],
-                                 uint tid [[thread_index_in_threadgroup]],
-                                 uint3 threads [[threads_per_threadgroup]],
-                                 uint simdgroup [[simdgroup_index_in_threadgroup]]) {
-  gemm_tile<kWeightIQ4_XS>(args, w, x, y, smem, group, tid, threads.x, simdgroup);
-}
+template [[host_name("matmul_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightF32>) gemm_tile_kernel<kWeightF32>;
+template [[host_name("matmul_f16_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightF16>) gemm_tile_kernel<kWeightF16>;
+template [[host_name("matmul_bf16_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightBF16>) gemm_tile_kernel<kWeightBF16>;
+template [[host_name("matmul_q8_0_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightQ8_0>) gemm_tile_kernel<kWeightQ8_0>;
+template [[host_name("matmul_q4_0_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightQ4_0>) gemm_tile_kernel<kWeightQ4_0>;
+template [[host_name("matmul_q4_K_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightQ4_K>) gemm_tile_kernel<kWeightQ4_K>;
+template [[host_name("matmul_q6_K_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightQ6_K>) gemm_tile_kernel<kWeightQ6_K>;
+template [[host_name("matmul_q4_1_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightQ4_1>) gemm_tile_kernel<kWeightQ4_1>;
+template [[host_name("matmul_q5_0_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightQ5_0>) gemm_tile_kernel<kWeightQ5_0>;
+template [[host_name("matmul_q5_1_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightQ5_1>) gemm_tile_kernel<kWeightQ5_1>;
+template [[host_name("matmul_q2_K_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightQ2_K>) gemm_tile_kernel<kWeightQ2_K>;
+template [[host_name("matmul_q3_K_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightQ3_K>) gemm_tile_kernel<kWeightQ3_K>;
+template [[host_name("matmul_q5_K_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightQ5_K>) gemm_tile_kernel<kWeightQ5_K>;
+template [[host_name("matmul_iq4_nl_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightIQ4_NL>) gemm_tile_kernel<kWeightIQ4_NL>;
+template [[host_name("matmul_iq4_xs_kernel")]] [[kernel]] decltype(gemm_tile_kernel<kWeightIQ4_XS>) gemm_tile_kernel<kWeightIQ4_XS>;

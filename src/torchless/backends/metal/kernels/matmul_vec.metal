@@ -132,47 +132,26 @@ inline MatvecPlace matvec_place(uint3 group, uint lane, uint simdgroup, uint n_s
   return place;
 }
 
-kernel void matmul_vec_kernel(constant MatmulArgs& args [[buffer(0)]],
-                              device const char* w [[buffer(1)]],
-                              device const float* x [[buffer(2)]],
-                              device float* y [[buffer(3)]],
-                              uint3 group [[threadgroup_position_in_grid]],
-                              uint lane [[thread_index_in_simdgroup]],
-                              uint simdgroup [[simdgroup_index_in_threadgroup]],
-                              uint n_simdgroups [[simdgroups_per_threadgroup]],
-                              uint width [[threads_per_simdgroup]]) {
+template <int kType>
+kernel void matvec_float_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                device const char* w [[buffer(1)]],
+                                device const float* x [[buffer(2)]],
+                                device float* y [[buffer(3)]],
+                                uint3 group [[threadgroup_position_in_grid]],
+                                uint lane [[thread_index_in_simdgroup]],
+                                uint simdgroup [[simdgroup_index_in_threadgroup]],
+                                uint n_simdgroups [[simdgroups_per_threadgroup]],
+                                uint width [[threads_per_simdgroup]]) {
   const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
   if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_float<kWeightF32>(args, w, x, y, place);
+  matvec_float<kType>(args, w, x, y, place);
 }
 
-kernel void matmul_vec_f16_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                  device const char* w [[buffer(1)]],
-                                  device const float* x [[buffer(2)]],
-                                  device float* y [[buffer(3)]],
-                                  uint3 group [[threadgroup_position_in_grid]],
-                                  uint lane [[thread_index_in_simdgroup]],
-                                  uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                  uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                  uint width [[threads_per_simdgroup]]) {
-  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
-  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_float<kWeightF16>(args, w, x, y, place);
-}
-
-kernel void matmul_vec_bf16_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                   device const char* w [[buffer(1)]],
-                                   device const float* x [[buffer(2)]],
-                                   device float* y [[buffer(3)]],
-                                   uint3 group [[threadgroup_position_in_grid]],
-                                   uint lane [[thread_index_in_simdgroup]],
-                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                   uint width [[threads_per_simdgroup]]) {
-  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
-  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_float<kWeightBF16>(args, w, x, y, place);
-}
+template [[host_name("matmul_vec_kernel")]] [[kernel]] decltype(matvec_float_kernel<kWeightF32>) matvec_float_kernel<kWeightF32>;
+template [[host_name("matmul_vec_f16_kernel")]] [[kernel]] decltype(matvec_float_kernel<kWeightF16>) matvec_float_kernel<kWeightF16>;
+template [[host_name("matmul_vec_bf16_kernel")]] [[kernel]] decltype(matvec_float_kernel<kWeightBF16>) matvec_float_kernel<kWeightBF16>;
+template [[host_name("matmul_vec_q4_K_kernel")]] [[kernel]] decltype(matvec_float_kernel<kWeightQ4_K>) matvec_float_kernel<kWeightQ4_K>;
+template [[host_name("matmul_vec_q6_K_kernel")]] [[kernel]] decltype(matvec_float_kernel<kWeightQ6_K>) matvec_float_kernel<kWeightQ6_K>;
 
 kernel void matmul_vec_q8_0_kernel(constant MatmulArgs& args [[buffer(0)]],
                                    device const char* w [[buffer(1)]],
@@ -202,142 +181,26 @@ kernel void matmul_vec_q4_0_kernel(constant MatmulArgs& args [[buffer(0)]],
   matvec_q4_0(args, w, x, y, place);
 }
 
-kernel void matmul_vec_q4_K_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                   device const char* w [[buffer(1)]],
-                                   device const float* x [[buffer(2)]],
-                                   device float* y [[buffer(3)]],
-                                   uint3 group [[threadgroup_position_in_grid]],
-                                   uint lane [[thread_index_in_simdgroup]],
-                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                   uint width [[threads_per_simdgroup]]) {
+template <int kType>
+kernel void matvec_chunks_kernel(constant MatmulArgs& args [[buffer(0)]],
+                                 device const char* w [[buffer(1)]],
+                                 device const float* x [[buffer(2)]],
+                                 device float* y [[buffer(3)]],
+                                 uint3 group [[threadgroup_position_in_grid]],
+                                 uint lane [[thread_index_in_simdgroup]],
+                                 uint simdgroup [[simdgroup_index_in_threadgroup]],
+                                 uint n_simdgroups [[simdgroups_per_threadgroup]],
+                                 uint width [[threads_per_simdgroup]]) {
   const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
   if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_float<kWeightQ4_K>(args, w, x, y, place);
+  matvec_chunks<kType>(args, w, x, y, place);
 }
 
-kernel void matmul_vec_q6_K_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                   device const char* w [[buffer(1)]],
-                                   device const float* x [[buffer(2)]],
-                                   device float* y [[buffer(3)]],
-                                   uint3 group [[threadgroup_position_in_grid]],
-                                   uint lane [[thread_index_in_simdgroup]],
-                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                   uint width [[threads_per_simdgroup]]) {
-  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
-  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_float<kWeightQ6_K>(args, w, x, y, place);
-}
-
-kernel void matmul_vec_q4_1_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                   device const char* w [[buffer(1)]],
-                                   device const float* x [[buffer(2)]],
-                                   device float* y [[buffer(3)]],
-                                   uint3 group [[threadgroup_position_in_grid]],
-                                   uint lane [[thread_index_in_simdgroup]],
-                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                   uint width [[threads_per_simdgroup]]) {
-  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
-  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_chunks<kWeightQ4_1>(args, w, x, y, place);
-}
-
-kernel void matmul_vec_q5_0_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                   device const char* w [[buffer(1)]],
-                                   device const float* x [[buffer(2)]],
-                                   device float* y [[buffer(3)]],
-                                   uint3 group [[threadgroup_position_in_grid]],
-                                   uint lane [[thread_index_in_simdgroup]],
-                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                   uint width [[threads_per_simdgroup]]) {
-  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
-  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_chunks<kWeightQ5_0>(args, w, x, y, place);
-}
-
-kernel void matmul_vec_q5_1_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                   device const char* w [[buffer(1)]],
-                                   device const float* x [[buffer(2)]],
-                                   device float* y [[buffer(3)]],
-                                   uint3 group [[threadgroup_position_in_grid]],
-                                   uint lane [[thread_index_in_simdgroup]],
-                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                   uint width [[threads_per_simdgroup]]) {
-  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
-  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_chunks<kWeightQ5_1>(args, w, x, y, place);
-}
-
-kernel void matmul_vec_q2_K_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                   device const char* w [[buffer(1)]],
-                                   device const float* x [[buffer(2)]],
-                                   device float* y [[buffer(3)]],
-                                   uint3 group [[threadgroup_position_in_grid]],
-                                   uint lane [[thread_index_in_simdgroup]],
-                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                   uint width [[threads_per_simdgroup]]) {
-  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
-  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_chunks<kWeightQ2_K>(args, w, x, y, place);
-}
-
-kernel void matmul_vec_q3_K_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                   device const char* w [[buffer(1)]],
-                                   device const float* x [[buffer(2)]],
-                                   device float* y [[buffer(3)]],
-                                   uint3 group [[threadgroup_position_in_grid]],
-                                   uint lane [[thread_index_in_simdgroup]],
-                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                   uint width [[threads_per_simdgroup]]) {
-  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
-  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_chunks<kWeightQ3_K>(args, w, x, y, place);
-}
-
-kernel void matmul_vec_q5_K_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                   device const char* w [[buffer(1)]],
-                                   device const float* x [[buffer(2)]],
-                                   device float* y [[buffer(3)]],
-                                   uint3 group [[threadgroup_position_in_grid]],
-                                   uint lane [[thread_index_in_simdgroup]],
-                                   uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                   uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                   uint width [[threads_per_simdgroup]]) {
-  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
-  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_chunks<kWeightQ5_K>(args, w, x, y, place);
-}
-
-kernel void matmul_vec_iq4_nl_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                     device const char* w [[buffer(1)]],
-                                     device const float* x [[buffer(2)]],
-                                     device float* y [[buffer(3)]],
-                                     uint3 group [[threadgroup_position_in_grid]],
-                                     uint lane [[thread_index_in_simdgroup]],
-                                     uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                     uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                     uint width [[threads_per_simdgroup]]) {
-  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
-  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_chunks<kWeightIQ4_NL>(args, w, x, y, place);
-}
-
-kernel void matmul_vec_iq4_xs_kernel(constant MatmulArgs& args [[buffer(0)]],
-                                     device const char* w [[buffer(1)]],
-                                     device const float* x [[buffer(2)]],
-                                     device float* y [[buffer(3)]],
-                                     uint3 group [[threadgroup_position_in_grid]],
-                                     uint lane [[thread_index_in_simdgroup]],
-                                     uint simdgroup [[simdgroup_index_in_threadgroup]],
-                                     uint n_simdgroups [[simdgroups_per_threadgroup]],
-                                     uint width [[threads_per_simdgroup]]) {
-  const MatvecPlace place = matvec_place(group, lane, simdgroup, n_simdgroups, width);
-  if (place.row0 >= uint(args.rows)) return;  // whole simdgroup past the end: uniform
-  matvec_chunks<kWeightIQ4_XS>(args, w, x, y, place);
-}
+template [[host_name("matmul_vec_q4_1_kernel")]] [[kernel]] decltype(matvec_chunks_kernel<kWeightQ4_1>) matvec_chunks_kernel<kWeightQ4_1>;
+template [[host_name("matmul_vec_q5_0_kernel")]] [[kernel]] decltype(matvec_chunks_kernel<kWeightQ5_0>) matvec_chunks_kernel<kWeightQ5_0>;
+template [[host_name("matmul_vec_q5_1_kernel")]] [[kernel]] decltype(matvec_chunks_kernel<kWeightQ5_1>) matvec_chunks_kernel<kWeightQ5_1>;
+template [[host_name("matmul_vec_q2_K_kernel")]] [[kernel]] decltype(matvec_chunks_kernel<kWeightQ2_K>) matvec_chunks_kernel<kWeightQ2_K>;
+template [[host_name("matmul_vec_q3_K_kernel")]] [[kernel]] decltype(matvec_chunks_kernel<kWeightQ3_K>) matvec_chunks_kernel<kWeightQ3_K>;
+template [[host_name("matmul_vec_q5_K_kernel")]] [[kernel]] decltype(matvec_chunks_kernel<kWeightQ5_K>) matvec_chunks_kernel<kWeightQ5_K>;
+template [[host_name("matmul_vec_iq4_nl_kernel")]] [[kernel]] decltype(matvec_chunks_kernel<kWeightIQ4_NL>) matvec_chunks_kernel<kWeightIQ4_NL>;
+template [[host_name("matmul_vec_iq4_xs_kernel")]] [[kernel]] decltype(matvec_chunks_kernel<kWeightIQ4_XS>) matvec_chunks_kernel<kWeightIQ4_XS>;

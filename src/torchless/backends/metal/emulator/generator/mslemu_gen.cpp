@@ -70,8 +70,94 @@ void find_address_space_overloads(const std::string& code, std::vector<Finding>&
   }
 }
 
+// `template [[host_name("name")]] [[kernel]] decltype(f<Args>) f<Args>;` (MLX's idiom; also
+// `kernel void f<Args>(parameter types);`): the kernel template f instantiated for Args and
+// registered as `name`. C++ does not allow attributes on an explicit instantiation, so the
+// generator blanks these statements out of the compiled text and registers &f<Args> instead,
+// which instantiates the template the same way.
+struct Instantiation {
+  std::string host_name, function, arguments;
+  size_t offset = 0, length = 0;
+};
+
+const std::regex& instantiation_pattern() {
+  static const std::regex re(
+      R"(\btemplate\s*\[\[\s*host_name\s*\(([^()]*)\)\s*\]\]\s*(?:\[\[\s*kernel\s*\]\]\s*|kernel\s+))"
+      R"((?:void|decltype\s*\([^;]*?\))\s*([A-Za-z_]\w*)\s*<([^;]*?)>\s*(?:\([^;]*\))?\s*;)");
+  return re;
+}
+
+// Found in `code` (code_only(src): the host name's string literal is blanked there), the host
+// name read from the same place in `src`.
+std::vector<Instantiation> instantiations(const std::string& code, const std::string& src) {
+  std::vector<Instantiation> out;
+  const std::regex& re = instantiation_pattern();
+  for (std::sregex_iterator it(code.begin(), code.end(), re), end; it != end; ++it) {
+    std::string name = src.substr(static_cast<size_t>(it->position(1)), (*it)[1].length());
+    name.erase(0, name.find('"') + 1);
+    name.erase(std::min(name.find('"'), name.size()));
+    out.push_back({name, (*it)[2], (*it)[3], static_cast<size_t>(it->position(0)),
+                   static_cast<size_t>(it->length(0))});
+  }
+  return out;
+}
+
+// Kernel templates: `template <...> kernel void NAME(`.
+std::set<std::string> kernel_templates(const std::string& code) {
+  static const std::regex re(
+      R"(\btemplate\s*<[^;{}]*>\s*(?:\[\[[^\]]*\]\]\s*)*kernel\s+void\s+([A-Za-z_]\w*)\s*\()");
+  std::set<std::string> names;
+  for (std::sregex_iterator it(code.begin(), code.end(), re), end; it != end; ++it)
+    names.insert((*it)[1]);
+  return names;
+}
+
+// Every instantiation names a kernel template of the file, and every kernel template is
+// instantiated (an uninstantiated one would never be registered).
+void find_instantiation_mistakes(const std::string& code, const std::string& src,
+                                 std::vector<Finding>& out) {
+  const std::set<std::string> templates = kernel_templates(code);
+  std::set<std::string> used;
+  for (const Instantiation& i : instantiations(code, src)) {
+    used.insert(i.function);
+    if (!templates.count(i.function)) {
+      out.push_back({i.offset, "`" + i.host_name + "` instantiates '" + i.function +
+                                   "', which is not a kernel template of this file"});
+    }
+  }
+  static const std::regex def(
+      R"(\btemplate\s*<[^;{}]*>\s*(?:\[\[[^\]]*\]\]\s*)*kernel\s+void\s+([A-Za-z_]\w*)\s*\()");
+  for (std::sregex_iterator it(code.begin(), code.end(), def), end; it != end; ++it) {
+    if (!used.count((*it)[1])) {
+      out.push_back({static_cast<size_t>(it->position(0)),
+                     "kernel template '" + (*it)[1].str() +
+                         "' has no `template [[host_name(\"...\")]]` instantiation: it would "
+                         "never be registered"});
+    }
+  }
+}
+
+// The plain (non-template) kernels, registered under their own names.
+std::vector<std::string> kernel_names(const std::string& code) {
+  static const std::regex re(R"(\bkernel\s+void\s+([A-Za-z_]\w*)\s*\()");
+  const std::set<std::string> templates = kernel_templates(code);
+  std::vector<std::string> names;
+  for (std::sregex_iterator it(code.begin(), code.end(), re), end; it != end; ++it)
+    if (!templates.count((*it)[1])) names.push_back((*it)[1]);
+  return names;
+}
+
+// `text` with each instantiation statement replaced by spaces (newlines kept, so #line holds).
+std::string without_instantiations(std::string text, const std::vector<Instantiation>& list) {
+  for (const Instantiation& i : list) {
+    for (size_t k = i.offset; k < i.offset + i.length; ++k)
+      if (text[k] != '\n') text[k] = ' ';
+  }
+  return text;
+}
+
 // The emulator's own limits: constructs that are valid MSL but that it cannot run faithfully.
-std::vector<Finding> lint_emulator(const std::string& code) {
+std::vector<Finding> lint_emulator(const std::string& code, const std::string& src) {
   std::vector<Finding> f;
   find_all(
       code,
@@ -100,14 +186,6 @@ std::vector<Finding> lint_emulator(const std::string& code) {
     for (Finding& b : body)
       if (!scope[b.offset]) f.push_back(std::move(b));
   }
-  find_all(code, std::regex(R"(\btemplate\s*\[\[\s*host_name)"), 0,
-           "`template [[host_name(...)]]` instantiations are not portable C++ (clang rejects "
-           "them): write wrapper kernels that call an inline template",
-           f);
-  find_all(code, std::regex(R"(\btemplate\s*<[^;{}]*>\s*(\[\[[^\]]*\]\]\s*)*kernel\b)"), 0,
-           "kernel templates cannot be registered: write wrapper kernels that call an inline "
-           "template",
-           f);
   find_all(code, std::regex(R"((^|[^\w.])((\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?[hH])\b)"), 2,
            "half literals like 0.5h are not C++: write half(0.5f)", f);
   find_all(code, std::regex(R"(\b(constant\s+const|const\s+constant)\b)"), 0,
@@ -125,6 +203,7 @@ std::vector<Finding> lint_emulator(const std::string& code) {
   find_all(code, std::regex(R"(\bpacked_(float|half|int|uint|short|ushort|char|uchar)[234]\b)"), 0,
            "packed vector types are not supported by the emulator yet", f);
   find_address_space_overloads(code, f);
+  find_instantiation_mistakes(code, src, f);
   return f;
 }
 
@@ -136,18 +215,13 @@ int report(const std::string& code, const std::string& display, std::vector<Find
   return findings.empty() ? 0 : 1;
 }
 
-std::vector<std::string> kernel_names(const std::string& code) {
-  static const std::regex re(R"(\bkernel\s+void\s+([A-Za-z_]\w*)\s*\()");
-  std::vector<std::string> names;
-  for (std::sregex_iterator it(code.begin(), code.end(), re), end; it != end; ++it)
-    names.push_back((*it)[1]);
-  return names;
-}
-
 std::string generate(const std::string& src, const std::string& code, const std::string& display,
                      const std::string& out_path, const std::string& function) {
-  const std::string rewritten = std::regex_replace(
-      src, std::regex(R"(\[\[(\s*)threadgroup(\s*)\()"), "[[$1msl_threadgroup$2(");
+  // code_only() keeps offsets, so the statements found in `code` are at the same place in src.
+  const std::vector<Instantiation> list = instantiations(code, src);
+  const std::string rewritten =
+      std::regex_replace(without_instantiations(src, list),
+                         std::regex(R"(\[\[(\s*)threadgroup(\s*)\()"), "[[$1msl_threadgroup$2(");
   std::ostringstream o;
   o << "// Generated by mslemu_gen from " << display << ". Do not edit.\n"
     << "#define TORCHLESS_MSL_EMULATOR 1\n"
@@ -166,8 +240,13 @@ std::string generate(const std::string& src, const std::string& code, const std:
     << rewritten << (rewritten.empty() || rewritten.back() != '\n' ? "\n" : "");
   std::string head = o.str();
   const int out_line = line_of(head, head.size()) + 1;
-  o << "#line " << out_line << " \"" << out_path << "\"\n"
-    << "}  // namespace mslemu_kernels\n}  // namespace\n"
+  o << "#line " << out_line << " \"" << out_path << "\"\n";
+  // The instantiations, taken inside the kernels' namespace where their arguments resolve.
+  for (size_t k = 0; k < list.size(); ++k) {
+    o << "inline constexpr auto mslemu_instance_" << k << " = &" << list[k].function << "<"
+      << list[k].arguments << ">;\n";
+  }
+  o << "}  // namespace mslemu_kernels\n}  // namespace\n"
     << "#pragma GCC diagnostic pop\n"
     << "#include <mslemu_unshim.h>\n#include <mslemu_binder.h>\n\n"
     << "namespace {\nconstexpr char kSource[] = R\"mslemu_src(" << src << ")mslemu_src\";\n}\n\n"
@@ -177,6 +256,10 @@ std::string generate(const std::string& src, const std::string& code, const std:
   for (const std::string& name : kernel_names(code))
     o << "  ::torchless::mslemu::detail::add_kernel(file, \"" << name
       << "\", &mslemu_kernels::" << name << ");\n";
+  for (size_t k = 0; k < list.size(); ++k) {
+    o << "  ::torchless::mslemu::detail::add_kernel(file, \"" << list[k].host_name
+      << "\", mslemu_kernels::mslemu_instance_" << k << ", \"" << list[k].function << "\");\n";
+  }
   o << "}\n";
   return o.str();
 }
@@ -208,8 +291,9 @@ std::vector<Source> with_local_includes(const std::string& path, const std::stri
 int lint_all(const std::string& path, const std::string& display, int msl_version) {
   int status = 0;
   for (const Source& s : with_local_includes(path, display)) {
-    const std::string code = code_only(read_file(s.path));
-    std::vector<Finding> findings = lint_emulator(code);
+    const std::string src = read_file(s.path);
+    const std::string code = code_only(src);
+    std::vector<Finding> findings = lint_emulator(code, src);
     for (Finding& f : lint_msl_spec(code, msl_version)) findings.push_back(std::move(f));
     status |= report(code, s.display, std::move(findings));
   }
@@ -218,7 +302,7 @@ int lint_all(const std::string& path, const std::string& display, int msl_versio
 
 int run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  // The oldest language version the Apple backend compiles for (metal_device_apple.mm:
+  // The oldest language version the Apple backend compiles for (apple_device.mm:
   // MTLLanguageVersion3_0 before macOS 14); CMake passes TORCHLESS_MSL_LINT_VERSION.
   int msl_version = kMsl30;
   if (!args.empty() && args[0].rfind("--msl-version=", 0) == 0) {

@@ -40,7 +40,9 @@ class FileRegistration {
   FileRegistration& operator=(const FileRegistration&) = delete;
 
   // Throws Error if the kernel's parameters do not fit their attributes.
-  void add(const char* name, GenericFn fn, Thunk thunk, const ParamShape* shapes, size_t count);
+  // `signature` names the kernel (or kernel template) of the source that declares it.
+  void add(const char* name, const char* signature, GenericFn fn, Thunk thunk,
+           const ParamShape* shapes, size_t count);
 
  private:
   struct Parsed;

@@ -67,10 +67,14 @@ void thunk(GenericFn fn, const ArgSlot* slots, const ThreadIds& ids) {
   call_kernel<P...>(fn, slots, ids, std::index_sequence_for<P...>{});
 }
 
+// `signature`: the kernel whose text gives the parameters' attributes; the kernel template for
+// an instantiation registered under its host name, else `name` itself.
 template <class... P>
-void add_kernel(FileRegistration& file, const char* name, void (*fn)(P...)) {
+void add_kernel(FileRegistration& file, const char* name, void (*fn)(P...),
+                const char* signature = nullptr) {
   static constexpr ParamShape kShapes[sizeof...(P) + 1] = {shape_of<P>()..., ParamShape{}};
-  file.add(name, reinterpret_cast<GenericFn>(fn), &thunk<P...>, kShapes, sizeof...(P));
+  file.add(name, signature != nullptr ? signature : name, reinterpret_cast<GenericFn>(fn),
+           &thunk<P...>, kShapes, sizeof...(P));
 }
 
 }  // namespace torchless::mslemu::detail

@@ -38,6 +38,7 @@ class EmulatedMetalDevice final : public MetalDevice {
   std::shared_ptr<MetalBuffer> new_buffer(size_t length) override;
   std::shared_ptr<MetalBuffer> wrap_host_memory(const void* data, size_t length) override;
   const MetalPipeline& pipeline(std::string_view kernel_name) override;
+  std::vector<std::string> kernel_names() const override;
   std::unique_ptr<MetalCommandBuffer> new_command_buffer() override;
 
   const EmulatedMetalCounters& counters() const { return counters_; }

@@ -1,4 +1,4 @@
-#include "torchless/tokenizer/jinja_lexer.h"
+#include "torchless/tokenizer/jinja/jinja_lexer.h"
 
 #include <cctype>
 

@@ -1,7 +1,7 @@
 #pragma once
 #include <string_view>
 
-#include "torchless/tokenizer/jinja_ast.h"
+#include "torchless/tokenizer/jinja/jinja_ast.h"
 
 namespace torchless::jinja {
 

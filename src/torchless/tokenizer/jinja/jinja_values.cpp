@@ -1,4 +1,4 @@
-#include "torchless/tokenizer/jinja_values.h"
+#include "torchless/tokenizer/jinja/jinja_values.h"
 
 #include <algorithm>
 #include <cctype>

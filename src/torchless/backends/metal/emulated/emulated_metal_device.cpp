@@ -1,4 +1,4 @@
-#include "torchless/backends/metal/emulated_metal_device.h"
+#include "torchless/backends/metal/emulated/emulated_metal_device.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -297,6 +297,12 @@ EmulatedMetalDevice::EmulatedMetalDevice(const EmulatedMetalOptions& options)
 
 EmulatedMetalDevice::~EmulatedMetalDevice() = default;
 
+std::vector<std::string> EmulatedMetalDevice::kernel_names() const {
+  std::vector<std::string> names = mslemu::kernel_names();
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 std::shared_ptr<MetalBuffer> EmulatedMetalDevice::new_buffer(size_t length) {
   ++counters_.buffers_created;
   return std::make_shared<EmulatedBuffer>(length, !info_.unified_memory, counters_);
@@ -334,6 +340,13 @@ const MetalPipeline& EmulatedMetalDevice::pipeline(std::string_view kernel_name)
 
 std::unique_ptr<MetalCommandBuffer> EmulatedMetalDevice::new_command_buffer() {
   return std::make_unique<EmulatedCommandBuffer>(*this);
+}
+
+bool emulated_metal_available(std::string* reason) {
+  if (reason != nullptr) {
+    *reason = "Metal kernels run on the CPU by the MSL emulator (testing only, slow)";
+  }
+  return true;
 }
 
 std::unique_ptr<MetalDevice> create_emulated_metal_device(const EmulatedMetalOptions& options) {

@@ -1,4 +1,4 @@
-#include "torchless/tokenizer/jinja_interpreter.h"
+#include "torchless/tokenizer/jinja/jinja_interpreter.h"
 
 #include <algorithm>
 #include <chrono>
@@ -8,7 +8,7 @@
 #include <stdexcept>
 
 #include "torchless/core/error.h"
-#include "torchless/tokenizer/jinja_values.h"
+#include "torchless/tokenizer/jinja/jinja_values.h"
 
 namespace torchless::jinja {
 namespace {
@@ -317,7 +317,7 @@ class Interpreter {
   }
 
   Value unary(const Expr& e) {
-    const Value v = eval(*e.args[0]);
+    Value v = eval(*e.args[0]);
     if (e.name == "not") return {!truthy(v)};
     if (!v.data.is_number())
       fail("chat template line {}: unary '{}' needs a number", e.line, e.name);

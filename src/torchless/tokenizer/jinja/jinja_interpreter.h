@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "torchless/tokenizer/jinja_ast.h"
+#include "torchless/tokenizer/jinja/jinja_ast.h"
 
 namespace torchless::jinja {
 

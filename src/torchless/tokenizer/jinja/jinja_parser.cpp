@@ -1,11 +1,11 @@
-#include "torchless/tokenizer/jinja_parser.h"
+#include "torchless/tokenizer/jinja/jinja_parser.h"
 
 #include <algorithm>
 #include <set>
 #include <stdexcept>
 
 #include "torchless/core/error.h"
-#include "torchless/tokenizer/jinja_lexer.h"
+#include "torchless/tokenizer/jinja/jinja_lexer.h"
 
 namespace torchless::jinja {
 namespace {

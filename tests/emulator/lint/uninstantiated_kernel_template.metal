@@ -1,0 +1,7 @@
+#include <metal_stdlib>
+using namespace metal;
+
+template <typename T>
+kernel void scale(device T* v [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  v[i] *= T(2);
+}
