@@ -57,6 +57,8 @@ class PtyChat {
     const char* slave_name = ptsname(master_);
     if (slave_name == nullptr) return;
     const std::string slave(slave_name);
+    slave_ = open(slave.c_str(), O_RDWR | O_NOCTTY);
+    if (slave_ < 0) return;
     winsize size = {};
     size.ws_row = 24;
     size.ws_col = 200;
@@ -73,6 +75,7 @@ class PtyChat {
       dup2(tty, 1);
       dup2(err, 2);
       close(master_);
+      close(slave_);
       setenv("HOME", state.path().c_str(), 1);
       setenv("XDG_STATE_HOME", (state / "state").c_str(), 1);
       setenv("TERM", "xterm", 1);
@@ -91,6 +94,7 @@ class PtyChat {
       waitpid(pid_, nullptr, 0);
     }
     if (master_ >= 0) close(master_);
+    if (slave_ >= 0) close(slave_);
   }
   bool started() const { return pid_ > 0; }
 
@@ -128,14 +132,26 @@ class PtyChat {
     }
     return true;
   }
-  // Waits for the `n`th appearance of `text` on the screen and for the prompt after it, so
-  // the next keys reach the line editor rather than the reply.
-  bool wait_for(const std::string& text, size_t n) {
+  // Waits until `done` holds and the line editor reads keys: libedit prints its prompt before
+  // it puts the terminal in raw mode, and keys typed before that would meet the kernel's line
+  // discipline instead (echoed twice, Ctrl-D taken as end of file).
+  template <typename Done>
+  bool wait_ready(Done done) {
     return pump_until([&] {
-      const std::string s = screen();
-      if (count_of(s, text) < n) return false;
-      return s.find("> ", s.rfind(text) + text.size()) != std::string::npos;
+      termios mode = {};
+      return done() && tcgetattr(slave_, &mode) == 0 && (mode.c_lflag & ICANON) == 0;
     });
+  }
+  // Types `keys` (a line and Enter) and waits for `reply` and the prompt after it.
+  bool ask(const std::string& keys, const std::string& reply) {
+    const size_t from = screen().size();
+    type(keys);
+    return wait_ready([&] { return screen().find(reply, from) != std::string::npos; });
+  }
+  bool reset() {
+    const size_t resets = count_of(err(), "[conversation reset]");
+    type("/reset\r");
+    return wait_ready([&] { return count_of(err(), "[conversation reset]") > resets; });
   }
   int wait_exit() {
     int status = 0;
@@ -147,6 +163,7 @@ class PtyChat {
  private:
   std::string err_path_;
   int master_ = -1;
+  int slave_ = -1;  // kept open to read the terminal's mode
   pid_t pid_ = -1;
   std::string screen_;
 };
@@ -164,23 +181,18 @@ TEST(CliLineEdit, UpArrowRecallsALineAndCtrlAEEditIt) {
   TempDir state;
   PtyChat chat(state);
   if (!chat.started()) GTEST_SKIP() << "no pseudo-terminal could be opened";
-  ASSERT_TRUE(chat.pump_until([&] { return chat.screen().find("> ") != std::string::npos; }))
-      << chat.err();
-  chat.type("Once upon a time\r");
-  ASSERT_TRUE(chat.wait_for(once, 1)) << chat.screen() << chat.err();
-  chat.type("/reset\r");
-  ASSERT_TRUE(chat.wait_for("/reset", 1)) << chat.screen() << chat.err();
+  ASSERT_TRUE(chat.wait_ready([] { return true; })) << chat.err();
+  ASSERT_TRUE(chat.ask("Once upon a time\r", once)) << chat.screen() << chat.err();
+  ASSERT_TRUE(chat.reset()) << chat.screen() << chat.err();
   // History: "Once upon a time", "/reset"; two ups recall the first, asked again after the
   // reset, so the same reply comes back.
-  chat.type(std::string(kUp) + kUp + "\r");
-  ASSERT_TRUE(chat.wait_for(once, 2)) << chat.screen() << chat.err();
-  chat.type("/reset\r");
-  ASSERT_TRUE(chat.wait_for("/reset", 2)) << chat.screen() << chat.err();
-  chat.type(std::string("ello") + kCtrlA + "H" + kCtrlE + "!\r");
-  ASSERT_TRUE(chat.wait_for(hello, 1)) << chat.screen() << chat.err();
+  ASSERT_TRUE(chat.ask(std::string(kUp) + kUp + "\r", once)) << chat.screen() << chat.err();
+  ASSERT_TRUE(chat.reset()) << chat.screen() << chat.err();
+  ASSERT_TRUE(chat.ask(std::string("ello") + kCtrlA + "H" + kCtrlE + "!\r", hello))
+      << chat.screen() << chat.err();
   // Ctrl-C at the prompt asks for a second one, which quits.
   chat.type(kCtrlC);
-  ASSERT_TRUE(chat.pump_until([&] { return chat.err().find("Ctrl-C again") != std::string::npos; }))
+  ASSERT_TRUE(chat.wait_ready([&] { return chat.err().find("Ctrl-C again") != std::string::npos; }))
       << chat.err();
   chat.type(kCtrlC);
   EXPECT_EQ(chat.wait_exit(), 0) << chat.err();
@@ -192,9 +204,8 @@ TEST(CliLineEdit, HistoryIsKeptAcrossChats) {
   {
     PtyChat chat(state);
     if (!chat.started()) GTEST_SKIP() << "no pseudo-terminal could be opened";
-    ASSERT_TRUE(chat.pump_until([&] { return chat.screen().find("> ") != std::string::npos; }));
-    chat.type("Hello!\r");
-    ASSERT_TRUE(chat.wait_for(hello, 1)) << chat.screen() << chat.err();
+    ASSERT_TRUE(chat.wait_ready([] { return true; })) << chat.err();
+    ASSERT_TRUE(chat.ask("Hello!\r", hello)) << chat.screen() << chat.err();
     chat.type(kCtrlD);
     ASSERT_EQ(chat.wait_exit(), 0) << chat.err();
   }
@@ -203,9 +214,8 @@ TEST(CliLineEdit, HistoryIsKeptAcrossChats) {
   saved << file.rdbuf();
   EXPECT_NE(saved.str().find("Hello!"), std::string::npos) << saved.str();
   PtyChat chat(state);
-  ASSERT_TRUE(chat.pump_until([&] { return chat.screen().find("> ") != std::string::npos; }));
-  chat.type(std::string(kUp) + "\r");
-  ASSERT_TRUE(chat.wait_for(hello, 1)) << chat.screen() << chat.err();
+  ASSERT_TRUE(chat.wait_ready([] { return true; })) << chat.err();
+  ASSERT_TRUE(chat.ask(std::string(kUp) + "\r", hello)) << chat.screen() << chat.err();
   chat.type(kCtrlD);
   EXPECT_EQ(chat.wait_exit(), 0) << chat.err();
 }
