@@ -38,8 +38,8 @@ class LineReader {
 
   const std::atomic<int>& interrupts_;
   bool interactive_ = false;
-  editline* editor_ = nullptr;
-  history* history_ = nullptr;
+  struct editline* editor_ = nullptr;
+  struct history* history_ = nullptr;  // elaborated: libedit also has a function history()
   std::string prompt_;
   std::string history_path_;  // empty: history is not kept across runs
 };
