@@ -3,7 +3,7 @@
 set -euo pipefail
 if [[ "$(uname)" == "Darwin" ]]; then
   brew install cmake ninja googletest google-benchmark highway cli11 nlohmann-json fmt pcre2 \
-    pkg-config clang-format
+    libedit pkg-config clang-format
   exit 0
 fi
 # libc++-dev and libc++abi-dev: the libc++ of the default clang, for the `libcxx` preset (CI)
@@ -12,7 +12,7 @@ fi
 pkgs=(cmake ninja-build g++ pkg-config clang clang-14 clang-format clang-tidy
       libclang-rt-14-dev python3
       libgtest-dev libgmock-dev googletest libbenchmark-dev libhwy-dev libcli11-dev
-      nlohmann-json3-dev libfmt-dev libpcre2-dev libc++-dev libc++abi-dev)
+      nlohmann-json3-dev libfmt-dev libpcre2-dev libedit-dev libc++-dev libc++abi-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

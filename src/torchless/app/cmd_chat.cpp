@@ -4,17 +4,15 @@
 // what the template produces. When the context fills, the oldest turns are dropped (the
 // system prompt stays); Ctrl-C stops a reply, and a second Ctrl-C at an empty prompt quits.
 #include <signal.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include "torchless/app/command.h"
+#include "torchless/app/line_reader.h"
 #include "torchless/app/model_options.h"
 #include "torchless/app/output.h"
 #include "torchless/app/plural.h"
@@ -52,44 +50,13 @@ void install_interrupt_handler(bool restart) {
   sigaction(SIGINT, &action, nullptr);
 }
 
-enum class ReadResult { Line, EndOfInput, Interrupted };
-
-// One line from stdin without its newline; a line ending in '\\' continues on the next.
-ReadResult read_line(std::string& line, bool interactive) {
-  line.clear();
-  char* buffer = nullptr;
-  size_t capacity = 0;
-  install_interrupt_handler(false);
-  while (true) {
-    errno = 0;
-    // A Ctrl-C that came just before the read would not interrupt it.
-    const ssize_t n = g_interrupts.load() > 0 ? -1 : getline(&buffer, &capacity, stdin);
-    if (n < 0) {
-      const bool interrupted = errno == EINTR || g_interrupts.load() > 0;
-      std::clearerr(stdin);
-      std::free(buffer);
-      if (interrupted) return ReadResult::Interrupted;
-      return line.empty() ? ReadResult::EndOfInput : ReadResult::Line;
-    }
-    std::string_view part(buffer, static_cast<size_t>(n));
-    if (!part.empty() && part.back() == '\n') part.remove_suffix(1);
-    if (!part.empty() && part.back() == '\r') part.remove_suffix(1);
-    if (part.empty() || part.back() != '\\') {
-      line += part;
-      std::free(buffer);
-      return ReadResult::Line;
-    }
-    part.remove_suffix(1);
-    line += part;
-    line += '\n';
-    if (interactive) write_stdout(". ");
-  }
-}
-
 constexpr std::string_view kHelp =
     "/help: this text; /reset: forget the conversation (the system prompt stays); /exit or "
     "Ctrl-D: quit. End a line with \\ to continue it on the next. Ctrl-C stops a reply; "
     "Ctrl-C twice at the prompt quits.";
+constexpr std::string_view kEditingHelp =
+    "Up and down arrows recall earlier lines (kept in the chat history file); Ctrl-A and "
+    "Ctrl-E go to the start and end of the line.";
 
 std::string special_text(const Tokenizer& tok, int32_t id) {
   return id >= 0 ? tok.token_to_piece(id, /*special=*/true) : std::string();
@@ -175,9 +142,14 @@ int run_chat(const ChatOptions& o) {
   const Tokenizer& tok = session.tokenizer();
   const ChatTemplate tmpl = ChatTemplate::for_tokenizer(tok);
   if (!tmpl.fallback_reason().empty()) fmt::print(stderr, "warning: {}\n", tmpl.fallback_reason());
-  const bool interactive = isatty(STDIN_FILENO) != 0;
+  LineReader reader("torchless", g_interrupts);
+  const bool interactive = reader.interactive();
   fmt::print(stderr, "chat format: {}\n", chat_format_name(tmpl.format()));
-  if (interactive) fmt::print(stderr, "{}\n", kHelp);
+  const auto print_help = [&] {
+    fmt::print(stderr, "{}\n", kHelp);
+    if (reader.editing()) fmt::print(stderr, "{}\n", kEditingHelp);
+  };
+  if (interactive) print_help();
   GenerationOptions generation;
   generation.max_tokens = o.max_reply_tokens;
   generation.stop_at_end_of_generation = !o.ignore_eos;
@@ -188,8 +160,8 @@ int run_chat(const ChatOptions& o) {
   std::string line;
   bool interrupted_at_prompt = false;
   while (true) {
-    if (interactive) write_stdout("> ");
-    const ReadResult read = read_line(line, interactive);
+    install_interrupt_handler(false);
+    const ReadResult read = reader.read(line, "> ");
     if (read == ReadResult::Interrupted) {
       g_interrupts.store(0);
       if (interrupted_at_prompt) break;
@@ -200,7 +172,7 @@ int run_chat(const ChatOptions& o) {
     interrupted_at_prompt = false;
     if (read == ReadResult::EndOfInput || line == "/exit") break;
     if (line == "/help") {
-      fmt::print(stderr, "{}\n", kHelp);
+      print_help();
       continue;
     }
     if (line == "/reset") {
