@@ -36,6 +36,9 @@ bool has_quant_dot(DType type);
 void quantize_activation_row(DType type, const float* x, int64_t cols, int16_t* q, float* d,
                              int16_t* sums);
 
+// q8[i] = q[i]: the codes (all in [-127, 127]) as int8, for the VNNI kernels.
+void narrow_codes(const int16_t* q, int64_t cols, int8_t* q8);
+
 // matmul_tile (cpu_kernels.h) for the types of has_quant_dot; m.xq, m.xd and m.xsum hold the
 // activations in the layout above, with row strides cols, cols / block and cols / group.
 void quant_matmul_tile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
