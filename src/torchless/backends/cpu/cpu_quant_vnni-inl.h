@@ -1,6 +1,6 @@
-// VNNI tiles for the hot K types (Q4_K, Q6_K), compiled only for Highway's AVX3_DL target:
-// `vpdpbusd` multiplies 64 unsigned weight bytes by 64 signed activation bytes and adds each
-// group of four products into an int32 lane, 64 multiply-adds per instruction with no widening
+// VNNI tiles for the hot types (Q4_K, Q6_K, Q8_0, Q4_0), compiled only for Highway's AVX3_DL
+// target: `vpdpbusd` multiplies 64 unsigned weight bytes by 64 signed activation bytes and adds
+// each group of four products into an int32 lane, 64 multiply-adds per instruction with no widening
 // (the portable path of cpu_quant_dot.cpp widens both sides to int16 first). Weights are
 // unpacked to their unsigned codes (Q4_K nibbles 0..15, Q6_K 6-bit 0..63); Q6_K's -32 offset is
 // applied as 32 * the activation sum of each 4-byte group, and Q4_K's mins through the
@@ -52,24 +52,30 @@ struct Header {
   float d = 0.0f;
   float m = 0.0f;
   __m512i scales[4];
-  int32_t mins[8];
+  __m256i mins;  // int32 min of each 32-element sub-block (Q4_K)
 };
 
 struct Q4K {
   using Block = BlockQ4_K;
+  static constexpr int kBlock = kQK_K;
   static constexpr bool kHasMins = true;
+  // The 12 scale bytes hold 8 six-bit scales and mins: sub-blocks 0..3 in the low 6 bits of
+  // bytes 0..3 (scales) and 4..7 (mins), sub-blocks 4..7 in the nibbles of bytes 8..11 plus the
+  // top 2 bits of bytes 0..3 / 4..7. Unpacked four at a time in 32-bit words.
   TORCHLESS_VNNI static void header(const Block& b, Header& h) {
     h.d = half_bits_to_float(b.d);
     h.m = -half_bits_to_float(b.dmin);
-    alignas(64) int32_t sc[16] = {};
-    for (int s = 0; s < 8; ++s) {
-      uint8_t scale, min;
-      q4k_scale_min(s, b.scales, scale, min);
-      sc[s] = scale;
-      h.mins[s] = min;
-    }
-    const __m512i all = _mm512_load_si512(sc);
+    uint32_t u[3];
+    std::memcpy(u, b.scales, sizeof(u));
+    const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, low2 = 0x03030303u;
+    const uint64_t sc =
+        (u[0] & low6) | static_cast<uint64_t>((u[2] & low4) | (((u[0] >> 6) & low2) << 4)) << 32;
+    const uint64_t mn =
+        (u[1] & low6) | static_cast<uint64_t>(((u[2] >> 4) & low4) | (((u[1] >> 6) & low2) << 4))
+                            << 32;
+    const __m512i all = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc)));
     for (int c = 0; c < 4; ++c) h.scales[c] = spread_scales(all, 2 * c, 8);
+    h.mins = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(mn)));
   }
   // Elements 64c .. 64c + 63: the low nibbles of qs[32c ..], then their high nibbles.
   TORCHLESS_VNNI static __m512i codes(const Block& b, int c) {
@@ -84,6 +90,7 @@ struct Q4K {
 
 struct Q6K {
   using Block = BlockQ6_K;
+  static constexpr int kBlock = kQK_K;
   static constexpr bool kHasMins = false;
   TORCHLESS_VNNI static void header(const Block& b, Header& h) {
     h.d = half_bits_to_float(b.d);
@@ -110,6 +117,9 @@ struct Q6K {
   static constexpr int kOffset = 32;
 };
 
+// Weight blocks fetched ahead of use, per row stream.
+inline constexpr int64_t kPrefetchBlocks = 4;
+
 // Activation rows of one tile: int8 codes, scales and sums of NT tokens.
 template <int NT>
 struct Rows {
@@ -118,11 +128,10 @@ struct Rows {
   const int16_t* sums[NT];
 };
 
-// sum over the 8 sub-blocks of mins[s] * (sums[2s] + sums[2s + 1]).
-inline float min_sum(const Header& h, const int16_t* sums) {
-  int32_t total = 0;
-  for (int s = 0; s < 8; ++s) total += h.mins[s] * (sums[2 * s] + sums[2 * s + 1]);
-  return static_cast<float>(total);
+// The activation sums of the 8 sub-blocks of 32 from the 16 sums per 16 of one block.
+TORCHLESS_VNNI inline __m256i pair_sums(const int16_t* sums) {
+  const __m256i s16 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sums));
+  return _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
 }
 
 // out[r * NT + t] = dot(weight row r, activation row t) over `cols` elements.
@@ -131,13 +140,22 @@ TORCHLESS_VNNI void dot_tile(const std::byte* const* w, const Rows<NT>& x, int64
                              float* out) {
   using Block = typename Kind::Block;
   __m512 acc[NR][NT];
-  float offset[NR][NT] = {};
+  __m256 offset[NR][NT];
   for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
+    for (int t = 0; t < NT; ++t) {
+      acc[r][t] = _mm512_setzero_ps();
+      offset[r][t] = _mm256_setzero_ps();
+    }
   }
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(Kind::kOffset));
   for (int64_t b = 0; b < cols / kQK_K; ++b) {
+    __m256i sub_sums[NT];
+    if constexpr (Kind::kHasMins) {
+      for (int t = 0; t < NT; ++t) sub_sums[t] = pair_sums(x.sums[t] + b * 16);
+    }
     for (int r = 0; r < NR; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(w[r]) + (b + kPrefetchBlocks) * sizeof(Block),
+                   _MM_HINT_T0);
       const Block& block = reinterpret_cast<const Block*>(w[r])[b];
       Header h;
       Kind::header(block, h);
@@ -159,13 +177,106 @@ TORCHLESS_VNNI void dot_tile(const std::byte* const* w, const Rows<NT>& x, int64
         acc[r][t] =
             _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_set1_ps(h.d * dx), acc[r][t]);
         if constexpr (Kind::kHasMins) {
-          offset[r][t] += h.m * dx * min_sum(h, x.sums[t] + b * 16);
+          const __m256 mins = _mm256_cvtepi32_ps(_mm256_mullo_epi32(h.mins, sub_sums[t]));
+          offset[r][t] = _mm256_fmadd_ps(mins, _mm256_set1_ps(h.m * dx), offset[r][t]);
         }
       }
     }
   }
   for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) out[r * NT + t] = _mm512_reduce_add_ps(acc[r][t]) + offset[r][t];
+    for (int t = 0; t < NT; ++t) {
+      const __m512 total = _mm512_add_ps(acc[r][t], _mm512_zextps256_ps512(offset[r][t]));
+      out[r * NT + t] = _mm512_reduce_add_ps(total);
+    }
+  }
+}
+
+// --- Q8_0 / Q4_0: 32-element blocks, two per 512-bit vector -------------------------------
+
+// Q8_0's weights are signed: |w| goes in as the unsigned operand and the activation takes the
+// weight's sign (w * x = |w| * (sign(w) x); |-128| = 128 is still exact as u8).
+struct Q8_0 {
+  using Block = BlockQ8_0;
+  static constexpr int kBlock = kQK;
+  static constexpr int kOffset = 0;
+  TORCHLESS_VNNI static __m256i bytes(const Block& b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+  }
+};
+
+// Q4_0: byte j holds element j in its low nibble and element j + 16 in its high one; codes
+// are stored + 8.
+struct Q4_0 {
+  using Block = BlockQ4_0;
+  static constexpr int kBlock = kQK;
+  static constexpr int kOffset = 8;
+  TORCHLESS_VNNI static __m256i bytes(const Block& b) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+    const __m128i mask = _mm_set1_epi8(0x0F);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, mask)),
+                                   _mm_and_si128(_mm_srli_epi16(q, 4), mask), 1);
+  }
+};
+
+// Blocks b and b + 1 (b + 1 only when `pair`; zeros otherwise) in one vector.
+template <class Kind>
+TORCHLESS_VNNI inline __m512i legacy_codes(const typename Kind::Block* row, int64_t b, bool pair) {
+  const __m512i lo = _mm512_zextsi256_si512(Kind::bytes(row[b]));
+  return pair ? _mm512_inserti64x4(lo, Kind::bytes(row[b + 1]), 1) : lo;
+}
+
+TORCHLESS_VNNI inline __m512i legacy_acts(const int8_t* x, int64_t b, bool pair) {
+  const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + b * kQK));
+  if (!pair) return _mm512_zextsi256_si512(lo);
+  const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + (b + 1) * kQK));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+// out[r * NT + t] = dot(weight row r, activation row t) over `cols` elements.
+template <class Kind, int NR, int NT>
+TORCHLESS_VNNI void legacy_dot_tile(const std::byte* const* w, const Rows<NT>& x, int64_t cols,
+                                    float* out) {
+  using Block = typename Kind::Block;
+  __m512 acc[NR][NT];
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(Kind::kOffset));
+  const int64_t nblocks = cols / kQK;
+  for (int64_t b = 0; b < nblocks; b += 2) {
+    const bool pair = b + 1 < nblocks;
+    __m512i xc[NT], xoff[NT];
+    for (int t = 0; t < NT; ++t) {
+      xc[t] = legacy_acts(x.q[t], b, pair);
+      // The offset's products, once per token for all rows.
+      if constexpr (Kind::kOffset != 0) {
+        xoff[t] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xc[t]);
+      }
+    }
+    for (int r = 0; r < NR; ++r) {
+      const Block* row = reinterpret_cast<const Block*>(w[r]);
+      const __m512i wc = legacy_codes<Kind>(row, b, pair);
+      const float dw0 = half_bits_to_float(row[b].d);
+      const float dw1 = pair ? half_bits_to_float(row[b + 1].d) : 0.0f;
+      for (int t = 0; t < NT; ++t) {
+        __m512i p;
+        if constexpr (Kind::kOffset == 0) {
+          const __m512i wabs = _mm512_abs_epi8(wc);
+          const __m512i xs =
+              _mm512_mask_sub_epi8(xc[t], _mm512_movepi8_mask(wc), _mm512_setzero_si512(), xc[t]);
+          p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wabs, xs);
+        } else {
+          p = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wc, xc[t]), xoff[t]);
+        }
+        const float s1 = pair ? dw1 * x.d[t][b + 1] : 0.0f;
+        const __m512 scale =
+            _mm512_insertf32x8(_mm512_set1_ps(dw0 * x.d[t][b]), _mm256_set1_ps(s1), 1);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) out[r * NT + t] = _mm512_reduce_add_ps(acc[r][t]);
   }
 }
 
@@ -176,11 +287,15 @@ TORCHLESS_VNNI void tile(const MatmulOperands& m, int64_t r0, int64_t t0) {
   Rows<NT> x;
   for (int t = 0; t < NT; ++t) {
     x.q[t] = m.xq8 + (t0 + t) * m.cols;
-    x.d[t] = m.xd + (t0 + t) * (m.cols / kQK_K);
+    x.d[t] = m.xd + (t0 + t) * (m.cols / Kind::kBlock);
     x.sums[t] = m.xsum ? m.xsum + (t0 + t) * (m.cols / 16) : nullptr;
   }
   float out[NR * NT];
-  dot_tile<Kind, NR, NT>(w, x, m.cols, out);
+  if constexpr (Kind::kBlock == kQK) {
+    legacy_dot_tile<Kind, NR, NT>(w, x, m.cols, out);
+  } else {
+    dot_tile<Kind, NR, NT>(w, x, m.cols, out);
+  }
   for (int r = 0; r < NR; ++r) {
     for (int t = 0; t < NT; ++t) m.y[(t0 + t) * m.y_stride + r0 + r] = out[r * NT + t];
   }
@@ -222,6 +337,12 @@ inline bool VnniMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, 
       return true;
     case DType::Q6_K:
       vnni::tiles<vnni::Q6K>(m, row0, row1, tok0, tok1);
+      return true;
+    case DType::Q8_0:
+      vnni::tiles<vnni::Q8_0>(m, row0, row1, tok0, tok1);
+      return true;
+    case DType::Q4_0:
+      vnni::tiles<vnni::Q4_0>(m, row0, row1, tok0, tok1);
       return true;
     default:
       return false;
