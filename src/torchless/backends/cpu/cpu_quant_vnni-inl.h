@@ -1,11 +1,13 @@
 // VNNI tiles for the hot types (Q4_K, Q6_K, Q8_0, Q4_0), compiled only for Highway's AVX3_DL
-// target: `vpdpbusd` multiplies 64 unsigned weight bytes by 64 signed activation bytes and adds
-// each group of four products into an int32 lane, 64 multiply-adds per instruction with no widening
-// (the portable path of cpu_quant_dot.cpp widens both sides to int16 first). Weights are
-// unpacked to their unsigned codes (Q4_K nibbles 0..15, Q6_K 6-bit 0..63); Q6_K's -32 offset is
-// applied as 32 * the activation sum of each 4-byte group, and Q4_K's mins through the
-// activation sums per 16, as in the portable path. Every integer sum is exact, so results match
-// the int16 path up to the order of float additions.
+// target: `vpdpbusd` multiplies 64 unsigned weight bytes by 64 signed activation bytes (the int8
+// copy of the Q8 codes) and adds each group of four products into an int32 lane, 64
+// multiply-adds per instruction with no widening (the portable kernels widen both sides to
+// int16 first). Weights are unpacked to unsigned codes: Q4_K and Q4_0 nibbles 0..15, Q6_K's
+// 6-bit 0..63. Offsets: Q6_K's -32 and Q4_0's -8 subtract offset * (the activation sum of each
+// 4-byte group), itself a vpdpbusd with a constant; Q4_K's mins go through the activation sums
+// per 16, as in the portable path. Q8_0's signed weights enter as |w| with the activation
+// taking w's sign. Integer sums are exact, so results differ from the int16 path only in the
+// order of float additions.
 //
 // Highway 1.0.3's AVX3_DL target string names avxvnni but not avx512vnni; its runtime check for
 // AVX3_DL does require AVX512-VNNI, so the functions here add that feature themselves.
@@ -30,7 +32,8 @@
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/core/quant.h"
 
-#define TORCHLESS_VNNI __attribute__((target("avx512vnni")))
+// The full list: clang replaces (GCC extends) the target of the surrounding pragma.
+#define TORCHLESS_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
 
 HWY_BEFORE_NAMESPACE();
 namespace torchless::cpu {
