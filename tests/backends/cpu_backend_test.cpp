@@ -94,7 +94,8 @@ TEST(CpuBackend, EveryCompiledInstructionSetAgreesWithTheBestOne) {
        {Case{DType::F16, 9, 77, 1}, Case{DType::BF16, 9, 77, 5}, Case{DType::F32, 9, 77, 6},
         Case{DType::Q8_0, 17, 96, 1}, Case{DType::Q4_0, 17, 96, 1}, Case{DType::Q4_0, 17, 160, 7},
         Case{DType::Q8_0, 17, 160, 9}, Case{DType::Q4_K, 7, 512, 1}, Case{DType::Q4_K, 7, 256, 6},
-        Case{DType::Q6_K, 7, 512, 1}, Case{DType::Q6_K, 5, 256, 9}}) {
+        Case{DType::Q6_K, 7, 512, 1}, Case{DType::Q6_K, 5, 256, 9}, Case{DType::Q5_K, 7, 512, 1},
+        Case{DType::Q5_K, 5, 256, 6}}) {
     const auto w = conformance::make_weights(backend, c.dtype, c.rows, c.cols, 21);
     const auto x = conformance::random_floats(static_cast<size_t>(c.n * c.cols), 22, -4.0f, 4.0f);
     std::vector<std::vector<float>> results;

@@ -1,11 +1,11 @@
-// VNNI tiles for the hot types (Q4_K, Q6_K, Q8_0, Q4_0), compiled only for Highway's AVX3_DL
+// VNNI tiles for the hot types (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0), compiled only for Highway's AVX3_DL
 // target: `vpdpbusd` multiplies 64 unsigned weight bytes by 64 signed activation bytes (the int8
 // copy of the Q8 codes) and adds each group of four products into an int32 lane, 64
 // multiply-adds per instruction with no widening (the portable kernels widen both sides to
-// int16 first). Weights are unpacked to unsigned codes: Q4_K and Q4_0 nibbles 0..15, Q6_K's
-// 6-bit 0..63. Offsets: Q6_K's -32 and Q4_0's -8 subtract offset * (the activation sum of each
-// 4-byte group), itself a vpdpbusd with a constant; Q4_K's mins go through the activation sums
-// per 16, as in the portable path. Q8_0's signed weights enter as |w| with the activation
+// int16 first). Weights are unpacked to unsigned codes: Q4_K and Q4_0 nibbles 0..15, Q5_K 0..31,
+// Q6_K's 6-bit 0..63. Offsets: Q6_K's -32 and Q4_0's -8 subtract offset * (the activation sum of
+// each 4-byte group), itself a vpdpbusd with a constant; Q4_K/Q5_K's mins go through the activation
+// sums per 16, as in the portable path. Q8_0's signed weights enter as |w| with the activation
 // taking w's sign. Integer sums are exact, so results differ from the int16 path only in the
 // order of float additions.
 //
@@ -58,27 +58,33 @@ struct Header {
   __m256i mins;  // int32 min of each 32-element sub-block (Q4_K)
 };
 
+// Q4_K/Q5_K header.
+// The 12 scale bytes hold 8 six-bit scales and mins: sub-blocks 0..3 in the low 6 bits of
+// bytes 0..3 (scales) and 4..7 (mins), sub-blocks 4..7 in the nibbles of bytes 8..11 plus the
+// top 2 bits of bytes 0..3 / 4..7. Unpacked four at a time in 32-bit words.
+TORCHLESS_VNNI inline void q45k_header(uint16_t d, uint16_t dmin, const uint8_t* scales,
+                                       Header& h) {
+  h.d = half_bits_to_float(d);
+  h.m = -half_bits_to_float(dmin);
+  uint32_t u[3];
+  std::memcpy(u, scales, sizeof(u));
+  const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, low2 = 0x03030303u;
+  const uint64_t sc =
+      (u[0] & low6) | static_cast<uint64_t>((u[2] & low4) | (((u[0] >> 6) & low2) << 4)) << 32;
+  const uint64_t mn =
+      (u[1] & low6) | static_cast<uint64_t>(((u[2] >> 4) & low4) | (((u[1] >> 6) & low2) << 4))
+                          << 32;
+  const __m512i all = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc)));
+  for (int c = 0; c < 4; ++c) h.scales[c] = spread_scales(all, 2 * c, 8);
+  h.mins = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(mn)));
+}
+
 struct Q4K {
   using Block = BlockQ4_K;
   static constexpr int kBlock = kQK_K;
   static constexpr bool kHasMins = true;
-  // The 12 scale bytes hold 8 six-bit scales and mins: sub-blocks 0..3 in the low 6 bits of
-  // bytes 0..3 (scales) and 4..7 (mins), sub-blocks 4..7 in the nibbles of bytes 8..11 plus the
-  // top 2 bits of bytes 0..3 / 4..7. Unpacked four at a time in 32-bit words.
   TORCHLESS_VNNI static void header(const Block& b, Header& h) {
-    h.d = half_bits_to_float(b.d);
-    h.m = -half_bits_to_float(b.dmin);
-    uint32_t u[3];
-    std::memcpy(u, b.scales, sizeof(u));
-    const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, low2 = 0x03030303u;
-    const uint64_t sc =
-        (u[0] & low6) | static_cast<uint64_t>((u[2] & low4) | (((u[0] >> 6) & low2) << 4)) << 32;
-    const uint64_t mn =
-        (u[1] & low6) | static_cast<uint64_t>(((u[2] >> 4) & low4) | (((u[1] >> 6) & low2) << 4))
-                            << 32;
-    const __m512i all = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc)));
-    for (int c = 0; c < 4; ++c) h.scales[c] = spread_scales(all, 2 * c, 8);
-    h.mins = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(mn)));
+    q45k_header(b.d, b.dmin, b.scales, h);
   }
   // Elements 64c .. 64c + 63: the low nibbles of qs[32c ..], then their high nibbles.
   TORCHLESS_VNNI static __m512i codes(const Block& b, int c) {
@@ -89,6 +95,28 @@ struct Q4K {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
   }
   static constexpr int kOffset = 0;
+};
+
+// Q5_K: Q4_K's nibbles and scales, plus the fifth bit of element 32s + l in bit s of qh[l].
+struct Q5K {
+  using Block = BlockQ5_K;
+  static constexpr int kBlock = kQK_K;
+  static constexpr bool kHasMins = true;
+  static constexpr int kOffset = 0;
+  TORCHLESS_VNNI static void header(const Block& b, Header& h) {
+    q45k_header(b.d, b.dmin, b.scales, h);
+  }
+  TORCHLESS_VNNI static __m512i codes(const Block& b, int c) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    const __m256i mask = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i lo5 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c)), one);
+    const __m256i hi5 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c + 1)), one);
+    const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, mask), _mm256_slli_epi16(lo5, 4));
+    const __m256i hi =
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask), _mm256_slli_epi16(hi5, 4));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  }
 };
 
 struct Q6K {
@@ -340,6 +368,9 @@ inline bool VnniMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, 
       return true;
     case DType::Q6_K:
       vnni::tiles<vnni::Q6K>(m, row0, row1, tok0, tok1);
+      return true;
+    case DType::Q5_K:
+      vnni::tiles<vnni::Q5K>(m, row0, row1, tok0, tok1);
       return true;
     case DType::Q8_0:
       vnni::tiles<vnni::Q8_0>(m, row0, row1, tok0, tok1);
