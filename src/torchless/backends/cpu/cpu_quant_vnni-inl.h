@@ -179,14 +179,17 @@ TORCHLESS_VNNI void dot_tile(const std::byte* const* w, const Rows<NT>& x, int64
     }
   }
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(Kind::kOffset));
-  for (int64_t b = 0; b < cols / kQK_K; ++b) {
+  const int64_t nblocks = cols / kQK_K;
+  for (int64_t b = 0; b < nblocks; ++b) {
     __m256i sub_sums[NT];
     if constexpr (Kind::kHasMins) {
       for (int t = 0; t < NT; ++t) sub_sums[t] = pair_sums(x.sums[t] + b * 16);
     }
     for (int r = 0; r < NR; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(w[r]) + (b + kPrefetchBlocks) * sizeof(Block),
-                   _MM_HINT_T0);
+      if (b + kPrefetchBlocks < nblocks) {
+        _mm_prefetch(reinterpret_cast<const char*>(w[r] + (b + kPrefetchBlocks) * sizeof(Block)),
+                     _MM_HINT_T0);
+      }
       const Block& block = reinterpret_cast<const Block*>(w[r])[b];
       Header h;
       Kind::header(block, h);
