@@ -5,8 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <vector>
 
+// List AVX3_DL among the generated targets as cpu_quant_dot.cpp does, so the VNNI kernels are
+// compared with the portable ones below.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
 #include <hwy/targets.h>
 
 #include "backends/conformance.h"
@@ -79,6 +85,7 @@ TEST(CpuBackend, EveryCompiledInstructionSetAgreesWithTheBestOne) {
   CpuBackend backend;
   const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
   ASSERT_FALSE(targets.empty());
+  for (int64_t target : targets) std::printf("instruction set: %s\n", hwy::TargetName(target));
   struct Case {
     DType dtype;
     int64_t rows, cols, n;
@@ -86,7 +93,9 @@ TEST(CpuBackend, EveryCompiledInstructionSetAgreesWithTheBestOne) {
   for (const Case c :
        {Case{DType::F16, 9, 77, 1}, Case{DType::BF16, 9, 77, 5}, Case{DType::F32, 9, 77, 6},
         Case{DType::Q8_0, 17, 96, 1}, Case{DType::Q4_0, 17, 96, 1}, Case{DType::Q4_0, 17, 160, 7},
-        Case{DType::Q8_0, 17, 160, 9}}) {
+        Case{DType::Q8_0, 17, 160, 9}, Case{DType::Q4_K, 7, 512, 1}, Case{DType::Q4_K, 7, 256, 6},
+        Case{DType::Q6_K, 7, 512, 1}, Case{DType::Q6_K, 5, 256, 9}, Case{DType::Q5_K, 7, 512, 1},
+        Case{DType::Q5_K, 5, 256, 6}}) {
     const auto w = conformance::make_weights(backend, c.dtype, c.rows, c.cols, 21);
     const auto x = conformance::random_floats(static_cast<size_t>(c.n * c.cols), 22, -4.0f, 4.0f);
     std::vector<std::vector<float>> results;

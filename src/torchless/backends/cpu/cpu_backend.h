@@ -69,6 +69,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   std::string device_name_;
   std::vector<int16_t> xq_;  // Q8 activations for quantised weights
+  std::vector<int8_t> xq8_;  // the same codes narrowed to int8, for the VNNI kernels
   std::vector<float> xd_;    // their block scales
   std::vector<int16_t> xs_;  // sums of their codes per group, for weights with offsets
   std::vector<std::vector<float>> thread_scratch_;

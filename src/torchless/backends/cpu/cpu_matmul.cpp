@@ -87,6 +87,7 @@ void CpuBackend::quantize_activations(DType wtype, const float* x, int64_t n, in
   const int block = cpu::activation_block(wtype);
   const int group = cpu::activation_sum_group(wtype);
   if (xq_.size() < values) xq_.resize(values);
+  if (xq8_.size() < values) xq8_.resize(values);
   if (xd_.size() < values / block) xd_.resize(values / block);
   if (group > 0 && xs_.size() < values / group) xs_.resize(values / group);
   pool_.parallel_for(n, 1, [&](int64_t t0, int64_t t1, int) {
@@ -94,6 +95,7 @@ void CpuBackend::quantize_activations(DType wtype, const float* x, int64_t n, in
       cpu::quantize_activation_row(wtype, x + t * cols, cols, xq_.data() + t * cols,
                                    xd_.data() + t * (cols / block),
                                    group > 0 ? xs_.data() + t * (cols / group) : nullptr);
+      cpu::narrow_codes(xq_.data() + t * cols, cols, xq8_.data() + t * cols);
     }
   });
 }
@@ -111,6 +113,7 @@ void CpuBackend::linear_blocked(const Tensor& w, const float* x, int64_t n, floa
   if (uses_q8_activations(w.dtype)) {
     quantize_activations(w.dtype, x, n, cols);
     m.xq = xq_.data();
+    m.xq8 = xq8_.data();
     m.xd = xd_.data();
     m.xsum = xs_.data();
   } else {

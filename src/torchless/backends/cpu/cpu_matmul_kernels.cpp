@@ -3,6 +3,10 @@
 // blocks are widened to int16 and multiplied-added with the int16 Q8 activations in integer
 // arithmetic (one block scale product per 32 elements), as llama.cpp's vec_dot_q8_0_q8_0 does.
 
+// AVX3_DL carries the VNNI Q8_0/Q4_0 kernels of cpu_quant_vnni-inl.h.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
 // Arrays of vectors need sized vector types, which SVE and RVV do not have.
 #ifndef HWY_DISABLED_TARGETS
 #define HWY_DISABLED_TARGETS (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
@@ -18,6 +22,7 @@
 
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/backends/cpu/cpu_quant_dot.h"
+#include "torchless/backends/cpu/cpu_quant_vnni-inl.h"
 #include "torchless/core/half.h"
 #include "torchless/core/quant.h"
 
@@ -290,6 +295,9 @@ void tile_row_group(const MatmulOperands& m, int64_t r, int64_t tok0, int64_t to
 // memory in order (measured faster than interleaving four rows' streams). Otherwise groups of
 // kTileRows rows, then single rows; in each, all tokens.
 void MatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0, int64_t tok1) {
+#if HWY_TARGET == HWY_AVX3_DL
+  if (VnniMatmulTile(m, row0, row1, tok0, tok1)) return;
+#endif
   int64_t r = row0;
   if (tok1 - tok0 >= kTileTokens) {
     if (m.wtype == DType::Q4_0) {

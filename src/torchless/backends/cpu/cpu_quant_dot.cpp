@@ -5,6 +5,11 @@
 // and token applies the block scales. Products stay far inside int32: |code * scale| <= 4096
 // (Q6_K: 32 * 128; IQ4_XS: 127 * 32) and |activation| <= 127, over at most 256 elements.
 
+// AVX3_DL (Ice Lake, Zen 4 and later) carries the VNNI kernels of cpu_quant_vnni-inl.h; Highway
+// compiles it only when asked.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
 #ifndef HWY_DISABLED_TARGETS
 #define HWY_DISABLED_TARGETS (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
 #endif
@@ -18,6 +23,7 @@
 
 #include "torchless/backends/cpu/cpu_quant_blocks-inl.h"
 #include "torchless/backends/cpu/cpu_quant_dot.h"
+#include "torchless/backends/cpu/cpu_quant_vnni-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace torchless::cpu {
@@ -168,6 +174,9 @@ void quant_tiles(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t to
 
 void QuantMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
                      int64_t tok1) {
+#if HWY_TARGET == HWY_AVX3_DL
+  if (VnniMatmulTile(m, row0, row1, tok0, tok1)) return;
+#endif
   switch (m.wtype) {
     case DType::Q2_K:
       return quant_tiles<Q2K>(m, row0, row1, tok0, tok1);

@@ -11,7 +11,9 @@
 //       of each block for Q4_1/Q5_1.
 //   Q8_K (K types, IQ4_XS): blocks of 256, one float scale each, the sum of the codes of each
 //       group of 16 for the types with mins (Q2_K, Q4_K, Q5_K).
-// Codes lie in [-127, 127] and are stored widened to int16 (see cpu_kernels.h).
+// Codes lie in [-127, 127] and are stored widened to int16 (see cpu_kernels.h), and again as
+// int8 for the VNNI kernels (cpu_quant_vnni-inl.h: Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 on CPUs with
+// AVX512-VNNI), which Highway's runtime dispatch picks through its AVX3_DL target.
 #include <cstdint>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
@@ -35,6 +37,9 @@ bool has_quant_dot(DType type);
 // (untouched when there are none).
 void quantize_activation_row(DType type, const float* x, int64_t cols, int16_t* q, float* d,
                              int16_t* sums);
+
+// q8[i] = q[i]: the codes (all in [-127, 127]) as int8, for the VNNI kernels.
+void narrow_codes(const int16_t* q, int64_t cols, int8_t* q8);
 
 // matmul_tile (cpu_kernels.h) for the types of has_quant_dot; m.xq, m.xd and m.xsum hold the
 // activations in the layout above, with row strides cols, cols / block and cols / group.

@@ -114,5 +114,9 @@ void quantize_activation_row(DType type, const float* x, int64_t cols, int16_t* 
   }
 }
 
+void narrow_codes(const int16_t* q, int64_t cols, int8_t* q8) {
+  for (int64_t i = 0; i < cols; ++i) q8[i] = static_cast<int8_t>(q[i]);
+}
+
 }  // namespace torchless::cpu
 #endif

@@ -1,0 +1,396 @@
+// VNNI tiles for the hot types (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0), compiled only for Highway's AVX3_DL
+// target: `vpdpbusd` multiplies 64 unsigned weight bytes by 64 signed activation bytes (the int8
+// copy of the Q8 codes) and adds each group of four products into an int32 lane, 64
+// multiply-adds per instruction with no widening (the portable kernels widen both sides to
+// int16 first). Weights are unpacked to unsigned codes: Q4_K and Q4_0 nibbles 0..15, Q5_K 0..31,
+// Q6_K's 6-bit 0..63. Offsets: Q6_K's -32 and Q4_0's -8 subtract offset * (the activation sum of
+// each 4-byte group), itself a vpdpbusd with a constant; Q4_K/Q5_K's mins go through the activation
+// sums per 16, as in the portable path. Q8_0's signed weights enter as |w| with the activation
+// taking w's sign. Integer sums are exact, so results differ from the int16 path only in the
+// order of float additions.
+//
+// Highway 1.0.3's AVX3_DL target string names avxvnni but not avx512vnni; its runtime check for
+// AVX3_DL does require AVX512-VNNI, so the functions here add that feature themselves.
+
+// Per-target include guard (Highway's -inl.h convention).
+#if defined(TORCHLESS_CPU_QUANT_VNNI_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef TORCHLESS_CPU_QUANT_VNNI_INL_H_
+#undef TORCHLESS_CPU_QUANT_VNNI_INL_H_
+#else
+#define TORCHLESS_CPU_QUANT_VNNI_INL_H_
+#endif
+
+#include <hwy/highway.h>
+
+#include "torchless/backends/cpu/cpu_quant_blocks-inl.h"
+
+#if HWY_TARGET == HWY_AVX3_DL
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "torchless/backends/cpu/cpu_kernels.h"
+#include "torchless/core/quant.h"
+
+// The full list: clang replaces (GCC extends) the target of the surrounding pragma.
+#define TORCHLESS_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+
+HWY_BEFORE_NAMESPACE();
+namespace torchless::cpu {
+namespace HWY_NAMESPACE {
+namespace vnni {
+
+// int32 lane i of the result = s[base + i / per]: the integer scale of the 4-byte group i of a
+// 64-element chunk whose sub-blocks have `per` * 4 elements.
+TORCHLESS_VNNI inline __m512i spread_scales(__m512i s, int base, int per) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i idx = _mm512_add_epi32(
+      _mm512_set1_epi32(base), per == 8 ? _mm512_srli_epi32(lane, 3) : _mm512_srli_epi32(lane, 2));
+  return _mm512_permutexvar_epi32(idx, s);
+}
+
+// Per-block constants of one weight row: float scale and offset, int32 scale vectors of the
+// four 64-element chunks, and the offset term's integer weights.
+struct Header {
+  float d = 0.0f;
+  float m = 0.0f;
+  __m512i scales[4];
+  __m256i mins;  // int32 min of each 32-element sub-block (Q4_K)
+};
+
+// Q4_K/Q5_K header.
+// The 12 scale bytes hold 8 six-bit scales and mins: sub-blocks 0..3 in the low 6 bits of
+// bytes 0..3 (scales) and 4..7 (mins), sub-blocks 4..7 in the nibbles of bytes 8..11 plus the
+// top 2 bits of bytes 0..3 / 4..7. Unpacked four at a time in 32-bit words.
+TORCHLESS_VNNI inline void q45k_header(uint16_t d, uint16_t dmin, const uint8_t* scales,
+                                       Header& h) {
+  h.d = half_bits_to_float(d);
+  h.m = -half_bits_to_float(dmin);
+  uint32_t u[3];
+  std::memcpy(u, scales, sizeof(u));
+  const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, low2 = 0x03030303u;
+  const uint64_t sc =
+      (u[0] & low6) | static_cast<uint64_t>((u[2] & low4) | (((u[0] >> 6) & low2) << 4)) << 32;
+  const uint64_t mn =
+      (u[1] & low6) | static_cast<uint64_t>(((u[2] >> 4) & low4) | (((u[1] >> 6) & low2) << 4))
+                          << 32;
+  const __m512i all = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc)));
+  for (int c = 0; c < 4; ++c) h.scales[c] = spread_scales(all, 2 * c, 8);
+  h.mins = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(mn)));
+}
+
+struct Q4K {
+  using Block = BlockQ4_K;
+  static constexpr int kBlock = kQK_K;
+  static constexpr bool kHasMins = true;
+  TORCHLESS_VNNI static void header(const Block& b, Header& h) {
+    q45k_header(b.d, b.dmin, b.scales, h);
+  }
+  // Elements 64c .. 64c + 63: the low nibbles of qs[32c ..], then their high nibbles.
+  TORCHLESS_VNNI static __m512i codes(const Block& b, int c) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    const __m256i lo = _mm256_and_si256(q, mask);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  }
+  static constexpr int kOffset = 0;
+};
+
+// Q5_K: Q4_K's nibbles and scales, plus the fifth bit of element 32s + l in bit s of qh[l].
+struct Q5K {
+  using Block = BlockQ5_K;
+  static constexpr int kBlock = kQK_K;
+  static constexpr bool kHasMins = true;
+  static constexpr int kOffset = 0;
+  TORCHLESS_VNNI static void header(const Block& b, Header& h) {
+    q45k_header(b.d, b.dmin, b.scales, h);
+  }
+  TORCHLESS_VNNI static __m512i codes(const Block& b, int c) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    const __m256i mask = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i lo5 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c)), one);
+    const __m256i hi5 = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c + 1)), one);
+    const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, mask), _mm256_slli_epi16(lo5, 4));
+    const __m256i hi =
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask), _mm256_slli_epi16(hi5, 4));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  }
+};
+
+struct Q6K {
+  using Block = BlockQ6_K;
+  static constexpr int kBlock = kQK_K;
+  static constexpr bool kHasMins = false;
+  TORCHLESS_VNNI static void header(const Block& b, Header& h) {
+    h.d = half_bits_to_float(b.d);
+    const __m512i all =
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    for (int c = 0; c < 4; ++c) h.scales[c] = spread_scales(all, 4 * c, 4);
+  }
+  // Chunk c covers half c / 2 and k = 2 (c % 2) + {0, 1}: nibble (c % 2) of ql[64 (c / 2) ..]
+  // (64 contiguous bytes), top bits 2k .. 2k + 1 of qh[32 (c / 2) + l].
+  TORCHLESS_VNNI static __m512i codes(const Block& b, int c) {
+    const int half = c / 2, k0 = 2 * (c % 2);
+    const __m512i ql = _mm512_loadu_si512(b.ql + 64 * half);
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    const __m512i low = (c % 2 == 0) ? _mm512_and_si512(ql, mask)
+                                     : _mm512_and_si512(_mm512_srli_epi16(ql, 4), mask);
+    const __m512i qh = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * half)));
+    // 16-bit lanes 0..15 (bytes 0..31) shift by 2 k0, lanes 16..31 by 2 k0 + 2.
+    const __m512i shift = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16(2 * k0),
+                                                  _mm512_set1_epi16(2 * k0 + 2));
+    const __m512i top = _mm512_and_si512(_mm512_srlv_epi16(qh, shift), _mm512_set1_epi8(3));
+    return _mm512_or_si512(low, _mm512_slli_epi16(top, 4));
+  }
+  static constexpr int kOffset = 32;
+};
+
+// Weight blocks fetched ahead of use, per row stream.
+inline constexpr int64_t kPrefetchBlocks = 4;
+
+// Activation rows of one tile: int8 codes, scales and sums of NT tokens.
+template <int NT>
+struct Rows {
+  const int8_t* q[NT];
+  const float* d[NT];
+  const int16_t* sums[NT];
+};
+
+// The activation sums of the 8 sub-blocks of 32 from the 16 sums per 16 of one block.
+TORCHLESS_VNNI inline __m256i pair_sums(const int16_t* sums) {
+  const __m256i s16 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sums));
+  return _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+}
+
+// out[r * NT + t] = dot(weight row r, activation row t) over `cols` elements.
+template <class Kind, int NR, int NT>
+TORCHLESS_VNNI void dot_tile(const std::byte* const* w, const Rows<NT>& x, int64_t cols,
+                             float* out) {
+  using Block = typename Kind::Block;
+  __m512 acc[NR][NT];
+  __m256 offset[NR][NT];
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) {
+      acc[r][t] = _mm512_setzero_ps();
+      offset[r][t] = _mm256_setzero_ps();
+    }
+  }
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(Kind::kOffset));
+  const int64_t nblocks = cols / kQK_K;
+  for (int64_t b = 0; b < nblocks; ++b) {
+    __m256i sub_sums[NT];
+    if constexpr (Kind::kHasMins) {
+      for (int t = 0; t < NT; ++t) sub_sums[t] = pair_sums(x.sums[t] + b * 16);
+    }
+    for (int r = 0; r < NR; ++r) {
+      if (b + kPrefetchBlocks < nblocks) {
+        _mm_prefetch(reinterpret_cast<const char*>(w[r] + (b + kPrefetchBlocks) * sizeof(Block)),
+                     _MM_HINT_T0);
+      }
+      const Block& block = reinterpret_cast<const Block*>(w[r])[b];
+      Header h;
+      Kind::header(block, h);
+      __m512i sum[NT];
+      for (int t = 0; t < NT; ++t) sum[t] = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {
+        const __m512i wc = Kind::codes(block, c);
+        for (int t = 0; t < NT; ++t) {
+          const __m512i xc = _mm512_loadu_si512(x.q[t] + b * kQK_K + 64 * c);
+          __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wc, xc);
+          if constexpr (Kind::kOffset != 0) {
+            p = _mm512_sub_epi32(p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xc));
+          }
+          sum[t] = _mm512_add_epi32(sum[t], _mm512_mullo_epi32(p, h.scales[c]));
+        }
+      }
+      for (int t = 0; t < NT; ++t) {
+        const float dx = x.d[t][b];
+        acc[r][t] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_set1_ps(h.d * dx), acc[r][t]);
+        if constexpr (Kind::kHasMins) {
+          const __m256 mins = _mm256_cvtepi32_ps(_mm256_mullo_epi32(h.mins, sub_sums[t]));
+          offset[r][t] = _mm256_fmadd_ps(mins, _mm256_set1_ps(h.m * dx), offset[r][t]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) {
+      const __m512 total = _mm512_add_ps(acc[r][t], _mm512_zextps256_ps512(offset[r][t]));
+      out[r * NT + t] = _mm512_reduce_add_ps(total);
+    }
+  }
+}
+
+// --- Q8_0 / Q4_0: 32-element blocks, two per 512-bit vector -------------------------------
+
+// Q8_0's weights are signed: |w| goes in as the unsigned operand and the activation takes the
+// weight's sign (w * x = |w| * (sign(w) x); |-128| = 128 is still exact as u8).
+struct Q8_0 {
+  using Block = BlockQ8_0;
+  static constexpr int kBlock = kQK;
+  static constexpr int kOffset = 0;
+  TORCHLESS_VNNI static __m256i bytes(const Block& b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+  }
+};
+
+// Q4_0: byte j holds element j in its low nibble and element j + 16 in its high one; codes
+// are stored + 8.
+struct Q4_0 {
+  using Block = BlockQ4_0;
+  static constexpr int kBlock = kQK;
+  static constexpr int kOffset = 8;
+  TORCHLESS_VNNI static __m256i bytes(const Block& b) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+    const __m128i mask = _mm_set1_epi8(0x0F);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, mask)),
+                                   _mm_and_si128(_mm_srli_epi16(q, 4), mask), 1);
+  }
+};
+
+// Blocks b and b + 1 (b + 1 only when `pair`; zeros otherwise) in one vector.
+template <class Kind>
+TORCHLESS_VNNI inline __m512i legacy_codes(const typename Kind::Block* row, int64_t b, bool pair) {
+  const __m512i lo = _mm512_zextsi256_si512(Kind::bytes(row[b]));
+  return pair ? _mm512_inserti64x4(lo, Kind::bytes(row[b + 1]), 1) : lo;
+}
+
+TORCHLESS_VNNI inline __m512i legacy_acts(const int8_t* x, int64_t b, bool pair) {
+  const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + b * kQK));
+  if (!pair) return _mm512_zextsi256_si512(lo);
+  const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + (b + 1) * kQK));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+// out[r * NT + t] = dot(weight row r, activation row t) over `cols` elements.
+template <class Kind, int NR, int NT>
+TORCHLESS_VNNI void legacy_dot_tile(const std::byte* const* w, const Rows<NT>& x, int64_t cols,
+                                    float* out) {
+  using Block = typename Kind::Block;
+  __m512 acc[NR][NT];
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(Kind::kOffset));
+  const int64_t nblocks = cols / kQK;
+  for (int64_t b = 0; b < nblocks; b += 2) {
+    const bool pair = b + 1 < nblocks;
+    __m512i xc[NT], xoff[NT];
+    for (int t = 0; t < NT; ++t) {
+      xc[t] = legacy_acts(x.q[t], b, pair);
+      // The offset's products, once per token for all rows.
+      if constexpr (Kind::kOffset != 0) {
+        xoff[t] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xc[t]);
+      }
+    }
+    for (int r = 0; r < NR; ++r) {
+      const Block* row = reinterpret_cast<const Block*>(w[r]);
+      const __m512i wc = legacy_codes<Kind>(row, b, pair);
+      const float dw0 = half_bits_to_float(row[b].d);
+      const float dw1 = pair ? half_bits_to_float(row[b + 1].d) : 0.0f;
+      for (int t = 0; t < NT; ++t) {
+        __m512i p;
+        if constexpr (Kind::kOffset == 0) {
+          const __m512i wabs = _mm512_abs_epi8(wc);
+          const __m512i xs =
+              _mm512_mask_sub_epi8(xc[t], _mm512_movepi8_mask(wc), _mm512_setzero_si512(), xc[t]);
+          p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wabs, xs);
+        } else {
+          p = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wc, xc[t]), xoff[t]);
+        }
+        const float s1 = pair ? dw1 * x.d[t][b + 1] : 0.0f;
+        const __m512 scale =
+            _mm512_insertf32x8(_mm512_set1_ps(dw0 * x.d[t][b]), _mm256_set1_ps(s1), 1);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) out[r * NT + t] = _mm512_reduce_add_ps(acc[r][t]);
+  }
+}
+
+template <class Kind, int NR, int NT>
+TORCHLESS_VNNI void tile(const MatmulOperands& m, int64_t r0, int64_t t0) {
+  const std::byte* w[NR];
+  for (int r = 0; r < NR; ++r) w[r] = m.w + static_cast<size_t>(r0 + r) * m.w_row_bytes;
+  Rows<NT> x;
+  for (int t = 0; t < NT; ++t) {
+    x.q[t] = m.xq8 + (t0 + t) * m.cols;
+    x.d[t] = m.xd + (t0 + t) * (m.cols / Kind::kBlock);
+    x.sums[t] = m.xsum ? m.xsum + (t0 + t) * (m.cols / 16) : nullptr;
+  }
+  float out[NR * NT];
+  if constexpr (Kind::kBlock == kQK) {
+    legacy_dot_tile<Kind, NR, NT>(w, x, m.cols, out);
+  } else {
+    dot_tile<Kind, NR, NT>(w, x, m.cols, out);
+  }
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) m.y[(t0 + t) * m.y_stride + r0 + r] = out[r * NT + t];
+  }
+}
+
+// Tiles of 2 rows x 4 tokens where there are at least 4 tokens, narrower ones at the edges.
+template <class Kind>
+TORCHLESS_VNNI void tiles(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
+                          int64_t tok1) {
+  if (tok1 - tok0 < 4) {
+    for (int64_t r = row0; r < row1; ++r) {
+      for (int64_t t = tok0; t < tok1; ++t) tile<Kind, 1, 1>(m, r, t);
+    }
+    return;
+  }
+  int64_t r = row0;
+  for (; r + 2 <= row1; r += 2) {
+    int64_t t = tok0;
+    for (; t + 4 <= tok1; t += 4) tile<Kind, 2, 4>(m, r, t);
+    for (; t < tok1; ++t) tile<Kind, 2, 1>(m, r, t);
+  }
+  if (r < row1) {
+    int64_t t = tok0;
+    for (; t + 4 <= tok1; t += 4) tile<Kind, 1, 4>(m, r, t);
+    for (; t < tok1; ++t) tile<Kind, 1, 1>(m, r, t);
+  }
+}
+
+}  // namespace vnni
+
+// Runs the tile with VNNI and returns true where the type has a VNNI kernel and the int8
+// activations are there; false leaves the tile to the portable kernels.
+inline bool VnniMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
+                           int64_t tok1) {
+  if (m.xq8 == nullptr) return false;
+  switch (m.wtype) {
+    case DType::Q4_K:
+      vnni::tiles<vnni::Q4K>(m, row0, row1, tok0, tok1);
+      return true;
+    case DType::Q6_K:
+      vnni::tiles<vnni::Q6K>(m, row0, row1, tok0, tok1);
+      return true;
+    case DType::Q5_K:
+      vnni::tiles<vnni::Q5K>(m, row0, row1, tok0, tok1);
+      return true;
+    case DType::Q8_0:
+      vnni::tiles<vnni::Q8_0>(m, row0, row1, tok0, tok1);
+      return true;
+    case DType::Q4_0:
+      vnni::tiles<vnni::Q4_0>(m, row0, row1, tok0, tok1);
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace torchless::cpu
+HWY_AFTER_NAMESPACE();
+
+#undef TORCHLESS_VNNI
+#endif  // HWY_TARGET == HWY_AVX3_DL
+
+#endif  // include guard
