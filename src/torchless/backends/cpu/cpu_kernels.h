@@ -14,9 +14,6 @@ namespace torchless::cpu {
 // int16 so the kernels multiply-add pairs without a sign-extension step on the x side.
 inline constexpr int kQ8Block = 32;
 
-// q: cols int16 values; d: cols / 32 scales. x ≈ q * d per block.
-void quantize_q8_row(const float* x, int64_t cols, int16_t* q, float* d);
-
 // One weight matrix times a set of activation rows.
 struct MatmulOperands {
   DType wtype = DType::F32;  // F32, F16, BF16 or any quantised type (cpu_quant_dot.h)

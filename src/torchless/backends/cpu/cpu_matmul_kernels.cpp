@@ -310,26 +310,6 @@ void MatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok
   for (; r < row1; ++r) tile_row_group<1>(m, r, tok0, tok1);
 }
 
-void QuantizeQ8Row(const float* x, int64_t cols, int16_t* q, float* d) {
-  const hn::CappedTag<float, kQ8Block> df;
-  const hn::Rebind<int16_t, decltype(df)> di16;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  for (int64_t b = 0; b < cols / kQ8Block; ++b) {
-    const float* xb = x + b * kQ8Block;
-    auto amax = hn::Zero(df);
-    for (int64_t j = 0; j < kQ8Block; j += lanes) {
-      amax = hn::Max(amax, hn::Abs(hn::LoadU(df, xb + j)));
-    }
-    const float m = hn::GetLane(hn::MaxOfLanes(df, amax));
-    d[b] = m / 127.0f;
-    const auto scale = hn::Set(df, m > 0.0f ? 127.0f / m : 0.0f);
-    for (int64_t j = 0; j < kQ8Block; j += lanes) {
-      const auto qi = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + j), scale));
-      hn::StoreU(hn::DemoteTo(di16, qi), di16, q + b * kQ8Block + j);
-    }
-  }
-}
-
 }  // namespace HWY_NAMESPACE
 }  // namespace torchless::cpu
 HWY_AFTER_NAMESPACE();
@@ -338,15 +318,10 @@ HWY_AFTER_NAMESPACE();
 namespace torchless::cpu {
 
 HWY_EXPORT(MatmulTile);
-HWY_EXPORT(QuantizeQ8Row);
 
 void matmul_tile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0, int64_t tok1) {
   if (has_quant_dot(m.wtype)) return quant_matmul_tile(m, row0, row1, tok0, tok1);
   HWY_DYNAMIC_DISPATCH(MatmulTile)(m, row0, row1, tok0, tok1);
-}
-
-void quantize_q8_row(const float* x, int64_t cols, int16_t* q, float* d) {
-  HWY_DYNAMIC_DISPATCH(QuantizeQ8Row)(x, cols, q, d);
 }
 
 }  // namespace torchless::cpu
