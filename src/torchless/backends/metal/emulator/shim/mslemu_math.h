@@ -389,10 +389,17 @@ MSLEMU_GEOMETRY(::metal::precise)
 // <math.h> also declares float overloads of the C functions (::exp(float), ...; libstdc++ has
 // only the C library's double ones there), so exp(x) of a float would be ambiguous. Declared in
 // the kernels' own namespace, the metal functions are found first, as on a GPU.
+// clang-format off
+#define MSLEMU_MODE_MATH_NAMES(X)                                                             \
+  X(sqrt) X(rsqrt) X(exp) X(exp2) X(exp10) X(log) X(log2) X(log10) X(sin) X(cos) X(tan)      \
+  X(asin) X(acos) X(atan) X(sinh) X(cosh) X(tanh) X(pow) X(powr) X(fmod) X(atan2) X(divide)
+// clang-format on
 namespace {
 namespace mslemu_kernels {
 MSLEMU_MATH_NAMES(MSLEMU_USING)
+MSLEMU_MODE_MATH_NAMES(MSLEMU_USING)
 }  // namespace mslemu_kernels
 }  // namespace
+#undef MSLEMU_MODE_MATH_NAMES
 #undef MSLEMU_USING
 #undef MSLEMU_MATH_NAMES
