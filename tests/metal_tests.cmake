@@ -7,9 +7,16 @@ if(TARGET metal_tests AND TORCHLESS_METAL_EMULATOR)
   torchless_discover_fast_math(metal_tests "*MetalOpsTest*:*MetalAttentionTest*" metal)
 endif()
 
-# The MSL emulator's own tests (tests/emulator): its test kernels are built by
-# src/torchless/backends/metal/emulator/CMakeLists.txt as mslemu_test_kernels.
+# The MSL emulator's own tests (tests/emulator), over its test kernels (tests/emulator/kernels),
+# built through the emulator's generator like the product's shaders.
 if(TORCHLESS_METAL_EMULATOR)
+  file(GLOB mslemu_test_sources CONFIGURE_DEPENDS
+       ${CMAKE_CURRENT_SOURCE_DIR}/emulator/kernels/*.metal)
+  add_library(mslemu_test_kernels STATIC)
+  torchless_add_metal_kernels(TARGET mslemu_test_kernels NAME emulator_test
+                              SOURCES ${mslemu_test_sources})
+  target_link_libraries(mslemu_test_kernels PUBLIC torchless_backends)
+  torchless_set_warnings(mslemu_test_kernels)
   # Label `metal-emulator`: selected by `ctest -L metal`, and on its own by `-L emulator`.
   torchless_add_test_dir(emulator LABELS metal-emulator THREAD_ORDERS LIBS mslemu_test_kernels)
   # shim_test.cpp includes <metal_stdlib> itself; lint_test.cpp runs the generator.

@@ -284,7 +284,7 @@ TEST(HfTokenizer, AddedTokensPostProcessorAndGenerationConfig) {
             {{"chat_template", json::array({{{"name", "tool_use"}, {"template", "T"}},
                                             {{"name", "default"}, {"template", "D"}}})}});
   dir.write("generation_config.json", {{"eos_token_id", json::array({eot, tool})}});
-  const auto t = load_tokenizer(dir.path());
+  const auto t = load_tokenizer_from_hf(dir.path());
   EXPECT_EQ(t->model_type(), "gpt2");
   EXPECT_TRUE(t->add_bos());
   EXPECT_EQ(t->bos(), bos);

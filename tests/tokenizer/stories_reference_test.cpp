@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/tokenizer_test_util.h"
+#include "torchless/formats/model_loader.h"
 
 namespace torchless {
 namespace {
@@ -141,16 +142,21 @@ TEST(Llama2cTokenizer, TruncatedFileIsAnError) {
   std::filesystem::remove(tmp);
 }
 
-TEST(LoadTokenizer, DispatchesOnTheModelFormat) {
-  const auto gguf = load_tokenizer(test::shared_path("models/stories260K.gguf"));
-  const auto bin = load_tokenizer(test::shared_path("models/stories260K.bin"));  // tok512.bin
-  const auto explicit_bin = load_tokenizer(test::shared_path("models/stories260K.bin"),
-                                           test::shared_path("models/tok512.bin"));
+TEST(LoadTokenizer, FollowsTheLoadedModelsFormat) {
+  const LoadedModel gguf_model = load_model(test::shared_path("models/stories260K.gguf"));
+  const LoadedModel bin_model = load_model(test::shared_path("models/stories260K.bin"));
+  const auto gguf = load_tokenizer(gguf_model);
+  const auto bin = load_tokenizer(bin_model);  // tok512.bin, by llama2.c's naming convention
+  const auto explicit_bin = load_tokenizer(bin_model, test::shared_path("models/tok512.bin"));
+  const auto gguf_override =
+      load_tokenizer(bin_model, test::shared_path("models/stories260K.gguf"));
   const std::string text = "Lily wanted to play.";
   EXPECT_EQ(bin->encode(text), gguf->encode(text));
   EXPECT_EQ(explicit_bin->encode(text), gguf->encode(text));
-  EXPECT_THROW(load_tokenizer(test::shared_path("models/no-such-model.gguf")), Error);
-  EXPECT_THROW(load_tokenizer(test::shared_path("models/README.md")), Error);
+  EXPECT_EQ(gguf_override->encode(text), gguf->encode(text));
+  EXPECT_EQ(bin->n_vocab(), bin_model.config.n_vocab);
+  EXPECT_THROW(load_tokenizer(gguf_model, test::shared_path("models/no-such-tokenizer.bin")),
+               Error);
 }
 
 }  // namespace

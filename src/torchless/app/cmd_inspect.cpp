@@ -157,9 +157,10 @@ json config_json(const ModelConfig& c) {
 
 // The tokenizer a model would run with (tokenizer.json, tokenizer.bin beside the checkpoint),
 // or why there is none: `logits` still runs such a model from token ids.
-json tokenizer_json(const std::filesystem::path& path, int n_vocab) {
+json tokenizer_json(const LoadedModel& model) {
+  const int n_vocab = model.config.n_vocab;
   try {
-    const auto tok = load_tokenizer(path);
+    const auto tok = load_tokenizer(model);
     return json{
         {"model", tok->model_type()}, {"pre", tok->pre_type()}, {"vocab_size", tok->n_vocab()}};
   } catch (const Error& e) {
@@ -199,7 +200,7 @@ json loaded_model_report(const std::filesystem::path& path) {
               {"architecture", model.config.architecture},
               {"name", model.config.name},
               {"hyperparameters", config_json(model.config)},
-              {"tokenizer", tokenizer_json(path, model.config.n_vocab)},
+              {"tokenizer", tokenizer_json(model)},
               {"metadata", json::object()}};
   json tensors = json::array();
   if (model.format == ModelFormat::Safetensors) {

@@ -9,6 +9,7 @@
 #include "torchless/app/command.h"
 #include "torchless/app/plural.h"
 #include "torchless/core/error.h"
+#include "torchless/formats/model_loader.h"
 #include "torchless/tokenizer/tokenizer.h"
 #include "torchless/tokenizer/utf8.h"
 
@@ -58,7 +59,7 @@ std::string printable(std::string_view piece) {
 int run_tokenize(const TokenizeOptions& options) {
   if (!options.has_text) fail("no text to tokenize: give -p TEXT or -f FILE");
   const std::string text = options.file.empty() ? options.prompt : read_text_file(options.file);
-  const auto tokenizer = load_tokenizer(options.model, options.tokenizer);
+  const auto tokenizer = load_tokenizer(load_model(options.model), options.tokenizer);
   EncodeOptions encode_options;
   encode_options.parse_special = options.parse_special;
   if (options.no_bos) encode_options.add_bos = encode_options.add_eos = false;

@@ -26,8 +26,7 @@ double per_second(int count, double ms) {
 
 std::unique_ptr<Tokenizer> open_tokenizer(const SessionOptions& options, const LoadedModel& model) {
   if (!options.load_tokenizer) return nullptr;
-  if (options.tokenizer_path.empty() && model.gguf) return load_tokenizer_from_gguf(*model.gguf);
-  return load_tokenizer(options.model_path, options.tokenizer_path);
+  return load_tokenizer(model, options.tokenizer_path);
 }
 
 // A tokenizer with ids the model has no embedding for gives garbage or out-of-range reads.

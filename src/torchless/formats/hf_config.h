@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "torchless/model/model_config.h"
+#include "torchless/formats/model_config.h"
 
 namespace torchless {
 

@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "torchless/formats/model_config.h"
 #include "torchless/formats/weight_store.h"
-#include "torchless/model/model_config.h"
 
 namespace torchless {
 

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "torchless/core/shape.h"
+#include "torchless/formats/model_config.h"
 #include "torchless/formats/weight_store.h"
-#include "torchless/model/model_config.h"
 
 namespace torchless {
 

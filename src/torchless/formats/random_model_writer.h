@@ -11,7 +11,7 @@
 #include <filesystem>
 
 #include "torchless/core/dtype.h"
-#include "torchless/model/model_config.h"
+#include "torchless/formats/model_config.h"
 
 namespace torchless {
 

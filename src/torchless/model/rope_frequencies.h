@@ -5,7 +5,7 @@
 #include <span>
 #include <vector>
 
-#include "torchless/model/model_config.h"
+#include "torchless/formats/model_config.h"
 
 namespace torchless {
 

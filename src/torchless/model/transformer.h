@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "torchless/backends/backend.h"
+#include "torchless/formats/model_config.h"
 #include "torchless/formats/model_loader.h"
 #include "torchless/model/kv_cache.h"
-#include "torchless/model/model_config.h"
 
 namespace torchless {
 

@@ -23,6 +23,7 @@
 namespace torchless {
 
 class GgufFile;
+struct LoadedModel;
 
 // Values of GGUF tokenizer.ggml.token_type (SentencePiece's piece types).
 enum class TokenType : int32_t {
@@ -105,10 +106,11 @@ std::unique_ptr<Tokenizer> load_tokenizer_from_hf(const std::filesystem::path& d
 // llama2.c's tokenizer.bin (max_token_length, then per id: f32 score, u32 length, bytes).
 std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& tokenizer_bin,
                                                   int32_t n_vocab);
-// Dispatch on what `model_path` is: a GGUF file, an HF directory (or a file in one), or a
-// llama2.c .bin checkpoint, whose tokenizer is `tokenizer_path` when given, else a
-// tokenizer.bin or tok*.bin beside it. `tokenizer_path` also overrides the others' tokenizer.
-std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& model_path,
+// The tokenizer of a loaded model: a GGUF file's own, the tokenizer.json of a Hugging Face
+// directory, or for a llama2.c checkpoint the tok<N>.bin (or tokenizer.bin) beside it.
+// `tokenizer_path`, when given, overrides it (an HF directory or tokenizer.json, a GGUF file, a
+// llama2.c tokenizer.bin).
+std::unique_ptr<Tokenizer> load_tokenizer(const LoadedModel& model,
                                           const std::filesystem::path& tokenizer_path = {});
 
 }  // namespace torchless
