@@ -86,7 +86,7 @@ bool MetalBackend::supports_weight_dtype(DType dtype) const {
 
 std::string MetalBackend::check_memory_plan(const MemoryPlan& plan) const {
   return metal::enforce_memory_plan(plan, device_->info().recommended_max_working_set,
-                                    metal::physical_memory_bytes());
+                                    physical_memory_bytes());
 }
 
 metal::MetalBackendStats MetalBackend::stats() const {
