@@ -1,6 +1,7 @@
 # Building Metal shaders for the MSL emulator (src/torchless/backends/metal/emulator).
 #
-#   torchless_add_metal_kernels(TARGET <target> NAME <registry> SOURCES a.metal b.metal ...)
+#   torchless_add_metal_kernels(TARGET <target> NAME <registry> SOURCES a.metal b.metal ...
+#                               [HEADERS x.h ...])
 #
 # For every .metal file, mslemu_gen (a host tool built first) lints the source (and the headers
 # it includes with quotes) against the emulator's limits and Apple's MSL rules, failing the
@@ -32,7 +33,7 @@ set(TORCHLESS_MSL_LINT_VERSION "3.0" CACHE STRING "MSL version the shader lint c
 check_cxx_compiler_flag(-mf16c TORCHLESS_COMPILER_HAS_MF16C)
 
 function(torchless_add_metal_kernels)
-  cmake_parse_arguments(ARG "" "TARGET;NAME" "SOURCES" ${ARGN})
+  cmake_parse_arguments(ARG "" "TARGET;NAME" "SOURCES;HEADERS" ${ARGN})
   if(NOT ARG_TARGET OR NOT ARG_NAME OR NOT ARG_SOURCES)
     message(FATAL_ERROR "torchless_add_metal_kernels(TARGET <t> NAME <registry> SOURCES ...)")
   endif()
@@ -56,8 +57,10 @@ function(torchless_add_metal_kernels)
     file(RELATIVE_PATH display "${PROJECT_SOURCE_DIR}" "${abs}")
     set(fn "mslemu_register_file_${registry}_${id}")
     set(out "${out_dir}/${stem}.emu.cpp")
-    # The lint also reads the headers next to the file (its quoted includes).
+    # The lint also reads the file's quoted includes: the headers next to it, and HEADERS
+    # (those it reaches by a relative path elsewhere).
     file(GLOB headers CONFIGURE_DEPENDS "${dir}/*.h")
+    list(APPEND headers ${ARG_HEADERS})
     add_custom_command(
       OUTPUT "${out}"
       COMMAND mslemu_gen --msl-version=${TORCHLESS_MSL_LINT_VERSION}

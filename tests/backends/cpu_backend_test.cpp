@@ -13,9 +13,12 @@
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL
 #endif
+#include <fmt/format.h>
 #include <hwy/targets.h>
 
 #include "backends/conformance.h"
+#include "backends/cpu_activations.h"
+#include "backends/reference_ops.h"
 #include "torchless/backends/cpu/cpu_backend.h"
 #include "torchless/core/error.h"
 
@@ -125,9 +128,8 @@ TEST(CpuBackend, EveryCompiledInstructionSetAgreesWithTheBestOne) {
 }  // namespace torchless
 
 // The conformance suite bounds the error of 8-bit activations loosely (worst case). Here the
-// test quantises the activations the way the CPU backend documents (per 32-block, scale
-// amax / 127, round to nearest even) and demands float accuracy against that, so a wrong
-// scale, rounding or nibble order cannot hide inside the worst-case bound.
+// test quantises the activations the way the CPU backend documents (cpu_activations.h) and
+// demands float accuracy against that.
 namespace torchless {
 namespace {
 
@@ -138,29 +140,13 @@ TEST(CpuBackend, QuantisedWeightsUseExactly8BitBlockActivations) {
       const int64_t rows = 19, cols = 320;
       const auto w = conformance::make_weights(backend, t, rows, cols, 31);
       const auto x = conformance::random_floats(static_cast<size_t>(n * cols), 32, -3.0f, 3.0f);
-      std::vector<float> xq(x.size());
-      for (size_t b = 0; b < x.size(); b += 32) {
-        float amax = 0;
-        for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
-        const float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
-        for (size_t i = b; i < b + 32; ++i) xq[i] = std::nearbyint(x[i] * id) * d;
-      }
+      const auto xq = cpu_effective_activations(x, t);
       Tensor y = backend.alloc(Shape{n, rows}, DType::F32);
       backend.matmul(w.tensor, conformance::upload_f32(backend, x, Shape{n, cols}), y);
-      const auto got = backend.to_host_f32(y);
-      for (int64_t tok = 0; tok < n; ++tok) {
-        for (int64_t r = 0; r < rows; ++r) {
-          double want = 0, scale = 0;
-          for (int64_t c = 0; c < cols; ++c) {
-            const double p = static_cast<double>(w.values[static_cast<size_t>(r * cols + c)]) *
-                             xq[static_cast<size_t>(tok * cols + c)];
-            want += p;
-            scale += std::fabs(p);
-          }
-          EXPECT_NEAR(got[static_cast<size_t>(tok * rows + r)], want, 1e-5 * scale)
-              << dtype_name(t) << " token " << tok << " row " << r;
-        }
-      }
+      conformance::expect_close(backend.to_host_f32(y),
+                                reference::matmul(w.values, xq, rows, cols, n),
+                                conformance::matmul_tolerance(w.values, xq, rows, cols, n, 0),
+                                fmt::format("{} x {} tokens", dtype_name(t), n));
     }
   }
 }

@@ -4,56 +4,30 @@
 // blocks, and columns that leave a tail after the last vector, against a float64 reference.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <vector>
 
 #include <fmt/format.h>
 
 #include "backends/conformance.h"
+#include "backends/cpu_activations.h"
+#include "backends/reference_ops.h"
 #include "torchless/backends/cpu/cpu_backend.h"
 
 namespace torchless {
 namespace {
 
-// The activations the kernels multiply with: unchanged for float weights; for Q8_0/Q4_0
-// weights quantised per block of 32 to amax / 127 steps, as the CPU backend documents.
-std::vector<float> effective_activations(const std::vector<float>& x, DType wtype) {
-  if (!dtype_is_quantized(wtype)) return x;
-  std::vector<float> xq(x.size());
-  for (size_t b = 0; b < x.size(); b += 32) {
-    float amax = 0;
-    for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
-    const float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
-    for (size_t i = b; i < b + 32; ++i) xq[i] = std::nearbyint(x[i] * id) * d;
-  }
-  return xq;
-}
-
-// y[t, r] against a float64 sum over the exact weights and effective activations, within
-// float accumulation error (1e-5 of the sum of |products|).
+// y = x Wᵀ against reference::matmul over the exact weights and effective activations, within
+// float accumulation error (1e-5 of the sum of |products|: conformance::matmul_tolerance).
 void expect_matmul_matches(CpuBackend& backend, const conformance::Weights& w, DType wtype,
                            int64_t rows, int64_t cols, int64_t n, uint64_t seed) {
   const auto x = conformance::random_floats(static_cast<size_t>(n * cols), seed, -2.0f, 2.0f);
-  const auto xe = effective_activations(x, wtype);
+  const auto xe = cpu_effective_activations(x, wtype);
   Tensor y = backend.alloc(Shape{n, rows}, DType::F32);
   backend.matmul(w.tensor, conformance::upload_f32(backend, x, Shape{n, cols}), y);
-  const auto got = backend.to_host_f32(y);
-  for (int64_t t = 0; t < n; ++t) {
-    for (int64_t r = 0; r < rows; ++r) {
-      double want = 0, scale = 0;
-      for (int64_t c = 0; c < cols; ++c) {
-        const double p = static_cast<double>(w.values[static_cast<size_t>(r * cols + c)]) *
-                         xe[static_cast<size_t>(t * cols + c)];
-        want += p;
-        scale += std::fabs(p);
-      }
-      ASSERT_NEAR(got[static_cast<size_t>(t * rows + r)], want, 1e-5 * scale + 1e-30)
-          << fmt::format("{} W[{}, {}] x {} tokens, {} threads (seed {}): token {} row {}",
-                         dtype_name(wtype), rows, cols, n, backend.threads(), seed, t, r);
-    }
-  }
+  conformance::expect_close(backend.to_host_f32(y), reference::matmul(w.values, xe, rows, cols, n),
+                            conformance::matmul_tolerance(w.values, xe, rows, cols, n, 0),
+                            fmt::format("{} W[{}, {}] x {} tokens, {} threads (seed {})",
+                                        dtype_name(wtype), rows, cols, n, backend.threads(), seed));
 }
 
 TEST(CpuMatmulTiling, EveryTokenCountMatchesFloat64AcrossTileEdges) {
@@ -75,6 +49,7 @@ TEST(CpuMatmulTiling, EveryTokenCountMatchesFloat64AcrossTileEdges) {
       const auto w = conformance::make_weights(backend, c.dtype, c.rows, c.cols, wseed);
       for (int64_t n = 1; n <= 70; ++n) {
         expect_matmul_matches(backend, w, c.dtype, c.rows, c.cols, n, wseed + 7 * n);
+        if (::testing::Test::HasFailure()) return;
       }
     }
   }

@@ -10,19 +10,15 @@
 #include <random>
 #include <vector>
 
+#include "core/quant_test_util.h"
 #include "torchless/core/half.h"
 #include "torchless/core/quant.h"
 
 namespace torchless {
 namespace {
 
-template <typename Block>
-std::vector<float> dequantize_block(DType type, const Block& block) {
-  std::vector<float> y(static_cast<size_t>(dtype_block_size(type)));
-  dequantize_row(type, reinterpret_cast<const std::byte*>(&block), y.data(),
-                 dtype_block_size(type));
-  return y;
-}
+using quant_test::dequantize_block;
+using quant_test::round_trip;
 
 TEST(QuantIQ4Layout, IQ4_NLMapsLowThenHighNibblesThroughTheLevelTable) {
   BlockIQ4_NL b{};
@@ -53,15 +49,6 @@ TEST(QuantIQ4Layout, IQ4_XSSubBlockScalesSplitAcrossScalesLAndScalesH) {
   // Sub-block 4 shares scales_l[2] (low half, 0) and has no top bits: scale 0.25 * -32 = -8.
   EXPECT_FLOAT_EQ(y[128], 1016.0f);
   EXPECT_FLOAT_EQ(y[0], 1016.0f);
-}
-
-std::vector<float> round_trip(DType type, const std::vector<float>& x) {
-  const int64_t n = static_cast<int64_t>(x.size());
-  std::vector<std::byte> q(dtype_row_bytes(type, n));
-  quantize_row(type, x.data(), q.data(), n);
-  std::vector<float> y(x.size());
-  dequantize_row(type, q.data(), y.data(), n);
-  return y;
 }
 
 float abs_max(const float* x, size_t n) {

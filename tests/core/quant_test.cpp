@@ -10,12 +10,16 @@
 #include <random>
 #include <vector>
 
+#include "core/quant_test_util.h"
 #include "torchless/core/error.h"
 #include "torchless/core/half.h"
 #include "torchless/formats/gguf_file.h"
 
 namespace torchless {
 namespace {
+
+using quant_test::dequantize_block;
+using quant_test::round_trip;
 
 constexpr uint32_t kSeed = 20240611;
 
@@ -31,15 +35,6 @@ std::vector<float> random_values(int64_t n, uint32_t seed) {
       x[static_cast<size_t>(j)] = offset + s * normal(rng);
   }
   return x;
-}
-
-std::vector<float> round_trip(DType type, const std::vector<float>& x) {
-  const int64_t n = static_cast<int64_t>(x.size());
-  std::vector<std::byte> q(dtype_row_bytes(type, n));
-  quantize_row(type, x.data(), q.data(), n);
-  std::vector<float> y(x.size());
-  dequantize_row(type, q.data(), y.data(), n);
-  return y;
 }
 
 // Root-mean-square error relative to the RMS of x, over blocks of `block` elements, the worst
@@ -141,14 +136,6 @@ TEST(Quant, ConstantBlocksSurvive) {
 }
 
 // --- hand-built blocks -------------------------------------------------------------------
-
-template <typename Block>
-std::vector<float> dequantize_block(DType type, const Block& block) {
-  std::vector<float> y(static_cast<size_t>(dtype_block_size(type)));
-  dequantize_row(type, reinterpret_cast<const std::byte*>(&block), y.data(),
-                 dtype_block_size(type));
-  return y;
-}
 
 TEST(QuantLayout, Q4_0LowNibblesAreTheFirstHalf) {
   BlockQ4_0 b{};

@@ -14,6 +14,7 @@
 
 #include "torchless/app/command.h"
 #include "torchless/core/error.h"
+#include "torchless/core/system_memory.h"
 #include "torchless/formats/gguf_file.h"
 #include "torchless/formats/model_loader.h"
 #include "torchless/formats/safetensors_file.h"
@@ -220,7 +221,7 @@ std::string human_bytes(uint64_t bytes) {
   if (bytes < 1024 * 1024) return fmt::format("{:.1f} KiB", static_cast<double>(bytes) / 1024);
   if (bytes < uint64_t{1} << 30)
     return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
-  return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1 << 30));
+  return gib(bytes);
 }
 
 // One line per value; summarised arrays print as "[string x 32000] a, b, ...".

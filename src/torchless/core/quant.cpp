@@ -13,35 +13,6 @@
 namespace torchless {
 namespace {
 
-// Rows are viewed as arrays of block structs when the pointer is aligned for them (GGUF tensor
-// data normally is); otherwise each block goes through an aligned copy, so that a file with
-// general.alignment 1 or a caller's odd buffer offset never causes a misaligned load.
-template <typename Block, typename Fn>
-void read_blocks(const std::byte* src, float* dst, int64_t nb, int64_t per_block, Fn fn) {
-  if (reinterpret_cast<uintptr_t>(src) % alignof(Block) == 0) {
-    fn(reinterpret_cast<const Block*>(src), dst, nb);
-    return;
-  }
-  for (int64_t i = 0; i < nb; ++i) {
-    Block b;
-    std::memcpy(&b, src + static_cast<size_t>(i) * sizeof(Block), sizeof(Block));
-    fn(&b, dst + i * per_block, 1);
-  }
-}
-
-template <typename Block, typename Fn>
-void write_blocks(const float* src, std::byte* dst, int64_t nb, int64_t per_block, Fn fn) {
-  if (reinterpret_cast<uintptr_t>(dst) % alignof(Block) == 0) {
-    fn(src, reinterpret_cast<Block*>(dst), nb);
-    return;
-  }
-  for (int64_t i = 0; i < nb; ++i) {
-    Block b;
-    fn(src + i * per_block, &b, 1);
-    std::memcpy(dst + static_cast<size_t>(i) * sizeof(Block), &b, sizeof(Block));
-  }
-}
-
 int nearest(float x) {
   return static_cast<int>(std::nearbyint(x));
 }
@@ -109,9 +80,9 @@ void dequantize_q8_0(const BlockQ8_0* x, float* y, int64_t nb) {
 }
 
 // Q8_1 is Q8_0 plus s = d * sum(qs), a dot-product helper that does not affect the values.
-void dequantize_q8_1(const std::byte* src, float* y, int64_t nb) {
+void dequantize_q8_1(const std::byte* src, float* y, int64_t n) {
   constexpr size_t kBytes = 36;
-  for (int64_t i = 0; i < nb; ++i, y += kQK) {
+  for (int64_t i = 0; i < n / kQK; ++i, y += kQK) {
     const std::byte* b = src + static_cast<size_t>(i) * kBytes;
     uint16_t dbits;
     std::memcpy(&dbits, b, 2);
@@ -214,170 +185,134 @@ void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t nb) {
 
 // --- plain types ------------------------------------------------------------------------------
 
-void from_half(const std::byte* src, float* y, int64_t n, float (*convert)(uint16_t)) {
+void copy_f32(const std::byte* src, float* y, int64_t n) {
+  std::memcpy(y, src, static_cast<size_t>(n) * 4);
+}
+
+void copy_f32(const float* x, std::byte* dst, int64_t n) {
+  std::memcpy(dst, x, static_cast<size_t>(n) * 4);
+}
+
+template <float (*kConvert)(uint16_t)>
+void from_half(const std::byte* src, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     uint16_t h;
     std::memcpy(&h, src + 2 * i, 2);
-    y[i] = convert(h);
+    y[i] = kConvert(h);
   }
 }
 
-void to_half(const float* x, std::byte* dst, int64_t n, uint16_t (*convert)(float)) {
+template <uint16_t (*kConvert)(float)>
+void to_half(const float* x, std::byte* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    const uint16_t h = convert(x[i]);
+    const uint16_t h = kConvert(x[i]);
     std::memcpy(dst + 2 * i, &h, 2);
   }
 }
 
-int64_t block_count(DType type, int64_t n) {
-  dtype_row_bytes(type, n);  // validates n against the block size
-  return n / dtype_block_size(type);
+// --- block types ------------------------------------------------------------------------------
+
+// Rows are viewed as arrays of block structs when the pointer is aligned for them (GGUF tensor
+// data normally is); otherwise each block goes through an aligned copy, so that a file with
+// general.alignment 1 or a caller's odd buffer offset never causes a misaligned load.
+template <typename Block, int kPerBlock, void (*kDequantize)(const Block*, float*, int64_t)>
+void read_blocks(const std::byte* src, float* dst, int64_t n) {
+  const int64_t nb = n / kPerBlock;
+  if (reinterpret_cast<uintptr_t>(src) % alignof(Block) == 0) {
+    kDequantize(reinterpret_cast<const Block*>(src), dst, nb);
+    return;
+  }
+  for (int64_t i = 0; i < nb; ++i) {
+    Block b;
+    std::memcpy(&b, src + static_cast<size_t>(i) * sizeof(Block), sizeof(Block));
+    kDequantize(&b, dst + i * kPerBlock, 1);
+  }
+}
+
+template <typename Block, int kPerBlock, void (*kQuantize)(const float*, Block*, int64_t)>
+void write_blocks(const float* src, std::byte* dst, int64_t n) {
+  const int64_t nb = n / kPerBlock;
+  if (reinterpret_cast<uintptr_t>(dst) % alignof(Block) == 0) {
+    kQuantize(src, reinterpret_cast<Block*>(dst), nb);
+    return;
+  }
+  for (int64_t i = 0; i < nb; ++i) {
+    Block b;
+    kQuantize(src + i * kPerBlock, &b, 1);
+    std::memcpy(dst + static_cast<size_t>(i) * sizeof(Block), &b, sizeof(Block));
+  }
+}
+
+// --- the table ----------------------------------------------------------------------------------
+
+// One row per supported type: how n elements are read and (unless null) written.
+struct Codec {
+  DType type;
+  void (*dequantize)(const std::byte* src, float* dst, int64_t n);
+  void (*quantize)(const float* src, std::byte* dst, int64_t n);
+};
+
+template <typename Block, int kPerBlock, void (*kDequantize)(const Block*, float*, int64_t),
+          void (*kQuantize)(const float*, Block*, int64_t)>
+constexpr Codec blocks(DType type) {
+  return {type, read_blocks<Block, kPerBlock, kDequantize>,
+          write_blocks<Block, kPerBlock, kQuantize>};
+}
+
+constexpr Codec kCodecs[] = {
+    {DType::F32, copy_f32, copy_f32},
+    {DType::F16, from_half<fp16_to_fp32>, to_half<fp32_to_fp16>},
+    {DType::BF16, from_half<bf16_to_fp32>, to_half<fp32_to_bf16>},
+    blocks<BlockQ4_0, kQK, dequantize_q4_0, quantize_q4_0>(DType::Q4_0),
+    blocks<BlockQ4_1, kQK, dequantize_q4_1, quantize_q4_1>(DType::Q4_1),
+    blocks<BlockQ5_0, kQK, dequantize_q5_0, quantize_q5_0>(DType::Q5_0),
+    blocks<BlockQ5_1, kQK, dequantize_q5_1, quantize_q5_1>(DType::Q5_1),
+    blocks<BlockQ8_0, kQK, dequantize_q8_0, quantize_q8_0>(DType::Q8_0),
+    {DType::Q8_1, dequantize_q8_1, nullptr},  // read only (a dot-product intermediate)
+    blocks<BlockQ2_K, kQK_K, quant_k::dequantize_q2_k, quant_k::quantize_q2_k>(DType::Q2_K),
+    blocks<BlockQ3_K, kQK_K, quant_k::dequantize_q3_k, quant_k::quantize_q3_k>(DType::Q3_K),
+    blocks<BlockQ4_K, kQK_K, quant_k::dequantize_q4_k, quant_k::quantize_q4_k>(DType::Q4_K),
+    blocks<BlockQ5_K, kQK_K, quant_k::dequantize_q5_k, quant_k::quantize_q5_k>(DType::Q5_K),
+    blocks<BlockQ6_K, kQK_K, quant_k::dequantize_q6_k, quant_k::quantize_q6_k>(DType::Q6_K),
+    blocks<BlockQ8_K, kQK_K, quant_k::dequantize_q8_k, quant_k::quantize_q8_k>(DType::Q8_K),
+    blocks<BlockIQ4_NL, kQK, quant_iq4::dequantize_iq4_nl, quant_iq4::quantize_iq4_nl>(
+        DType::IQ4_NL),
+    blocks<BlockIQ4_XS, kQK_K, quant_iq4::dequantize_iq4_xs, quant_iq4::quantize_iq4_xs>(
+        DType::IQ4_XS),
+};
+
+const Codec* find_codec(DType type) {
+  for (const Codec& c : kCodecs) {
+    if (c.type == type) return &c;
+  }
+  return nullptr;
 }
 
 }  // namespace
 
 bool can_dequantize(DType type) {
-  switch (type) {
-    case DType::F32:
-    case DType::F16:
-    case DType::BF16:
-    case DType::Q4_0:
-    case DType::Q4_1:
-    case DType::Q5_0:
-    case DType::Q5_1:
-    case DType::Q8_0:
-    case DType::Q8_1:
-    case DType::Q2_K:
-    case DType::Q3_K:
-    case DType::Q4_K:
-    case DType::Q5_K:
-    case DType::Q6_K:
-    case DType::Q8_K:
-    case DType::IQ4_NL:
-    case DType::IQ4_XS:
-      return true;
-    default:
-      return false;
-  }
+  return find_codec(type) != nullptr;
 }
 
 bool can_quantize(DType type) {
-  return can_dequantize(type) && type != DType::Q8_1;
+  const Codec* codec = find_codec(type);
+  return codec != nullptr && codec->quantize != nullptr;
 }
 
 void dequantize_row(DType type, const std::byte* src, float* dst, int64_t n) {
-  const int64_t nb = block_count(type, n);
-  switch (type) {
-    case DType::F32:
-      std::memcpy(dst, src, static_cast<size_t>(n) * 4);
-      return;
-    case DType::F16:
-      from_half(src, dst, n, fp16_to_fp32);
-      return;
-    case DType::BF16:
-      from_half(src, dst, n, bf16_to_fp32);
-      return;
-    case DType::Q4_0:
-      read_blocks<BlockQ4_0>(src, dst, nb, kQK, dequantize_q4_0);
-      return;
-    case DType::Q4_1:
-      read_blocks<BlockQ4_1>(src, dst, nb, kQK, dequantize_q4_1);
-      return;
-    case DType::Q5_0:
-      read_blocks<BlockQ5_0>(src, dst, nb, kQK, dequantize_q5_0);
-      return;
-    case DType::Q5_1:
-      read_blocks<BlockQ5_1>(src, dst, nb, kQK, dequantize_q5_1);
-      return;
-    case DType::Q8_0:
-      read_blocks<BlockQ8_0>(src, dst, nb, kQK, dequantize_q8_0);
-      return;
-    case DType::Q8_1:
-      dequantize_q8_1(src, dst, nb);
-      return;
-    case DType::Q2_K:
-      read_blocks<BlockQ2_K>(src, dst, nb, kQK_K, quant_k::dequantize_q2_k);
-      return;
-    case DType::Q3_K:
-      read_blocks<BlockQ3_K>(src, dst, nb, kQK_K, quant_k::dequantize_q3_k);
-      return;
-    case DType::Q4_K:
-      read_blocks<BlockQ4_K>(src, dst, nb, kQK_K, quant_k::dequantize_q4_k);
-      return;
-    case DType::Q5_K:
-      read_blocks<BlockQ5_K>(src, dst, nb, kQK_K, quant_k::dequantize_q5_k);
-      return;
-    case DType::Q6_K:
-      read_blocks<BlockQ6_K>(src, dst, nb, kQK_K, quant_k::dequantize_q6_k);
-      return;
-    case DType::Q8_K:
-      read_blocks<BlockQ8_K>(src, dst, nb, kQK_K, quant_k::dequantize_q8_k);
-      return;
-    case DType::IQ4_NL:
-      read_blocks<BlockIQ4_NL>(src, dst, nb, kQK, quant_iq4::dequantize_iq4_nl);
-      return;
-    case DType::IQ4_XS:
-      read_blocks<BlockIQ4_XS>(src, dst, nb, kQK_K, quant_iq4::dequantize_iq4_xs);
-      return;
-    default:
-      fail("no dequantiser for dtype {}", dtype_name(type));
-  }
+  dtype_row_bytes(type, n);  // validates n against the block size
+  const Codec* codec = find_codec(type);
+  if (codec == nullptr) fail("no dequantiser for dtype {}", dtype_name(type));
+  codec->dequantize(src, dst, n);
 }
 
 void quantize_row(DType type, const float* src, std::byte* dst, int64_t n) {
-  const int64_t nb = block_count(type, n);
-  switch (type) {
-    case DType::F32:
-      std::memcpy(dst, src, static_cast<size_t>(n) * 4);
-      return;
-    case DType::F16:
-      to_half(src, dst, n, fp32_to_fp16);
-      return;
-    case DType::BF16:
-      to_half(src, dst, n, fp32_to_bf16);
-      return;
-    case DType::Q4_0:
-      write_blocks<BlockQ4_0>(src, dst, nb, kQK, quantize_q4_0);
-      return;
-    case DType::Q4_1:
-      write_blocks<BlockQ4_1>(src, dst, nb, kQK, quantize_q4_1);
-      return;
-    case DType::Q5_0:
-      write_blocks<BlockQ5_0>(src, dst, nb, kQK, quantize_q5_0);
-      return;
-    case DType::Q5_1:
-      write_blocks<BlockQ5_1>(src, dst, nb, kQK, quantize_q5_1);
-      return;
-    case DType::Q8_0:
-      write_blocks<BlockQ8_0>(src, dst, nb, kQK, quantize_q8_0);
-      return;
-    case DType::Q2_K:
-      write_blocks<BlockQ2_K>(src, dst, nb, kQK_K, quant_k::quantize_q2_k);
-      return;
-    case DType::Q3_K:
-      write_blocks<BlockQ3_K>(src, dst, nb, kQK_K, quant_k::quantize_q3_k);
-      return;
-    case DType::Q4_K:
-      write_blocks<BlockQ4_K>(src, dst, nb, kQK_K, quant_k::quantize_q4_k);
-      return;
-    case DType::Q5_K:
-      write_blocks<BlockQ5_K>(src, dst, nb, kQK_K, quant_k::quantize_q5_k);
-      return;
-    case DType::Q6_K:
-      write_blocks<BlockQ6_K>(src, dst, nb, kQK_K, quant_k::quantize_q6_k);
-      return;
-    case DType::Q8_K:
-      write_blocks<BlockQ8_K>(src, dst, nb, kQK_K, quant_k::quantize_q8_k);
-      return;
-    case DType::IQ4_NL:
-      write_blocks<BlockIQ4_NL>(src, dst, nb, kQK, quant_iq4::quantize_iq4_nl);
-      return;
-    case DType::IQ4_XS:
-      write_blocks<BlockIQ4_XS>(src, dst, nb, kQK_K, quant_iq4::quantize_iq4_xs);
-      return;
-    default:
-      fail("no quantiser for dtype {}", dtype_name(type));
+  dtype_row_bytes(type, n);  // validates n against the block size
+  const Codec* codec = find_codec(type);
+  if (codec == nullptr || codec->quantize == nullptr) {
+    fail("no quantiser for dtype {}", dtype_name(type));
   }
+  codec->quantize(src, dst, n);
 }
 
 }  // namespace torchless

@@ -80,26 +80,9 @@ std::string_view stop_reason_name(StopReason reason) {
 
 namespace {
 
-// What the model will keep on the backend: its weights, the KV cache, and activations for the
-// largest prompt batch (the Transformer evaluates prompts in batches of at most 512 tokens).
-MemoryPlan memory_plan(const LoadedModel& model, int n_ctx, DType kv_dtype) {
-  const ModelConfig& c = model.config;
-  MemoryPlan plan;
-  for (const auto& [name, view] : model.weights.all()) plan.weight_bytes += view.nbytes;
-  const uint64_t kv_row = static_cast<uint64_t>(c.n_kv_heads) * static_cast<uint64_t>(c.head_dim);
-  plan.kv_cache_bytes = 2 * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(n_ctx) *
-                        dtype_row_bytes(kv_dtype, static_cast<int64_t>(kv_row));
-  const uint64_t batch = static_cast<uint64_t>(std::min(n_ctx, 512));
-  const uint64_t per_token = 3 * static_cast<uint64_t>(c.n_embd) +
-                             2 * static_cast<uint64_t>(c.n_ff) +
-                             static_cast<uint64_t>(c.n_heads) * static_cast<uint64_t>(c.head_dim) +
-                             2 * kv_row + static_cast<uint64_t>(c.n_vocab);
-  plan.scratch_bytes = batch * per_token * sizeof(float);
-  return plan;
-}
-
 void check_memory(const Backend& backend, const LoadedModel& model, int n_ctx, DType kv_dtype) {
-  const std::string warning = backend.check_memory_plan(memory_plan(model, n_ctx, kv_dtype));
+  const std::string warning =
+      backend.check_memory_plan(Transformer::memory_plan(model, n_ctx, kv_dtype));
   if (!warning.empty()) std::fprintf(stderr, "warning: %s\n", warning.c_str());
 }
 
@@ -211,8 +194,7 @@ void Session::evaluate_pending() {
     cache_->truncate(n_tokens() - 1);  // recompute the last row (after truncate())
   }
   batch_.assign(tokens_.begin() + cache_->size(), tokens_.end());
-  const auto logits = transformer_->forward(batch_, cache_->size(), *cache_, LogitsMode::Last);
-  last_logits_.assign(logits.begin(), logits.end());
+  last_logits_ = transformer_->forward(batch_, cache_->size(), *cache_, LogitsMode::Last);
   logits_at_ = n_tokens();
 }
 
@@ -232,8 +214,7 @@ std::span<const float> Session::append_all_logits(std::span<const int32_t> token
   tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
   const auto logits = transformer_->forward(tokens, pos0, *cache_, LogitsMode::All);
   const size_t n_vocab = static_cast<size_t>(config().n_vocab);
-  const auto last = logits.last(n_vocab);
-  last_logits_.assign(last.begin(), last.end());
+  last_logits_ = logits.last(n_vocab);
   logits_at_ = n_tokens();
   return logits;
 }

@@ -97,7 +97,8 @@ class Session {
   const ModelConfig& config() const { return transformer_->config(); }
   Backend& backend() { return *backend_; }
   const Backend& backend() const { return *backend_; }
-  Transformer& transformer() { return *transformer_; }
+  // Const: only the session runs forward(), so the logits it keeps stay valid.
+  const Transformer& transformer() const { return *transformer_; }
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   const Tokenizer& tokenizer() const;  // throws Error when the session has none
   int n_ctx() const { return cache_->n_ctx(); }
@@ -139,10 +140,12 @@ class Session {
   std::unique_ptr<Transformer> transformer_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<KvCache> cache_;
-  std::vector<int32_t> tokens_;     // the sequence; the cache holds its first cache_->size()
-  std::vector<float> last_logits_;  // logits after the last evaluated token
-  int logits_at_ = -1;              // sequence length last_logits_ belong to (-1: none)
-  std::vector<int32_t> batch_;      // scratch: tokens to evaluate
+  std::vector<int32_t> tokens_;  // the sequence; the cache holds its first cache_->size()
+  // The logits after the last evaluated token: a view of the Transformer's host buffer (one
+  // copy per token, not two), valid until the next forward(), which only this class calls.
+  std::span<const float> last_logits_;
+  int logits_at_ = -1;          // sequence length last_logits_ belong to (-1: none)
+  std::vector<int32_t> batch_;  // scratch: tokens to evaluate
   double load_ms_ = 0;
 };
 

@@ -1,20 +1,13 @@
 #include "torchless/engine/weight_prefetch.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 
 #include "torchless/core/mapped_file.h"
+#include "torchless/core/system_memory.h"
 
 namespace torchless {
 namespace {
-
-uint64_t physical_memory() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
-}
 
 class ProgressBar {
  public:
@@ -49,7 +42,7 @@ class ProgressBar {
 uint64_t prefetch_weights(const WeightStore& weights, const PrefetchOptions& options) {
   uint64_t total = 0;
   for (const auto& [name, view] : weights.all()) total += view.nbytes;
-  const uint64_t ram = physical_memory();
+  const uint64_t ram = physical_memory_bytes();
   if (total == 0 || (ram != 0 && total > ram / 2)) return 0;
   ProgressBar bar(options.show_progress && total >= options.min_bytes_for_progress, total);
   const size_t page = system_page_size();

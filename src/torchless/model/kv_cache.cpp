@@ -41,4 +41,10 @@ size_t KvCache::bytes() const {
   return total;
 }
 
+uint64_t KvCache::bytes_needed(const ModelConfig& config, int n_ctx, DType dtype) {
+  const int64_t width = static_cast<int64_t>(config.n_kv_heads) * config.head_dim;
+  return 2 * static_cast<uint64_t>(config.n_layers) * static_cast<uint64_t>(n_ctx) *
+         dtype_row_bytes(dtype, width);
+}
+
 }  // namespace torchless

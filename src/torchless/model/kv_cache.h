@@ -2,6 +2,7 @@
 // Keys and values of every layer for one sequence, on the backend: per layer two tensors
 // [n_ctx, n_kv_heads * head_dim] in F32 or F16. Rows [0, size()) hold the tokens seen so far;
 // the Transformer writes new rows through Backend::kv_store and reads them in attention().
+#include <cstdint>
 #include <vector>
 
 #include "torchless/backends/backend.h"
@@ -27,6 +28,8 @@ class KvCache {
   // Called by the Transformer after it stored positions [pos0, pos0 + n).
   void mark_filled(int pos0, int n);
   size_t bytes() const;
+  // What bytes() will be for a cache of these dimensions, before allocating one.
+  static uint64_t bytes_needed(const ModelConfig& config, int n_ctx, DType dtype);
 
  private:
   int n_ctx_;

@@ -157,24 +157,48 @@ void Transformer::load_weights() {
   inv_freq_ = backend_.to_device_1d(inv_freq_host_);
 }
 
-Transformer::Activations Transformer::allocate_activations(int capacity) {
-  const ModelConfig& c = model_.config;
-  const int64_t n = capacity;
+std::vector<Transformer::ActivationBuffer> Transformer::activation_buffers(const ModelConfig& c) {
   const int64_t q_width = static_cast<int64_t>(c.n_heads) * c.head_dim;
   const int64_t kv_width = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  return {
+      {&Activations::ids, DType::I32, 0},       {&Activations::x, DType::F32, c.n_embd},
+      {&Activations::xb, DType::F32, c.n_embd}, {&Activations::q, DType::F32, q_width},
+      {&Activations::k, DType::F32, kv_width},  {&Activations::v, DType::F32, kv_width},
+      {&Activations::att, DType::F32, q_width}, {&Activations::proj, DType::F32, c.n_embd},
+      {&Activations::gate, DType::F32, c.n_ff}, {&Activations::up, DType::F32, c.n_ff},
+  };
+}
+
+uint64_t Transformer::activation_bytes(const ModelConfig& c, int capacity) {
+  uint64_t bytes = 0;
+  for (const ActivationBuffer& b : activation_buffers(c)) {
+    bytes += dtype_row_bytes(b.dtype, std::max<int64_t>(b.width, 1));
+  }
+  return bytes * static_cast<uint64_t>(capacity);
+}
+
+Transformer::Activations Transformer::allocate_activations(int capacity) {
+  const int64_t n = capacity;
   Activations a;
   a.capacity = capacity;
-  a.ids = backend_.alloc(Shape{n}, DType::I32);
-  a.x = backend_.alloc(Shape{n, c.n_embd}, DType::F32);
-  a.xb = backend_.alloc(Shape{n, c.n_embd}, DType::F32);
-  a.q = backend_.alloc(Shape{n, q_width}, DType::F32);
-  a.k = backend_.alloc(Shape{n, kv_width}, DType::F32);
-  a.v = backend_.alloc(Shape{n, kv_width}, DType::F32);
-  a.att = backend_.alloc(Shape{n, q_width}, DType::F32);
-  a.proj = backend_.alloc(Shape{n, c.n_embd}, DType::F32);
-  a.gate = backend_.alloc(Shape{n, c.n_ff}, DType::F32);
-  a.up = backend_.alloc(Shape{n, c.n_ff}, DType::F32);
+  for (const ActivationBuffer& b : activation_buffers(model_.config)) {
+    a.*b.member = backend_.alloc(b.width == 0 ? Shape{n} : Shape{n, b.width}, b.dtype);
+  }
   return a;
+}
+
+MemoryPlan Transformer::memory_plan(const LoadedModel& model, int n_ctx, DType kv_dtype) {
+  const ModelConfig& c = model.config;
+  MemoryPlan plan;
+  for (const auto& [name, view] : model.weights.all()) plan.weight_bytes += view.nbytes;
+  plan.kv_cache_bytes = KvCache::bytes_needed(c, n_ctx, kv_dtype);
+  // Prompts run in batches of at most kMaxBatchTokens (activations_for, forward); LogitsMode::All
+  // keeps the logits of a whole batch, Last those of one token.
+  const int batch = std::min(n_ctx, kMaxBatchTokens);
+  const uint64_t logits_row = static_cast<uint64_t>(c.n_vocab) * sizeof(float);
+  plan.scratch_bytes = activation_bytes(c, batch) + activation_bytes(c, 1) +
+                       (static_cast<uint64_t>(batch) + 1) * logits_row;
+  return plan;
 }
 
 Transformer::Activations& Transformer::activations_for(int n) {

@@ -29,6 +29,11 @@ class Transformer {
   // `backend` (zero-copy on the CPU). The backend must outlive the Transformer.
   Transformer(LoadedModel model, Backend& backend);
 
+  // What a Transformer over `model` keeps on the backend, for the load-time memory check
+  // before the weights are uploaded: the weights, a KV cache of n_ctx positions of kv_dtype,
+  // and scratch (the activations of the largest prompt batch and of decode, and the logits).
+  static MemoryPlan memory_plan(const LoadedModel& model, int n_ctx, DType kv_dtype);
+
   const ModelConfig& config() const { return model_.config; }
   const LoadedModel& model() const { return model_; }
   Backend& backend() const { return backend_; }
@@ -63,6 +68,15 @@ class Transformer {
     Tensor gate, up;  // [n, n_ff]
     Activations rows(int n) const;
   };
+  // One activation buffer: its member, dtype and elements per token (0: a vector [n]).
+  // allocate_activations and memory_plan both read this list, so they cannot disagree.
+  struct ActivationBuffer {
+    Tensor Activations::*member;
+    DType dtype;
+    int64_t width;
+  };
+  static std::vector<ActivationBuffer> activation_buffers(const ModelConfig& c);
+  static uint64_t activation_bytes(const ModelConfig& c, int capacity);
 
   // Lets the backend wrap each mapped model file once before the weights are uploaded.
   void map_weight_files();

@@ -2,11 +2,12 @@
 // pre-tokenizer's regexes, each word's bytes are mapped to GPT-2's printable stand-ins, and
 // within a word the adjacent pair with the lowest merge rank is merged until no pair has a rank.
 #include <memory>
-#include <queue>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "torchless/core/error.h"
+#include "torchless/tokenizer/bigram_merge.h"
 #include "torchless/tokenizer/byte_unicode.h"
 #include "torchless/tokenizer/pre_tokenizer.h"
 #include "torchless/tokenizer/utf8.h"
@@ -20,27 +21,6 @@ constexpr size_t kMaxCachedWords = 1 << 16;
 
 // Joins the two halves of a merge into one key; 0xFF never occurs in valid UTF-8.
 constexpr char kMergeSeparator = '\xFF';
-
-struct Symbol {
-  int prev;
-  int next;
-  size_t start;
-  size_t n;
-};
-
-struct Bigram {
-  int left;
-  int right;
-  int rank;
-  size_t size;
-};
-
-// Lowest rank first; on ties the leftmost pair.
-struct BigramOrder {
-  bool operator()(const Bigram& a, const Bigram& b) const {
-    return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-  }
-};
 
 std::vector<std::string> regexes_of(const Vocab& vocab) {
   if (vocab.explicit_split_regexes || !vocab.split_regexes.empty()) return vocab.split_regexes;
@@ -126,16 +106,15 @@ class BpeTokenizer final : public VocabTokenizer {
         return;
       }
     }
-    std::vector<Symbol> symbols;
-    symbols.reserve(word.size());
-    for (size_t pos = 0; pos < word.size();) {
-      size_t n = utf8::valid_sequence_length(word, pos);
-      if (n == 0) n = 1;
-      const int index = static_cast<int>(symbols.size());
-      symbols.push_back({index - 1, pos + n == word.size() ? -1 : index + 1, pos, n});
-      pos += n;
-    }
-    merge(word, symbols);
+    MergeWorkspace ws;
+    split_characters(word, ws);
+    std::string key;
+    // Lower ranks merge first: the priority is the negated rank.
+    merge_bigrams(word, ws, [&](std::string_view left, std::string_view right) {
+      const int32_t found = rank(left, right, key);
+      return found >= 0 ? std::optional<double>(-static_cast<double>(found)) : std::nullopt;
+    });
+    const std::vector<MergeSymbol>& symbols = ws.symbols;
     for (int i = symbols.empty() ? -1 : 0; i != -1; i = symbols[i].next) {
       const std::string_view piece(word.data() + symbols[i].start, symbols[i].n);
       const int32_t id = find(piece);
@@ -152,33 +131,6 @@ class BpeTokenizer final : public VocabTokenizer {
         if (char_id >= 0) out.push_back(char_id);
         pos += n;
       }
-    }
-  }
-
-  void merge(const std::string& word, std::vector<Symbol>& symbols) const {
-    std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
-    std::string key;
-    const auto try_add = [&](int left, int right) {
-      if (left < 0 || right < 0) return;
-      const Symbol& l = symbols[left];
-      const Symbol& r = symbols[right];
-      const int32_t found = rank(std::string_view(word.data() + l.start, l.n),
-                                 std::string_view(word.data() + r.start, r.n), key);
-      if (found >= 0) queue.push({left, right, found, l.n + r.n});
-    };
-    for (int i = 1; i < static_cast<int>(symbols.size()); ++i) try_add(i - 1, i);
-    while (!queue.empty()) {
-      const Bigram bigram = queue.top();
-      queue.pop();
-      Symbol& left = symbols[bigram.left];
-      Symbol& right = symbols[bigram.right];
-      if (left.n == 0 || right.n == 0 || left.n + right.n != bigram.size) continue;
-      left.n += right.n;
-      right.n = 0;
-      left.next = right.next;
-      if (right.next >= 0) symbols[right.next].prev = bigram.left;
-      try_add(left.prev, bigram.left);
-      try_add(bigram.left, left.next);
     }
   }
 

@@ -4,36 +4,16 @@
 // vocabulary; characters left without a token fall back to their <0xXX> byte tokens.
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <string>
 
-#include "torchless/tokenizer/utf8.h"
+#include "torchless/tokenizer/bigram_merge.h"
 #include "torchless/tokenizer/vocab_tokenizer.h"
 
 namespace torchless {
 namespace {
 
 constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581 LOWER ONE EIGHTH BLOCK
-
-struct Symbol {
-  int prev;
-  int next;
-  size_t start;
-  size_t n;  // 0 once merged into its left neighbour
-};
-
-struct Bigram {
-  int left;
-  int right;
-  float score;
-  size_t size;
-};
-
-// Highest score first; on ties the leftmost pair, so results do not depend on heap order.
-struct BigramOrder {
-  bool operator()(const Bigram& a, const Bigram& b) const {
-    return a.score < b.score || (a.score == b.score && a.left > b.left);
-  }
-};
 
 std::string escape_spaces(std::string_view text, bool prefix) {
   std::string s;
@@ -86,7 +66,7 @@ class SpmTokenizer final : public VocabTokenizer {
   void encode_text(std::string_view text, bool after_special,
                    std::vector<int32_t>& out) const override {
     const std::string s = escape_spaces(text, after_special && vocab().add_space_prefix);
-    Workspace ws;
+    MergeWorkspace ws;
     if (!word_local_) {
       encode_chunk(s, ws, out);
       return;
@@ -127,24 +107,15 @@ class SpmTokenizer final : public VocabTokenizer {
   }
 
  private:
-  struct Workspace {
-    std::vector<Symbol> symbols;
-    std::vector<Bigram> heap;
-  };
-
-  void encode_chunk(std::string_view s, Workspace& ws, std::vector<int32_t>& out) const {
-    std::vector<Symbol>& symbols = ws.symbols;
-    symbols.clear();
-    for (size_t pos = 0; pos < s.size();) {
-      // A byte outside any valid UTF-8 sequence is a symbol of its own (and becomes its byte
-      // token below), so invalid input round-trips exactly.
-      size_t n = utf8::valid_sequence_length(s, pos);
-      if (n == 0) n = 1;
-      const int index = static_cast<int>(symbols.size());
-      symbols.push_back({index - 1, pos + n == s.size() ? -1 : index + 1, pos, n});
-      pos += n;
-    }
-    merge(s, ws);
+  void encode_chunk(std::string_view s, MergeWorkspace& ws, std::vector<int32_t>& out) const {
+    split_characters(s, ws);
+    // The highest-scoring vocabulary entry merges first.
+    merge_bigrams(s, ws, [&](std::string_view left, std::string_view right) {
+      const int32_t id = find(std::string_view(left.data(), left.size() + right.size()));
+      return id >= 0 ? std::optional<double>(vocab().tokens[static_cast<size_t>(id)].score)
+                     : std::nullopt;
+    });
+    const std::vector<MergeSymbol>& symbols = ws.symbols;
     for (int i = symbols.empty() ? -1 : 0; i != -1; i = symbols[i].next) {
       const std::string_view piece = s.substr(symbols[i].start, symbols[i].n);
       const int32_t id = find(piece);
@@ -156,37 +127,6 @@ class SpmTokenizer final : public VocabTokenizer {
         const int32_t byte_id = byte_tokens_[static_cast<uint8_t>(c)];
         if (byte_id >= 0) out.push_back(byte_id);
       }
-    }
-  }
-
-  void merge(std::string_view s, Workspace& ws) const {
-    std::vector<Symbol>& symbols = ws.symbols;
-    std::vector<Bigram>& heap = ws.heap;
-    heap.clear();
-    const BigramOrder order;
-    const auto try_add = [&](int left, int right) {
-      if (left < 0 || right < 0) return;
-      const size_t size = symbols[left].n + symbols[right].n;
-      const int32_t id = find(s.substr(symbols[left].start, size));
-      if (id < 0) return;
-      heap.push_back({left, right, vocab().tokens[id].score, size});
-      std::push_heap(heap.begin(), heap.end(), order);
-    };
-    for (int i = 1; i < static_cast<int>(symbols.size()); ++i) try_add(i - 1, i);
-    while (!heap.empty()) {
-      std::pop_heap(heap.begin(), heap.end(), order);
-      const Bigram bigram = heap.back();
-      heap.pop_back();
-      Symbol& left = symbols[bigram.left];
-      Symbol& right = symbols[bigram.right];
-      // Stale entry: one side was merged elsewhere since it was queued.
-      if (left.n == 0 || right.n == 0 || left.n + right.n != bigram.size) continue;
-      left.n += right.n;
-      right.n = 0;
-      left.next = right.next;
-      if (right.next >= 0) symbols[right.next].prev = bigram.left;
-      try_add(left.prev, bigram.left);
-      try_add(bigram.left, left.next);
     }
   }
 

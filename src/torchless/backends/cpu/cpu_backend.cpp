@@ -6,8 +6,6 @@
 #include <fstream>
 #include <string>
 
-#include <unistd.h>
-
 #if defined(__APPLE__)
 #include <sys/sysctl.h>
 #endif
@@ -17,6 +15,7 @@
 #include "torchless/backends/cpu/cpu_memory.h"
 #include "torchless/core/error.h"
 #include "torchless/core/quant.h"
+#include "torchless/core/system_memory.h"
 
 namespace torchless {
 namespace {
@@ -39,14 +38,6 @@ std::string cpu_model_name() {
     }
   }
   return "CPU";
-}
-
-uint64_t physical_memory_bytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page_size = sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page_size > 0
-             ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size)
-             : 0;
 }
 
 // Rows per parallel chunk for row-wise ops: enough elements that a chunk outweighs the

@@ -1,12 +1,11 @@
 // The CPU backend's load-time memory check. Weights stay in the mapped file, so a model larger
 // than memory still runs (slowly, paging from disk); the KV cache and scratch are allocated
 // and written, so they must fit in physical memory or the machine swaps to a standstill.
-#include <unistd.h>
-
 #include <fmt/format.h>
 
 #include "torchless/backends/cpu/cpu_backend.h"
 #include "torchless/core/error.h"
+#include "torchless/core/system_memory.h"
 
 namespace torchless {
 namespace {
@@ -14,22 +13,10 @@ namespace {
 // Leave room for the OS and other programs before calling a plan a fit.
 constexpr double kUsableFraction = 0.8;
 
-std::string gib(uint64_t bytes) {
-  return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
-}
-
-uint64_t installed_memory() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page_size = sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page_size > 0
-             ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size)
-             : 0;
-}
-
 }  // namespace
 
 std::string CpuBackend::check_memory_plan(const MemoryPlan& plan) const {
-  const uint64_t physical = installed_memory();
+  const uint64_t physical = physical_memory_bytes();
   if (physical == 0) return {};
   const auto usable = static_cast<uint64_t>(kUsableFraction * static_cast<double>(physical));
   const uint64_t allocated = plan.kv_cache_bytes + plan.scratch_bytes;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "torchless/backends/metal/metal_storage.h"
+#include "torchless/backends/metal/metal_weight_types.h"
 #include "torchless/core/error.h"
 #include "torchless/core/mapped_file.h"
 
@@ -61,32 +62,13 @@ std::string MetalBackend::device_name() const {
 }
 
 bool MetalBackend::supports_weight_dtype(DType dtype) const {
-  switch (dtype) {
-    case DType::F32:
-    case DType::F16:
-    case DType::Q8_0:
-    case DType::Q4_0:
-    case DType::Q4_K:
-    case DType::Q6_K:
-    case DType::Q4_1:
-    case DType::Q5_0:
-    case DType::Q5_1:
-    case DType::Q2_K:
-    case DType::Q3_K:
-    case DType::Q5_K:
-    case DType::IQ4_NL:
-    case DType::IQ4_XS:
-      return true;
-    case DType::BF16:
-      return device_->info().supports_bf16;
-    default:
-      return false;
-  }
+  if (dtype == DType::BF16) return device_->info().supports_bf16;
+  return metal::is_weight_type(dtype);
 }
 
 std::string MetalBackend::check_memory_plan(const MemoryPlan& plan) const {
   return metal::enforce_memory_plan(plan, device_->info().recommended_max_working_set,
-                                    metal::physical_memory_bytes());
+                                    physical_memory_bytes());
 }
 
 metal::MetalBackendStats MetalBackend::stats() const {

@@ -8,12 +8,11 @@
 #include <cstdint>
 #include <string>
 
-#include <unistd.h>
-
 #include <fmt/format.h>
 
 #include "torchless/backends/backend.h"
 #include "torchless/core/error.h"
+#include "torchless/core/system_memory.h"
 
 namespace torchless::metal {
 
@@ -34,10 +33,6 @@ inline constexpr double kTightFraction = 0.9;
 
 namespace detail {
 
-inline std::string gib(uint64_t bytes) {
-  return fmt::format("{:.1f} GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
-}
-
 // The wired limit to suggest: the plan plus 1 GiB of headroom, in MiB, but never within 2 GiB
 // of physical memory (macOS itself needs that much; 0 = RAM unknown).
 inline uint64_t suggested_wired_limit_mib(uint64_t plan_bytes, uint64_t physical_bytes) {
@@ -52,13 +47,6 @@ inline uint64_t suggested_wired_limit_mib(uint64_t plan_bytes, uint64_t physical
 
 }  // namespace detail
 
-// Installed RAM (sysconf works on macOS and Linux); 0 when unknown.
-inline uint64_t physical_memory_bytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
-}
-
 // working_set: MTLDevice.recommendedMaxWorkingSetSize (0 = unknown: always Fits).
 // physical_bytes: installed RAM (0 = unknown), used to say when no setting can help.
 inline MemoryPlanCheck check_memory_plan(const MetalMemoryPlan& plan, uint64_t working_set,
@@ -68,16 +56,15 @@ inline MemoryPlanCheck check_memory_plan(const MetalMemoryPlan& plan, uint64_t w
   if (working_set == 0 || total <= static_cast<uint64_t>(kTightFraction * working_set)) {
     return check;
   }
-  const std::string parts =
-      fmt::format("{} (weights {} + KV cache {} + scratch {})", detail::gib(total),
-                  detail::gib(plan.weight_bytes), detail::gib(plan.kv_cache_bytes),
-                  detail::gib(plan.scratch_bytes));
+  const std::string parts = fmt::format("{} (weights {} + KV cache {} + scratch {})", gib(total, 1),
+                                        gib(plan.weight_bytes, 1), gib(plan.kv_cache_bytes, 1),
+                                        gib(plan.scratch_bytes, 1));
   if (total <= working_set) {
     check.verdict = MemoryPlanVerdict::Tight;
     check.message = fmt::format(
         "the model needs {} of the {} macOS lets the GPU use; it fits, but other apps using "
         "the GPU may slow it down",
-        parts, detail::gib(working_set));
+        parts, gib(working_set, 1));
     return check;
   }
   check.verdict = MemoryPlanVerdict::TooLarge;
@@ -90,13 +77,13 @@ inline MemoryPlanCheck check_memory_plan(const MetalMemoryPlan& plan, uint64_t w
         "(recommendedMaxWorkingSetSize). Use a smaller context size or a more quantised "
         "model, or raise the limit until the next reboot with: sudo sysctl "
         "iogpu.wired_limit_mb={}",
-        parts, detail::gib(working_set), limit_mib);
+        parts, gib(working_set, 1), limit_mib);
   } else {
     check.message = fmt::format(
         "the model needs {} on the GPU but macOS lets the GPU use only {} of this Mac's {} "
         "of memory. Use a smaller context size or a more quantised model, or run on the CPU "
         "(--backend cpu)",
-        parts, detail::gib(working_set), detail::gib(physical_bytes));
+        parts, gib(working_set, 1), gib(physical_bytes, 1));
   }
   return check;
 }

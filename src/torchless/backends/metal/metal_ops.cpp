@@ -8,6 +8,7 @@
 #include "torchless/backends/metal/metal_backend.h"
 #include "torchless/backends/metal/metal_kernel_args.h"
 #include "torchless/backends/metal/metal_storage.h"
+#include "torchless/backends/metal/metal_weight_types.h"
 #include "torchless/core/error.h"
 
 namespace torchless {
@@ -38,38 +39,6 @@ void check_f32(const Tensor& t, std::string_view op, std::string_view what) {
 void check_numel(const Tensor& t, int64_t n, std::string_view op, std::string_view what) {
   if (t.numel() != n) {
     fail("{}: {} has shape {} ({} elements), expected {}", op, what, t.shape.str(), t.numel(), n);
-  }
-}
-
-std::string weight_kernel(std::string_view base, DType dtype) {
-  switch (dtype) {
-    case DType::F32:
-      return std::string(base) + "_kernel";
-    case DType::F16:
-      return std::string(base) + "_f16_kernel";
-    case DType::BF16:
-      return std::string(base) + "_bf16_kernel";
-    case DType::Q8_0:
-      return std::string(base) + "_q8_0_kernel";
-    case DType::Q4_0:
-      return std::string(base) + "_q4_0_kernel";
-    case DType::Q4_K:
-      return std::string(base) + "_q4_K_kernel";
-    case DType::Q6_K:
-      return std::string(base) + "_q6_K_kernel";
-    case DType::Q4_1:
-    case DType::Q5_0:
-    case DType::Q5_1:
-    case DType::Q2_K:
-    case DType::Q3_K:
-    case DType::Q5_K:
-    case DType::IQ4_NL:
-    case DType::IQ4_XS:
-      // Kernel names spell the type as GGUF does ("q5_K", "iq4_xs").
-      return fmt::format("{}_{}_kernel", base, dtype_name(dtype));
-    default:
-      fail("{}: weights of type {} are not supported by the Metal backend", base,
-           dtype_name(dtype));
   }
 }
 
@@ -107,7 +76,7 @@ void MetalBackend::linear(const Tensor& w, const Tensor& x, Tensor& y, int64_t n
   const bool gemm =
       allow_gemm && n_tokens >= kGemmMinTokens && device_->info().has_simdgroup_matrix;
   if (gemm) {
-    const metal::MetalPipeline& p = pipeline(weight_kernel("matmul", w.dtype));
+    const metal::MetalPipeline& p = pipeline(metal::weight_kernel("matmul", w.dtype));
     const uint32_t threads = kGemmSimdgroups * p.thread_execution_width();
     if (threads > p.max_total_threads_per_threadgroup()) {
       fail("matmul: pipeline {} allows {} threads, the kernel needs {}", p.name(),
@@ -117,7 +86,7 @@ void MetalBackend::linear(const Tensor& w, const Tensor& x, Tensor& y, int64_t n
         {{ceil_div(rows, kGemmTile), ceil_div(n_tokens, kGemmTile), 1}, {threads, 1, 1}});
     return;
   }
-  const metal::MetalPipeline& p = pipeline(weight_kernel("matmul_vec", w.dtype));
+  const metal::MetalPipeline& p = pipeline(metal::weight_kernel("matmul_vec", w.dtype));
   const uint32_t width = p.thread_execution_width();
   const uint32_t simdgroups = std::max<uint32_t>(
       1, std::min(kMatvecSimdgroups, p.max_total_threads_per_threadgroup() / width));
@@ -282,7 +251,7 @@ void MetalBackend::embedding(const Tensor& table, const Tensor& ids, Tensor& out
   args.cols = static_cast<int32_t>(table.cols());
   args.table_rows = static_cast<int32_t>(table.rows());
   weight_bytes_read_ += static_cast<uint64_t>(n) * table.row_bytes();
-  const metal::MetalPipeline& p = pipeline(weight_kernel("embedding", table.dtype));
+  const metal::MetalPipeline& p = pipeline(metal::weight_kernel("embedding", table.dtype));
   const uint32_t threads = fit_threads(p, std::min<uint64_t>(kRowThreads, table.cols()));
   run(p, args, {read(table), read(ids), write(out)}, 0,
       {{static_cast<uint32_t>(n), 1, 1}, {threads, 1, 1}});

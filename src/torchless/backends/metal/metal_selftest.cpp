@@ -20,6 +20,7 @@
 
 #include "torchless/backends/metal/metal_backend.h"
 #include "torchless/backends/metal/metal_hardware_probes.h"
+#include "torchless/backends/metal/metal_weight_types.h"
 
 namespace torchless::metal {
 namespace {
@@ -47,11 +48,7 @@ class MetalSelftest {
     row_ops();
     elementwise_ops();
     rope_ops();
-    for (DType dtype : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
-                        DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K,
-                        DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS}) {
-      linear_ops(dtype);
-    }
+    for (DType dtype : kWeightTypes) linear_ops(dtype);
     embedding_ops();
     attention_ops();
   }

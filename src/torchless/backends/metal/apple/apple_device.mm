@@ -35,6 +35,7 @@
 #include "torchless/backends/metal/metal_shader_source.h"
 #include "torchless/core/error.h"
 #include "torchless/core/mapped_file.h"
+#include "torchless/core/system_memory.h"
 
 namespace torchless::metal {
 namespace apple {
@@ -135,8 +136,8 @@ class AppleMetalDevice final : public MetalDevice {
                                                      options:MTLResourceStorageModeShared
                                                  deallocator:nil];
       if (view == nil) {
-        fail("metal: newBufferWithBytesNoCopy refused {} of host memory at {} on {}", gib(length),
-             data, info_.name);
+        fail("metal: newBufferWithBytesNoCopy refused {} of host memory at {} on {}",
+             gib(length, 1), data, info_.name);
       }
       // No copy on Apple GPUs; other GPUs (which the backend does not ask for no-copy weights)
       // read private copies, not pages of the caller's memory.
@@ -303,16 +304,16 @@ class AppleMetalDevice final : public MetalDevice {
 
   void check_buffer_length(size_t length, const char* what) const {
     if (length > info_.max_buffer_length) {
-      fail("metal: {} of {} exceeds the largest buffer {} allows ({})", what, gib(length),
-           info_.name, gib(info_.max_buffer_length));
+      fail("metal: {} of {} exceeds the largest buffer {} allows ({})", what, gib(length, 1),
+           info_.name, gib(info_.max_buffer_length, 1));
     }
   }
 
   [[noreturn]] void fail_allocation(size_t length) const {
     fail("metal: out of GPU memory allocating {} on {} ({} allocated, {} recommended working "
          "set); use a smaller context or model",
-         gib(length), info_.name, gib(device_.currentAllocatedSize),
-         gib(info_.recommended_max_working_set));
+         gib(length, 1), info_.name, gib(device_.currentAllocatedSize, 1),
+         gib(info_.recommended_max_working_set, 1));
   }
 
   // Discrete GPUs would read shared pages over PCIe at every use, so weights are copied once

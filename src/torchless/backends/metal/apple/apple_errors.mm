@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "torchless/backends/metal/apple/apple_metal_private.h"
+#include "torchless/core/system_memory.h"
 
 namespace torchless::metal::apple {
 namespace {
@@ -21,7 +22,7 @@ std::string command_buffer_advice(NSError* error, const MetalDeviceInfo& info) {
           "the GPU ran out of memory (macOS lets it use {} on this Mac); use a smaller context "
           "or a more quantised model, or raise the limit with sudo sysctl "
           "iogpu.wired_limit_mb=<MiB>",
-          gib(info.recommended_max_working_set));
+          gib(info.recommended_max_working_set, 1));
     case MTLCommandBufferErrorPageFault:
     case MTLCommandBufferErrorInvalidResource:
       return "a kernel touched memory outside its buffers: a torchless bug; please report it "
@@ -55,10 +56,6 @@ NSString* to_ns(std::string_view text) {
   return [[NSString alloc] initWithBytes:text.data()
                                   length:text.size()
                                 encoding:NSUTF8StringEncoding];
-}
-
-std::string gib(uint64_t bytes) {
-  return fmt::format("{:.1f} GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
 }
 
 std::string describe(NSError* error) {

@@ -87,7 +87,6 @@ auto in_pool(F&& f) -> decltype(f()) {
 bool env_flag(const char* name);
 std::string to_std(NSString* text);
 NSString* to_ns(std::string_view text);
-std::string gib(uint64_t bytes);
 // The full text of an NSError: description, failure reason (the compiler's log for a shader
 // error) and domain/code.
 std::string describe(NSError* error);

@@ -1,5 +1,5 @@
-// Helpers shared by the shaders: quantised block layouts (GGUF's byte layouts exactly),
-// element loads (weight_element) or 16-element decoders (weight_chunk) for every weight type,
+// Helpers shared by the shaders: the quantised block layouts (core/quant_blocks.h), element
+// loads (weight_element) or 16-element decoders (weight_chunk) for every weight type,
 // and threadgroup reductions.
 #ifndef TORCHLESS_METAL_COMMON_H
 #define TORCHLESS_METAL_COMMON_H
@@ -9,117 +9,13 @@ using namespace metal;
 
 #include "metal_args.h"
 
-constant constexpr int kQBlock = 32;  // elements per Q8_0 / Q4_0 block
+// The block layouts, shared with the host (core/quant.h). The relative path keeps the shader
+// sources self-contained for the embedder, the lint and the Metal compiler alike.
+#include "../../../core/quant_blocks.h"
 
-struct BlockQ8_0 {
-  half d;
-  int8_t qs[32];
-};
-
-// qs[j]: low nibble = element j, high nibble = element j + 16; value = d * (q - 8).
-struct BlockQ4_0 {
-  half d;
-  uint8_t qs[16];
-};
-
-constant constexpr int kKBlock = 256;  // elements per Q4_K / Q6_K super-block
-
-// 8 sub-blocks of 32; 6-bit scale and min per sub-block packed in scales[12]; qs[32c + i] holds
-// element i of sub-block 2c (low nibble) and of sub-block 2c + 1 (high nibble).
-// value = d * scale_j * q - dmin * min_j.
-struct BlockQ4_K {
-  half d;
-  half dmin;
-  uint8_t scales[12];
-  uint8_t qs[128];
-};
-
-// 16 sub-blocks of 16, int8 scales; two halves of 128 elements. In half h, element l + 32k
-// (l < 32, k < 4) has low 4 bits in ql[64h + l + 32(k & 1)] (high nibble for k >= 2) and top
-// 2 bits in bits 2k..2k+1 of qh[32h + l]; value = d * scales[8h + l / 16 + 2k] * (q - 32).
-struct BlockQ6_K {
-  uint8_t ql[128];
-  uint8_t qh[64];
-  int8_t scales[16];
-  half d;
-};
-
-// The types below are read 16 elements at a time (weight_chunk); layouts as in
-// core/quant.h and core/quant_iq4.h.
-
-// As Q4_0, value = d * q + m.
-struct BlockQ4_1 {
-  half d;
-  half m;
-  uint8_t qs[16];
-};
-
-// As Q4_0, plus bit j of the little-endian 32-bit qh = 5th bit of element j; value
-// = d * (q - 16) (Q5_0) or d * q + m (Q5_1).
-struct BlockQ5_0 {
-  half d;
-  uint8_t qh[4];
-  uint8_t qs[16];
-};
-
-struct BlockQ5_1 {
-  half d;
-  half m;
-  uint8_t qh[4];
-  uint8_t qs[16];
-};
-
-// 16 sub-blocks of 16; element 128h + 32j + m (h < 2, j < 4, m < 32) is bits 2j..2j+1 of
-// qs[32h + m]; scales[s]: low nibble scale, high nibble min; value = d * scale * q - dmin * min.
-struct BlockQ2_K {
-  uint8_t scales[16];
-  uint8_t qs[64];
-  half d;
-  half dmin;
-};
-
-// Codes as Q2_K plus a third bit, bit 4h + j of hmask[m]; 16 6-bit scales stored + 32 (low
-// nibble s / 8 of scales[s % 8], top 2 bits at bit 2 (s / 4) of scales[8 + s % 4]);
-// value = d * scale * (q - 4).
-struct BlockQ3_K {
-  uint8_t hmask[32];
-  uint8_t qs[64];
-  uint8_t scales[12];
-  half d;
-};
-
-// Q4_K plus qh[32]: bit j of qh[l] is the 5th bit of element l of sub-block j.
-struct BlockQ5_K {
-  half d;
-  half dmin;
-  uint8_t scales[12];
-  uint8_t qh[32];
-  uint8_t qs[128];
-};
-
-// Codes map through kIQ4Levels; element order as Q4_0; value = d * level.
-struct BlockIQ4_NL {
-  half d;
-  uint8_t qs[16];
-};
-
-// 8 sub-blocks of 32 as IQ4_NL (sub-block s in qs[16s .. 16s + 15]) with 6-bit scales stored
-// + 32: low 4 bits in nibble s % 2 of scales_l[s / 2], top 2 bits at bit 2s of scales_h.
-struct BlockIQ4_XS {
-  half d;
-  uint16_t scales_h;
-  uint8_t scales_l[4];
-  uint8_t qs[128];
-};
-
-static_assert(sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24,
-              "GGUF block sizes");
-static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(BlockQ5_K) == 176,
-              "GGUF block sizes");
-static_assert(sizeof(BlockIQ4_NL) == 18 && sizeof(BlockIQ4_XS) == 136, "GGUF block sizes");
-
-constant float kIQ4Levels[16] = {-127.0f, -104.0f, -83.0f, -65.0f, -49.0f, -35.0f, -22.0f, -10.0f,
-                                 1.0f,    13.0f,   25.0f,  38.0f,  53.0f,  69.0f,  89.0f,  113.0f};
+constant constexpr int kQBlock = TORCHLESS_QK;    // elements per Q8_0 / Q4_0 block
+constant constexpr int kKBlock = TORCHLESS_QK_K;  // elements per Q4_K / Q6_K super-block
+constant float kIQ4Levels[16] = TORCHLESS_IQ4_LEVELS;
 
 // Weight types as template arguments (no function constants: see msl-emulator.md).
 constant constexpr int kWeightF32 = 0;
