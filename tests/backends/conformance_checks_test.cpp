@@ -51,13 +51,19 @@ TEST_P(ConformanceChecks, LinearAlgebraOperands) {
   EXPECT_EQ(error_of([&] { b.matmul_vec(ints, f32(Shape{4}), y); }),
             fmt::format("matmul_vec: w is i32, which the {} backend does not support", b.name()));
   Tensor yb = f32(Shape{2, 3});
-  EXPECT_EQ(error_of([&] { b.matmul(w, f32(Shape{2, 5}), yb); }),
+  EXPECT_EQ(error_of([&] {
+              b.matmul(w, f32(Shape{2, 5}), yb);
+            }),
             "matmul: x has shape [2, 5], w has shape [3, 4]: inner dimensions differ");
-  EXPECT_EQ(error_of([&] { b.matmul(w, f32(Shape{3, 4}), yb); }),
+  EXPECT_EQ(error_of([&] {
+              b.matmul(w, f32(Shape{3, 4}), yb);
+            }),
             "matmul: y has shape [2, 3], expected [3, 3]");
   // y written while x is read by other threads: a mat-vec is never in place.
   Tensor square = f32(Shape{4});
-  EXPECT_EQ(error_of([&] { b.matmul_vec(f32(Shape{4, 4}), square, square); }),
+  EXPECT_EQ(error_of([&] {
+              b.matmul_vec(f32(Shape{4, 4}), square, square);
+            }),
             "matmul_vec: y must not overlap x");
 }
 
@@ -75,15 +81,21 @@ TEST_P(ConformanceChecks, RowAndElementwiseOperands) {
   Tensor none;
   EXPECT_EQ(error_of([&] { b.silu(none); }), "silu: x is an empty tensor");
   Tensor out = f32(Shape{4, 8});
-  EXPECT_EQ(error_of([&] { b.fused_silu_mul(x, f32(Shape{4, 7}), out); }),
+  EXPECT_EQ(error_of([&] {
+              b.fused_silu_mul(x, f32(Shape{4, 7}), out);
+            }),
             "fused_silu_mul: up has shape [4, 7] (28 elements), expected 32 elements");
   EXPECT_EQ(error_of([&] { b.add(x, f32(Shape{5}), out); }),
             "add: b has shape [5], expected a's shape [4, 8] or one row of 8 elements");
   EXPECT_EQ(error_of([&] { b.add(x, f32(Shape{8}), x); }), "(no error)");  // bias, in place
   Tensor freq = f32(Shape{2});
-  EXPECT_EQ(error_of([&] { b.rope(x, freq, RopeParams{2, 5, 0, false}); }),
+  EXPECT_EQ(error_of([&] {
+              b.rope(x, freq, RopeParams{2, 5, 0, false});
+            }),
             "rope: invalid n_heads 2, head_dim 5 (must be even) or pos0 0");
-  EXPECT_EQ(error_of([&] { b.rope(x, freq, RopeParams{3, 4, 0, false}); }),
+  EXPECT_EQ(error_of([&] {
+              b.rope(x, freq, RopeParams{3, 4, 0, false});
+            }),
             "rope: x has shape [4, 8], expected whole tokens of n_heads * head_dim = 12 elements");
 }
 
@@ -99,12 +111,18 @@ TEST_P(ConformanceChecks, EmbeddingAndCacheOperands) {
   EXPECT_EQ(error_of([&] { b.embedding(table.tensor, f32(Shape{2}), out); }),
             "embedding: ids must be i32, got f32");
   Tensor cache = f32(Shape{8, 6});
-  EXPECT_EQ(error_of([&] { b.kv_store(f32(Shape{4, 6}), cache, 7); }),
+  EXPECT_EQ(error_of([&] {
+              b.kv_store(f32(Shape{4, 6}), cache, 7);
+            }),
             "kv_store: rows [7, 11) outside the cache's 8 rows");
-  EXPECT_EQ(error_of([&] { b.kv_store(f32(Shape{4, 5}), cache, 0); }),
+  EXPECT_EQ(error_of([&] {
+              b.kv_store(f32(Shape{4, 5}), cache, 0);
+            }),
             "kv_store: src has shape [4, 5], expected whole rows of the cache's 6 elements");
   Tensor bf16 = b.alloc(Shape{8, 6}, DType::BF16);
-  EXPECT_EQ(error_of([&] { b.kv_store(f32(Shape{1, 6}), bf16, 0); }),
+  EXPECT_EQ(error_of([&] {
+              b.kv_store(f32(Shape{1, 6}), bf16, 0);
+            }),
             "kv_store: cache must be f32 or f16, got bf16");
 }
 

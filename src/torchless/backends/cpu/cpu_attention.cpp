@@ -88,8 +88,8 @@ void CpuBackend::attention_impl(const Tensor& q, const Tensor& k_cache, const Te
                                 p.scale, scores);
       cpu::softmax_row(scores, n);
       // weighted_sum_row indexes weights from its first position, lo.
-      cpu::weighted_sum_row(scores, vp + head_offset(v_cache, kvh, p.head_dim),
-                            v_cache.row_bytes(), v_cache.dtype, p.head_dim, lo, pos + 1,
+      cpu::weighted_sum_row(scores, vp + head_offset(v_cache, kvh, p.head_dim), v_cache.row_bytes(),
+                            v_cache.dtype, p.head_dim, lo, pos + 1,
                             op + t * width + static_cast<int64_t>(h) * p.head_dim);
     }
   });
