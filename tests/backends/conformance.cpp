@@ -10,28 +10,6 @@
 
 namespace torchless::conformance {
 
-const Sizes& sizes_for(std::string_view backend) {
-  static const Sizes kFull{
-      .plain_shapes = {{1, 1}, {7, 33}, {33, 1000}, {1000, 7}, {4097, 65}, {3, 4097}, {512, 2048}},
-      .block_shapes =
-          {{1, 32}, {7, 96}, {33, 1056}, {1000, 64}, {4097, 32}, {5, 4096}, {512, 2048}},
-      .k_shapes = {{1, 256}, {7, 768}, {33, 256}, {300, 1024}},
-      .batch_tokens = {2, 5, 17, 70},
-      .row_lengths = {1, 7, 33, 1000, 4097},
-      .attention = {{4, 4, 64, 1, 0, 0},
-                    {8, 2, 64, 1, 37, 0},
-                    {6, 1, 80, 1, 300, 0},
-                    {4, 2, 5, 1, 100, 16},
-                    {2, 1, 32, 1, 1000, 3},
-                    {8, 8, 128, 7, 0, 0},
-                    {4, 2, 64, 33, 5, 0},
-                    {6, 3, 64, 33, 40, 8},
-                    {4, 4, 16, 17, 0, 1}},
-  };
-  (void)backend;  // every backend runs the full set: the emulator takes about a second
-  return kFull;
-}
-
 void BackendTest::SetUp() {
   try {
     backend_ = init_backend(GetParam());
@@ -44,81 +22,6 @@ std::string backend_test_name(const ::testing::TestParamInfo<std::string_view>& 
   std::string name(info.param);
   std::replace(name.begin(), name.end(), '-', '_');
   return name;
-}
-
-std::vector<float> random_floats(size_t n, uint64_t seed, float lo, float hi) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-Tensor upload_f32(Backend& backend, const std::vector<float>& values, const Shape& shape) {
-  Tensor t = backend.alloc(shape, DType::F32);
-  backend.upload(std::as_bytes(std::span(values)), t);
-  return t;
-}
-
-Weights make_weights(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint64_t seed) {
-  Weights w;
-  const std::vector<float> raw = random_floats(static_cast<size_t>(rows * cols), seed);
-  const size_t row_bytes = dtype_row_bytes(dtype, cols);
-  w.bytes.resize(row_bytes * static_cast<size_t>(rows));
-  w.values.resize(raw.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    std::byte* dst = w.bytes.data() + static_cast<size_t>(r) * row_bytes;
-    quantize_row(dtype, raw.data() + r * cols, dst, cols);
-    dequantize_row(dtype, dst, w.values.data() + r * cols, cols);
-  }
-  w.tensor =
-      backend.to_device(HostTensorView{Shape{rows, cols}, dtype, w.bytes.data(), w.bytes.size()});
-  return w;
-}
-
-int64_t activation_block(DType dtype) {
-  if (!dtype_is_quantized(dtype)) return 0;
-  return dtype_block_size(dtype) == 256 ? 256 : 32;
-}
-
-// Tolerance of each y = sum_c w_c x_c:
-// - F32 accumulation: a float sum of `cols` products errs by far less than 1e-5 * A, with
-//   A = sum |w_c x_c| (the worst case is cols * 2^-24 * A; blocked SIMD sums stay near
-//   sqrt(cols) * 2^-24 * A, about 4e-6 * A at 4096 columns).
-// - Quantised weights may be multiplied with activations quantised to 8 bits per block of
-//   act_block elements (as llama.cpp and our CPU backend do): each x_c then moves by at most
-//   d/2 = amax_b / 254, with amax_b the block's largest |x|, so y moves by at most
-//   sum_b amax_b / 254 * sum_{c in b} |w_c|. That bound is exact, not statistical; 1% covers
-//   the rounding of the scale itself.
-std::vector<double> matmul_tolerance(const std::vector<float>& w, const std::vector<float>& x,
-                                     int64_t rows, int64_t cols, int64_t n, int64_t act_block) {
-  std::vector<double> tol(static_cast<size_t>(rows * n));
-  const int64_t block = act_block > 0 ? act_block : cols;
-  for (int64_t t = 0; t < n; ++t) {
-    const float* xt = x.data() + t * cols;
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* wr = w.data() + r * cols;
-      double a = 0, q = 0;
-      for (int64_t b0 = 0; b0 < cols; b0 += block) {
-        const int64_t b1 = std::min(cols, b0 + block);
-        double amax = 0, wsum = 0;
-        for (int64_t c = b0; c < b1; ++c) {
-          a += std::fabs(static_cast<double>(wr[c]) * xt[c]);
-          amax = std::max(amax, static_cast<double>(std::fabs(xt[c])));
-          wsum += std::fabs(wr[c]);
-        }
-        q += amax / 254.0 * wsum;
-      }
-      tol[static_cast<size_t>(t * rows + r)] = 1e-5 * a + (act_block > 0 ? 1.01 * q : 0.0) + 1e-30;
-    }
-  }
-  return tol;
-}
-
-std::vector<double> tolerance(const std::vector<double>& want, double abs, double rel) {
-  std::vector<double> tol(want.size());
-  for (size_t i = 0; i < want.size(); ++i) tol[i] = abs + rel * std::fabs(want[i]);
-  return tol;
 }
 
 void expect_close(const std::vector<float>& got, const std::vector<double>& want,

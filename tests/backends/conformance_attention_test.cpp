@@ -12,47 +12,6 @@
 namespace torchless::conformance {
 namespace {
 
-// q, k, v lie in [-1, 1], so a score's F32 rounding error is below ~1e-6 * head_dim * scale and
-// each output (a convex combination of values in [-1, 1]) moves by less than that: 2e-5 is
-// ample, and far below what a masking or indexing bug produces.
-constexpr double kAttentionAbs = 2e-5;
-
-struct Cache {
-  std::vector<float> values;  // as stored, i.e. rounded to F16 for F16 caches
-  Tensor tensor;
-};
-
-// A cache of `rows` valid rows plus 3 rows of large values that attention must never read.
-Cache make_cache(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint64_t seed) {
-  Cache c;
-  c.values = random_floats(static_cast<size_t>((rows + 3) * cols), seed);
-  for (size_t i = static_cast<size_t>(rows * cols); i < c.values.size(); ++i) c.values[i] = 1e4f;
-  c.tensor = backend.alloc(Shape{rows + 3, cols}, dtype);
-  if (dtype == DType::F32) {
-    backend.upload(std::as_bytes(std::span(c.values)), c.tensor);
-    return c;
-  }
-  std::vector<uint16_t> half(c.values.size());
-  for (size_t i = 0; i < half.size(); ++i) {
-    half[i] = fp32_to_fp16(c.values[i]);
-    c.values[i] = fp16_to_fp32(half[i]);
-  }
-  backend.upload(std::as_bytes(std::span(half)), c.tensor);
-  return c;
-}
-
-AttentionParams params_of(const AttentionCase& c) {
-  AttentionParams p;
-  p.n_tokens = c.n_tokens;
-  p.pos0 = c.pos0;
-  p.n_heads = c.n_heads;
-  p.n_kv_heads = c.n_kv_heads;
-  p.head_dim = c.head_dim;
-  p.window = c.window;
-  p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  return p;
-}
-
 reference::Attention reference_of(const AttentionParams& p) {
   return {p.n_tokens,
           p.pos0,

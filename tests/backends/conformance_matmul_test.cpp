@@ -12,30 +12,8 @@
 namespace torchless::conformance {
 namespace {
 
-constexpr DType kRequiredTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
-constexpr DType kOptionalTypes[] = {DType::Q4_1,   DType::Q5_0,  DType::Q5_1, DType::Q2_K,
-                                    DType::Q3_K,   DType::Q4_K,  DType::Q5_K, DType::Q6_K,
-                                    DType::IQ4_NL, DType::IQ4_XS};
-
-std::vector<DType> weight_types(const Backend& backend) {
-  std::vector<DType> types(std::begin(kRequiredTypes), std::end(kRequiredTypes));
-  for (DType t : kOptionalTypes) {
-    if (backend.supports_weight_dtype(t)) types.push_back(t);
-  }
-  return types;
-}
-
-const std::vector<Shape2>& shapes_for(DType t, const Sizes& sizes) {
-  const int64_t block = dtype_block_size(t);
-  return block == 1 ? sizes.plain_shapes : block == 32 ? sizes.block_shapes : sizes.k_shapes;
-}
-
-uint64_t seed_of(DType t, int64_t rows, int64_t cols, int64_t n) {
-  return static_cast<uint64_t>(t) * 1000003u + static_cast<uint64_t>(rows * 7919 + cols * 31 + n);
-}
-
 void check_matmul(Backend& backend, DType dtype, int64_t rows, int64_t cols, int64_t n) {
-  const uint64_t seed = seed_of(dtype, rows, cols, n);
+  const uint64_t seed = matmul_seed(dtype, rows, cols, n);
   const std::string what = fmt::format("{} {} W[{}, {}] x {} tokens (seed {})", backend.name(),
                                        dtype_name(dtype), rows, cols, n, seed);
   SCOPED_TRACE(what);
@@ -61,7 +39,7 @@ void check_matmul(Backend& backend, DType dtype, int64_t rows, int64_t cols, int
 class ConformanceMatmul : public BackendTest {};
 
 TEST_P(ConformanceMatmul, RequiredWeightTypesAreSupported) {
-  for (DType t : kRequiredTypes) {
+  for (DType t : kRequiredWeightTypes) {
     EXPECT_TRUE(backend().supports_weight_dtype(t)) << dtype_name(t);
   }
 }
@@ -110,7 +88,7 @@ TEST_P(ConformanceMatmul, MismatchedShapesThrow) {
 TEST_P(ConformanceMatmul, ConvenienceMatmulVecReturnsTheProduct) {
   const Weights w = make_weights(backend(), DType::F16, 7, 33, 11);
   const std::vector<float> x = random_floats(33, 12);
-  const std::vector<float> got = backend().matmul_vec(w.tensor, std::span<const float>(x));
+  const std::vector<float> got = backend().matmul_vec_host(w.tensor, std::span<const float>(x));
   const auto want = reference::matmul(w.values, x, 7, 33, 1);
   expect_close(got, want, matmul_tolerance(w.values, x, 7, 33, 1, 0), "convenience");
 }

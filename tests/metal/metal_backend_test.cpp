@@ -245,7 +245,7 @@ TEST(MetalBackendTest, WeightsAreWrappedWithoutACopy) {
   EXPECT_EQ(emulated(*backend).counters().buffers_wrapped, 1u);
   EXPECT_EQ(backend->to_host_f32(r),
             std::vector<float>(values.begin() + 100, values.begin() + 200));
-  const auto y = backend->matmul_vec(w, random_floats(100, 6));
+  const auto y = backend->matmul_vec_host(w, random_floats(100, 6));
   EXPECT_EQ(y.size(), 30u);
 }
 
@@ -263,12 +263,12 @@ TEST(MetalBackendTest, UploadWaitsForRecordedWorkThatReadsTheTensor) {
 TEST(MetalBackendTest, ConveniencesWorkOnAMetalBackend) {
   auto backend = make_backend(32);
   std::vector<float> x = {1.0f, 2.0f, 3.0f};
-  backend->softmax(std::span<float>(x));
+  backend->softmax_host(std::span<float>(x));
   double sum = x[0] + x[1] + x[2];
   EXPECT_NEAR(sum, 1.0, 1e-6);
   EXPECT_GT(x[2], x[1]);
   const Tensor t = backend->to_device_2d(std::vector<float>{1, 2, 3, 4, 5, 6}, 2, 3);
-  EXPECT_EQ(backend->matmul_vec(t, std::vector<float>{1, 0, 1}), (std::vector<float>{4, 10}));
+  EXPECT_EQ(backend->matmul_vec_host(t, std::vector<float>{1, 0, 1}), (std::vector<float>{4, 10}));
 }
 
 TEST(MetalBackendTest, OpsRejectBadOperands) {

@@ -114,18 +114,18 @@ TEST(AppleMetalBackend, SpecConveniencesMatchTheCpu) {
   const int64_t rows = 37, cols = 1029;
   std::vector<float> x = random_values(cols, 4.0f, 7);
   std::vector<float> x_cpu = x;
-  gpu->softmax(std::span(x));
-  cpu->softmax(std::span(x_cpu));
+  gpu->softmax_host(std::span(x));
+  cpu->softmax_host(std::span(x_cpu));
   for (int64_t i = 0; i < cols; ++i) EXPECT_NEAR(x[i], x_cpu[i], 1e-6f) << "softmax " << i;
 
   const std::vector<float> weight = random_values(cols, 1.0f, 8);
-  gpu->rmsnorm(std::span(x), weight, 1e-5f);
-  cpu->rmsnorm(std::span(x_cpu), weight, 1e-5f);
+  gpu->rmsnorm_host(std::span(x), weight, 1e-5f);
+  cpu->rmsnorm_host(std::span(x_cpu), weight, 1e-5f);
   for (int64_t i = 0; i < cols; ++i) EXPECT_NEAR(x[i], x_cpu[i], 1e-4f) << "rmsnorm " << i;
 
   const std::vector<float> w = random_values(rows * cols, 1.0f, 9);
-  const std::vector<float> y_gpu = gpu->matmul_vec(gpu->to_device_2d(w, rows, cols), x);
-  const std::vector<float> y_cpu = cpu->matmul_vec(cpu->to_device_2d(w, rows, cols), x);
+  const std::vector<float> y_gpu = gpu->matmul_vec_host(gpu->to_device_2d(w, rows, cols), x);
+  const std::vector<float> y_cpu = cpu->matmul_vec_host(cpu->to_device_2d(w, rows, cols), x);
   ASSERT_EQ(y_gpu.size(), static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
     EXPECT_NEAR(y_gpu[r], y_cpu[r], 1e-4f * (1.0f + std::fabs(y_cpu[r]))) << "row " << r;

@@ -8,14 +8,15 @@ namespace {
 
 const bool registered = register_command({
     "metal-selftest",
-    "Compile every Metal kernel and compare each op with the CPU backend (exit 2: no GPU)",
+    "Compile every Metal kernel and run the conformance cases against the CPU (exit 2: no GPU)",
     [](CLI::App& sub) -> std::function<int()> {
       auto options = std::make_shared<metal::MetalSelftestOptions>();
       sub.add_flag("--emulated", options->emulated,
                    "Run the Metal kernels through the MSL emulator");
       sub.add_flag("--compile-only", options->compile_only,
                    "Only compile the library and every pipeline, without the GPU-family gate");
-      sub.add_option("--seed", options->seed, "Seed of the random inputs");
+      sub.add_option("--seed", options->seed,
+                     "Added to every case's seed (0: the conformance suite's inputs)");
       sub.add_option("--filter", options->filter,
                      "Run only the checks whose name contains this text");
       return [options] { return metal::run_metal_selftest(*options); };

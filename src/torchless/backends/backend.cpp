@@ -1,4 +1,4 @@
-// The spec's host-vector conveniences, written once over the virtual ops so every backend
+// The spec's host-vector conveniences, written once over the ops so every backend
 // gets them. They copy (upload/download), so they suit tests and tools, not the decode loop.
 #include "torchless/backends/backend.h"
 
@@ -16,20 +16,20 @@ std::span<const std::byte> bytes_of(std::span<const float> values) {
 
 }  // namespace
 
-std::vector<float> Backend::matmul_vec(const Tensor& w, std::span<const float> x) {
+std::vector<float> Backend::matmul_vec_host(const Tensor& w, std::span<const float> x) {
   const Tensor xt = to_device_1d(x);
   Tensor y = alloc(Shape{w.rows()}, DType::F32);
   matmul_vec(w, xt, y);
   return to_host_f32(y);
 }
 
-void Backend::softmax(std::span<float> x) {
+void Backend::softmax_host(std::span<float> x) {
   Tensor t = to_device_1d(x);
   softmax(t);
   to_host(t, std::as_writable_bytes(x));
 }
 
-void Backend::rmsnorm(std::span<float> x, std::span<const float> weight, float eps) {
+void Backend::rmsnorm_host(std::span<float> x, std::span<const float> weight, float eps) {
   Tensor t = to_device_1d(x);
   const Tensor w = to_device_1d(weight);
   rmsnorm(t, w, t, eps);

@@ -2,7 +2,8 @@
 // The backend API: the one interface the model is written against. The CPU backend runs each
 // op at once; GPU backends record ops in order and submit them at synchronize()/to_host(),
 // so a forward pass is one submission. Activations are F32; weights may be any dtype the
-// backend's supports_weight_dtype() accepts. Every op validates shapes and throws Error.
+// backend's supports_weight_dtype() accepts. Every op validates its operands once, here above
+// the backends (op_checks.h), and throws Error; backends implement the protected <op>_impl.
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -97,47 +98,80 @@ class Backend {
   virtual void upload(std::span<const std::byte> bytes, Tensor& tensor) = 0;
   virtual void synchronize() = 0;
 
+  // --- the ops ---
+  // Each op checks its operands (shapes, dtypes, aliasing, weight dtypes the backend supports:
+  // op_checks.h) and throws Error with the same message on every backend, then calls the
+  // backend's <op>_impl, which may assume valid operands. Not virtual, so no backend can skip
+  // the checks.
+
   // --- linear algebra; w: [rows, cols] of any supported dtype ---
   // y[rows] = W x[cols].
-  virtual void matmul_vec(const Tensor& w, const Tensor& x, Tensor& y) = 0;
+  void matmul_vec(const Tensor& w, const Tensor& x, Tensor& y);
   // y[n, rows] = x[n, cols] W^T: the batched form used for prompt processing.
-  virtual void matmul(const Tensor& w, const Tensor& x, Tensor& y) = 0;
+  void matmul(const Tensor& w, const Tensor& x, Tensor& y);
 
   // --- elementwise and row-wise ops on F32 tensors ---
+  // Outputs that may alias an input must be that input exactly (same bytes), never a part.
   // y = x / rms(x) * weight per row of cols() elements; y may alias x; weight: [cols].
-  virtual void rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float eps) = 0;
-  virtual void softmax(Tensor& x) = 0;  // in place, per row, numerically stable
-  virtual void silu(Tensor& x) = 0;     // in place
-  // out = silu(gate) * up (SwiGLU); out may alias gate.
-  virtual void fused_silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
-  // out = a + b; b either has a's shape or is one row [cols] broadcast over a's rows (bias).
-  virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
-  // In place on x: [n_tokens, n_heads * head_dim]; inv_freq: [head_dim / 2] F32.
-  virtual void rope(Tensor& x, const Tensor& inv_freq, const RopeParams& params) = 0;
+  void rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float eps);
+  void softmax(Tensor& x);  // in place, per row, numerically stable
+  void silu(Tensor& x);     // in place
+  // out = silu(gate) * up (SwiGLU); out may alias gate or up.
+  void fused_silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
+  // out = a + b; b either has a's shape or is one row [cols] broadcast over a's rows (bias);
+  // out may alias a or b.
+  void add(const Tensor& a, const Tensor& b, Tensor& out);
+  // In place on x: whole tokens of n_heads * head_dim; inv_freq: [head_dim / 2] F32.
+  void rope(Tensor& x, const Tensor& inv_freq, const RopeParams& params);
   // out[i] = row ids[i] of table (any supported dtype, dequantised to F32); ids: I32 [n].
-  virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  // Ids the host can read without waiting are range-checked; others read as zero rows.
+  void embedding(const Tensor& table, const Tensor& ids, Tensor& out);
 
   // --- attention ---
-  // Writes rows [pos0, pos0 + n) of cache (F32 or F16) from src: [n, cache.cols()] F32.
-  virtual void kv_store(const Tensor& src, Tensor& cache, int pos0) = 0;
+  // Writes rows [pos0, pos0 + n) of cache (F32 or F16) from src: n whole cache rows of F32.
+  void kv_store(const Tensor& src, Tensor& cache, int pos0);
   // The spec's primitives for one query token at position pos0 (n_tokens must be 1):
   // scores: [n_heads, pos0 + 1] = scale * q . k over the visible keys (-inf outside a window).
-  virtual void attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
-                                const AttentionParams& params) = 0;
+  void attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
+                        const AttentionParams& params);
   // out: [n_heads * head_dim] = sum over positions of scores[h, p] * v[p] (after softmax).
-  virtual void weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
-                            const AttentionParams& params) = 0;
-  // Fused causal attention (decode and prefill), see AttentionParams.
-  virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
-                         const AttentionParams& params) = 0;
+  void weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
+                    const AttentionParams& params);
+  // Fused causal attention (decode and prefill), see AttentionParams; K and V caches share a
+  // dtype, and out overlaps none of the inputs.
+  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
+                 const AttentionParams& params);
 
   // --- the spec's conveniences over host vectors (upload, run, download) ---
-  std::vector<float> matmul_vec(const Tensor& w, std::span<const float> x);
-  void softmax(std::span<float> x);
-  void rmsnorm(std::span<float> x, std::span<const float> weight, float eps);
+  std::vector<float> matmul_vec_host(const Tensor& w, std::span<const float> x);
+  void softmax_host(std::span<float> x);
+  void rmsnorm_host(std::span<float> x, std::span<const float> weight, float eps);
   Tensor to_device_1d(std::span<const float> values);
   Tensor to_device_2d(std::span<const float> values, int64_t rows, int64_t cols);
   std::vector<float> to_host_f32(const Tensor& tensor);
+
+ protected:
+  // The backends' ops, called only with operands that passed op_checks.h: they assert what
+  // they rely on and fail only on limits of their device (e.g. a kernel's index range).
+  virtual void matmul_vec_impl(const Tensor& w, const Tensor& x, Tensor& y) = 0;
+  virtual void matmul_impl(const Tensor& w, const Tensor& x, Tensor& y) = 0;
+  virtual void rmsnorm_impl(const Tensor& x, const Tensor& weight, Tensor& y, float eps) = 0;
+  virtual void softmax_impl(Tensor& x) = 0;
+  virtual void silu_impl(Tensor& x) = 0;
+  virtual void fused_silu_mul_impl(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  virtual void add_impl(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  virtual void rope_impl(Tensor& x, const Tensor& inv_freq, const RopeParams& params) = 0;
+  virtual void embedding_impl(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  virtual void kv_store_impl(const Tensor& src, Tensor& cache, int pos0) = 0;
+  virtual void attention_scores_impl(const Tensor& q, const Tensor& k_cache, Tensor& scores,
+                                     const AttentionParams& params) = 0;
+  virtual void weighted_sum_impl(const Tensor& scores, const Tensor& v_cache, Tensor& out,
+                                 const AttentionParams& params) = 0;
+  virtual void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                              Tensor& out, const AttentionParams& params) = 0;
+  // Whether the host may read t's bytes now, without waiting for device work: lets the checks
+  // read values (token ids) where that is free. GPU backends say no while queued work writes t.
+  virtual bool host_readable(const Tensor& t) const { return t.data() != nullptr; }
 };
 
 // Picks and constructs a backend. Throws Error saying why when an explicitly requested backend

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "torchless/backends/op_checks.h"
 #include "torchless/core/error.h"
 #include "torchless/core/half.h"
 #include "torchless/model/rope_frequencies.h"
@@ -90,10 +91,7 @@ Tensor Transformer::upload_matrix(const std::string& name, int64_t rows, int64_t
   if (view.shape.rank() != 2 || view.shape[0] != rows || view.shape[1] != cols) {
     fail("tensor {} has shape {}, expected [{}, {}]", name, view.shape.str(), rows, cols);
   }
-  if (!backend_.supports_weight_dtype(view.dtype)) {
-    fail("tensor {} is {}, which the {} backend does not support", name, dtype_name(view.dtype),
-         backend_.name());
-  }
+  op_checks::require_weight_dtype(backend_, view.dtype, "load", fmt::format("tensor {}", name));
   return backend_.to_device(view);
 }
 

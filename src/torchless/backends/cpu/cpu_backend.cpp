@@ -10,9 +10,9 @@
 #include <sys/sysctl.h>
 #endif
 
-#include "torchless/backends/cpu/cpu_checks.h"
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/backends/cpu/cpu_memory.h"
+#include "torchless/backends/op_checks.h"
 #include "torchless/core/error.h"
 #include "torchless/core/quant.h"
 #include "torchless/core/system_memory.h"
@@ -102,7 +102,8 @@ Tensor CpuBackend::to_device(const HostTensorView& view) {
 }
 
 void CpuBackend::to_host(const Tensor& tensor, std::span<std::byte> out) {
-  const std::byte* src = cpu::host_ptr(tensor, "to_host", "tensor");
+  op_checks::require_tensor(tensor, "to_host", "tensor");
+  const std::byte* src = cpu::host_bytes(tensor);
   if (out.size() != tensor.nbytes()) {
     fail("to_host: tensor of shape {} has {} bytes, destination {}", tensor.shape.str(),
          tensor.nbytes(), out.size());
@@ -111,7 +112,8 @@ void CpuBackend::to_host(const Tensor& tensor, std::span<std::byte> out) {
 }
 
 void CpuBackend::upload(std::span<const std::byte> bytes, Tensor& tensor) {
-  std::byte* dst = cpu::host_ptr(tensor, "upload", "tensor");
+  op_checks::require_tensor(tensor, "upload", "tensor");
+  std::byte* dst = cpu::host_bytes(tensor);
   if (bytes.size() != tensor.nbytes()) {
     fail("upload: tensor of shape {} has {} bytes, source {}", tensor.shape.str(), tensor.nbytes(),
          bytes.size());
@@ -119,15 +121,13 @@ void CpuBackend::upload(std::span<const std::byte> bytes, Tensor& tensor) {
   std::memcpy(dst, bytes.data(), bytes.size());
 }
 
-// --- row-wise ops -------------------------------------------------------------------------
+// --- row-wise ops (operands checked by Backend: op_checks.h) ------------------------------
 
-void CpuBackend::rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float eps) {
-  const float* xp = cpu::f32_ptr(x, "rmsnorm", "x");
-  const float* wp = cpu::f32_ptr(weight, "rmsnorm", "weight");
-  float* yp = cpu::f32_ptr(y, "rmsnorm", "y");
+void CpuBackend::rmsnorm_impl(const Tensor& x, const Tensor& weight, Tensor& y, float eps) {
+  const float* xp = cpu::host_f32(x);
+  const float* wp = cpu::host_f32(weight);
+  float* yp = cpu::host_f32(y);
   const int64_t cols = x.cols();
-  cpu::check_numel(weight, cols, "rmsnorm", "weight");
-  cpu::check_numel(y, x.numel(), "rmsnorm", "y");
   pool_.parallel_for(x.rows(), row_grain(cols), [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* row = xp + r * cols;
@@ -137,68 +137,55 @@ void CpuBackend::rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float
   });
 }
 
-void CpuBackend::softmax(Tensor& x) {
-  float* xp = cpu::f32_ptr(x, "softmax", "x");
+void CpuBackend::softmax_impl(Tensor& x) {
+  float* xp = cpu::host_f32(x);
   const int64_t cols = x.cols();
   pool_.parallel_for(x.rows(), row_grain(cols), [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) cpu::softmax_row(xp + r * cols, cols);
   });
 }
 
-void CpuBackend::silu(Tensor& x) {
-  float* xp = cpu::f32_ptr(x, "silu", "x");
+void CpuBackend::silu_impl(Tensor& x) {
+  float* xp = cpu::host_f32(x);
   pool_.parallel_for(x.numel(), 16384,
                      [&](int64_t i0, int64_t i1, int) { cpu::silu_row(xp + i0, i1 - i0); });
 }
 
-void CpuBackend::fused_silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
-  const float* gp = cpu::f32_ptr(gate, "fused_silu_mul", "gate");
-  const float* upp = cpu::f32_ptr(up, "fused_silu_mul", "up");
-  float* op = cpu::f32_ptr(out, "fused_silu_mul", "out");
-  cpu::check_numel(up, gate.numel(), "fused_silu_mul", "up");
-  cpu::check_numel(out, gate.numel(), "fused_silu_mul", "out");
+void CpuBackend::fused_silu_mul_impl(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const float* gp = cpu::host_f32(gate);
+  const float* upp = cpu::host_f32(up);
+  float* op = cpu::host_f32(out);
   pool_.parallel_for(gate.numel(), 16384, [&](int64_t i0, int64_t i1, int) {
     cpu::silu_mul_row(gp + i0, upp + i0, op + i0, i1 - i0);
   });
 }
 
-void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
-  const float* ap = cpu::f32_ptr(a, "add", "a");
-  const float* bp = cpu::f32_ptr(b, "add", "b");
-  float* op = cpu::f32_ptr(out, "add", "out");
-  cpu::check_numel(out, a.numel(), "add", "out");
+void CpuBackend::add_impl(const Tensor& a, const Tensor& b, Tensor& out) {
+  const float* ap = cpu::host_f32(a);
+  const float* bp = cpu::host_f32(b);
+  float* op = cpu::host_f32(out);
   const int64_t cols = a.cols();
   if (b.numel() == a.numel()) {
     pool_.parallel_for(a.numel(), 16384, [&](int64_t i0, int64_t i1, int) {
       cpu::add_row(ap + i0, bp + i0, op + i0, i1 - i0);
     });
-  } else if (b.numel() == cols) {
-    pool_.parallel_for(a.rows(), row_grain(cols), [&](int64_t r0, int64_t r1, int) {
-      for (int64_t r = r0; r < r1; ++r) cpu::add_row(ap + r * cols, bp, op + r * cols, cols);
-    });
-  } else {
-    fail("add: b of shape {} matches neither a's shape {} nor one of its rows", b.shape.str(),
-         a.shape.str());
+    return;
   }
+  // b is one row, broadcast over a's rows.
+  pool_.parallel_for(a.rows(), row_grain(cols), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) cpu::add_row(ap + r * cols, bp, op + r * cols, cols);
+  });
 }
 
 // --- rope, embedding, kv_store -------------------------------------------------------------
 
-void CpuBackend::rope(Tensor& x, const Tensor& inv_freq, const RopeParams& p) {
-  float* xp = cpu::f32_ptr(x, "rope", "x");
-  const float* fp = cpu::f32_ptr(inv_freq, "rope", "inv_freq");
-  if (p.n_heads <= 0 || p.head_dim <= 0 || p.head_dim % 2 != 0 || p.pos0 < 0) {
-    fail("rope: invalid n_heads {}, head_dim {} (must be even) or pos0 {}", p.n_heads, p.head_dim,
-         p.pos0);
-  }
+void CpuBackend::rope_impl(Tensor& x, const Tensor& inv_freq, const RopeParams& p) {
+  float* xp = cpu::host_f32(x);
+  const float* fp = cpu::host_f32(inv_freq);
   const int64_t width = static_cast<int64_t>(p.n_heads) * p.head_dim;
-  if (x.cols() != width) {
-    fail("rope: x has shape {}, expected rows of n_heads * head_dim = {}", x.shape.str(), width);
-  }
   const int64_t half = p.head_dim / 2;
-  cpu::check_numel(inv_freq, half, "rope", "inv_freq");
   reserve_thread_scratch(static_cast<size_t>(p.head_dim));
-  pool_.parallel_for(x.rows(), 1, [&](int64_t t0, int64_t t1, int thread) {
+  pool_.parallel_for(x.numel() / width, 1, [&](int64_t t0, int64_t t1, int thread) {
     float* cos_sin = thread_scratch(thread);
     for (int64_t t = t0; t < t1; ++t) {
       // Angles in double: pos * inv_freq loses precision in float at large positions.
@@ -225,23 +212,13 @@ void CpuBackend::rope(Tensor& x, const Tensor& inv_freq, const RopeParams& p) {
   });
 }
 
-void CpuBackend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
-  const std::byte* tp = cpu::host_ptr(table, "embedding", "table");
-  if (ids.dtype != DType::I32) fail("embedding: ids must be i32, got {}", dtype_name(ids.dtype));
-  const auto* id = reinterpret_cast<const int32_t*>(cpu::host_ptr(ids, "embedding", "ids"));
-  float* op = cpu::f32_ptr(out, "embedding", "out");
-  if (!supports_weight_dtype(table.dtype)) {
-    fail("embedding: the cpu backend cannot read {} tables", dtype_name(table.dtype));
-  }
+// Ids were range-checked by Backend::embedding (CPU tensors are always readable).
+void CpuBackend::embedding_impl(const Tensor& table, const Tensor& ids, Tensor& out) {
+  const std::byte* tp = cpu::host_bytes(table);
+  const auto* id = reinterpret_cast<const int32_t*>(cpu::host_bytes(ids));
+  float* op = cpu::host_f32(out);
   const int64_t dim = table.cols();
   const int64_t n = ids.numel();
-  cpu::check_numel(out, n * dim, "embedding", "out");
-  for (int64_t i = 0; i < n; ++i) {
-    if (id[i] < 0 || id[i] >= table.rows()) {
-      fail("embedding: token id {} at index {} outside the table's {} rows", id[i], i,
-           table.rows());
-    }
-  }
   pool_.parallel_for(n, 1, [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) {
       const std::byte* row = tp + static_cast<size_t>(id[i]) * table.row_bytes();
@@ -261,18 +238,11 @@ void CpuBackend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) 
   });
 }
 
-void CpuBackend::kv_store(const Tensor& src, Tensor& cache, int pos0) {
-  const float* sp = cpu::f32_ptr(src, "kv_store", "src");
-  cpu::check_kv_cache(cache, "kv_store", "cache");
-  std::byte* cp = cache.data();
+void CpuBackend::kv_store_impl(const Tensor& src, Tensor& cache, int pos0) {
+  const float* sp = cpu::host_f32(src);
+  std::byte* cp = cpu::host_bytes(cache);
   const int64_t cols = cache.cols();
-  if (src.cols() != cols) {
-    fail("kv_store: src has shape {}, cache rows have {} elements", src.shape.str(), cols);
-  }
-  const int64_t n = src.rows();
-  if (pos0 < 0 || pos0 + n > cache.rows()) {
-    fail("kv_store: rows [{}, {}) outside the cache's {} rows", pos0, pos0 + n, cache.rows());
-  }
+  const int64_t n = src.numel() / cols;
   for (int64_t i = 0; i < n; ++i) {
     std::byte* dst = cp + static_cast<size_t>(pos0 + i) * cache.row_bytes();
     if (cache.dtype == DType::F16) {

@@ -31,29 +31,25 @@ class CpuBackend final : public Backend {
   void upload(std::span<const std::byte> bytes, Tensor& tensor) override;
   void synchronize() override {}
 
-  void matmul_vec(const Tensor& w, const Tensor& x, Tensor& y) override;
-  void matmul(const Tensor& w, const Tensor& x, Tensor& y) override;
+ protected:
+  void matmul_vec_impl(const Tensor& w, const Tensor& x, Tensor& y) override;
+  void matmul_impl(const Tensor& w, const Tensor& x, Tensor& y) override;
 
-  void rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float eps) override;
-  void softmax(Tensor& x) override;
-  void silu(Tensor& x) override;
-  void fused_silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
-  void add(const Tensor& a, const Tensor& b, Tensor& out) override;
-  void rope(Tensor& x, const Tensor& inv_freq, const RopeParams& params) override;
-  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
+  void rmsnorm_impl(const Tensor& x, const Tensor& weight, Tensor& y, float eps) override;
+  void softmax_impl(Tensor& x) override;
+  void silu_impl(Tensor& x) override;
+  void fused_silu_mul_impl(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void add_impl(const Tensor& a, const Tensor& b, Tensor& out) override;
+  void rope_impl(Tensor& x, const Tensor& inv_freq, const RopeParams& params) override;
+  void embedding_impl(const Tensor& table, const Tensor& ids, Tensor& out) override;
 
-  void kv_store(const Tensor& src, Tensor& cache, int pos0) override;
-  void attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
-                        const AttentionParams& params) override;
-  void weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
-                    const AttentionParams& params) override;
-  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
-                 const AttentionParams& params) override;
-
-  // The conveniences of Backend, visible beside the overrides above.
-  using Backend::matmul_vec;
-  using Backend::rmsnorm;
-  using Backend::softmax;
+  void kv_store_impl(const Tensor& src, Tensor& cache, int pos0) override;
+  void attention_scores_impl(const Tensor& q, const Tensor& k_cache, Tensor& scores,
+                             const AttentionParams& params) override;
+  void weighted_sum_impl(const Tensor& scores, const Tensor& v_cache, Tensor& out,
+                         const AttentionParams& params) override;
+  void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
+                      const AttentionParams& params) override;
 
  private:
   // y[n, rows] = x[n, cols] W^T for any supported weight dtype.

@@ -1,10 +1,11 @@
-// matmul_vec and matmul of the CPU backend: validation, activation quantisation, tiling and
+// matmul_vec and matmul of the CPU backend: activation quantisation, tiling and
 // threading around the SIMD dot kernels of cpu_matmul_kernels.cpp.
 #include <algorithm>
+#include <cassert>
 
 #include "torchless/backends/cpu/cpu_backend.h"
-#include "torchless/backends/cpu/cpu_checks.h"
 #include "torchless/backends/cpu/cpu_kernels.h"
+#include "torchless/backends/cpu/cpu_memory.h"
 #include "torchless/backends/cpu/cpu_quant_dot.h"
 #include "torchless/core/quant.h"
 
@@ -47,33 +48,17 @@ int64_t row_block(size_t row_bytes) {
 
 }  // namespace
 
-void CpuBackend::matmul_vec(const Tensor& w, const Tensor& x, Tensor& y) {
-  cpu::host_ptr(w, "matmul_vec", "w");
-  const float* xp = cpu::f32_ptr(x, "matmul_vec", "x");
-  float* yp = cpu::f32_ptr(y, "matmul_vec", "y");
-  cpu::check_numel(x, w.cols(), "matmul_vec", "x");
-  cpu::check_numel(y, w.rows(), "matmul_vec", "y");
-  linear(w, xp, 1, yp);
+void CpuBackend::matmul_vec_impl(const Tensor& w, const Tensor& x, Tensor& y) {
+  linear(w, cpu::host_f32(x), 1, cpu::host_f32(y));
 }
 
-void CpuBackend::matmul(const Tensor& w, const Tensor& x, Tensor& y) {
-  cpu::host_ptr(w, "matmul", "w");
-  const float* xp = cpu::f32_ptr(x, "matmul", "x");
-  float* yp = cpu::f32_ptr(y, "matmul", "y");
-  if (x.cols() != w.cols()) {
-    fail("matmul: x has shape {}, W has shape {}: inner dimensions differ", x.shape.str(),
-         w.shape.str());
-  }
-  if (y.cols() != w.rows() || y.rows() != x.rows()) {
-    fail("matmul: y has shape {}, expected [{}, {}]", y.shape.str(), x.rows(), w.rows());
-  }
-  linear(w, xp, x.rows(), yp);
+void CpuBackend::matmul_impl(const Tensor& w, const Tensor& x, Tensor& y) {
+  linear(w, cpu::host_f32(x), x.rows(), cpu::host_f32(y));
 }
 
+// Weights of every dtype supports_weight_dtype() accepts (checked by Backend).
 void CpuBackend::linear(const Tensor& w, const float* x, int64_t n, float* y) {
-  if (!supports_weight_dtype(w.dtype)) {
-    fail("matmul: the cpu backend has no kernel for {} weights", dtype_name(w.dtype));
-  }
+  assert(supports_weight_dtype(w.dtype) && w.data() != nullptr);
   if (n == 0 || w.rows() == 0) return;
   if (has_fast_kernel(w.dtype)) {
     linear_blocked(w, x, n, y);

@@ -1,6 +1,7 @@
 #pragma once
 // Host storage of the CPU backend: owned 64-byte aligned allocations (a cache line, and the
 // widest SIMD load) and non-owning wrappers of caller memory such as mapped weight files.
+#include <cassert>
 #include <cstddef>
 #include <memory>
 
@@ -36,5 +37,16 @@ class ExternalHostBuffer final : public Buffer {
   std::byte* data_;
   size_t size_;
 };
+
+// The host bytes of an operand that passed op_checks.h. Every CPU tensor is in host memory, so
+// a null pointer here is a bug (another backend's tensor), not a user error.
+inline std::byte* host_bytes(const Tensor& t) {
+  assert(t.data() != nullptr);
+  return t.data();
+}
+inline float* host_f32(const Tensor& t) {
+  assert(t.dtype == DType::F32);
+  return reinterpret_cast<float*>(host_bytes(t));
+}
 
 }  // namespace torchless::cpu

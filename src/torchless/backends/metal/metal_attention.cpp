@@ -1,5 +1,6 @@
 // MetalBackend's attention ops: the spec's primitives (attention_scores, weighted_sum) and the
-// fused flash-decoding attention over the KV cache (flash_attention.metal).
+// fused flash-decoding attention over the KV cache (flash_attention.metal). Operands were
+// checked by Backend (op_checks.h); what fails here is a limit of the kernels.
 #include <algorithm>
 
 #include "torchless/backends/metal/metal_backend.h"
@@ -20,30 +21,6 @@ constexpr int64_t kMinSplitKeys = 64;  // flash decoding: keys per split at leas
 constexpr int64_t kMaxSplits = 32;
 constexpr int64_t kSplitTokenLimit = 16;  // prefill batches parallelise over tokens instead
 
-void check_params(const AttentionParams& p, const Tensor& q, const Tensor& k_cache,
-                  const Tensor& v_cache, std::string_view op) {
-  if (p.n_heads <= 0 || p.n_kv_heads <= 0 || p.head_dim <= 0 || p.n_tokens <= 0 || p.pos0 < 0 ||
-      p.n_heads % p.n_kv_heads != 0) {
-    fail("{}: bad parameters (n_tokens {}, pos0 {}, heads {}/{}, head_dim {})", op, p.n_tokens,
-         p.pos0, p.n_heads, p.n_kv_heads, p.head_dim);
-  }
-  if (q.dtype != DType::F32 || q.numel() != int64_t{p.n_tokens} * p.n_heads * p.head_dim) {
-    fail("{}: q must be f32 of {} x {} x {} elements, got {} {}", op, p.n_tokens, p.n_heads,
-         p.head_dim, dtype_name(q.dtype), q.shape.str());
-  }
-  for (const Tensor* cache : {&k_cache, &v_cache}) {
-    if (cache->dtype != DType::F32 && cache->dtype != DType::F16) {
-      fail("{}: KV cache must be f32 or f16, got {}", op, dtype_name(cache->dtype));
-    }
-    if (cache->cols() != int64_t{p.n_kv_heads} * p.head_dim ||
-        cache->rows() < int64_t{p.pos0} + p.n_tokens) {
-      fail("{}: KV cache of shape {} cannot hold {} rows of {} x {}", op, cache->shape.str(),
-           p.pos0 + p.n_tokens, p.n_kv_heads, p.head_dim);
-    }
-  }
-  if (k_cache.dtype != v_cache.dtype) fail("{}: K and V caches differ in type", op);
-}
-
 metal::AttentionArgs pack(const AttentionParams& p) {
   metal::AttentionArgs args{};
   args.n_tokens = p.n_tokens;
@@ -63,15 +40,9 @@ uint32_t ceil_div(uint64_t a, uint64_t b) {
 
 }  // namespace
 
-void MetalBackend::attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
-                                    const AttentionParams& params) {
-  check_params(params, q, k_cache, k_cache, "attention_scores");
-  if (params.n_tokens != 1) fail("attention_scores: n_tokens must be 1, got {}", params.n_tokens);
+void MetalBackend::attention_scores_impl(const Tensor& q, const Tensor& k_cache, Tensor& scores,
+                                         const AttentionParams& params) {
   const int64_t n_keys = int64_t{params.pos0} + 1;
-  if (scores.dtype != DType::F32 || scores.rows() != params.n_heads || scores.cols() < n_keys) {
-    fail("attention_scores: scores must be f32 [{}, >= {}], got {} {}", params.n_heads, n_keys,
-         dtype_name(scores.dtype), scores.shape.str());
-  }
   metal::AttentionArgs args = pack(params);
   args.scores_stride = static_cast<int32_t>(scores.cols());
   args.keys_per_group = kKeysPerScoreGroup;
@@ -85,19 +56,9 @@ void MetalBackend::attention_scores(const Tensor& q, const Tensor& k_cache, Tens
        {simdgroups * width, 1, 1}});
 }
 
-void MetalBackend::weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
-                                const AttentionParams& params) {
-  if (out.dtype != DType::F32 || out.numel() != int64_t{params.n_heads} * params.head_dim) {
-    fail("weighted_sum: out must be f32 of {} x {} elements, got {}", params.n_heads,
-         params.head_dim, out.shape.str());
-  }
-  check_params(params, out, v_cache, v_cache, "weighted_sum");
-  if (params.n_tokens != 1) fail("weighted_sum: n_tokens must be 1, got {}", params.n_tokens);
+void MetalBackend::weighted_sum_impl(const Tensor& scores, const Tensor& v_cache, Tensor& out,
+                                     const AttentionParams& params) {
   const int64_t n_keys = int64_t{params.pos0} + 1;
-  if (scores.dtype != DType::F32 || scores.rows() != params.n_heads || scores.cols() < n_keys) {
-    fail("weighted_sum: scores must be f32 [{}, >= {}], got {}", params.n_heads, n_keys,
-         scores.shape.str());
-  }
   metal::AttentionArgs args = pack(params);
   args.scores_stride = static_cast<int32_t>(scores.cols());
   const metal::MetalPipeline& p =
@@ -108,12 +69,8 @@ void MetalBackend::weighted_sum(const Tensor& scores, const Tensor& v_cache, Ten
        {threads, 1, 1}});
 }
 
-void MetalBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                             Tensor& out, const AttentionParams& params) {
-  check_params(params, q, k_cache, v_cache, "attention");
-  if (out.dtype != DType::F32 || out.numel() != q.numel()) {
-    fail("attention: out must be f32 with q's {} elements, got {}", q.numel(), out.shape.str());
-  }
+void MetalBackend::attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                  Tensor& out, const AttentionParams& params) {
   flash_attention(q, k_cache, v_cache, out, params);
 }
 

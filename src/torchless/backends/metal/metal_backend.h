@@ -1,6 +1,6 @@
 #pragma once
 // The Metal backend: the Backend API over a MetalDevice (Apple GPU, or the CPU emulation of
-// Metal). Ops validate their operands and record dispatches into one command buffer per
+// Metal). Ops (their operands checked by Backend) record dispatches into one command buffer per
 // forward pass (MetalCommandRecorder; a very long pass is split into several, committed
 // without waiting); synchronize() and to_host() commit and wait. Weights
 // are wrapped zero-copy from mapped memory on unified-memory devices; activations and KV
@@ -54,30 +54,8 @@ class MetalBackend final : public Backend {
   void upload(std::span<const std::byte> bytes, Tensor& tensor) override;
   void synchronize() override;
 
-  void matmul_vec(const Tensor& w, const Tensor& x, Tensor& y) override;
-  void matmul(const Tensor& w, const Tensor& x, Tensor& y) override;
   // y = W x with the threadgroup-memory tiled kernel (F32 weights); same result as matmul_vec.
   void matmul_vec_tiled(const Tensor& w, const Tensor& x, Tensor& y);
-
-  void rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float eps) override;
-  void softmax(Tensor& x) override;
-  void silu(Tensor& x) override;
-  void fused_silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
-  void add(const Tensor& a, const Tensor& b, Tensor& out) override;
-  void rope(Tensor& x, const Tensor& inv_freq, const RopeParams& params) override;
-  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
-
-  void kv_store(const Tensor& src, Tensor& cache, int pos0) override;
-  void attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
-                        const AttentionParams& params) override;
-  void weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
-                    const AttentionParams& params) override;
-  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
-                 const AttentionParams& params) override;
-
-  using Backend::matmul_vec;
-  using Backend::rmsnorm;
-  using Backend::softmax;
 
   // Throws Error with numbers and a remedy (the iogpu.wired_limit_mb sysctl) when the plan
   // exceeds the device's recommended working set; warns when it is within 10% of it.
@@ -96,6 +74,28 @@ class MetalBackend final : public Backend {
   static bool uses_kernel(const metal::MetalDeviceInfo& info, std::string_view kernel_name);
   metal::MetalBackendStats stats() const;
   const metal::BufferPoolStats& pool_stats() const { return pool_->stats(); }
+
+ protected:
+  void matmul_vec_impl(const Tensor& w, const Tensor& x, Tensor& y) override;
+  void matmul_impl(const Tensor& w, const Tensor& x, Tensor& y) override;
+
+  void rmsnorm_impl(const Tensor& x, const Tensor& weight, Tensor& y, float eps) override;
+  void softmax_impl(Tensor& x) override;
+  void silu_impl(Tensor& x) override;
+  void fused_silu_mul_impl(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void add_impl(const Tensor& a, const Tensor& b, Tensor& out) override;
+  void rope_impl(Tensor& x, const Tensor& inv_freq, const RopeParams& params) override;
+  void embedding_impl(const Tensor& table, const Tensor& ids, Tensor& out) override;
+
+  void kv_store_impl(const Tensor& src, Tensor& cache, int pos0) override;
+  void attention_scores_impl(const Tensor& q, const Tensor& k_cache, Tensor& scores,
+                             const AttentionParams& params) override;
+  void weighted_sum_impl(const Tensor& scores, const Tensor& v_cache, Tensor& out,
+                         const AttentionParams& params) override;
+  void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
+                      const AttentionParams& params) override;
+  // Host-visible Metal storage that no recorded, unfinished dispatch writes.
+  bool host_readable(const Tensor& t) const override;
 
  private:
   struct Geometry {
@@ -120,7 +120,6 @@ class MetalBackend final : public Backend {
               float eps);
   void elementwise(std::string_view kernel, std::initializer_list<metal::BufferArg> buffers,
                    int64_t n, int64_t period);
-  void check_ids(const Tensor& ids, int64_t table_rows) const;
   void linear(const Tensor& w, const Tensor& x, Tensor& y, int64_t n_tokens, bool allow_gemm);
   void flash_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                        const AttentionParams& params);

@@ -1,6 +1,7 @@
-// MetalBackend's ops except attention: operand checks, argument packing and dispatch geometry.
+// MetalBackend's ops except attention: argument packing and dispatch geometry. Operands were
+// checked by Backend (op_checks.h); what fails here is a limit of the kernels.
 #include <algorithm>
-#include <cstring>
+#include <cassert>
 #include <string>
 
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 #include "torchless/backends/metal/metal_kernel_args.h"
 #include "torchless/backends/metal/metal_storage.h"
 #include "torchless/backends/metal/metal_weight_types.h"
+#include "torchless/backends/op_checks.h"
 #include "torchless/core/error.h"
 
 namespace torchless {
@@ -31,17 +33,6 @@ constexpr int64_t kGemmMinTokens = 8;
 constexpr uint64_t kRowThreads = 256;          // rmsnorm/softmax/rope/embedding threadgroups
 constexpr uint64_t kElementwiseGroups = 1024;  // grid-stride kernels cover the rest
 
-void check_f32(const Tensor& t, std::string_view op, std::string_view what) {
-  if (t.empty()) fail("{}: {} is an empty tensor", op, what);
-  if (t.dtype != DType::F32) fail("{}: {} must be f32, got {}", op, what, dtype_name(t.dtype));
-}
-
-void check_numel(const Tensor& t, int64_t n, std::string_view op, std::string_view what) {
-  if (t.numel() != n) {
-    fail("{}: {} has shape {} ({} elements), expected {}", op, what, t.shape.str(), t.numel(), n);
-  }
-}
-
 uint32_t ceil_div(uint64_t a, uint64_t b) {
   return static_cast<uint32_t>((a + b - 1) / b);
 }
@@ -55,13 +46,8 @@ size_t scratch_bytes(uint32_t threads, uint32_t width) {
 
 void MetalBackend::linear(const Tensor& w, const Tensor& x, Tensor& y, int64_t n_tokens,
                           bool allow_gemm) {
-  if (!supports_weight_dtype(w.dtype)) {
-    fail("matmul: weights of type {} are not supported on {}", dtype_name(w.dtype), device_name());
-  }
   const int64_t rows = w.rows();
   const int64_t cols = w.cols();
-  check_numel(x, n_tokens * cols, "matmul", "x");
-  check_numel(y, n_tokens * rows, "matmul", "y");
   if (rows == 0 || n_tokens == 0) return;
   if (rows > INT32_MAX || cols > INT32_MAX || n_tokens > 65535) {
     fail("matmul: {} x {} weights with {} tokens exceed the kernel's index range", rows, cols,
@@ -96,25 +82,18 @@ void MetalBackend::linear(const Tensor& w, const Tensor& x, Tensor& y, int64_t n
        {simdgroups * width, 1, 1}});
 }
 
-void MetalBackend::matmul_vec(const Tensor& w, const Tensor& x, Tensor& y) {
-  check_f32(x, "matmul_vec", "x");
-  check_f32(y, "matmul_vec", "y");
+void MetalBackend::matmul_vec_impl(const Tensor& w, const Tensor& x, Tensor& y) {
   linear(w, x, y, 1, false);
 }
 
-void MetalBackend::matmul(const Tensor& w, const Tensor& x, Tensor& y) {
-  check_f32(x, "matmul", "x");
-  check_f32(y, "matmul", "y");
-  if (w.cols() == 0) fail("matmul: weights of shape {} have no columns", w.shape.str());
-  linear(w, x, y, x.numel() / w.cols(), true);
+void MetalBackend::matmul_impl(const Tensor& w, const Tensor& x, Tensor& y) {
+  linear(w, x, y, x.rows(), true);
 }
 
+// Not a Backend op, so it runs matmul_vec's shared checks itself, plus its F32-only rule.
 void MetalBackend::matmul_vec_tiled(const Tensor& w, const Tensor& x, Tensor& y) {
-  check_f32(w, "matmul_vec_tiled", "w");
-  check_f32(x, "matmul_vec_tiled", "x");
-  check_f32(y, "matmul_vec_tiled", "y");
-  check_numel(x, w.cols(), "matmul_vec_tiled", "x");
-  check_numel(y, w.rows(), "matmul_vec_tiled", "y");
+  op_checks::check_matmul_vec(*this, w, x, y);
+  op_checks::require_f32(w, "matmul_vec_tiled", "w");
   if (w.rows() == 0) return;
   const metal::MetalPipeline& p = pipeline("matmul_vec_tiled_kernel");
   const uint32_t width = p.thread_execution_width();
@@ -154,18 +133,12 @@ void MetalBackend::row_op(std::string_view kernel, const Tensor& x, const Tensor
   }
 }
 
-void MetalBackend::rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float eps) {
-  check_f32(x, "rmsnorm", "x");
-  check_f32(weight, "rmsnorm", "weight");
-  check_f32(y, "rmsnorm", "y");
-  check_numel(weight, x.cols(), "rmsnorm", "weight");
-  check_numel(y, x.numel(), "rmsnorm", "y");
+void MetalBackend::rmsnorm_impl(const Tensor& x, const Tensor& weight, Tensor& y, float eps) {
   // y may alias x; recorded as a read and a write of the same range.
   row_op("rmsnorm_kernel", x, &weight, y.reshape(x.shape), eps);
 }
 
-void MetalBackend::softmax(Tensor& x) {
-  check_f32(x, "softmax", "x");
+void MetalBackend::softmax_impl(Tensor& x) {
   row_op("softmax_kernel", x, nullptr, x, 0.0f);
 }
 
@@ -180,46 +153,21 @@ void MetalBackend::elementwise(std::string_view kernel, std::initializer_list<Bu
   run(p, args, buffers, 0, {{groups, 1, 1}, {threads, 1, 1}});
 }
 
-void MetalBackend::silu(Tensor& x) {
-  check_f32(x, "silu", "x");
+void MetalBackend::silu_impl(Tensor& x) {
   elementwise("silu_kernel", {write(x)}, x.numel(), x.numel());
 }
 
-void MetalBackend::fused_silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
-  check_f32(gate, "fused_silu_mul", "gate");
-  check_f32(up, "fused_silu_mul", "up");
-  check_f32(out, "fused_silu_mul", "out");
-  check_numel(up, gate.numel(), "fused_silu_mul", "up");
-  check_numel(out, gate.numel(), "fused_silu_mul", "out");
+void MetalBackend::fused_silu_mul_impl(const Tensor& gate, const Tensor& up, Tensor& out) {
   elementwise("fused_silu_mul_kernel", {read(gate), read(up), write(out)}, gate.numel(),
               gate.numel());
 }
 
-void MetalBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
-  check_f32(a, "add", "a");
-  check_f32(b, "add", "b");
-  check_f32(out, "add", "out");
-  check_numel(out, a.numel(), "add", "out");
-  if (b.numel() != a.numel() && b.numel() != a.cols()) {
-    fail("add: b has shape {}, expected {} or one row of {}", b.shape.str(), a.shape.str(),
-         a.cols());
-  }
+void MetalBackend::add_impl(const Tensor& a, const Tensor& b, Tensor& out) {
   elementwise("add_kernel", {read(a), read(b), write(out)}, a.numel(), b.numel());
 }
 
-void MetalBackend::rope(Tensor& x, const Tensor& inv_freq, const RopeParams& params) {
-  check_f32(x, "rope", "x");
-  check_f32(inv_freq, "rope", "inv_freq");
-  if (params.n_heads <= 0 || params.head_dim <= 0 || params.head_dim % 2 != 0) {
-    fail("rope: n_heads {} and head_dim {} must be positive, head_dim even", params.n_heads,
-         params.head_dim);
-  }
+void MetalBackend::rope_impl(Tensor& x, const Tensor& inv_freq, const RopeParams& params) {
   const int64_t per_token = int64_t{params.n_heads} * params.head_dim;
-  if (x.numel() % per_token != 0) {
-    fail("rope: x of shape {} is not a whole number of {} x {} tokens", x.shape.str(),
-         params.n_heads, params.head_dim);
-  }
-  check_numel(inv_freq, params.head_dim / 2, "rope", "inv_freq");
   const int64_t n_tokens = x.numel() / per_token;
   if (n_tokens == 0) return;
   metal::RopeArgs args{};
@@ -234,17 +182,12 @@ void MetalBackend::rope(Tensor& x, const Tensor& inv_freq, const RopeParams& par
       {{static_cast<uint32_t>(n_tokens * params.n_heads), 1, 1}, {threads, 1, 1}});
 }
 
-void MetalBackend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
-  check_f32(out, "embedding", "out");
-  if (ids.dtype != DType::I32) fail("embedding: ids must be i32, got {}", dtype_name(ids.dtype));
-  if (!supports_weight_dtype(table.dtype)) {
-    fail("embedding: tables of type {} are not supported on {}", dtype_name(table.dtype),
-         device_name());
-  }
+// Ids the host could read were range-checked by Backend::embedding; ids that pending GPU work
+// still writes cannot be read yet: the kernel turns an out-of-range one into a zero row rather
+// than a stray read.
+void MetalBackend::embedding_impl(const Tensor& table, const Tensor& ids, Tensor& out) {
   const int64_t n = ids.numel();
-  check_numel(out, n * table.cols(), "embedding", "out");
   if (n == 0) return;
-  check_ids(ids, table.rows());
   metal::EmbeddingArgs args{};
   args.row_bytes = static_cast<int64_t>(table.row_bytes());
   args.n_ids = static_cast<int32_t>(n);
@@ -257,32 +200,13 @@ void MetalBackend::embedding(const Tensor& table, const Tensor& ids, Tensor& out
       {{static_cast<uint32_t>(n), 1, 1}, {threads, 1, 1}});
 }
 
-void MetalBackend::check_ids(const Tensor& ids, int64_t table_rows) const {
-  // Ids uploaded from the host are checked here, so a bad token fails at the call like on the
-  // CPU. Ids that pending GPU work still writes cannot be read yet: the kernel then turns an
-  // out-of-range id into a zero row rather than a stray read.
-  const auto* storage = dynamic_cast<const metal::MetalStorage*>(ids.buffer.get());
-  const std::byte* host = ids.data();
-  if (!storage || !host || recorder_.writes(*storage->buffer())) return;
-  for (int64_t i = 0; i < ids.numel(); ++i) {
-    int32_t id;
-    std::memcpy(&id, host + i * sizeof id, sizeof id);
-    if (id < 0 || id >= table_rows) {
-      fail("embedding: token id {} at index {} is outside the table's {} rows", id, i, table_rows);
-    }
-  }
+bool MetalBackend::host_readable(const Tensor& t) const {
+  const auto* storage = dynamic_cast<const metal::MetalStorage*>(t.buffer.get());
+  return storage != nullptr && t.data() != nullptr && !recorder_.writes(*storage->buffer());
 }
 
-void MetalBackend::kv_store(const Tensor& src, Tensor& cache, int pos0) {
-  check_f32(src, "kv_store", "src");
-  if (cache.dtype != DType::F32 && cache.dtype != DType::F16) {
-    fail("kv_store: cache must be f32 or f16, got {}", dtype_name(cache.dtype));
-  }
-  const int64_t n = src.numel() / std::max<int64_t>(cache.cols(), 1);
-  check_numel(src, n * cache.cols(), "kv_store", "src");
-  if (pos0 < 0 || pos0 + n > cache.rows()) {
-    fail("kv_store: rows [{}, {}) outside a cache of {} rows", pos0, pos0 + n, cache.rows());
-  }
+void MetalBackend::kv_store_impl(const Tensor& src, Tensor& cache, int pos0) {
+  const int64_t n = src.numel() / cache.cols();
   elementwise(cache.dtype == DType::F16 ? "kv_store_f16_kernel" : "kv_store_kernel",
               {read(src), rows_arg(cache, pos0, n, true)}, src.numel(), src.numel());
 }

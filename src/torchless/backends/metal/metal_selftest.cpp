@@ -1,13 +1,11 @@
-// The Metal self-test (metal_selftest.h): each op on the Metal backend against the CPU backend,
-// and, with --compile-only, every pipeline of the library without running anything.
+// The Metal self-test (metal_selftest.h): the backend conformance cases (conformance_cases.h)
+// on the Metal backend against the CPU backend, and, with --compile-only, every pipeline of the
+// library without running anything.
 #include "torchless/backends/metal/metal_selftest.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <deque>
 #include <functional>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,32 +13,54 @@
 #include <fmt/format.h>
 
 #include "torchless/backends/backend.h"
+#include "torchless/backends/conformance_cases.h"
 #include "torchless/core/error.h"
-#include "torchless/core/quant.h"
 
 #include "torchless/backends/metal/metal_backend.h"
 #include "torchless/backends/metal/metal_hardware_probes.h"
-#include "torchless/backends/metal/metal_weight_types.h"
 
 namespace torchless::metal {
 namespace {
+
+using conformance::AttentionCase;
+using conformance::RopeCase;
+using conformance::Shape2;
 
 constexpr int kExitUnavailable = kSelftestUnavailable;
 
 struct CheckResult {
   std::string name;
   bool passed = false;
-  double error = 0.0;  // max |metal - cpu| / max |cpu|
-  double tolerance = 0.0;
-  std::string note;  // the exception text when the check threw
+  double error = 0.0;  // worst |metal - cpu| as a fraction of its bound (pass: <= 1)
+  std::string note;    // the exception text when the check threw
 };
 
-using Outputs = std::pair<std::vector<float>, std::vector<float>>;  // (metal, cpu)
+// One op's outputs on both backends, and the bound of |metal - cpu| per element (or one for
+// all): the sum of the two backends' conformance bounds against the exact result, with the CPU
+// result standing in for the exact one.
+struct Compared {
+  std::vector<float> metal, cpu;
+  std::vector<double> bound;
+};
+
+// The conformance bound `tol` of each backend, doubled: both may err by it, in opposite ways.
+std::vector<double> twice(std::vector<double> tol) {
+  for (double& t : tol) t *= 2.0;
+  return tol;
+}
+
+std::vector<double> as_doubles(const std::vector<float>& v) {
+  return {v.begin(), v.end()};
+}
 
 class MetalSelftest {
  public:
   MetalSelftest(Backend& metal, Backend& cpu, uint64_t seed, std::string filter)
-      : metal_(metal), cpu_(cpu), rng_(seed), filter_(std::move(filter)) {}
+      : metal_(metal),
+        cpu_(cpu),
+        seed_(seed),
+        filter_(std::move(filter)),
+        sizes_(conformance::sizes_for(metal.name())) {}
 
   void run_all() {
     emulator_assumptions();
@@ -48,19 +68,20 @@ class MetalSelftest {
     row_ops();
     elementwise_ops();
     rope_ops();
-    for (DType dtype : kWeightTypes) linear_ops(dtype);
+    for (DType dtype : conformance::weight_types(metal_)) linear_ops(dtype);
     embedding_ops();
+    kv_store_ops();
     attention_ops();
   }
 
   // Prints the table; returns the number of failed checks.
   int report() const {
     int failed = 0;
-    fmt::print("{:<64} {:<6} {:>10} {:>10}\n", "check", "result", "error", "tolerance");
+    fmt::print("{:<64} {:<6} {:>10}\n", "check", "result", "error/bound");
     for (const CheckResult& r : results_) {
       failed += r.passed ? 0 : 1;
-      fmt::print("{:<64} {:<6} {:>10.2e} {:>10.1e}{}\n", r.name, r.passed ? "pass" : "FAIL",
-                 r.error, r.tolerance, r.note.empty() ? "" : "  " + r.note);
+      fmt::print("{:<64} {:<6} {:>10.2e}{}\n", r.name, r.passed ? "pass" : "FAIL", r.error,
+                 r.note.empty() ? "" : "  " + r.note);
     }
     fmt::print("{} of {} checks passed\n", results_.size() - failed, results_.size());
     return failed;
@@ -68,13 +89,12 @@ class MetalSelftest {
 
  private:
   // Runs one check, recording an exception as a failure so the remaining checks still run.
-  void check(std::string name, double tolerance, const std::function<Outputs()>& run) {
+  void check(std::string name, const std::function<Compared()>& run) {
     if (name.find(filter_) == std::string::npos) return;
-    CheckResult result{std::move(name), false, 0.0, tolerance, {}};
+    CheckResult result{std::move(name), false, 0.0, {}};
     try {
-      const Outputs out = run();
-      result.error = normalised_error(out.first, out.second);
-      result.passed = result.error <= tolerance;
+      result.error = worst_ratio(run());
+      result.passed = result.error <= 1.0;
     } catch (const std::exception& e) {
       result.error = INFINITY;
       result.note = e.what();
@@ -82,60 +102,33 @@ class MetalSelftest {
     results_.push_back(std::move(result));
   }
 
-  static double normalised_error(const std::vector<float>& got, const std::vector<float>& want) {
-    if (got.size() != want.size()) return INFINITY;
-    double max_diff = 0.0;
-    double max_ref = 0.0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      if (!std::isfinite(got[i]) && got[i] != want[i]) return INFINITY;
-      if (std::isfinite(want[i])) {
-        max_diff = std::max(max_diff, std::fabs(double{got[i]} - double{want[i]}));
-        max_ref = std::max(max_ref, std::fabs(double{want[i]}));
-      }
+  // Runs `op` on both backends.
+  template <typename Op>
+  void compare(std::string name,
+               const std::function<std::vector<double>(const std::vector<float>&)>& bound,
+               const Op& op) {
+    check(std::move(name), [&] {
+      Compared c{op(metal_), op(cpu_), {}};
+      c.bound = bound(c.cpu);
+      return c;
+    });
+  }
+
+  static double worst_ratio(const Compared& c) {
+    if (c.metal.size() != c.cpu.size() || c.bound.empty()) return INFINITY;
+    double worst = 0.0;
+    for (size_t i = 0; i < c.metal.size(); ++i) {
+      const double got = c.metal[i], want = c.cpu[i];
+      if (got == want) continue;  // also equal infinities (masked scores)
+      const double diff = std::fabs(got - want);
+      if (!std::isfinite(diff)) return INFINITY;
+      worst = std::max(worst, diff / c.bound[c.bound.size() == 1 ? 0 : i]);
     }
-    return max_diff / std::max(max_ref, 1e-6);
+    return worst;
   }
 
-  std::vector<float> random(size_t n, float scale) {
-    std::uniform_real_distribution<float> dist(-scale, scale);
-    std::vector<float> v(n);
-    for (float& x : v) x = dist(rng_);
-    return v;
-  }
-
-  static Tensor upload(Backend& backend, const Shape& shape, std::span<const float> values) {
-    Tensor t = backend.alloc(shape, DType::F32);
-    backend.upload(std::as_bytes(values), t);
-    return t;
-  }
-
-  // Host bytes of a [rows, cols] weight matrix in `dtype`, kept alive for the run: to_device
-  // wraps host memory without a copy where it can.
-  const std::vector<std::byte>& encode(DType dtype, const std::vector<float>& values, int64_t rows,
-                                       int64_t cols) {
-    const size_t row_bytes = dtype_row_bytes(dtype, cols);
-    std::vector<std::byte>& bytes = host_bytes_.emplace_back(row_bytes * rows);
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* src = values.data() + r * cols;
-      std::byte* dst = bytes.data() + r * row_bytes;
-      if (dtype == DType::F32) {
-        std::memcpy(dst, src, row_bytes);
-      } else {
-        quantize_row(dtype, src, dst, cols);
-      }
-    }
-    return bytes;
-  }
-
-  static Tensor weight(Backend& backend, DType dtype, int64_t rows, int64_t cols,
-                       const std::vector<std::byte>& bytes) {
-    return backend.to_device(HostTensorView{Shape{rows, cols}, dtype, bytes.data(), bytes.size()});
-  }
-
-  bool both_support(DType dtype) const {
-    return metal_.supports_weight_dtype(dtype) && cpu_.supports_weight_dtype(dtype) &&
-           (dtype == DType::F32 || can_quantize(dtype));
-  }
+  // The seed of a case: the conformance suite's, moved by --seed.
+  uint64_t seed(uint64_t case_seed) const { return seed_ + case_seed; }
 
   void emulator_assumptions();
   void compile_pipelines();
@@ -144,18 +137,17 @@ class MetalSelftest {
   void rope_ops();
   void linear_ops(DType dtype);
   void embedding_ops();
+  void kv_store_ops();
   void attention_ops();
 
   Backend& metal_;
   Backend& cpu_;
-  std::mt19937 rng_;
+  uint64_t seed_;
   std::string filter_;  // run only the checks whose name contains it
-  std::deque<std::vector<std::byte>> host_bytes_;
+  const conformance::Sizes& sizes_;
   std::vector<CheckResult> results_;
 };
 
-// Every `kernel void name(` of the embedded shader source becomes a pipeline: a kernel that
-// does not compile on this GPU fails here by name, with the compiler's message.
 // First, because every emulated kernel test in CI relies on them: what the GPU does where the
 // MSL emulator had to assume (simdgroup_load's origin, simdgroup_matrix(T), the top lanes of
 // simd_shuffle_down). A failure here means the emulator, not the kernel, needs fixing.
@@ -165,236 +157,246 @@ void MetalSelftest::emulator_assumptions() {
   try {
     for (const metal::ProbeOutcome& o :
          metal::probe_emulator_assumptions(backend->metal_device())) {
-      results_.push_back({"assumption: " + o.assumption, o.holds, o.holds ? 0.0 : INFINITY, 0.0,
+      results_.push_back({"assumption: " + o.assumption, o.holds, o.holds ? 0.0 : INFINITY,
                           o.holds ? "" : o.observed + " (please report: the emulator differs)"});
     }
   } catch (const std::exception& e) {
-    results_.push_back({"assumption probes", false, INFINITY, 0.0, e.what()});
+    results_.push_back({"assumption probes", false, INFINITY, e.what()});
   }
 }
 
+// Every kernel the device's library names becomes a pipeline: a kernel that does not compile on
+// this GPU fails here by name, with the compiler's message.
 void MetalSelftest::compile_pipelines() {
   auto* backend = dynamic_cast<MetalBackend*>(&metal_);
   if (backend == nullptr) return;
   for (const std::string& name : backend->metal_device().kernel_names()) {
     if (!MetalBackend::uses_kernel(backend->metal_device().info(), name)) {
-      results_.push_back({"pipeline " + name, true, 0.0, 0.0, "skipped: not used on this GPU"});
+      results_.push_back({"pipeline " + name, true, 0.0, "skipped: not used on this GPU"});
       continue;
     }
-    check("pipeline " + name, 0.0, [&] {
+    check("pipeline " + name, [&] {
       const metal::MetalPipeline& p = backend->metal_device().pipeline(name);
       if (p.max_total_threads_per_threadgroup() == 0) fail("no threads");
-      return Outputs{};
+      return Compared{{}, {}, {0.0}};
     });
   }
 }
 
+// The row-wise ops over the conformance row lengths, one row and three.
 void MetalSelftest::row_ops() {
-  const int64_t rows = 5, cols = 1031;
-  const std::vector<float> x = random(rows * cols, 8.0f);
-  check("softmax [5, 1031]", 1e-5, [&] {
-    auto run = [&](Backend& b) {
-      Tensor t = upload(b, Shape{rows, cols}, x);
-      b.softmax(t);
-      return b.to_host_f32(t);
-    };
-    return Outputs{run(metal_), run(cpu_)};
-  });
-  const int64_t norm_cols = 4097;
-  const std::vector<float> y = random(3 * norm_cols, 3.0f);
-  const std::vector<float> w = random(norm_cols, 1.5f);
-  check("rmsnorm [3, 4097]", 1e-5, [&] {
-    auto run = [&](Backend& b) {
-      Tensor t = upload(b, Shape{3, norm_cols}, y);
-      const Tensor weight = upload(b, Shape{norm_cols}, w);
-      b.rmsnorm(t, weight, t, 1e-5f);
-      return b.to_host_f32(t);
-    };
-    return Outputs{run(metal_), run(cpu_)};
-  });
+  using conformance::kRowRel;
+  using conformance::tolerance;
+  for (int64_t cols : sizes_.row_lengths) {
+    for (int64_t rows : {1, 3}) {
+      const auto x = conformance::random_floats(static_cast<size_t>(rows * cols),
+                                                seed(100 + cols * 3 + rows), -3.0f, 3.0f);
+      const auto w = conformance::random_floats(static_cast<size_t>(cols),
+                                                seed(101 + cols * 3 + rows), 0.5f, 1.5f);
+      compare(
+          fmt::format("rmsnorm [{}, {}]", rows, cols),
+          [](const auto& cpu) { return twice(tolerance(as_doubles(cpu), 1e-7, kRowRel)); },
+          [&](Backend& b) {
+            Tensor t = conformance::upload_f32(b, x, Shape{rows, cols});
+            b.rmsnorm(t, conformance::upload_f32(b, w, Shape{cols}), t, 1e-5f);
+            return b.to_host_f32(t);
+          });
+      compare(
+          fmt::format("softmax [{}, {}]", rows, cols),
+          [](const auto& cpu) { return twice(tolerance(as_doubles(cpu), 1e-8, kRowRel)); },
+          [&](Backend& b) {
+            Tensor t = conformance::upload_f32(b, x, Shape{rows, cols});
+            b.softmax(t);
+            return b.to_host_f32(t);
+          });
+    }
+  }
 }
 
 void MetalSelftest::elementwise_ops() {
-  const int64_t rows = 4, cols = 1111;
-  const std::vector<float> a = random(rows * cols, 6.0f);
-  const std::vector<float> b = random(rows * cols, 6.0f);
-  const std::vector<float> bias = random(cols, 2.0f);
-  check("silu [4, 1111]", 1e-5, [&] {
-    auto run = [&](Backend& be) {
-      Tensor t = upload(be, Shape{rows, cols}, a);
-      be.silu(t);
-      return be.to_host_f32(t);
-    };
-    return Outputs{run(metal_), run(cpu_)};
-  });
-  check("fused_silu_mul [4, 1111]", 1e-5, [&] {
-    auto run = [&](Backend& be) {
-      const Tensor gate = upload(be, Shape{rows, cols}, a);
-      const Tensor up = upload(be, Shape{rows, cols}, b);
-      Tensor out = be.alloc(Shape{rows, cols}, DType::F32);
-      be.fused_silu_mul(gate, up, out);
-      return be.to_host_f32(out);
-    };
-    return Outputs{run(metal_), run(cpu_)};
-  });
-  check("add [4, 1111] + row broadcast", 1e-6, [&] {
-    auto run = [&](Backend& be) {
-      const Tensor x = upload(be, Shape{rows, cols}, a);
-      const Tensor y = upload(be, Shape{rows, cols}, b);
-      const Tensor row = upload(be, Shape{cols}, bias);
-      Tensor sum = be.alloc(Shape{rows, cols}, DType::F32);
-      Tensor out = be.alloc(Shape{rows, cols}, DType::F32);
-      be.add(x, y, sum);
-      be.add(sum, row, out);
-      return be.to_host_f32(out);
-    };
-    return Outputs{run(metal_), run(cpu_)};
-  });
+  using conformance::kRowRel;
+  using conformance::tolerance;
+  const auto bound = [](const auto& cpu) {
+    return twice(tolerance(as_doubles(cpu), 1e-7, kRowRel));
+  };
+  for (int64_t n : sizes_.row_lengths) {
+    const auto g = conformance::random_floats(static_cast<size_t>(3 * n), seed(500 + n), -10, 10);
+    const auto u = conformance::random_floats(static_cast<size_t>(3 * n), seed(501 + n), -2, 2);
+    const auto bias = conformance::random_floats(static_cast<size_t>(n), seed(602 + n));
+    compare(fmt::format("silu [3, {}]", n), bound, [&](Backend& b) {
+      Tensor t = conformance::upload_f32(b, g, Shape{3, n});
+      b.silu(t);
+      return b.to_host_f32(t);
+    });
+    compare(fmt::format("fused_silu_mul [3, {}]", n), bound, [&](Backend& b) {
+      Tensor gate = conformance::upload_f32(b, g, Shape{3, n});
+      b.fused_silu_mul(gate, conformance::upload_f32(b, u, Shape{3, n}), gate);
+      return b.to_host_f32(gate);
+    });
+    compare(fmt::format("add [3, {}] + bias", n), bound, [&](Backend& b) {
+      const Tensor x = conformance::upload_f32(b, g, Shape{3, n});
+      Tensor out = b.alloc(Shape{3, n}, DType::F32);
+      b.add(x, conformance::upload_f32(b, u, Shape{3, n}), out);
+      b.add(out, conformance::upload_f32(b, bias, Shape{n}), out);
+      return b.to_host_f32(out);
+    });
+  }
 }
 
 void MetalSelftest::rope_ops() {
-  const int n_tokens = 3, n_heads = 5, head_dim = 64;
-  const std::vector<float> x = random(n_tokens * n_heads * head_dim, 2.0f);
-  std::vector<float> inv_freq(head_dim / 2);
-  for (int i = 0; i < head_dim / 2; ++i) {
-    inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / head_dim));
-  }
-  for (bool neox : {false, true}) {
-    check(fmt::format("rope {} [3, 5 x 64] from pos 11", neox ? "neox" : "normal"), 1e-5, [&] {
-      auto run = [&](Backend& b) {
-        Tensor t = upload(b, Shape{n_tokens, n_heads * head_dim}, x);
-        const Tensor freq = upload(b, Shape{head_dim / 2}, inv_freq);
-        b.rope(t, freq, RopeParams{n_heads, head_dim, 11, neox});
-        return b.to_host_f32(t);
-      };
-      return Outputs{run(metal_), run(cpu_)};
-    });
+  for (const RopeCase& c : sizes_.rope) {
+    for (bool neox : {false, true}) {
+      const int64_t width = int64_t{c.n_heads} * c.head_dim;
+      const auto x = conformance::random_floats(static_cast<size_t>(c.n_tokens * width),
+                                                seed(700 + c.head_dim * 10 + c.pos0 + neox));
+      const auto freq = conformance::rope_frequencies(c.head_dim, 10000.0);
+      compare(
+          fmt::format("rope {} [{} x {} x {}] from pos {}", neox ? "neox" : "normal", c.n_tokens,
+                      c.n_heads, c.head_dim, c.pos0),
+          [&](const auto&) { return std::vector<double>{2.0 * conformance::rope_tolerance(c)}; },
+          [&](Backend& b) {
+            Tensor t = conformance::upload_f32(b, x, Shape{c.n_tokens, width});
+            b.rope(t, conformance::upload_f32(b, freq, Shape{c.head_dim / 2}),
+                   RopeParams{c.n_heads, c.head_dim, c.pos0, neox});
+            return b.to_host_f32(t);
+          });
+    }
   }
 }
 
-// matmul_vec and matmul (prompt batches of 13 tokens) for one weight dtype. K = 768 is a whole
-// number of every block size; 67 rows is a multiple of no tile.
+// matmul_vec over every conformance shape of the dtype, matmul over its batch sizes (the
+// second and third shapes, as the conformance suite), and for F32 the tiled mat-vec.
 void MetalSelftest::linear_ops(DType dtype) {
   const std::string type(dtype_name(dtype));
-  if (!both_support(dtype)) {
-    results_.push_back({"matmul " + type, true, 0.0, 0.0, "skipped: not supported here"});
+  if (!cpu_.supports_weight_dtype(dtype)) {
+    results_.push_back({"matmul " + type, true, 0.0, "skipped: the CPU backend lacks it"});
     return;
   }
-  const int64_t rows = 67, cols = 768, tokens = 13;
-  const std::vector<std::byte>& bytes = encode(dtype, random(rows * cols, 1.0f), rows, cols);
-  const std::vector<float> x = random(tokens * cols, 1.0f);
-  // CPU and Metal may both quantise activations or not; weights are identical bytes.
-  const double tolerance = dtype == DType::F32 || dtype == DType::F16 ? 1e-4 : 2e-2;
-  check(fmt::format("matmul_vec {} [67 x 768]", type), tolerance, [&] {
-    auto run = [&](Backend& b) {
-      const Tensor w = weight(b, dtype, rows, cols, bytes);
-      const Tensor v = upload(b, Shape{cols}, std::span(x).first(cols));
-      Tensor y = b.alloc(Shape{rows}, DType::F32);
-      b.matmul_vec(w, v, y);
-      return b.to_host_f32(y);
-    };
-    return Outputs{run(metal_), run(cpu_)};
-  });
-  check(fmt::format("matmul {} [13 x 768] x [67 x 768]^T", type), tolerance, [&] {
-    auto run = [&](Backend& b) {
-      const Tensor w = weight(b, dtype, rows, cols, bytes);
-      const Tensor v = upload(b, Shape{tokens, cols}, x);
-      Tensor y = b.alloc(Shape{tokens, rows}, DType::F32);
-      b.matmul(w, v, y);
-      return b.to_host_f32(y);
-    };
-    return Outputs{run(metal_), run(cpu_)};
-  });
-  auto* backend = dynamic_cast<MetalBackend*>(&metal_);
-  if (dtype != DType::F32 || backend == nullptr) return;
-  check("matmul_vec_tiled f32 [67 x 768]", 1e-4, [&] {
-    const Tensor w = weight(*backend, dtype, rows, cols, bytes);
-    const Tensor v = upload(*backend, Shape{cols}, std::span(x).first(cols));
-    Tensor y = backend->alloc(Shape{rows}, DType::F32);
-    backend->matmul_vec_tiled(w, v, y);
-    const Tensor wc = weight(cpu_, dtype, rows, cols, bytes);
-    const Tensor vc = upload(cpu_, Shape{cols}, std::span(x).first(cols));
-    Tensor yc = cpu_.alloc(Shape{rows}, DType::F32);
-    cpu_.matmul_vec(wc, vc, yc);
-    return Outputs{backend->to_host_f32(y), cpu_.to_host_f32(yc)};
-  });
+  const std::vector<Shape2>& shapes = conformance::shapes_for(dtype, sizes_);
+  auto run = [&](int64_t rows, int64_t cols, int64_t n, bool tiled) {
+    const uint64_t s = seed(conformance::matmul_seed(dtype, rows, cols, n));
+    const std::string name = fmt::format("{} {} [{} x {}] x {}",
+                                         tiled    ? "matmul_vec_tiled"
+                                         : n == 1 ? "matmul_vec"
+                                                  : "matmul",
+                                         type, rows, cols, n);
+    check(name, [&] {
+      const auto x = conformance::random_floats(static_cast<size_t>(n * cols), s + 1);
+      Compared c;
+      for (Backend* b : {&metal_, &cpu_}) {
+        const conformance::Weights w = conformance::make_weights(*b, dtype, rows, cols, s);
+        const Tensor xt = conformance::upload_f32(*b, x, n == 1 ? Shape{cols} : Shape{n, cols});
+        Tensor y = b->alloc(n == 1 ? Shape{rows} : Shape{n, rows}, DType::F32);
+        auto* metal = dynamic_cast<MetalBackend*>(b);
+        if (tiled && metal != nullptr) {
+          metal->matmul_vec_tiled(w.tensor, xt, y);
+        } else if (n == 1) {
+          b->matmul_vec(w.tensor, xt, y);
+        } else {
+          b->matmul(w.tensor, xt, y);
+        }
+        (b == &metal_ ? c.metal : c.cpu) = b->to_host_f32(y);
+        if (b == &cpu_) {
+          c.bound = twice(conformance::matmul_tolerance(w.values, x, rows, cols, n,
+                                                        conformance::activation_block(dtype)));
+        }
+      }
+      return c;
+    });
+  };
+  const bool has_tiled = dtype == DType::F32 && dynamic_cast<MetalBackend*>(&metal_) != nullptr;
+  for (const Shape2& s : shapes) {
+    run(s.rows, s.cols, 1, false);
+    if (has_tiled) run(s.rows, s.cols, 1, true);
+  }
+  for (int64_t n : sizes_.batch_tokens) {
+    for (size_t i = 1; i < std::min<size_t>(shapes.size(), 3); ++i) {
+      run(shapes[i].rows, shapes[i].cols, n, false);
+    }
+  }
 }
 
 void MetalSelftest::embedding_ops() {
-  const int64_t vocab = 50, dim = 96;
-  const std::vector<int32_t> ids = {3, 49, 0, 17, 17, 8, 31};
-  for (DType dtype : {DType::F32, DType::Q8_0}) {
-    if (!both_support(dtype)) continue;
-    const std::vector<std::byte>& bytes = encode(dtype, random(vocab * dim, 1.0f), vocab, dim);
-    check(fmt::format("embedding {} [50 x 96], 7 ids", dtype_name(dtype)), 1e-6, [&] {
-      auto run = [&](Backend& b) {
-        const Tensor table = weight(b, dtype, vocab, dim, bytes);
-        Tensor id = b.alloc(Shape{static_cast<int64_t>(ids.size())}, DType::I32);
-        b.upload(std::as_bytes(std::span(ids)), id);
-        Tensor out = b.alloc(Shape{static_cast<int64_t>(ids.size()), dim}, DType::F32);
-        b.embedding(table, id, out);
-        return b.to_host_f32(out);
-      };
-      return Outputs{run(metal_), run(cpu_)};
-    });
+  const std::vector<int32_t> ids(std::begin(conformance::kEmbeddingIds),
+                                 std::end(conformance::kEmbeddingIds));
+  const auto n = static_cast<int64_t>(ids.size());
+  for (DType dtype : conformance::weight_types(metal_)) {
+    if (!cpu_.supports_weight_dtype(dtype)) continue;
+    const int64_t dim = conformance::embedding_dim(dtype);
+    compare(
+        fmt::format("embedding {} [{} x {}], {} ids", dtype_name(dtype),
+                    conformance::kEmbeddingVocab, dim, n),
+        [](const auto& cpu) { return twice(conformance::tolerance(as_doubles(cpu), 1e-7, 1e-6)); },
+        [&](Backend& b) {
+          const conformance::Weights table =
+              conformance::make_weights(b, dtype, conformance::kEmbeddingVocab, dim,
+                                        seed(800 + static_cast<uint64_t>(dtype)));
+          Tensor idt = b.alloc(Shape{n}, DType::I32);
+          b.upload(std::as_bytes(std::span(ids)), idt);
+          Tensor out = b.alloc(Shape{n, dim}, DType::F32);
+          b.embedding(table.tensor, idt, out);
+          return b.to_host_f32(out);
+        });
   }
 }
 
-// KV store, the spec's attention primitives (one decode token) and the fused attention for a
-// decode token and a prefill chunk, with grouped-query heads and a sliding window.
+// kv_store into F32 and F16 caches: exact on both (F16 rounds to nearest even), as in the
+// conformance suite.
+void MetalSelftest::kv_store_ops() {
+  const int64_t cols = 3 * 33;
+  const auto first =
+      conformance::random_floats(static_cast<size_t>(4 * cols), seed(1000), -300, 300);
+  const auto second = conformance::random_floats(static_cast<size_t>(cols), seed(1001), -300, 300);
+  for (DType dtype : {DType::F32, DType::F16}) {
+    compare(
+        fmt::format("kv_store {} [4 + 1 rows of {}] into [10, {}]", dtype_name(dtype), cols, cols),
+        [](const auto&) { return std::vector<double>{1e-30}; },
+        [&](Backend& b) {
+          Tensor cache = b.alloc(Shape{10, cols}, dtype);
+          b.upload(std::vector<std::byte>(cache.nbytes()), cache);  // Metal's alloc is not zeroed
+          b.kv_store(conformance::upload_f32(b, first, Shape{4, cols}), cache, 2);
+          b.kv_store(conformance::upload_f32(b, second, Shape{1, cols}), cache, 9);
+          return b.to_host_f32(cache);
+        });
+  }
+}
+
+// The conformance attention cases over F32 and F16 caches: the fused op, and for one-token
+// cases the spec's primitives (attention_scores, softmax, weighted_sum) in a chain.
 void MetalSelftest::attention_ops() {
-  const int n_heads = 4, n_kv_heads = 2, head_dim = 32, n_ctx = 40;
-  const int kv_cols = n_kv_heads * head_dim;
-  const std::vector<float> k = random(n_ctx * kv_cols, 1.0f);
-  const std::vector<float> v = random(n_ctx * kv_cols, 1.0f);
-  const std::vector<float> q = random(5 * n_heads * head_dim, 1.0f);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  for (DType cache_type : {DType::F32, DType::F16}) {
-    // Fills rows [0, filled) of both caches through kv_store, as the model does.
-    auto caches = [&](Backend& b, int filled) {
-      Tensor kc = b.alloc(Shape{n_ctx, kv_cols}, cache_type);
-      Tensor vc = b.alloc(Shape{n_ctx, kv_cols}, cache_type);
-      const Tensor ks = upload(b, Shape{filled, kv_cols}, std::span(k).first(filled * kv_cols));
-      const Tensor vs = upload(b, Shape{filled, kv_cols}, std::span(v).first(filled * kv_cols));
-      b.kv_store(ks, kc, 0);
-      b.kv_store(vs, vc, 0);
-      b.synchronize();  // the sources may be freed on return
-      return std::pair{kc, vc};
-    };
-    const std::string type(dtype_name(cache_type));
-    const double tolerance = cache_type == DType::F32 ? 1e-4 : 2e-3;
-    const AttentionParams decode{1, 23, n_heads, n_kv_heads, head_dim, 0, scale};
-    check("attention_scores+softmax+weighted_sum " + type, tolerance, [&] {
-      auto run = [&](Backend& b) {
-        auto [kc, vc] = caches(b, decode.pos0 + 1);
-        const Tensor qt =
-            upload(b, Shape{1, n_heads * head_dim}, std::span(q).first(n_heads * head_dim));
-        Tensor scores = b.alloc(Shape{n_heads, decode.pos0 + 1}, DType::F32);
-        Tensor out = b.alloc(Shape{n_heads * head_dim}, DType::F32);
-        b.attention_scores(qt, kc, scores, decode);
-        b.softmax(scores);
-        b.weighted_sum(scores, vc, out, decode);
+  const auto bound = [](const auto&) {
+    return std::vector<double>{2.0 * conformance::kAttentionAbs};
+  };
+  for (const AttentionCase& c : sizes_.attention) {
+    for (DType kv : {DType::F32, DType::F16}) {
+      const AttentionParams p = conformance::params_of(c);
+      const int64_t width = int64_t{c.n_heads} * c.head_dim;
+      const int64_t kv_width = int64_t{c.n_kv_heads} * c.head_dim;
+      const int64_t rows = c.pos0 + c.n_tokens;
+      const uint64_t s = seed(2000 + c.pos0 * 13 + c.n_tokens * 7 + c.head_dim);
+      const auto q = conformance::random_floats(static_cast<size_t>(c.n_tokens * width), s);
+      const std::string what =
+          fmt::format("{} heads {}/{} dim {} tokens {} pos0 {} window {}", dtype_name(kv),
+                      c.n_heads, c.n_kv_heads, c.head_dim, c.n_tokens, c.pos0, c.window);
+      compare("attention " + what, bound, [&](Backend& b) {
+        const conformance::Cache k = conformance::make_cache(b, kv, rows, kv_width, s + 1);
+        const conformance::Cache v = conformance::make_cache(b, kv, rows, kv_width, s + 2);
+        Tensor out = b.alloc(Shape{c.n_tokens, width}, DType::F32);
+        b.attention(conformance::upload_f32(b, q, Shape{c.n_tokens, width}), k.tensor, v.tensor,
+                    out, p);
         return b.to_host_f32(out);
-      };
-      return Outputs{run(metal_), run(cpu_)};
-    });
-    for (const AttentionParams& p :
-         {decode, AttentionParams{1, 31, n_heads, n_kv_heads, head_dim, 8, scale},
-          AttentionParams{5, 3, n_heads, n_kv_heads, head_dim, 0, scale}}) {
-      check(fmt::format("attention {} tokens={} pos0={} window={}", type, p.n_tokens, p.pos0,
-                        p.window),
-            tolerance, [&] {
-              auto run = [&](Backend& b) {
-                auto [kc, vc] = caches(b, p.pos0 + p.n_tokens);
-                const int64_t q_cols = int64_t{n_heads} * head_dim;
-                const Tensor qt =
-                    upload(b, Shape{p.n_tokens, q_cols}, std::span(q).first(p.n_tokens * q_cols));
-                Tensor out = b.alloc(Shape{p.n_tokens, q_cols}, DType::F32);
-                b.attention(qt, kc, vc, out, p);
-                return b.to_host_f32(out);
-              };
-              return Outputs{run(metal_), run(cpu_)};
-            });
+      });
+      if (c.n_tokens != 1) continue;
+      compare("attention_scores+softmax+weighted_sum " + what, bound, [&](Backend& b) {
+        const conformance::Cache k = conformance::make_cache(b, kv, rows, kv_width, s + 1);
+        const conformance::Cache v = conformance::make_cache(b, kv, rows, kv_width, s + 2);
+        Tensor scores = b.alloc(Shape{c.n_heads, rows}, DType::F32);
+        Tensor out = b.alloc(Shape{width}, DType::F32);
+        b.attention_scores(conformance::upload_f32(b, q, Shape{width}), k.tensor, scores, p);
+        b.softmax(scores);
+        b.weighted_sum(scores, v.tensor, out, p);
+        return b.to_host_f32(out);
+      });
     }
   }
 }

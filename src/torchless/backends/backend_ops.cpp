@@ -1,0 +1,77 @@
+// Backend's public ops: validate once (op_checks.h), then run the backend's implementation.
+// Every backend therefore rejects the same calls with the same messages.
+#include "torchless/backends/backend.h"
+#include "torchless/backends/op_checks.h"
+
+namespace torchless {
+
+void Backend::matmul_vec(const Tensor& w, const Tensor& x, Tensor& y) {
+  op_checks::check_matmul_vec(*this, w, x, y);
+  matmul_vec_impl(w, x, y);
+}
+
+void Backend::matmul(const Tensor& w, const Tensor& x, Tensor& y) {
+  op_checks::check_matmul(*this, w, x, y);
+  matmul_impl(w, x, y);
+}
+
+void Backend::rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float eps) {
+  op_checks::check_rmsnorm(x, weight, y);
+  rmsnorm_impl(x, weight, y, eps);
+}
+
+void Backend::softmax(Tensor& x) {
+  op_checks::check_softmax(x);
+  softmax_impl(x);
+}
+
+void Backend::silu(Tensor& x) {
+  op_checks::check_silu(x);
+  silu_impl(x);
+}
+
+void Backend::fused_silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
+  op_checks::check_fused_silu_mul(gate, up, out);
+  fused_silu_mul_impl(gate, up, out);
+}
+
+void Backend::add(const Tensor& a, const Tensor& b, Tensor& out) {
+  op_checks::check_add(a, b, out);
+  add_impl(a, b, out);
+}
+
+void Backend::rope(Tensor& x, const Tensor& inv_freq, const RopeParams& params) {
+  op_checks::check_rope(x, inv_freq, params);
+  rope_impl(x, inv_freq, params);
+}
+
+void Backend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
+  op_checks::check_embedding(*this, table, ids, out);
+  if (host_readable(ids)) op_checks::require_token_ids(ids, table.rows(), "embedding");
+  embedding_impl(table, ids, out);
+}
+
+void Backend::kv_store(const Tensor& src, Tensor& cache, int pos0) {
+  op_checks::check_kv_store(src, cache, pos0);
+  kv_store_impl(src, cache, pos0);
+}
+
+void Backend::attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
+                               const AttentionParams& params) {
+  op_checks::check_attention_scores(q, k_cache, scores, params);
+  attention_scores_impl(q, k_cache, scores, params);
+}
+
+void Backend::weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
+                           const AttentionParams& params) {
+  op_checks::check_weighted_sum(scores, v_cache, out, params);
+  weighted_sum_impl(scores, v_cache, out, params);
+}
+
+void Backend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
+                        const AttentionParams& params) {
+  op_checks::check_attention(q, k_cache, v_cache, out, params);
+  attention_impl(q, k_cache, v_cache, out, params);
+}
+
+}  // namespace torchless
