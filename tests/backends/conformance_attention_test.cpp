@@ -1,5 +1,7 @@
 // Conformance of the attention ops (fused prefill/decode attention and the decode primitives
-// attention_scores and weighted_sum) over F32 and F16 KV caches, with GQA and sliding windows.
+// attention_scores and weighted_sum) over F32, F16 and Q8_0 KV caches, with GQA and sliding
+// windows. The reference reads the cache as stored (rounded to F16, or the dequantised Q8_0
+// blocks), so every cache type meets the same tolerance.
 #include <cmath>
 
 #include <fmt/format.h>
@@ -8,6 +10,7 @@
 #include "backends/reference_ops.h"
 #include "torchless/core/error.h"
 #include "torchless/core/half.h"
+#include "torchless/core/quant.h"
 
 namespace torchless::conformance {
 namespace {
@@ -18,9 +21,15 @@ namespace {
 constexpr double kAttentionAbs = 2e-5;
 
 struct Cache {
-  std::vector<float> values;  // as stored, i.e. rounded to F16 for F16 caches
+  std::vector<float> values;  // as stored: rounded to F16, or Q8_0 blocks dequantised
   Tensor tensor;
 };
+
+// The cache types a case can use: Q8_0 needs head_dim a multiple of its 32-element blocks.
+std::vector<DType> kv_types(const AttentionCase& c) {
+  if (c.head_dim % 32 != 0) return {DType::F32, DType::F16};
+  return {DType::F32, DType::F16, DType::Q8_0};
+}
 
 // A cache of `rows` valid rows plus 3 rows of large values that attention must never read.
 Cache make_cache(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint64_t seed) {
@@ -30,6 +39,13 @@ Cache make_cache(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint
   c.tensor = backend.alloc(Shape{rows + 3, cols}, dtype);
   if (dtype == DType::F32) {
     backend.upload(std::as_bytes(std::span(c.values)), c.tensor);
+    return c;
+  }
+  if (dtype == DType::Q8_0) {
+    std::vector<std::byte> blocks(c.tensor.nbytes());
+    quantize_row(dtype, c.values.data(), blocks.data(), static_cast<int64_t>(c.values.size()));
+    dequantize_row(dtype, blocks.data(), c.values.data(), static_cast<int64_t>(c.values.size()));
+    backend.upload(blocks, c.tensor);
     return c;
   }
   std::vector<uint16_t> half(c.values.size());
@@ -72,7 +88,7 @@ class ConformanceAttention : public BackendTest {};
 
 TEST_P(ConformanceAttention, FusedAttentionMatchesReference) {
   for (const AttentionCase& c : sizes().attention) {
-    for (DType kv : {DType::F32, DType::F16}) {
+    for (DType kv : kv_types(c)) {
       const uint64_t seed = 2000 + static_cast<uint64_t>(c.pos0 * 13 + c.n_tokens * 7 + c.head_dim);
       const std::string what = describe(c, kv, seed);
       const AttentionParams p = params_of(c);
@@ -94,7 +110,7 @@ TEST_P(ConformanceAttention, FusedAttentionMatchesReference) {
 TEST_P(ConformanceAttention, DecodePrimitivesMatchReference) {
   for (const AttentionCase& c : sizes().attention) {
     if (c.n_tokens != 1) continue;
-    for (DType kv : {DType::F32, DType::F16}) {
+    for (DType kv : kv_types(c)) {
       const uint64_t seed = 3000 + static_cast<uint64_t>(c.pos0 * 13 + c.head_dim);
       const std::string what = describe(c, kv, seed);
       const AttentionParams p = params_of(c);
@@ -137,6 +153,12 @@ TEST_P(ConformanceAttention, InvalidParametersThrow) {
   Tensor q4 = backend().alloc(Shape{1, 32}, DType::F32);
   Tensor out4 = backend().alloc(Shape{1, 32}, DType::F32);
   EXPECT_THROW(backend().attention(q4, bad_cache, bad_cache, out4, p), Error);
+  // Q8_0 blocks of 32 would straddle heads of 16.
+  Tensor q8_cache = backend().alloc(Shape{16, 64}, DType::Q8_0);
+  p = params_of({4, 4, 16, 1, 2, 0});
+  Tensor q64 = backend().alloc(Shape{1, 64}, DType::F32);
+  Tensor out64 = backend().alloc(Shape{1, 64}, DType::F32);
+  EXPECT_THROW(backend().attention(q64, q8_cache, q8_cache, out64, p), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceAttention, ::testing::ValuesIn(kBackends),

@@ -8,6 +8,7 @@
 #include "torchless/backends/cpu/cpu_backend.h"
 #include "torchless/backends/cpu/cpu_checks.h"
 #include "torchless/backends/cpu/cpu_kernels.h"
+#include "torchless/core/quant.h"
 
 namespace torchless {
 namespace {
@@ -25,6 +26,9 @@ void check_params(const AttentionParams& p, std::string_view op) {
 void check_cache(const Tensor& cache, const AttentionParams& p, std::string_view op,
                  std::string_view what) {
   cpu::check_kv_cache(cache, op, what);
+  if (cache.dtype == DType::Q8_0 && p.head_dim % kQK != 0) {
+    fail("{}: a q8_0 {} needs head_dim a multiple of {}, got {}", op, what, kQK, p.head_dim);
+  }
   const int64_t width = static_cast<int64_t>(p.n_kv_heads) * p.head_dim;
   if (cache.cols() != width || cache.rows() < p.pos0 + p.n_tokens) {
     fail("{}: {} has shape {}, expected at least {} rows of n_kv_heads * head_dim = {}", op, what,
@@ -39,8 +43,7 @@ int64_t first_visible(int64_t pos, int window) {
 
 // Byte offset of KV head kvh inside a cache row.
 size_t head_offset(const Tensor& cache, int kvh, int head_dim) {
-  const size_t element = cache.dtype == DType::F16 ? 2 : 4;
-  return static_cast<size_t>(kvh) * static_cast<size_t>(head_dim) * element;
+  return dtype_row_bytes(cache.dtype, static_cast<int64_t>(kvh) * head_dim);
 }
 
 }  // namespace

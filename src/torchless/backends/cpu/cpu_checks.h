@@ -34,8 +34,8 @@ inline void check_numel(const Tensor& t, int64_t n, std::string_view op, std::st
 }
 
 inline void check_kv_cache(const Tensor& cache, std::string_view op, std::string_view what) {
-  if (cache.dtype != DType::F32 && cache.dtype != DType::F16) {
-    fail("{}: {} must be f32 or f16, got {}", op, what, dtype_name(cache.dtype));
+  if (cache.dtype != DType::F32 && cache.dtype != DType::F16 && cache.dtype != DType::Q8_0) {
+    fail("{}: {} must be f32, f16 or q8_0, got {}", op, what, dtype_name(cache.dtype));
   }
   host_ptr(cache, op, what);
 }

@@ -1,6 +1,9 @@
 // MetalBackend's attention ops: the spec's primitives (attention_scores, weighted_sum) and the
 // fused flash-decoding attention over the KV cache (flash_attention.metal).
 #include <algorithm>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "torchless/backends/metal/metal_backend.h"
 #include "torchless/backends/metal/metal_kernel_args.h"
@@ -32,8 +35,11 @@ void check_params(const AttentionParams& p, const Tensor& q, const Tensor& k_cac
          p.head_dim, dtype_name(q.dtype), q.shape.str());
   }
   for (const Tensor* cache : {&k_cache, &v_cache}) {
-    if (cache->dtype != DType::F32 && cache->dtype != DType::F16) {
-      fail("{}: KV cache must be f32 or f16, got {}", op, dtype_name(cache->dtype));
+    if (cache->dtype != DType::F32 && cache->dtype != DType::F16 && cache->dtype != DType::Q8_0) {
+      fail("{}: KV cache must be f32, f16 or q8_0, got {}", op, dtype_name(cache->dtype));
+    }
+    if (cache->dtype == DType::Q8_0 && p.head_dim % dtype_block_size(DType::Q8_0) != 0) {
+      fail("{}: a q8_0 KV cache needs head_dim a multiple of 32, got {}", op, p.head_dim);
     }
     if (cache->cols() != int64_t{p.n_kv_heads} * p.head_dim ||
         cache->rows() < int64_t{p.pos0} + p.n_tokens) {
@@ -57,6 +63,15 @@ metal::AttentionArgs pack(const AttentionParams& p) {
   return args;
 }
 
+// The kernel of `family` ("attention", ...) for a cache of `dtype`: the suffixes of the
+// instantiations in attention.metal and flash_attention.metal.
+std::string kernel_for(std::string_view family, DType dtype) {
+  const std::string_view suffix = dtype == DType::F16    ? "_f16"
+                                  : dtype == DType::Q8_0 ? "_q8_0"
+                                                         : "";
+  return fmt::format("{}{}_kernel", family, suffix);
+}
+
 uint32_t ceil_div(uint64_t a, uint64_t b) {
   return static_cast<uint32_t>((a + b - 1) / b);
 }
@@ -75,8 +90,7 @@ void MetalBackend::attention_scores(const Tensor& q, const Tensor& k_cache, Tens
   metal::AttentionArgs args = pack(params);
   args.scores_stride = static_cast<int32_t>(scores.cols());
   args.keys_per_group = kKeysPerScoreGroup;
-  const metal::MetalPipeline& p = pipeline(
-      k_cache.dtype == DType::F16 ? "attention_scores_f16_kernel" : "attention_scores_kernel");
+  const metal::MetalPipeline& p = pipeline(kernel_for("attention_scores", k_cache.dtype));
   const uint32_t width = p.thread_execution_width();
   const uint32_t simdgroups = std::max<uint32_t>(
       1, std::min(kScoreSimdgroups, p.max_total_threads_per_threadgroup() / width));
@@ -100,8 +114,7 @@ void MetalBackend::weighted_sum(const Tensor& scores, const Tensor& v_cache, Ten
   }
   metal::AttentionArgs args = pack(params);
   args.scores_stride = static_cast<int32_t>(scores.cols());
-  const metal::MetalPipeline& p =
-      pipeline(v_cache.dtype == DType::F16 ? "weighted_sum_f16_kernel" : "weighted_sum_kernel");
+  const metal::MetalPipeline& p = pipeline(kernel_for("weighted_sum", v_cache.dtype));
   const uint32_t threads = fit_threads(p, std::min<uint64_t>(256, params.head_dim));
   run(p, args, {read(scores), rows_arg(v_cache, 0, n_keys, false), write(out)}, 0,
       {{ceil_div(params.head_dim, threads), static_cast<uint32_t>(params.n_heads), 1},
@@ -119,8 +132,7 @@ void MetalBackend::attention(const Tensor& q, const Tensor& k_cache, const Tenso
 
 void MetalBackend::flash_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                    Tensor& out, const AttentionParams& params) {
-  const bool f16 = k_cache.dtype == DType::F16;
-  const metal::MetalPipeline& p = pipeline(f16 ? "attention_f16_kernel" : "attention_kernel");
+  const metal::MetalPipeline& p = pipeline(kernel_for("attention", k_cache.dtype));
   const uint32_t width = p.thread_execution_width();
   const uint32_t group_heads = static_cast<uint32_t>(params.n_heads / params.n_kv_heads);
   if (static_cast<uint32_t>(params.head_dim) > kMaxDimsPerLane * width) {

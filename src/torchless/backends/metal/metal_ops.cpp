@@ -306,16 +306,23 @@ void MetalBackend::check_ids(const Tensor& ids, int64_t table_rows) const {
 
 void MetalBackend::kv_store(const Tensor& src, Tensor& cache, int pos0) {
   check_f32(src, "kv_store", "src");
-  if (cache.dtype != DType::F32 && cache.dtype != DType::F16) {
-    fail("kv_store: cache must be f32 or f16, got {}", dtype_name(cache.dtype));
+  if (cache.dtype != DType::F32 && cache.dtype != DType::F16 && cache.dtype != DType::Q8_0) {
+    fail("kv_store: cache must be f32, f16 or q8_0, got {}", dtype_name(cache.dtype));
   }
   const int64_t n = src.numel() / std::max<int64_t>(cache.cols(), 1);
   check_numel(src, n * cache.cols(), "kv_store", "src");
   if (pos0 < 0 || pos0 + n > cache.rows()) {
     fail("kv_store: rows [{}, {}) outside a cache of {} rows", pos0, pos0 + n, cache.rows());
   }
+  const BufferArg rows = rows_arg(cache, pos0, n, true);
+  if (cache.dtype == DType::Q8_0) {
+    // One thread per block of 32; a Q8_0 tensor's cols are a multiple of 32 by construction.
+    const int64_t blocks = src.numel() / dtype_block_size(DType::Q8_0);
+    elementwise("kv_store_q8_0_kernel", {read(src), rows}, blocks, blocks);
+    return;
+  }
   elementwise(cache.dtype == DType::F16 ? "kv_store_f16_kernel" : "kv_store_kernel",
-              {read(src), rows_arg(cache, pos0, n, true)}, src.numel(), src.numel());
+              {read(src), rows}, src.numel(), src.numel());
 }
 
 }  // namespace torchless
