@@ -118,15 +118,15 @@ TEST(CliConventions, LogitBiasBansATokenAndMirostatRuns) {
 // penalises as extending a long repeat, unless a breaker ends the prompt: "and" (one token) or
 // "y and" (spanning "Lily" and " and"); "none" and breakers absent from the text change nothing.
 TEST(CliConventions, DrySequenceBreakersStopTheRepeatAtTheBreaker) {
-  auto next = [](std::vector<std::string> extra) {
-    std::vector<std::string> args = {
-        "generate", "-m", stories(), "-p", "Lily and Tom. Lily and Tom. Lily and Tom. Lily and",
-        "-n",       "1",  "--temp",  "0",  "--dry-allowed-length",
-        "2"};
+  const std::string prompt = "Lily and Tom. Lily and Tom. Lily and Tom. Lily and";
+  auto next = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"generate", "-m", stories(), "-p", prompt,
+                                     "-n",       "2",  "--temp",  "0",  "--dry-allowed-length",
+                                     "2"};
     args.insert(args.end(), extra.begin(), extra.end());
     const CliResult r = run_cli(args);
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return r.out.substr(r.out.rfind(' '));
+    return r.out.substr(prompt.size(), 4);  // the continuation's first word
   };
   ASSERT_EQ(next({}), " Tom");
   EXPECT_NE(next({"--dry-multiplier", "3"}), " Tom");
