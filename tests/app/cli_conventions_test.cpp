@@ -114,6 +114,40 @@ TEST(CliConventions, LogitBiasBansATokenAndMirostatRuns) {
   EXPECT_EQ(json::parse(r.out)["tokens"].size(), 8u);
 }
 
+// Greedy on a prompt that repeats "Lily and Tom.": the model goes on with " Tom", which DRY
+// penalises as extending a long repeat, unless a breaker ends the prompt: "and" (one token) or
+// "y and" (spanning "Lily" and " and"); "none" and breakers absent from the text change nothing.
+TEST(CliConventions, DrySequenceBreakersStopTheRepeatAtTheBreaker) {
+  const std::string prompt = "Lily and Tom. Lily and Tom. Lily and Tom. Lily and";
+  auto next = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"generate", "-m", stories(), "-p", prompt,
+                                     "-n",       "2",  "--temp",  "0",  "--dry-allowed-length",
+                                     "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const CliResult r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(prompt.size(), 4);  // the continuation's first word
+  };
+  ASSERT_EQ(next({}), " Tom");
+  EXPECT_NE(next({"--dry-multiplier", "3"}), " Tom");
+  EXPECT_NE(next({"--dry-multiplier", "3", "--dry-sequence-breaker", "none"}), " Tom");
+  EXPECT_NE(next({"--dry-multiplier", "3", "--dry-sequence-breaker", "x"}), " Tom");
+  EXPECT_EQ(next({"--dry-multiplier", "3", "--dry-sequence-breaker", "and"}), " Tom");
+  EXPECT_EQ(next({"--dry-multiplier", "3", "--dry-sequence-breaker", "x", "--dry-sequence-breaker",
+                  "y and"}),
+            " Tom");
+}
+
+TEST(CliConventions, MirostatV1RunsAndOtherVersionsAreRefused) {
+  const CliResult r = run_cli({"generate", "-m", stories(), "-p", "Once", "-n", "8", "--mirostat",
+                               "1", "--mirostat-ent", "3", "--seed", "7", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["tokens"].size(), 8u);
+  const CliResult bad = run_cli({"generate", "-m", stories(), "-p", "x", "--mirostat", "3"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("--mirostat must be 0 (off), 1 or 2"), std::string::npos) << bad.err;
+}
+
 // The KV cache's size in the memory check tells its type: stories260K has 5 layers of 4 KV
 // heads of 8, so 1e9 positions take 2 * 5 * 1e9 * 32 elements.
 TEST(CliConventions, KvCacheIsF16ByDefaultAndCtkChangesIt) {
@@ -127,10 +161,28 @@ TEST(CliConventions, KvCacheIsF16ByDefaultAndCtkChangesIt) {
   EXPECT_NE(with({}).find("KV cache (596.05 GiB)"), std::string::npos) << with({});
   EXPECT_NE(with({"-ctk", "f32"}).find("KV cache (1192.09 GiB)"), std::string::npos);
   EXPECT_NE(with({"--kv-type", "F32"}).find("KV cache (1192.09 GiB)"), std::string::npos);
+  // Q8_0 blocks of 32 do not fit stories260K's heads of 8: refused, naming both, before loading.
   const CliResult q = run_cli({"generate", "-m", stories(), "-p", "x", "--kv-type", "q8_0"});
   EXPECT_EQ(q.exit_code, 1);
-  EXPECT_NE(q.err.find("not supported yet"), std::string::npos) << q.err;
+  EXPECT_NE(q.err.find("multiple of 32"), std::string::npos) << q.err;
+  EXPECT_NE(q.err.find("heads have 8 values"), std::string::npos) << q.err;
+  EXPECT_NE(q.err.find("--kv-type f16"), std::string::npos) << q.err;
   EXPECT_EQ(greedy_tokens({"-ctk", "f32", "-ctv", "f32"}).size(), 6u);
+  const CliResult both =
+      run_cli({"generate", "-m", stories(), "-p", "x", "-ctk", "q8_0", "-ctv", "f16"});
+  EXPECT_EQ(both.exit_code, 1);
+}
+
+// The golden llama model (2 layers, 2 KV heads of 64): a Q8_0 row of 128 elements is 4 blocks
+// of 34 bytes, so 1e9 positions take 2 * 2 * 1e9 * 136 bytes = 506.64 GiB (F32: 1907.35).
+TEST(CliConventions, KvCacheQ8_0IsPlannedInBlocks) {
+  auto plan = [](const std::string& type) {
+    return run_cli({"logits", "-m", shared_path("golden/llama"), "--tokens", "1", "--ctx",
+                    "1000000000", "--kv-type", type, "--backend", "cpu"})
+        .err;
+  };
+  EXPECT_NE(plan("q8_0").find("KV cache (506.64 GiB)"), std::string::npos) << plan("q8_0");
+  EXPECT_NE(plan("f32").find("KV cache (1907.35 GiB)"), std::string::npos) << plan("f32");
 }
 
 // Reference: the logits command's last row after the prompt, softmaxed here in double.

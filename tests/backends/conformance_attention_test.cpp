@@ -1,5 +1,7 @@
 // Conformance of the attention ops (fused prefill/decode attention and the decode primitives
-// attention_scores and weighted_sum) over F32 and F16 KV caches, with GQA and sliding windows.
+// attention_scores and weighted_sum) over F32, F16 and Q8_0 KV caches, with GQA and sliding
+// windows. The reference reads the cache as stored (rounded to F16, or the dequantised Q8_0
+// blocks), so every cache type meets the same tolerance.
 #include <cmath>
 
 #include <fmt/format.h>
@@ -8,6 +10,7 @@
 #include "backends/reference_ops.h"
 #include "torchless/core/error.h"
 #include "torchless/core/half.h"
+#include "torchless/core/quant.h"
 
 namespace torchless::conformance {
 namespace {
@@ -31,7 +34,7 @@ class ConformanceAttention : public BackendTest {};
 
 TEST_P(ConformanceAttention, FusedAttentionMatchesReference) {
   for (const AttentionCase& c : sizes().attention) {
-    for (DType kv : {DType::F32, DType::F16}) {
+    for (DType kv : kv_types(c)) {
       const uint64_t seed = 2000 + static_cast<uint64_t>(c.pos0 * 13 + c.n_tokens * 7 + c.head_dim);
       const std::string what = describe(c, kv, seed);
       const AttentionParams p = params_of(c);
@@ -53,7 +56,7 @@ TEST_P(ConformanceAttention, FusedAttentionMatchesReference) {
 TEST_P(ConformanceAttention, DecodePrimitivesMatchReference) {
   for (const AttentionCase& c : sizes().attention) {
     if (c.n_tokens != 1) continue;
-    for (DType kv : {DType::F32, DType::F16}) {
+    for (DType kv : kv_types(c)) {
       const uint64_t seed = 3000 + static_cast<uint64_t>(c.pos0 * 13 + c.head_dim);
       const std::string what = describe(c, kv, seed);
       const AttentionParams p = params_of(c);
@@ -96,6 +99,12 @@ TEST_P(ConformanceAttention, InvalidParametersThrow) {
   Tensor q4 = backend().alloc(Shape{1, 32}, DType::F32);
   Tensor out4 = backend().alloc(Shape{1, 32}, DType::F32);
   EXPECT_THROW(backend().attention(q4, bad_cache, bad_cache, out4, p), Error);
+  // Q8_0 blocks of 32 would straddle heads of 16.
+  Tensor q8_cache = backend().alloc(Shape{16, 64}, DType::Q8_0);
+  p = params_of({4, 4, 16, 1, 2, 0});
+  Tensor q64 = backend().alloc(Shape{1, 64}, DType::F32);
+  Tensor out64 = backend().alloc(Shape{1, 64}, DType::F32);
+  EXPECT_THROW(backend().attention(q64, q8_cache, q8_cache, out64, p), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceAttention, ::testing::ValuesIn(kBackends),

@@ -200,6 +200,32 @@ TEST_P(ConformanceOps, KvStoreWritesRowsInCacheDtype) {
   }
 }
 
+// Q8_0 rows: each block of 32 gets d = amax / 127 (stored as F16) and codes rint(x / d), so
+// a stored value is within d / 2 of its source plus the F16 rounding of d times a code
+// (<= 127 * d * 2^-11): 0.6 d bounds both. A block of zeros stays exactly zero.
+TEST_P(ConformanceOps, KvStoreQuantisesRowsToQ8_0Blocks) {
+  const int64_t cols = 3 * 32;  // three heads of 32
+  Tensor cache = backend().alloc(Shape{6, cols}, DType::Q8_0);
+  auto rows = random_floats(static_cast<size_t>(3 * cols), 1200, -5.0f, 5.0f);
+  for (int64_t c = 0; c < 32; ++c) rows[static_cast<size_t>(cols + c)] = 0.0f;  // a zero block
+  for (int64_t c = 64; c < 96; ++c) rows[static_cast<size_t>(c)] *= 1e-3f;      // a tiny block
+  backend().kv_store(upload_f32(backend(), rows, Shape{3, cols}), cache, 2);
+  const auto got = backend().to_host_f32(cache);
+  for (int64_t b = 0; b < 3 * cols / 32; ++b) {
+    double amax = 0.0;
+    for (int64_t j = 0; j < 32; ++j) {
+      amax = std::max(amax, std::fabs(static_cast<double>(rows[static_cast<size_t>(b * 32 + j)])));
+    }
+    for (int64_t j = 0; j < 32; ++j) {
+      const auto i = static_cast<size_t>(b * 32 + j);
+      ASSERT_NEAR(got[static_cast<size_t>(2 * cols) + i], rows[i], 0.6 * amax / 127.0)
+          << "block " << b << " element " << j << " seed 1200";
+    }
+  }
+  for (int64_t c = 0; c < 2 * cols; ++c) ASSERT_EQ(got[static_cast<size_t>(c)], 0.0f);
+  EXPECT_THROW(backend().kv_store(upload_f32(backend(), rows, Shape{3, cols}), cache, 4), Error);
+}
+
 TEST_P(ConformanceOps, HostConveniencesRoundTrip) {
   auto x = random_floats(33, 1100, -5.0f, 5.0f);
   const auto want_softmax = reference::softmax(x, 33);

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "torchless/core/error.h"
+
 namespace torchless {
 namespace {
 
@@ -327,6 +329,106 @@ TEST(Sampler, DryPenalisesTokensThatExtendARepeat) {
     if (longest[id] >= 1) adjusted[id] -= static_cast<float>(0.8 * std::pow(1.75, longest[id] - 1));
   }
   expect_near(dense(sampler.distribution(logits, history), 20), softmax(adjusted, 1.0));
+}
+
+// Reference DRY lengths with breakers: brute force over every earlier position, each repeat
+// capped at the tokens after the end of the latest complete breaker occurrence, found by
+// trying every breaker at every position.
+std::vector<int> dry_lengths(const std::vector<int32_t>& history,
+                             const std::vector<std::vector<int32_t>>& breakers, size_t n_vocab) {
+  const size_t n = history.size();
+  size_t breaker_end = 0;
+  for (size_t start = 0; start < n; ++start) {
+    for (const auto& b : breakers) {
+      if (start + b.size() <= n && std::equal(b.begin(), b.end(), history.begin() + start)) {
+        breaker_end = std::max(breaker_end, start + b.size());
+      }
+    }
+  }
+  const size_t limit = n - breaker_end;
+  std::vector<int> longest(n_vocab, 0);
+  for (size_t j = 0; j + 1 < n; ++j) {
+    size_t length = 0;
+    while (length <= j && history[j - length] == history[n - 1 - length]) ++length;
+    auto& best = longest[static_cast<size_t>(history[j + 1])];
+    best = std::max(best, static_cast<int>(std::min(length, limit)));
+  }
+  return longest;
+}
+
+TEST(Sampler, DryRepeatsNeverReachBackIntoASequenceBreaker) {
+  const auto logits = random_logits(20, kSeed + 4);
+  // 5 6 7 8 repeats 5 6 7 and would go on with 8, but 13 (a breaker) sits inside the current
+  // run: only "6 7" counts. 14 15 is a two-token breaker; 14 alone is none.
+  const std::vector<std::vector<int32_t>> breakers = {{13}, {14, 15}};
+  const std::vector<std::vector<int32_t>> histories = {
+      {5, 6, 7, 8, 1, 5, 13, 6, 7},         // single-token breaker: repeat of 2
+      {5, 6, 7, 8, 1, 14, 15, 5, 6, 7},     // two-token breaker before the run: 3
+      {5, 6, 7, 8, 1, 5, 14, 15, 6, 7},     // two-token breaker inside: 2
+      {5, 14, 6, 7, 8, 2, 5, 14, 6, 7},     // 14 without 15 is no breaker: 4
+      {2, 5, 6, 7, 8, 1, 5, 6, 7, 14, 15},  // a breaker at the very end: nothing repeats
+  };
+  const std::vector<int> want_length_of_8 = {2, 3, 2, 4, 0};
+  for (size_t h = 0; h < histories.size(); ++h) {
+    SamplerOptions o = plain(1.0f);
+    o.dry_multiplier = 0.8f;
+    o.dry_base = 1.75f;
+    o.dry_allowed_length = 2;
+    o.dry_sequence_breakers = breakers;
+    Sampler sampler(o);
+    const auto longest = dry_lengths(histories[h], breakers, 20);
+    EXPECT_EQ(longest[8], want_length_of_8[h]) << "history " << h;
+    std::vector<float> adjusted(logits.begin(), logits.end());
+    for (size_t id = 0; id < 20; ++id) {
+      if (longest[id] >= 2) {
+        adjusted[id] -= static_cast<float>(0.8 * std::pow(1.75, longest[id] - 2));
+      }
+    }
+    expect_near(dense(sampler.distribution(logits, histories[h]), 20), softmax(adjusted, 1.0));
+  }
+}
+
+TEST(Sampler, MirostatV1KeepsTheZipfEstimatedTopKAndLearnsMu) {
+  for (const float tau : {1.0f, 3.0f, 5.0f}) {
+    const auto logits = random_logits(300, kSeed + 5, 2.5f);
+    SamplerOptions o = plain(1.0f);
+    o.mirostat = 1;
+    o.mirostat_tau = tau;
+    o.mirostat_eta = 0.1f;
+    Sampler sampler(o);
+    // Reference (Basu et al. 2021, m = 100): least-squares Zipf exponent s over the 100 most
+    // likely, k = (e 2^mu / (1 - N^-e))^(1/s) with e = s - 1 and mu = 2 tau, keep int(k).
+    const auto p = softmax(logits, 1.0);
+    const auto order = ids_by_probability(p);
+    double tb = 0, tt = 0;
+    for (size_t i = 0; i < 99; ++i) {
+      const double t = std::log((i + 2.0) / (i + 1.0));
+      tb += t * std::log(p[static_cast<size_t>(order[i])] / p[static_cast<size_t>(order[i + 1])]);
+      tt += t * t;
+    }
+    const double s = tb / tt;
+    const double e = s - 1;
+    const double k = std::pow(e * std::pow(2.0, 2.0 * tau) / (1 - std::pow(300.0, -e)), 1 / s);
+    const auto keep = static_cast<size_t>(std::clamp(k, 1.0, 300.0));
+    std::vector<double> want(p.size(), 0.0);
+    double mass = 0;
+    for (size_t i = 0; i < keep; ++i) mass += want[static_cast<size_t>(order[i])] = p[order[i]];
+    for (auto& v : want) v /= mass;
+    expect_near(dense(sampler.distribution(logits), p.size()), want);
+    const int32_t id = sampler.sample(logits);
+    ASSERT_GT(want[static_cast<size_t>(id)], 0.0) << "tau " << tau << " seed " << kSeed;
+    const double expected_mu = 2.0 * tau - 0.1 * (-std::log2(want[static_cast<size_t>(id)]) - tau);
+    EXPECT_NEAR(sampler.mirostat_mu(), expected_mu, 1e-4) << "tau " << tau;
+  }
+}
+
+TEST(Sampler, RejectsUnknownMirostatVersionsAndEmptyBreakers) {
+  SamplerOptions o = plain(1.0f);
+  o.mirostat = 3;
+  EXPECT_THROW(Sampler{o}, Error);
+  o.mirostat = 1;
+  o.dry_sequence_breakers = {{}};
+  EXPECT_THROW(Sampler{o}, Error);
 }
 
 }  // namespace

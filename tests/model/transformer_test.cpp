@@ -75,14 +75,20 @@ TEST(Transformer, EmptyInputAndUnknownIdsAreErrors) {
   EXPECT_EQ(cache.size(), 0);
 }
 
-TEST(KvCache, F16CacheHalvesTheMemory) {
+// Q8_0 stores 32 values in 34 bytes (an F16 scale and 32 int8 codes) instead of 128.
+TEST(KvCache, F16HalvesTheMemoryAndQ8_0TakesBlocksOf34Bytes) {
   Fixture f("qwen3");
   KvCache f32(*f.backend, f.model->config(), 100, DType::F32);
   KvCache f16(*f.backend, f.model->config(), 100, DType::F16);
+  KvCache q8(*f.backend, f.model->config(), 100, DType::Q8_0);
   const auto& c = f.model->config();
   EXPECT_EQ(f32.bytes(), static_cast<size_t>(2 * c.n_layers * 100 * c.n_kv_heads * c.head_dim) * 4);
   EXPECT_EQ(f16.bytes() * 2, f32.bytes());
-  EXPECT_THROW(KvCache(*f.backend, c, 10, DType::Q8_0), Error);
+  EXPECT_EQ(q8.bytes() * 128, f32.bytes() * 34);
+  EXPECT_THROW(KvCache(*f.backend, c, 10, DType::Q4_0), Error);
+  ModelConfig odd = c;
+  odd.head_dim = 48;  // blocks of 32 would straddle heads
+  EXPECT_THROW(KvCache(*f.backend, odd, 10, DType::Q8_0), Error);
 }
 
 }  // namespace

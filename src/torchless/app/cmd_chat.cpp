@@ -153,7 +153,7 @@ int run_chat(const ChatOptions& o) {
   GenerationOptions generation;
   generation.max_tokens = o.max_reply_tokens;
   generation.stop_at_end_of_generation = !o.ignore_eos;
-  generation.sampling = resolve_sampling(o.sampling);
+  generation.sampling = resolve_sampling(o.sampling, session.tokenizer());
   std::vector<ChatMessage> messages;
   if (!o.system.empty()) messages.push_back({"system", o.system});
   const size_t n_system = messages.size();

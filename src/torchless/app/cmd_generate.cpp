@@ -117,7 +117,7 @@ int run_generate(const GenerateOptions& options) {
   generation.max_tokens = options.n_predict;
   generation.stop_at_end_of_generation = !options.ignore_eos;
   generation.n_probs = options.n_probs;
-  generation.sampling = resolve_sampling(options.sampling);
+  generation.sampling = resolve_sampling(options.sampling, session.tokenizer());
   const std::vector<int32_t> prompt_tokens = session.tokenize(prompt);
   // A context shift keeps the prompt's first token (BOS) and whatever fits of the rest.
   if (options.context_shift) generation.context_keep = std::min<int>(prompt_tokens.size(), 1);

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "torchless/backends/backend.h"
+#include "torchless/core/dtype.h"
 #include "torchless/core/error.h"
 
 namespace torchless::app {
@@ -51,9 +52,9 @@ void add_model_options(CLI::App& app, ModelOptions& options, ModelOptionSet whic
   if (which.context) {
     app.add_option("-c,--ctx,--ctx-size", options.ctx,
                    "context length (0: the model's, at most 4096)");
-    app.add_option(
-        "--kv-type,--cache-type-k", options.kv_type,
-        "KV cache type: f16 or f32 (llama.cpp: -ctk; default " + options.default_kv_type + ")");
+    app.add_option("--kv-type,--cache-type-k", options.kv_type,
+                   "KV cache type: f16, f32 or q8_0 (llama.cpp: -ctk; default " +
+                       options.default_kv_type + ")");
     app.add_option("--cache-type-v", options.kv_type_v, "llama.cpp's -ctv: as --kv-type");
     app.add_flag("--kv-f16", options.kv_f16, "the same as --kv-type f16");
   }
@@ -88,14 +89,13 @@ SessionOptions session_options(const ModelOptions& options) {
          options.kv_type_v);
   }
   const std::string kv_type = !k.empty() ? k : !v.empty() ? v : options.default_kv_type;
-  if (kv_type == "q8_0" || kv_type == "q4_0") {
-    fail("--kv-type {}: a quantised KV cache is not supported yet; use f16 (the default) or f32",
-         kv_type);
+  if (kv_type != "f16" && kv_type != "f32" && kv_type != "q8_0") {
+    fail("--kv-type must be f16, f32 or q8_0, got '{}'", kv_type);
   }
-  if (kv_type != "f16" && kv_type != "f32") {
-    fail("--kv-type must be f16 or f32, got '{}'", kv_type);
+  if (options.kv_f16 && kv_type != "f16" && !(k.empty() && v.empty())) {
+    fail("--kv-f16 and --kv-type {} ask for two KV cache types", kv_type);
   }
-  s.kv_f16 = options.kv_f16 || kv_type == "f16";
+  s.kv_dtype = options.kv_f16 ? DType::F16 : *dtype_from_name(kv_type);
   return s;
 }
 

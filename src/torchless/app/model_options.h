@@ -17,7 +17,7 @@ struct ModelOptions {
   int threads = 0;
   int ctx = 0;
   bool kv_f16 = false;                  // the older spelling of --kv-type f16
-  std::string kv_type;                  // --kv-type / -ctk: f16 or f32 ("": the default)
+  std::string kv_type;                  // --kv-type / -ctk: f16, f32 or q8_0 ("": the default)
   std::string kv_type_v;                // -ctv: must agree with -ctk (one type for K and V)
   std::string default_kv_type = "f16";  // as in llama.cpp
   int gpu_layers = -1;  // llama.cpp's -ngl: 0 means the CPU; any other count, every layer

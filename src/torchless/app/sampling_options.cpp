@@ -6,6 +6,8 @@
 #include <limits>
 #include <optional>
 #include <random>
+#include <string>
+#include <string_view>
 
 #include "torchless/core/error.h"
 
@@ -42,6 +44,38 @@ std::optional<std::pair<int32_t, float>> parse_logit_bias(const std::string& tex
   return std::pair{id, bias};
 }
 
+// llama.cpp's escapes for breaker strings; an unknown escape keeps its backslash.
+std::string unescape(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) {
+      out += text[i];
+      continue;
+    }
+    switch (const char c = text[++i]) {
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case '"':
+      case '\'':
+      case '\\':
+        out += c;
+        break;
+      default:
+        out += '\\';
+        out += c;
+        break;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void add_sampling_options(CLI::App& app, SamplingArgs& args) {
@@ -64,7 +98,8 @@ void add_sampling_options(CLI::App& app, SamplingArgs& args) {
       ->capture_default_str();
   app.add_option("--typical", s.typical_p, "locally typical sampling mass (1: off)")
       ->capture_default_str();
-  app.add_option("--mirostat", s.mirostat, "0: off, 2: mirostat v2 (replaces top-k/p, min-p)")
+  app.add_option("--mirostat", s.mirostat,
+                 "0: off, 1: mirostat, 2: mirostat v2 (both replace top-k/p, min-p, typical)")
       ->capture_default_str();
   app.add_option("--mirostat-ent", s.mirostat_tau, "mirostat target entropy tau")
       ->capture_default_str();
@@ -77,6 +112,9 @@ void add_sampling_options(CLI::App& app, SamplingArgs& args) {
   app.add_option("--dry-allowed-length", s.dry_allowed_length,
                  "repeats this long or shorter are not DRY-penalised")
       ->capture_default_str();
+  app.add_option("--dry-sequence-breaker", args.dry_sequence_breakers,
+                 "a string a DRY repeat never crosses (repeatable; the first replaces the "
+                 "defaults \\n : \" *; 'none': no breakers)");
   app.add_option("-l,--logit-bias", args.logit_bias,
                  "ID+BIAS or ID-BIAS added to a token's logit; ID-inf bans it (repeatable)");
   app.add_option("-s,--seed", args.seed, "random seed (-1: random)")->capture_default_str();
@@ -97,8 +135,9 @@ void check_sampling(const SamplingArgs& args) {
   check_range("--presence-penalty", s.presence_penalty, -1e6, 1e6, "a finite number (0: off)");
   check_range("--frequency-penalty", s.frequency_penalty, -1e6, 1e6, "a finite number (0: off)");
   check_range("--typical", s.typical_p, 1e-9, 1, "between 0 and 1 (above 0; 1: off)");
-  if (s.mirostat != 0 && s.mirostat != 2)
-    fail("--mirostat must be 0 (off) or 2, got {}", s.mirostat);
+  if (s.mirostat < 0 || s.mirostat > 2) {
+    fail("--mirostat must be 0 (off), 1 or 2, got {}", s.mirostat);
+  }
   check_range("--mirostat-ent", s.mirostat_tau, 0, 1e6, "0 or more");
   check_range("--mirostat-lr", s.mirostat_eta, 0, 1e6, "0 or more");
   check_range("--dry-multiplier", s.dry_multiplier, 0, 1e6, "0 (off) or more");
@@ -123,7 +162,16 @@ void check_n_predict(int n_predict) {
   if (n_predict < -1) fail("-n must be -1 (no limit) or 0 or more, got {}", n_predict);
 }
 
-SamplerOptions resolve_sampling(const SamplingArgs& args) {
+std::vector<std::string> dry_breaker_strings(const std::vector<std::string>& flags) {
+  std::vector<std::string> breakers;
+  for (const std::string& flag : flags) {
+    if (flag == "none") return {};
+    breakers.push_back(unescape(flag));
+  }
+  return breakers;
+}
+
+SamplerOptions resolve_sampling(const SamplingArgs& args, const Tokenizer& tokenizer) {
   SamplerOptions s = args.sampler;
   uint64_t seed = 0;
   const auto parsed = parse_seed(args.seed, seed);
@@ -131,6 +179,10 @@ SamplerOptions resolve_sampling(const SamplingArgs& args) {
   s.seed = *parsed == -1 ? std::random_device{}() : seed;
   for (const std::string& bias : args.logit_bias) {
     if (const auto parsed_bias = parse_logit_bias(bias)) s.logit_bias.push_back(*parsed_bias);
+  }
+  if (s.dry_multiplier != 0.0f) {
+    s.dry_sequence_breakers =
+        dry_breaker_sequences(tokenizer, dry_breaker_strings(args.dry_sequence_breakers));
   }
   return s;
 }

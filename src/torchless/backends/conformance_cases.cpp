@@ -109,6 +109,11 @@ Weights make_weights(Backend& backend, DType dtype, int64_t rows, int64_t cols, 
   return w;
 }
 
+std::vector<DType> kv_types(const AttentionCase& c) {
+  if (c.head_dim % kQK != 0) return {DType::F32, DType::F16};
+  return {DType::F32, DType::F16, DType::Q8_0};
+}
+
 Cache make_cache(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint64_t seed) {
   Cache c;
   c.values = random_floats(static_cast<size_t>((rows + 3) * cols), seed);
@@ -116,6 +121,13 @@ Cache make_cache(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint
   c.tensor = backend.alloc(Shape{rows + 3, cols}, dtype);
   if (dtype == DType::F32) {
     backend.upload(std::as_bytes(std::span(c.values)), c.tensor);
+    return c;
+  }
+  if (dtype == DType::Q8_0) {
+    std::vector<std::byte> blocks(c.tensor.nbytes());
+    quantize_row(dtype, c.values.data(), blocks.data(), static_cast<int64_t>(c.values.size()));
+    dequantize_row(dtype, blocks.data(), c.values.data(), static_cast<int64_t>(c.values.size()));
+    backend.upload(blocks, c.tensor);
     return c;
   }
   std::vector<uint16_t> half(c.values.size());

@@ -76,11 +76,13 @@ struct Weights {
 Weights make_weights(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint64_t seed);
 
 // A KV cache of `rows` valid rows plus 3 rows of large values that attention must never read;
-// `values` as stored, i.e. rounded to F16 for F16 caches.
+// `values` as stored: rounded to F16 for F16 caches, the dequantised blocks for Q8_0 ones.
 struct Cache {
   std::vector<float> values;
   Tensor tensor;
 };
+// The KV cache types a case can use: Q8_0 needs head_dim a multiple of its 32-element blocks.
+std::vector<DType> kv_types(const AttentionCase& c);
 Cache make_cache(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint64_t seed);
 
 // Elements per activation scale when a backend multiplies `dtype` weights with activations

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "torchless/core/error.h"
+#include "torchless/core/quant.h"
 
 namespace torchless::op_checks {
 namespace {
@@ -52,8 +53,8 @@ void require_numel(const Tensor& t, int64_t n, std::string_view op, std::string_
 
 void require_kv_cache(const Tensor& cache, std::string_view op, std::string_view what) {
   require_tensor(cache, op, what);
-  if (cache.dtype != DType::F32 && cache.dtype != DType::F16) {
-    fail("{}: {} must be f32 or f16, got {}", op, what, dtype_name(cache.dtype));
+  if (cache.dtype != DType::F32 && cache.dtype != DType::F16 && cache.dtype != DType::Q8_0) {
+    fail("{}: {} must be f32, f16 or q8_0, got {}", op, what, dtype_name(cache.dtype));
   }
 }
 
@@ -230,6 +231,9 @@ namespace {
 void require_cache_rows(const Tensor& cache, const AttentionParams& p, std::string_view op,
                         std::string_view what) {
   require_kv_cache(cache, op, what);
+  if (cache.dtype == DType::Q8_0 && p.head_dim % kQK != 0) {
+    fail("{}: a q8_0 {} needs head_dim a multiple of {}, got {}", op, what, kQK, p.head_dim);
+  }
   const int64_t width = int64_t{p.n_kv_heads} * p.head_dim;
   if (cache.cols() != width || cache.rows() < int64_t{p.pos0} + p.n_tokens) {
     fail("{}: {} has shape {}, expected at least {} rows of n_kv_heads * head_dim = {}", op, what,

@@ -27,10 +27,18 @@ Sampler::Sampler(const SamplerOptions& options) : options_(options), rng_(option
   }
   if (options.top_p <= 0) fail("top-p must be positive, got {}", options.top_p);
   if (options.min_p >= 1) fail("min-p must be below 1, got {}", options.min_p);
-  if (options.mirostat != 0 && options.mirostat != 2) {
-    fail("mirostat must be 0 (off) or 2, got {}", options.mirostat);
+  if (options.mirostat < 0 || options.mirostat > 2) {
+    fail("mirostat must be 0 (off), 1 or 2, got {}", options.mirostat);
   }
+  if (options.mirostat_m < 1) fail("mirostat m must be 1 or more, got {}", options.mirostat_m);
   mu_ = 2.0 * options.mirostat_tau;
+  const auto& breakers = options.dry_sequence_breakers;
+  for (size_t i = 0; i < breakers.size(); ++i) {
+    if (breakers[i].empty()) fail("DRY sequence breaker {} has no tokens", i);
+    breaker_heads_.emplace_back(breakers[i].front(), i);
+    longest_breaker_ = std::max(longest_breaker_, breakers[i].size());
+  }
+  std::sort(breaker_heads_.begin(), breaker_heads_.end());
 }
 
 void Sampler::reseed(uint64_t seed) {
@@ -53,7 +61,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
       break;
     }
   }
-  if (options_.mirostat == 2) {
+  if (options_.mirostat != 0) {
     mu_ -=
         options_.mirostat_eta * (-std::log2(static_cast<double>(drawn->p)) - options_.mirostat_tau);
   }
@@ -105,12 +113,17 @@ void Sampler::apply_penalties(std::span<const float> logits, std::span<const int
 
 // For every earlier position j, the length of the longest run ending at j that equals the
 // run ending at the last token; history[j + 1] would extend a repeat of that length.
+// Lengths are capped at dry_repeat_limit, so a repeat never reaches into a breaker.
 void Sampler::apply_dry(std::span<const int32_t> recent) {
   const size_t n = recent.size();
   dry_length_.assign(penalized_.size(), 0);
+  const size_t limit = dry_repeat_limit(recent);
+  if (limit < static_cast<size_t>(std::max(options_.dry_allowed_length, 1))) return;
   for (size_t j = 0; j + 1 < n; ++j) {
     size_t length = 0;
-    while (length <= j && recent[j - length] == recent[n - 1 - length]) ++length;
+    while (length < limit && length <= j && recent[j - length] == recent[n - 1 - length]) {
+      ++length;
+    }
     const int32_t next = recent[j + 1];
     if (next < 0 || static_cast<size_t>(next) >= penalized_.size()) continue;
     int& best = dry_length_[static_cast<size_t>(next)];
@@ -124,6 +137,27 @@ void Sampler::apply_dry(std::span<const int32_t> recent) {
           std::pow(options_.dry_base, static_cast<float>(length - options_.dry_allowed_length));
     }
   }
+}
+
+// The number of tokens after the end of the latest complete breaker sequence in `recent`
+// (all of them when there is none). Scans heads from the end and stops where no breaker
+// starting there could end later than the best found.
+size_t Sampler::dry_repeat_limit(std::span<const int32_t> recent) const {
+  if (breaker_heads_.empty()) return recent.size();
+  const auto& breakers = options_.dry_sequence_breakers;
+  size_t best_end = 0;  // one past the latest breaker's last token
+  for (size_t start = recent.size(); start-- > 0 && start + longest_breaker_ > best_end;) {
+    const auto first = std::lower_bound(breaker_heads_.begin(), breaker_heads_.end(),
+                                        std::pair<int32_t, size_t>{recent[start], 0});
+    for (auto it = first; it != breaker_heads_.end() && it->first == recent[start]; ++it) {
+      const std::vector<int32_t>& seq = breakers[it->second];
+      if (start + seq.size() > recent.size()) continue;
+      if (std::equal(seq.begin(), seq.end(), recent.begin() + static_cast<ptrdiff_t>(start))) {
+        best_end = std::max(best_end, start + seq.size());
+      }
+    }
+  }
+  return recent.size() - best_end;
 }
 
 int32_t Sampler::argmax() const {
@@ -144,6 +178,10 @@ void Sampler::build_candidates() {
   }
   for (auto& c : candidates_) c.p = static_cast<float>(c.p / total);
 
+  if (options_.mirostat == 1) {
+    keep_mirostat_v1();
+    return;
+  }
   if (options_.mirostat == 2) {
     keep_mirostat();
     return;
@@ -211,6 +249,38 @@ void Sampler::keep_mirostat() {
     ++n;
   }
   candidates_.resize(n);
+  renormalise(candidates_);
+}
+
+// Mirostat v1 (Basu et al. 2021, as llama.cpp): fit the Zipf exponent s to the m most likely
+// tokens, then keep the k tokens whose expected surprise is mu. A pair with p = 0 ends the fit
+// (its log ratio is infinite); without any pair, or with a k that is not finite, only the best
+// token or every token is kept.
+void Sampler::keep_mirostat_v1() {
+  std::sort(candidates_.begin(), candidates_.end(), more_likely);
+  const size_t pairs =
+      std::min(static_cast<size_t>(options_.mirostat_m - 1), candidates_.size() - 1);
+  double sum_tb = 0;
+  double sum_tt = 0;
+  for (size_t i = 0; i < pairs && candidates_[i + 1].p > 0; ++i) {
+    const double t = std::log(static_cast<double>(i + 2) / static_cast<double>(i + 1));
+    const double b = std::log(static_cast<double>(candidates_[i].p) / candidates_[i + 1].p);
+    sum_tb += t * b;
+    sum_tt += t * t;
+  }
+  size_t keep = 1;
+  if (sum_tt > 0) {
+    const double s = sum_tb / sum_tt;
+    const double e = s - 1;
+    const double n = static_cast<double>(candidates_.size());
+    const double k = std::pow(e * std::pow(2.0, mu_) / (1 - std::pow(n, -e)), 1 / s);
+    if (std::isfinite(k)) {
+      keep = static_cast<size_t>(std::clamp(k, 1.0, n));
+    } else if (k > 0) {
+      keep = candidates_.size();
+    }
+  }
+  candidates_.resize(keep);
   renormalise(candidates_);
 }
 

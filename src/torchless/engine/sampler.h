@@ -4,14 +4,19 @@
 //   1. repetition penalty (CTRL-style: a positive logit is divided by it, a negative one
 //      multiplied), presence penalty (subtracted once) and frequency penalty (subtracted once
 //      per occurrence) for every distinct token among the last `penalty_last_n` tokens;
-//   1b. DRY ("don't repeat yourself", without sequence breakers): a token that would extend
-//      a repeat of the sequence's last L >= dry_allowed_length tokens (among the last
-//      penalty_last_n) loses dry_multiplier * dry_base^(L - dry_allowed_length);
+//   1b. DRY ("don't repeat yourself"): a token that would extend a repeat of the sequence's
+//      last L >= dry_allowed_length tokens (among the last penalty_last_n) loses
+//      dry_multiplier * dry_base^(L - dry_allowed_length). A repeat never reaches back into
+//      a sequence breaker: L is at most the number of tokens after the end of the latest
+//      complete breaker sequence (dry_breaker_sequences() computes them from strings);
 //   2. temperature <= 0: greedy (argmax, lowest id on ties) — nothing else applies;
 //   3. logits / temperature, softmax;
-//   4. mirostat v2 when on: keep the tokens whose surprise -log2 p is at most mu (at least
-//      one), renormalise, draw, then mu -= eta * (surprise of the drawn token - tau); the
-//      truncations of step 4b do not apply;
+//   4. mirostat when on, and then the truncations of step 4b do not apply. v2: keep the
+//      tokens whose surprise -log2 p is at most mu (at least one). v1: estimate the Zipf
+//      exponent s from the m most likely tokens (least squares of log(p_i / p_i+1) on
+//      log((i + 2) / (i + 1))), keep the k = (e 2^mu / (1 - N^-e))^(1/s) most likely, e = s - 1,
+//      N the vocabulary. Both renormalise, draw, then mu -= eta * (surprise of the drawn
+//      token - tau);
 //   4b. top-k (keep the k most likely), typical (the tokens whose surprise is closest to the
 //      entropy, up to mass typical_p), top-p (the smallest most-likely set whose mass reaches
 //      p), min-p (drop tokens below min_p × the top probability); each renormalises;
@@ -40,7 +45,10 @@ struct SamplerOptions {
   float dry_multiplier = 0.0f;     // 0: off
   float dry_base = 1.75f;
   int dry_allowed_length = 2;
-  int mirostat = 0;                                   // 0: off, 2: mirostat v2
+  // Token-id sequences a repeat never crosses (e.g. the tokens of "\n" and ":").
+  std::vector<std::vector<int32_t>> dry_sequence_breakers;
+  int mirostat = 0;                                   // 0: off, 1: mirostat v1, 2: mirostat v2
+  int mirostat_m = 100;                               // v1: tokens that estimate s
   float mirostat_tau = 5.0f;                          // target surprise (bits)
   float mirostat_eta = 0.1f;                          // learning rate
   std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, added to its logit)
@@ -82,7 +90,9 @@ class Sampler {
   void build_candidates();  // from penalized_, into candidates_ (sorted, truncated)
   void keep_typical();
   void apply_dry(std::span<const int32_t> recent);
+  size_t dry_repeat_limit(std::span<const int32_t> recent) const;
   void keep_mirostat();
+  void keep_mirostat_v1();
   int32_t argmax() const;
   double next_uniform();  // in [0, 1)
 
@@ -94,6 +104,9 @@ class Sampler {
   std::vector<std::pair<double, TokenProbability>> scored_;  // typical: (|surprise - H|, token)
   double mu_ = 0;
   std::vector<int> dry_length_;  // per token: the longest repeat it would extend
+  // (first token, index into options_.dry_sequence_breakers), sorted: breakers by their head.
+  std::vector<std::pair<int32_t, size_t>> breaker_heads_;
+  size_t longest_breaker_ = 0;
 };
 
 }  // namespace torchless

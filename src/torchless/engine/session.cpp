@@ -97,7 +97,8 @@ Session::Session(const SessionOptions& options) {
   tokenizer_ = open_tokenizer(options, model);
   if (tokenizer_) check_vocab_sizes(*tokenizer_, model.config, options);
   const int n_ctx = resolve_context(options.n_ctx, model.config);
-  const DType kv_dtype = options.kv_f16 ? DType::F16 : DType::F32;
+  const DType kv_dtype = options.kv_dtype;
+  check_kv_dtype(kv_dtype, model.config);
   check_memory(*backend_, model, n_ctx, kv_dtype);
   prefetch_weights(model.weights, {.show_progress = isatty(STDERR_FILENO) != 0});
   transformer_ = std::make_unique<Transformer>(std::move(model), *backend_);
@@ -113,6 +114,7 @@ Session::Session(LoadedModel model, std::unique_ptr<Backend> backend,
     : backend_(std::move(backend)), tokenizer_(std::move(tokenizer)) {
   if (!backend_) fail("a session needs a backend");
   const int resolved = resolve_context(n_ctx, model.config);
+  check_kv_dtype(kv_dtype, model.config);
   check_memory(*backend_, model, resolved, kv_dtype);
   transformer_ = std::make_unique<Transformer>(std::move(model), *backend_);
   cache_ = std::make_unique<KvCache>(*backend_, transformer_->config(), resolved, kv_dtype);

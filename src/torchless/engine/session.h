@@ -31,7 +31,7 @@ struct SessionOptions {
   std::string backend = "auto";          // auto, cpu, metal, cuda, metal-emulated
   int threads = 0;                       // CPU threads; 0 = physical cores
   int n_ctx = 0;                         // 0: the model's context, at most kDefaultMaxContext
-  bool kv_f16 = false;                   // F16 KV cache instead of F32
+  DType kv_dtype = DType::F32;           // KV cache: F32, F16 or Q8_0 (head_dim % 32 == 0)
   bool load_tokenizer = true;            // false: ids only (e.g. `logits` on a bare HF dir)
 };
 

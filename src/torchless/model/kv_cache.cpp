@@ -4,11 +4,22 @@
 
 namespace torchless {
 
+void check_kv_dtype(DType dtype, const ModelConfig& config) {
+  if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::Q8_0) {
+    fail("KV cache dtype must be f32, f16 or q8_0, got {}", dtype_name(dtype));
+  }
+  const int64_t block = dtype_block_size(dtype);
+  if (config.head_dim % block != 0) {
+    fail(
+        "a {} KV cache needs a head size that is a multiple of {}, and this model's heads have "
+        "{} values: use an f16 KV cache (--kv-type f16)",
+        dtype_name(dtype), block, config.head_dim);
+  }
+}
+
 KvCache::KvCache(Backend& backend, const ModelConfig& config, int n_ctx, DType dtype)
     : n_ctx_(n_ctx), dtype_(dtype) {
-  if (dtype != DType::F32 && dtype != DType::F16) {
-    fail("KV cache dtype must be f32 or f16, got {}", dtype_name(dtype));
-  }
+  check_kv_dtype(dtype, config);
   if (n_ctx <= 0) fail("KV cache needs a positive context length, got {}", n_ctx);
   const int64_t width = static_cast<int64_t>(config.n_kv_heads) * config.head_dim;
   if (width <= 0)

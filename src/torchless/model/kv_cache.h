@@ -10,9 +10,14 @@
 
 namespace torchless {
 
+// Throws Error unless `dtype` can hold this model's keys and values: F32, F16, or Q8_0 when
+// head_dim is a multiple of 32 (Q8_0 blocks must not straddle heads).
+void check_kv_dtype(DType dtype, const ModelConfig& config);
+
 class KvCache {
  public:
-  // dtype: F32 or F16. n_ctx: the number of positions the cache can hold.
+  // dtype: F32, F16 or Q8_0 (see check_kv_dtype). n_ctx: the number of positions the cache can
+  // hold.
   KvCache(Backend& backend, const ModelConfig& config, int n_ctx, DType dtype = DType::F32);
 
   int n_ctx() const { return n_ctx_; }

@@ -8,6 +8,7 @@
 #include "torchless/backends/cpu/cpu_backend.h"
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/backends/cpu/cpu_memory.h"
+#include "torchless/core/quant.h"
 
 namespace torchless {
 namespace {
@@ -19,8 +20,7 @@ int64_t first_visible(int64_t pos, int window) {
 
 // Byte offset of KV head kvh inside a cache row.
 size_t head_offset(const Tensor& cache, int kvh, int head_dim) {
-  const size_t element = cache.dtype == DType::F16 ? 2 : 4;
-  return static_cast<size_t>(kvh) * static_cast<size_t>(head_dim) * element;
+  return dtype_row_bytes(cache.dtype, static_cast<int64_t>(kvh) * head_dim);
 }
 
 }  // namespace

@@ -245,10 +245,16 @@ void CpuBackend::kv_store_impl(const Tensor& src, Tensor& cache, int pos0) {
   const int64_t n = src.numel() / cols;
   for (int64_t i = 0; i < n; ++i) {
     std::byte* dst = cp + static_cast<size_t>(pos0 + i) * cache.row_bytes();
-    if (cache.dtype == DType::F16) {
-      cpu::f32_to_f16(sp + i * cols, reinterpret_cast<uint16_t*>(dst), cols);
-    } else {
-      std::memcpy(dst, sp + i * cols, static_cast<size_t>(cols) * sizeof(float));
+    switch (cache.dtype) {
+      case DType::F16:
+        cpu::f32_to_f16(sp + i * cols, reinterpret_cast<uint16_t*>(dst), cols);
+        break;
+      case DType::Q8_0:  // blocks of 32 along the row, never across heads (head_dim % 32 == 0)
+        quantize_row(DType::Q8_0, sp + i * cols, dst, cols);
+        break;
+      default:
+        std::memcpy(dst, sp + i * cols, static_cast<size_t>(cols) * sizeof(float));
+        break;
     }
   }
 }

@@ -47,7 +47,8 @@ void f16_to_f32(const uint16_t* src, float* dst, int64_t n);
 void bf16_to_f32(const uint16_t* src, float* dst, int64_t n);
 void f32_to_f16(const float* src, uint16_t* dst, int64_t n);
 
-// --- attention over a KV cache of F32 or F16 rows (row_bytes apart), one head ---
+// --- attention over a KV cache of F32, F16 or Q8_0 rows (row_bytes apart), one head ---
+// k and v point at the head's first element (a Q8_0 head starts on a block: head_dim % 32 == 0).
 // scores[p - p0] = scale * dot(q, K[p] + head_offset) for p in [p0, p1).
 void attention_scores_row(const float* q, const std::byte* k, size_t row_bytes, DType kv_type,
                           int64_t head_dim, int64_t p0, int64_t p1, float scale, float* scores);

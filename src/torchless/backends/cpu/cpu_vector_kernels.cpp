@@ -18,6 +18,7 @@
 
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/core/half.h"
+#include "torchless/core/quant.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace torchless::cpu {
@@ -88,6 +89,43 @@ void AxpyF16(float s, const uint16_t* x16, float* y, int64_t n) {
     hn::StoreU(hn::MulAdd(vs, xv, hn::LoadU(df, y + i)), df, y + i);
   }
   for (; i < n; ++i) y[i] += s * fp16_to_fp32(x16[i]);
+}
+
+// Q8_0 rows (core/quant.h): blocks of 32 int8 codes with an F16 scale. The codes are widened
+// to float and scaled per block, so the arithmetic is the F32 kernels' on the dequantised row.
+// Vectors never exceed 16 floats on the enabled targets, so a block is whole vectors.
+using DI32 = hn::RebindToSigned<DF>;
+using DI8 = hn::Rebind<int8_t, DF>;
+
+template <typename Fn>
+void ForEachQ8_0Vector(const BlockQ8_0* blocks, int64_t n, Fn&& fn) {
+  const DF df;
+  const DI32 di32;
+  const DI8 di8;
+  const int64_t lanes = lanes_of(df);
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const auto d = hn::Set(df, fp16_to_fp32(blocks[b].d));
+    for (int64_t j = 0; j < kQK; j += lanes) {
+      const auto codes = hn::PromoteTo(di32, hn::LoadU(di8, blocks[b].qs + j));
+      fn(b * kQK + j, hn::Mul(d, hn::ConvertTo(df, codes)));
+    }
+  }
+}
+
+float DotQ8_0(const float* a, const BlockQ8_0* b, int64_t n) {
+  const DF df;
+  auto acc = hn::Zero(df);
+  ForEachQ8_0Vector(
+      b, n, [&](int64_t i, auto values) { acc = hn::MulAdd(hn::LoadU(df, a + i), values, acc); });
+  return hn::GetLane(hn::SumOfLanes(df, acc));
+}
+
+void AxpyQ8_0(float s, const BlockQ8_0* x, float* y, int64_t n) {
+  const DF df;
+  const auto vs = hn::Set(df, s);
+  ForEachQ8_0Vector(x, n, [&](int64_t i, auto values) {
+    hn::StoreU(hn::MulAdd(vs, values, hn::LoadU(df, y + i)), df, y + i);
+  });
 }
 
 float SumSquares(const float* x, int64_t n) {
@@ -199,14 +237,22 @@ void F32ToF16(const float* src, uint16_t* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = fp32_to_fp16(src[i]);
 }
 
+float DotKvRow(const float* q, const std::byte* row, DType kv_type, int64_t head_dim) {
+  switch (kv_type) {
+    case DType::F16:
+      return DotF16(q, reinterpret_cast<const uint16_t*>(row), head_dim);
+    case DType::Q8_0:
+      return DotQ8_0(q, reinterpret_cast<const BlockQ8_0*>(row), head_dim);
+    default:
+      return DotF32(q, reinterpret_cast<const float*>(row), head_dim);
+  }
+}
+
 void AttentionScoresRow(const float* q, const std::byte* k, size_t row_bytes, DType kv_type,
                         int64_t head_dim, int64_t p0, int64_t p1, float scale, float* scores) {
   for (int64_t p = p0; p < p1; ++p) {
     const std::byte* row = k + static_cast<size_t>(p) * row_bytes;
-    const float dot = kv_type == DType::F16
-                          ? DotF16(q, reinterpret_cast<const uint16_t*>(row), head_dim)
-                          : DotF32(q, reinterpret_cast<const float*>(row), head_dim);
-    scores[p - p0] = scale * dot;
+    scores[p - p0] = scale * DotKvRow(q, row, kv_type, head_dim);
   }
 }
 
@@ -217,10 +263,16 @@ void WeightedSumRow(const float* weights, const std::byte* v, size_t row_bytes, 
     const float w = weights[p - p0];
     if (w == 0.0f) continue;  // masked positions of a window
     const std::byte* row = v + static_cast<size_t>(p) * row_bytes;
-    if (kv_type == DType::F16) {
-      AxpyF16(w, reinterpret_cast<const uint16_t*>(row), out, head_dim);
-    } else {
-      AxpyF32(w, reinterpret_cast<const float*>(row), out, head_dim);
+    switch (kv_type) {
+      case DType::F16:
+        AxpyF16(w, reinterpret_cast<const uint16_t*>(row), out, head_dim);
+        break;
+      case DType::Q8_0:
+        AxpyQ8_0(w, reinterpret_cast<const BlockQ8_0*>(row), out, head_dim);
+        break;
+      default:
+        AxpyF32(w, reinterpret_cast<const float*>(row), out, head_dim);
+        break;
     }
   }
 }

@@ -2,6 +2,9 @@
 // fused flash-decoding attention over the KV cache (flash_attention.metal). Operands were
 // checked by Backend (op_checks.h); what fails here is a limit of the kernels.
 #include <algorithm>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "torchless/backends/metal/metal_backend.h"
 #include "torchless/backends/metal/metal_kernel_args.h"
@@ -34,6 +37,15 @@ metal::AttentionArgs pack(const AttentionParams& p) {
   return args;
 }
 
+// The kernel of `family` ("attention", ...) for a cache of `dtype`: the suffixes of the
+// instantiations in attention.metal and flash_attention.metal.
+std::string kernel_for(std::string_view family, DType dtype) {
+  const std::string_view suffix = dtype == DType::F16    ? "_f16"
+                                  : dtype == DType::Q8_0 ? "_q8_0"
+                                                         : "";
+  return fmt::format("{}{}_kernel", family, suffix);
+}
+
 uint32_t ceil_div(uint64_t a, uint64_t b) {
   return static_cast<uint32_t>((a + b - 1) / b);
 }
@@ -46,8 +58,7 @@ void MetalBackend::attention_scores_impl(const Tensor& q, const Tensor& k_cache,
   metal::AttentionArgs args = pack(params);
   args.scores_stride = static_cast<int32_t>(scores.cols());
   args.keys_per_group = kKeysPerScoreGroup;
-  const metal::MetalPipeline& p = pipeline(
-      k_cache.dtype == DType::F16 ? "attention_scores_f16_kernel" : "attention_scores_kernel");
+  const metal::MetalPipeline& p = pipeline(kernel_for("attention_scores", k_cache.dtype));
   const uint32_t width = p.thread_execution_width();
   const uint32_t simdgroups = std::max<uint32_t>(
       1, std::min(kScoreSimdgroups, p.max_total_threads_per_threadgroup() / width));
@@ -61,8 +72,7 @@ void MetalBackend::weighted_sum_impl(const Tensor& scores, const Tensor& v_cache
   const int64_t n_keys = int64_t{params.pos0} + 1;
   metal::AttentionArgs args = pack(params);
   args.scores_stride = static_cast<int32_t>(scores.cols());
-  const metal::MetalPipeline& p =
-      pipeline(v_cache.dtype == DType::F16 ? "weighted_sum_f16_kernel" : "weighted_sum_kernel");
+  const metal::MetalPipeline& p = pipeline(kernel_for("weighted_sum", v_cache.dtype));
   const uint32_t threads = fit_threads(p, std::min<uint64_t>(256, params.head_dim));
   run(p, args, {read(scores), rows_arg(v_cache, 0, n_keys, false), write(out)}, 0,
       {{ceil_div(params.head_dim, threads), static_cast<uint32_t>(params.n_heads), 1},
@@ -76,8 +86,7 @@ void MetalBackend::attention_impl(const Tensor& q, const Tensor& k_cache, const 
 
 void MetalBackend::flash_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                    Tensor& out, const AttentionParams& params) {
-  const bool f16 = k_cache.dtype == DType::F16;
-  const metal::MetalPipeline& p = pipeline(f16 ? "attention_f16_kernel" : "attention_kernel");
+  const metal::MetalPipeline& p = pipeline(kernel_for("attention", k_cache.dtype));
   const uint32_t width = p.thread_execution_width();
   const uint32_t group_heads = static_cast<uint32_t>(params.n_heads / params.n_kv_heads);
   if (static_cast<uint32_t>(params.head_dim) > kMaxDimsPerLane * width) {

@@ -207,8 +207,15 @@ bool MetalBackend::host_readable(const Tensor& t) const {
 
 void MetalBackend::kv_store_impl(const Tensor& src, Tensor& cache, int pos0) {
   const int64_t n = src.numel() / cache.cols();
+  const BufferArg rows = rows_arg(cache, pos0, n, true);
+  if (cache.dtype == DType::Q8_0) {
+    // One thread per block of 32; a Q8_0 tensor's cols are a multiple of 32 by construction.
+    const int64_t blocks = src.numel() / dtype_block_size(DType::Q8_0);
+    elementwise("kv_store_q8_0_kernel", {read(src), rows}, blocks, blocks);
+    return;
+  }
   elementwise(cache.dtype == DType::F16 ? "kv_store_f16_kernel" : "kv_store_kernel",
-              {read(src), rows_arg(cache, pos0, n, true)}, src.numel(), src.numel());
+              {read(src), rows}, src.numel(), src.numel());
 }
 
 }  // namespace torchless

@@ -361,14 +361,15 @@ void MetalSelftest::kv_store_ops() {
   }
 }
 
-// The conformance attention cases over F32 and F16 caches: the fused op, and for one-token
+// The conformance attention cases over F32, F16 and (where head_dim allows) Q8_0 caches: the
+// fused op, and for one-token
 // cases the spec's primitives (attention_scores, softmax, weighted_sum) in a chain.
 void MetalSelftest::attention_ops() {
   const auto bound = [](const auto&) {
     return std::vector<double>{2.0 * conformance::kAttentionAbs};
   };
   for (const AttentionCase& c : sizes_.attention) {
-    for (DType kv : {DType::F32, DType::F16}) {
+    for (DType kv : conformance::kv_types(c)) {
       const AttentionParams p = conformance::params_of(c);
       const int64_t width = int64_t{c.n_heads} * c.head_dim;
       const int64_t kv_width = int64_t{c.n_kv_heads} * c.head_dim;

@@ -1,8 +1,8 @@
 // The spec's attention primitives for one query token at position pos0 (decode):
 // attention_scores: scores[h, p] = scale * q_h . k_p over keys 0..pos0 (-inf outside a sliding
 // window); weighted_sum: out[h, :] = sum_p scores[h, p] v_p (scores already softmaxed).
-// GQA: query head h reads KV head h / (n_heads / n_kv_heads). Caches are F32 or F16 (the _f16
-// kernels); arithmetic is float.
+// GQA: query head h reads KV head h / (n_heads / n_kv_heads). Caches are F32, F16 or Q8_0 (the
+// _f16 and _q8_0 kernels, read through kv_at/kv_load); arithmetic is float.
 #include "metal_common.h"
 
 inline uint first_visible_key(constant AttentionArgs& args, int position) {
@@ -25,9 +25,9 @@ inline void scores_block(constant AttentionArgs& args, device const float* q,
   const uint end = min(n_keys, begin + uint(args.keys_per_group));
   device const float* qh = q + head * head_dim;
   for (uint p = begin + simdgroup; p < end; p += n_simdgroups) {
-    device const T* key = k_cache + uint64_t(p) * kv_stride + kv_head * head_dim;
+    device const T* key = kv_at(k_cache, uint64_t(p) * kv_stride + kv_head * head_dim);
     float partial = 0.0f;
-    for (uint d = lane; d < head_dim; d += width) partial += qh[d] * float(key[d]);
+    for (uint d = lane; d < head_dim; d += width) partial += qh[d] * kv_load(key, d);
     const float dot = simd_sum(partial);
     if (lane == 0) {
       scores[uint64_t(head) * uint(args.scores_stride) + p] = p >= first ? dot * args.scale : -INFINITY;
@@ -47,10 +47,9 @@ inline void weighted_sum_block(constant AttentionArgs& args, device const float*
   const uint kv_head = head / uint(args.n_heads / args.n_kv_heads);
   const uint kv_stride = uint(args.n_kv_heads) * head_dim;
   device const float* sh = scores + uint64_t(head) * uint(args.scores_stride);
-  device const T* v = v_cache + kv_head * head_dim + d;
   float acc = 0.0f;
   for (uint p = first_visible_key(args, args.pos0); p <= uint(args.pos0); ++p) {
-    acc += sh[p] * float(v[uint64_t(p) * kv_stride]);
+    acc += sh[p] * kv_load(kv_at(v_cache, uint64_t(p) * kv_stride + kv_head * head_dim), d);
   }
   out[head * head_dim + d] = acc;
 }
@@ -70,6 +69,7 @@ kernel void attention_scores(constant AttentionArgs& args [[buffer(0)]],
 
 template [[host_name("attention_scores_kernel")]] [[kernel]] decltype(attention_scores<float>) attention_scores<float>;
 template [[host_name("attention_scores_f16_kernel")]] [[kernel]] decltype(attention_scores<half>) attention_scores<half>;
+template [[host_name("attention_scores_q8_0_kernel")]] [[kernel]] decltype(attention_scores<BlockQ8_0>) attention_scores<BlockQ8_0>;
 
 template <typename T>
 kernel void weighted_sum(constant AttentionArgs& args [[buffer(0)]],
@@ -84,3 +84,4 @@ kernel void weighted_sum(constant AttentionArgs& args [[buffer(0)]],
 
 template [[host_name("weighted_sum_kernel")]] [[kernel]] decltype(weighted_sum<float>) weighted_sum<float>;
 template [[host_name("weighted_sum_f16_kernel")]] [[kernel]] decltype(weighted_sum<half>) weighted_sum<half>;
+template [[host_name("weighted_sum_q8_0_kernel")]] [[kernel]] decltype(weighted_sum<BlockQ8_0>) weighted_sum<BlockQ8_0>;

@@ -5,7 +5,8 @@
 // float output accumulator rescaled whenever m grows. Lanes split head_dim (at most
 // kMaxDimsPerLane per lane) and one simd_sum gives each score. With one split the kernel
 // normalises and writes the output; otherwise it writes (acc, m, l) partials that
-// attention_merge_kernel combines. Everything accumulates in float.
+// attention_merge_kernel combines. Everything accumulates in float; caches are F32, F16 or Q8_0
+// (kv_at/kv_load of metal_common.h).
 #include "metal_common.h"
 
 constant constexpr uint kMaxDimsPerLane = 8;
@@ -41,12 +42,13 @@ inline void flash_attention(constant AttentionArgs& args, device const float* q,
   float m = -INFINITY;
   float l = 0.0f;
   for (uint p = begin; p < end; ++p) {
-    device const T* key = k_cache + uint64_t(p) * kv_stride + place.kv_head * head_dim;
-    device const T* value = v_cache + uint64_t(p) * kv_stride + place.kv_head * head_dim;
+    const uint64_t head_start = uint64_t(p) * kv_stride + place.kv_head * head_dim;
+    device const T* key = kv_at(k_cache, head_start);
+    device const T* value = kv_at(v_cache, head_start);
     float partial = 0.0f;
     for (uint j = 0; j < kMaxDimsPerLane; ++j) {
       const uint d = place.lane + j * place.width;
-      if (d < head_dim) partial += q_reg[j] * float(key[d]);
+      if (d < head_dim) partial += q_reg[j] * kv_load(key, d);
     }
     const float score = simd_sum(partial);
     const float m_new = max(m, score);
@@ -55,7 +57,7 @@ inline void flash_attention(constant AttentionArgs& args, device const float* q,
     l = l * correction + weight;
     for (uint j = 0; j < kMaxDimsPerLane; ++j) {
       const uint d = place.lane + j * place.width;
-      if (d < head_dim) acc[j] = acc[j] * correction + weight * float(value[d]);
+      if (d < head_dim) acc[j] = acc[j] * correction + weight * kv_load(value, d);
     }
     m = m_new;
   }
@@ -107,6 +109,7 @@ kernel void flash_attention_kernel(constant AttentionArgs& args [[buffer(0)]],
 
 template [[host_name("attention_kernel")]] [[kernel]] decltype(flash_attention_kernel<float>) flash_attention_kernel<float>;
 template [[host_name("attention_f16_kernel")]] [[kernel]] decltype(flash_attention_kernel<half>) flash_attention_kernel<half>;
+template [[host_name("attention_q8_0_kernel")]] [[kernel]] decltype(flash_attention_kernel<BlockQ8_0>) flash_attention_kernel<BlockQ8_0>;
 
 // Combines the splits' partials of one (token, head): with M the largest split max,
 // out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M). Empty splits (m = -inf) weigh 0.

@@ -44,6 +44,29 @@ inline float bf16_to_float(uint16_t bits) {
   return as_type<float>(uint32_t(bits) << 16);
 }
 
+// KV cache rows of F32, F16 or Q8_0 (blocks of 32 along the row; a head starts on a block
+// because head_dim % 32 == 0). kv_at points at element `element` of the cache (for Q8_0 the
+// block holding it), kv_load reads element d of a head from there, as float.
+inline device const float* kv_at(device const float* cache, uint64_t element) {
+  return cache + element;
+}
+inline device const half* kv_at(device const half* cache, uint64_t element) {
+  return cache + element;
+}
+inline device const BlockQ8_0* kv_at(device const BlockQ8_0* cache, uint64_t element) {
+  return cache + element / kQBlock;
+}
+inline float kv_load(device const float* head, uint d) {
+  return head[d];
+}
+inline float kv_load(device const half* head, uint d) {
+  return float(head[d]);
+}
+inline float kv_load(device const BlockQ8_0* head, uint d) {
+  device const BlockQ8_0* block = head + d / kQBlock;
+  return float(block->d) * float(block->qs[d % kQBlock]);
+}
+
 inline float q8_0_element(device const char* row, uint k) {
   device const BlockQ8_0* block = (device const BlockQ8_0*)row + k / kQBlock;
   return float(block->d) * float(block->qs[k % kQBlock]);
