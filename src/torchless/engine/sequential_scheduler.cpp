@@ -198,6 +198,7 @@ void SequentialScheduler::run() {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || has_work_locked(); });
       cancelled_jobs = take_cancelled_locked();
+      stats_.requests_finished += static_cast<int64_t>(cancelled_jobs.size());
       for (size_t i = 0; i < slots_.size(); ++i) {
         if (running_ids_[i] != 0 && cancelled_.count(running_ids_[i]) != 0) {
           cancelled_slots.push_back(i);
@@ -223,9 +224,8 @@ void SequentialScheduler::run() {
     for (auto& job : cancelled_jobs) {
       SequenceSummary summary;
       summary.end = SequenceEnd::Cancelled;
+      summary.prompt_tokens = static_cast<int>(job->request.prompt.size());
       end_job(*job, summary);
-      std::lock_guard lock(mutex_);
-      ++stats_.requests_finished;
     }
     for (const size_t i : cancelled_slots) finish(slots_[i], SequenceEnd::Cancelled);
     if (next != nullptr) step(*next);
@@ -244,20 +244,25 @@ void SequentialScheduler::end_job(Job& job, const SequenceSummary& summary) {
   }
 }
 
+// The slot is free and the counters are up to date before on_end runs, so that a client that
+// waits for its end sees the scheduler's stats without its request.
 void SequentialScheduler::finish(Slot& slot, SequenceEnd end, std::string error) {
   SequenceSummary summary;
   summary.end = end;
   summary.prompt_tokens = static_cast<int>(slot.job->request.prompt.size());
   summary.generated_tokens = slot.generated;
   summary.error = std::move(error);
-  end_job(*slot.job, summary);
-  std::lock_guard lock(mutex_);
-  const size_t index = static_cast<size_t>(&slot - slots_.data());
-  cancelled_.erase(running_ids_[index]);
-  running_ids_[index] = 0;
-  slot.job.reset();
-  slot.sampler.reset();
-  ++stats_.requests_finished;
+  std::unique_ptr<Job> job;
+  {
+    std::lock_guard lock(mutex_);
+    const size_t index = static_cast<size_t>(&slot - slots_.data());
+    cancelled_.erase(running_ids_[index]);
+    running_ids_[index] = 0;
+    job = std::move(slot.job);
+    slot.sampler.reset();
+    ++stats_.requests_finished;
+  }
+  end_job(*job, summary);
 }
 
 void SequentialScheduler::step(Slot& slot) {
