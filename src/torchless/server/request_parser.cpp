@@ -83,7 +83,9 @@ std::string get_string(const json& value, const std::string& param) {
 
 int32_t get_token_id(const json& value, const std::string& param, int32_t n_vocab) {
   if (!value.is_number_integer()) reject(param, fmt::format("'{}' must hold token ids", param));
-  const int64_t id = value.is_number_unsigned() ? -1 : value.get<int64_t>();
+  // nlohmann keeps non-negative integers unsigned; beyond INT64_MAX they are out of range anyway.
+  const int64_t id =
+      value.is_number_unsigned() && value.get<uint64_t>() > INT32_MAX ? -1 : value.get<int64_t>();
   if (id < 0 || id >= n_vocab) {
     reject(param, fmt::format("'{}': token id {} is outside the vocabulary of {}", param,
                               value.dump(), n_vocab));
