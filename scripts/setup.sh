@@ -16,6 +16,8 @@ pkgs=(cmake ninja-build g++ pkg-config clang clang-14 clang-format clang-tidy
       libgtest-dev libgmock-dev googletest libbenchmark-dev libhwy-dev libcli11-dev
       nlohmann-json3-dev libfmt-dev libpcre2-dev libedit-dev libc++-dev libc++abi-dev
       libcpp-httplib-dev nodejs)
+# Debian packages npm apart; NodeSource's nodejs bundles it (and conflicts with Debian's npm).
+command -v npm >/dev/null || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
