@@ -13,7 +13,7 @@
 #include "torchless/app/command.h"
 #include "torchless/app/model_options.h"
 #include "torchless/core/error.h"
-#include "torchless/engine/sequential_scheduler.h"
+#include "torchless/engine/scheduler_factory.h"
 #include "torchless/engine/session.h"
 #include "torchless/server/http_server.h"
 

@@ -314,9 +314,4 @@ void SequentialScheduler::step(Slot& slot) {
   }
 }
 
-std::unique_ptr<Scheduler> make_scheduler(Transformer& transformer, const Tokenizer* tokenizer,
-                                          const SchedulerOptions& options) {
-  return std::make_unique<SequentialScheduler>(transformer, tokenizer, options);
-}
-
 }  // namespace torchless

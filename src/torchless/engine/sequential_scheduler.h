@@ -84,11 +84,6 @@ class SequentialScheduler : public Scheduler {
   std::thread thread_;
 };
 
-// The scheduler `torchless serve` runs on a loaded model: the sequential one on every backend
-// for now (the continuous-batching one where the backend has paged attention, once it exists).
-std::unique_ptr<Scheduler> make_scheduler(Transformer& transformer, const Tokenizer* tokenizer,
-                                          const SchedulerOptions& options);
-
 // The context length a scheduler gives each sequence: options.n_ctx, or the model's training
 // context capped at kDefaultMaxContext when 0. Throws Error when negative.
 int resolve_scheduler_context(int requested, const ModelConfig& config);
