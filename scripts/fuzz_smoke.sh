@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets with clang (the `fuzz` CMake preset) and fuzzes each for a bounded
 # time: the GGUF reader for SECONDS, seeded with small valid GGUFs generated now plus the first
 # 16 KiB of a few real files from ../shared; the other parsers (safetensors/config.json, chat
-# templates, tokenizer.json, llama2.c checkpoint and tokenizer.bin, tokenizer encode) for
+# templates, tokenizer.json, llama2.c checkpoint and tokenizer.bin, tokenizer encode, the
+# server's request bodies) for
 # SECONDS/4 each (15 s by default), from small seeds written here. Prints executions per target.
 # Usage: scripts/fuzz_smoke.sh [SECONDS]     (default 60; see docs/fuzzing.md for longer runs)
 set -euo pipefail
@@ -11,7 +12,7 @@ seconds=${1:-${FUZZ_SECONDS:-60}}
 
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz --target gguf_reader_fuzz gguf_fuzz_corpus safetensors_reader_fuzz \
-  chat_template_fuzz hf_tokenizer_fuzz llama2c_fuzz tokenizer_encode_fuzz
+  chat_template_fuzz hf_tokenizer_fuzz llama2c_fuzz tokenizer_encode_fuzz server_request_fuzz
 bin=build/fuzz/fuzz
 
 work=$(mktemp -d)
@@ -91,6 +92,16 @@ if [[ -f ../shared/models/tok512.bin ]]; then
   { printf '\1'; head -c 4096 ../shared/models/tok512.bin; } > "$d/head-tok512"
 fi
 run_fuzzer llama2c_fuzz "$share" "$d"
+
+# Server request bodies: the first byte picks the endpoint (0 chat, 1 completions, 2 tokenize,
+# 3 detokenize).
+d=$work/server
+printf '\0%s' '{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hi \u00e9"}]}],"stream":true,"stream_options":{"include_usage":true},"temperature":0.7,"top_p":0.9,"top_k":40,"min_p":0.05,"max_tokens":16,"stop":["\n\n","END"],"seed":-1,"frequency_penalty":0.5,"presence_penalty":-0.5,"logit_bias":{"15":-100,"7":2.5},"logprobs":true,"top_logprobs":3,"response_format":{"type":"text"}}' | seed "$d" chat
+printf '\1%s' '{"prompt":"Once upon a time","max_completion_tokens":8,"logprobs":2,"echo":false,"n":1,"stop":null}' | seed "$d" completion
+printf '\1%s' '{"prompt":[1,2,3,31999],"max_tokens":1e3,"seed":18446744073709551615}' | seed "$d" completion-ids
+printf '\2%s' '{"content":"<s>caf\u00e9","add_special":true,"with_pieces":true}' | seed "$d" tokenize
+printf '\3%s' '{"tokens":[1,2,-3,99999999999]}' | seed "$d" detokenize
+run_fuzzer server_request_fuzz "$share" "$d" 4096
 
 # Tokenizer encode: needs the two vocabularies from ../shared (loaded once at start-up).
 if [[ -f ../shared/models/stories260K.gguf && -f ../shared/vocab/ggml-vocab-gpt-2.gguf ]]; then
