@@ -10,7 +10,7 @@
 namespace torchless::app {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kAliases = {{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 9> kAliases = {{
     {"-cnv", "--conversation"},
     {"-sys", "--system-prompt"},
     {"-ngl", "--n-gpu-layers"},
@@ -18,6 +18,8 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kAliases 
     {"-ctx", "--ctx-size"},
     {"-ctk", "--cache-type-k"},
     {"-ctv", "--cache-type-v"},
+    {"-hf", "--hf-repo"},
+    {"-hfr", "--hf-repo"},
 }};
 
 // "-x" alone, "-5" (a negative number) and "-" (stdin) are fine; "-abc" is not.
