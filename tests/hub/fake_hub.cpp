@@ -38,6 +38,7 @@ FakeHub::FakeHub() : server_(std::make_unique<httplib::Server>()) {
   install_routes();
   const int port = server_->bind_to_any_port("127.0.0.1");
   endpoint_ = fmt::format("http://127.0.0.1:{}", port);
+  cdn_ = fmt::format("http://localhost:{}", port);
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
@@ -162,8 +163,8 @@ void FakeHub::install_routes() {
                    res.set_header("X-Linked-Etag", "\"" + sha + "\"");
                    res.set_header("X-Linked-Size", std::to_string(file->content.size()));
                    res.set_header("ETag", "\"" + git_blob_id("pointer" + file->path) + "\"");
-                   res.set_redirect(endpoint_ + "/cdn/" + req.matches[1].str() + "/" + file->path,
-                                    302);
+                   // The CDN is another host (as the hub's is), so no token must follow.
+                   res.set_redirect(cdn_ + "/cdn/" + req.matches[1].str() + "/" + file->path, 302);
                    return;
                  }
                  res.set_header("ETag", "\"" + git_blob_id(file->content) + "\"");

@@ -74,6 +74,7 @@ class FakeHub {
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   std::string endpoint_;
+  std::string cdn_;
   mutable std::mutex mutex_;
   std::map<std::string, Repo> repos_;
   std::map<std::string, size_t> drops_;

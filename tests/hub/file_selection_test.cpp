@@ -13,6 +13,7 @@ namespace torchless::hub {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 std::string selection_error(const std::vector<RepoFileEntry>& files, const std::string& quant) {

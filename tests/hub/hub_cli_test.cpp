@@ -10,6 +10,7 @@
 namespace torchless::test {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 const std::vector<std::string> kGenerate = {"-p", "Once upon a time", "-n", "24", "--temp", "0"};

@@ -13,7 +13,9 @@
 namespace torchless::test {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::IsEmpty;
 
 void expect_same_weights(const LoadedModel& a, const LoadedModel& b) {
@@ -98,7 +100,9 @@ TEST_F(HubTest, PartialFileOfAnEarlierRunIsResumed) {
   EXPECT_EQ(file_bytes(model.path), bytes);
   ASSERT_EQ(requests_to(hub_, "/cdn/"), 1u);
   for (const LoggedRequest& r : hub_.requests()) {
-    if (r.path.find("/cdn/") != std::string::npos) EXPECT_EQ(r.range, "bytes=123457-");
+    if (r.path.find("/cdn/") != std::string::npos) {
+      EXPECT_EQ(r.range, "bytes=123457-");
+    }
   }
 }
 

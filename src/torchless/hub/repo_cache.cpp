@@ -92,7 +92,7 @@ std::vector<CachedFile> RepoCache::snapshot_files(const std::string& commit) con
     if (!fs::is_regular_file(it->path(), size_ec)) continue;  // follows the link to its blob
     const uint64_t size = fs::file_size(it->path(), size_ec);
     if (size_ec) continue;
-    files.push_back({fs::relative(it->path(), root).generic_string(), size});
+    files.push_back({it->path().lexically_relative(root).generic_string(), size});
   }
   return files;
 }
