@@ -6,8 +6,8 @@
 #include <chrono>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
+#include <nlohmann/json.hpp>
 
 namespace torchless::test {
 namespace {
@@ -94,7 +94,8 @@ const FakeFile* FakeHub::find_file(const Repo& repo, const std::string& path) co
 void FakeHub::install_routes() {
   server_->set_logger([this](const httplib::Request& req, const httplib::Response&) {
     std::lock_guard lock(mutex_);
-    log_.push_back({req.path, req.get_header_value("Range"), req.get_header_value("Authorization")});
+    log_.push_back(
+        {req.path, req.get_header_value("Range"), req.get_header_value("Authorization")});
   });
   // Refuses a request for a misbehaving or gated repository; true when it was answered.
   auto refused = [this](const Repo& repo, const httplib::Request& req, httplib::Response& res) {
@@ -111,40 +112,37 @@ void FakeHub::install_routes() {
     return false;
   };
 
-  server_->Get(R"(/api/models/([^/]+/[^/]+)/revision/([^/]+))",
-               [this, refused](const httplib::Request& req, httplib::Response& res) {
-                 std::lock_guard lock(mutex_);
-                 const Repo* repo = find_repo(req.matches[1]);
-                 if (!repo) {
-                   res.status = 404;
-                   res.set_content(R"({"error":"Repository not found"})", "application/json");
-                   return;
-                 }
-                 if (refused(*repo, req, res)) return;
-                 if (req.matches[2] != "main" && req.matches[2] != repo->commit) {
-                   res.status = 404;
-                   res.set_content(R"({"error":"Invalid rev id"})", "application/json");
-                   return;
-                 }
-                 nlohmann::json siblings = nlohmann::json::array();
-                 for (const FakeFile& f : repo->files) {
-                   nlohmann::json s = {{"rfilename", f.path},
-                                       {"size", f.content.size()},
-                                       {"blobId", git_blob_id(f.lfs ? "pointer" + f.path
-                                                                     : f.content)}};
-                   if (f.lfs) {
-                     s["lfs"] = {{"sha256", sha256_hex(f.content)},
-                                 {"size", f.content.size()},
-                                 {"pointerSize", 134}};
-                   }
-                   siblings.push_back(s);
-                 }
-                 const nlohmann::json info = {{"id", req.matches[1]},
-                                              {"sha", repo->commit},
-                                              {"private", false},
-                                              {"siblings", siblings}};
-                 res.set_content(info.dump(), "application/json");
-               });
+  server_->Get(R"(/api/models/([^/]+/[^/]+)/revision/([^/]+))", [this, refused](
+                                                                    const httplib::Request& req,
+                                                                    httplib::Response& res) {
+    std::lock_guard lock(mutex_);
+    const Repo* repo = find_repo(req.matches[1]);
+    if (!repo) {
+      res.status = 404;
+      res.set_content(R"({"error":"Repository not found"})", "application/json");
+      return;
+    }
+    if (refused(*repo, req, res)) return;
+    if (req.matches[2] != "main" && req.matches[2] != repo->commit) {
+      res.status = 404;
+      res.set_content(R"({"error":"Invalid rev id"})", "application/json");
+      return;
+    }
+    nlohmann::json siblings = nlohmann::json::array();
+    for (const FakeFile& f : repo->files) {
+      nlohmann::json s = {{"rfilename", f.path},
+                          {"size", f.content.size()},
+                          {"blobId", git_blob_id(f.lfs ? "pointer" + f.path : f.content)}};
+      if (f.lfs) {
+        s["lfs"] = {
+            {"sha256", sha256_hex(f.content)}, {"size", f.content.size()}, {"pointerSize", 134}};
+      }
+      siblings.push_back(s);
+    }
+    const nlohmann::json info = {
+        {"id", req.matches[1]}, {"sha", repo->commit}, {"private", false}, {"siblings", siblings}};
+    res.set_content(info.dump(), "application/json");
+  });
 
   server_->Get(R"(/([^/]+/[^/]+)/resolve/([^/]+)/(.+))",
                [this, refused](const httplib::Request& req, httplib::Response& res) {
@@ -171,43 +169,44 @@ void FakeHub::install_routes() {
                  res.set_content(file->content, "application/octet-stream");
                });
 
-  server_->Get(R"(/cdn/([^/]+/[^/]+)/(.+))", [this](const httplib::Request& req,
-                                                    httplib::Response& res) {
-    std::string content;
-    size_t drop_at = SIZE_MAX;
-    {
-      std::lock_guard lock(mutex_);
-      const Repo* repo = find_repo(req.matches[1]);
-      const FakeFile* file = repo ? find_file(*repo, req.matches[2]) : nullptr;
-      if (!file) {
-        res.status = 404;
-        return;
-      }
-      content = file->content;
-      if (corrupt_.count(file->path) && !content.empty()) content[content.size() / 2] ^= 0x5a;
-      if (const auto it = drops_.find(file->path); it != drops_.end()) {
-        drop_at = it->second;
-        drops_.erase(it);
-      }
-    }
-    auto bytes = std::make_shared<std::string>(std::move(content));
-    res.set_header("ETag", "\"" + sha256_hex(*bytes) + "\"");
-    res.set_content_provider(
-        bytes->size(), "application/octet-stream",
-        [bytes, drop_at](size_t offset, size_t length, httplib::DataSink& sink) {
-          const size_t end = std::min(offset + length, bytes->size());
-          for (size_t at = offset; at < end;) {
-            const size_t n = std::min<size_t>(16384, end - at);
-            if (at < drop_at && at + n > drop_at) {
-              sink.write(bytes->data() + at, drop_at - at);
-              return false;  // closes the connection mid-file
-            }
-            if (!sink.write(bytes->data() + at, n)) return false;
-            at += n;
-          }
-          return true;
-        });
-  });
+  server_->Get(R"(/cdn/([^/]+/[^/]+)/(.+))",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 std::string content;
+                 size_t drop_at = SIZE_MAX;
+                 {
+                   std::lock_guard lock(mutex_);
+                   const Repo* repo = find_repo(req.matches[1]);
+                   const FakeFile* file = repo ? find_file(*repo, req.matches[2]) : nullptr;
+                   if (!file) {
+                     res.status = 404;
+                     return;
+                   }
+                   content = file->content;
+                   if (corrupt_.count(file->path) && !content.empty())
+                     content[content.size() / 2] ^= 0x5a;
+                   if (const auto it = drops_.find(file->path); it != drops_.end()) {
+                     drop_at = it->second;
+                     drops_.erase(it);
+                   }
+                 }
+                 auto bytes = std::make_shared<std::string>(std::move(content));
+                 res.set_header("ETag", "\"" + sha256_hex(*bytes) + "\"");
+                 res.set_content_provider(
+                     bytes->size(), "application/octet-stream",
+                     [bytes, drop_at](size_t offset, size_t length, httplib::DataSink& sink) {
+                       const size_t end = std::min(offset + length, bytes->size());
+                       for (size_t at = offset; at < end;) {
+                         const size_t n = std::min<size_t>(16384, end - at);
+                         if (at < drop_at && at + n > drop_at) {
+                           sink.write(bytes->data() + at, drop_at - at);
+                           return false;  // closes the connection mid-file
+                         }
+                         if (!sink.write(bytes->data() + at, n)) return false;
+                         at += n;
+                       }
+                       return true;
+                     });
+               });
 }
 
 }  // namespace torchless::test

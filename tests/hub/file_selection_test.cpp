@@ -12,8 +12,8 @@
 namespace torchless::hub {
 namespace {
 
-using ::testing::ElementsAre;
 using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 std::string selection_error(const std::vector<RepoFileEntry>& files, const std::string& quant) {
@@ -26,13 +26,10 @@ std::string selection_error(const std::vector<RepoFileEntry>& files, const std::
   return "";
 }
 
-const std::vector<RepoFileEntry> kQuants = {{"README.md", 10},
-                                            {"model-Q2_K.gguf", 500},
-                                            {"model-Q4_K_S.gguf", 900},
-                                            {"model-Q4_K_M.gguf", 1000},
-                                            {"model-Q8_0.gguf", 1800},
-                                            {"mmproj-model-f16.gguf", 300},
-                                            {"model-F16.gguf", 3000}};
+const std::vector<RepoFileEntry> kQuants = {
+    {"README.md", 10},           {"model-Q2_K.gguf", 500},  {"model-Q4_K_S.gguf", 900},
+    {"model-Q4_K_M.gguf", 1000}, {"model-Q8_0.gguf", 1800}, {"mmproj-model-f16.gguf", 300},
+    {"model-F16.gguf", 3000}};
 
 TEST(FileSelection, DefaultIsQ4KM) {
   const FileSelection s = select_model_files(kQuants, "", "org/repo");
@@ -67,7 +64,8 @@ TEST(FileSelection, QuantNamesAWholeWordInAnyCase) {
 
 TEST(FileSelection, SplitPartsAreOneModel) {
   const std::vector<RepoFileEntry> files = {
-      {"Q4_K_M/m-Q4_K_M-00002-of-00002.gguf", 600}, {"Q4_K_M/m-Q4_K_M-00001-of-00002.gguf", 700},
+      {"Q4_K_M/m-Q4_K_M-00002-of-00002.gguf", 600},
+      {"Q4_K_M/m-Q4_K_M-00001-of-00002.gguf", 700},
       {"m-Q8_0-00001-of-00003.gguf", 10},  // incomplete: never chosen
       {"m-F16.gguf", 5000}};
   const FileSelection s = select_model_files(files, "", "org/repo");
@@ -79,10 +77,13 @@ TEST(FileSelection, SplitPartsAreOneModel) {
 }
 
 TEST(FileSelection, SafetensorsRepositoryTakesConfigIndexAndTokenizer) {
-  const std::vector<RepoFileEntry> files = {
-      {"config.json", 1},         {"model.safetensors.index.json", 1},
-      {"model-00001-of-00002.safetensors", 9}, {"tokenizer.json", 1},
-      {"tokenizer_config.json", 1}, {"pytorch_model.bin", 9}, {"README.md", 1}};
+  const std::vector<RepoFileEntry> files = {{"config.json", 1},
+                                            {"model.safetensors.index.json", 1},
+                                            {"model-00001-of-00002.safetensors", 9},
+                                            {"tokenizer.json", 1},
+                                            {"tokenizer_config.json", 1},
+                                            {"pytorch_model.bin", 9},
+                                            {"README.md", 1}};
   const FileSelection s = select_model_files(files, "", "org/repo");
   EXPECT_THAT(s.files, ElementsAre("config.json", "model.safetensors.index.json", "tokenizer.json",
                                    "tokenizer_config.json"));

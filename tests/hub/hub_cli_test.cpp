@@ -26,8 +26,8 @@ TEST_F(HubTest, CliPullThenHfGeneratesWhatTheLocalFileDoes) {
   add_gguf_repo();
   const CliResult pulled = run_cli({"pull", kGgufRepo + ":F32"});
   ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
-  EXPECT_EQ(pulled.out, (repo_dir(kGgufRepo) / "snapshots" / kCommit / "stories260K-F32.gguf")
-                                .string() + "\n");
+  EXPECT_EQ(pulled.out,
+            (repo_dir(kGgufRepo) / "snapshots" / kCommit / "stories260K-F32.gguf").string() + "\n");
   EXPECT_THAT(pulled.err, HasSubstr("stories260K-F32.gguf"));
   const size_t before = hub_.request_count();
 
@@ -73,8 +73,8 @@ TEST_F(HubTest, CliListAndRm) {
   ASSERT_EQ(run_cli({"pull", kGgufRepo + ":F32"}).exit_code, 0);
   const CliResult list = run_cli({"list"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
-  EXPECT_THAT(list.out, AllOf(HasSubstr(kGgufRepo), HasSubstr("1.19 MB"),
-                              HasSubstr("stories260K-F32.gguf")));
+  EXPECT_THAT(list.out,
+              AllOf(HasSubstr(kGgufRepo), HasSubstr("1.19 MB"), HasSubstr("stories260K-F32.gguf")));
   const CliResult rm = run_cli({"rm", kGgufRepo});
   EXPECT_EQ(rm.exit_code, 0) << rm.err;
   EXPECT_THAT(rm.out, HasSubstr("1.19 MB freed"));

@@ -15,8 +15,8 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using ::testing::Not;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 void expect_same_weights(const LoadedModel& a, const LoadedModel& b) {
   ASSERT_EQ(a.weights.all().size(), b.weights.all().size());
@@ -49,7 +49,8 @@ TEST_F(HubTest, FreshDownloadFillsTheStandardCacheLayout) {
   // Only the chosen model file was fetched: not the F32 file, not the README.
   EXPECT_FALSE(fs::exists(snapshot / "stories260K-F32.gguf"));
   EXPECT_EQ(requests_to(hub_, "/cdn/"), 1u);
-  for (const std::string& f : files_under(cache_dir())) EXPECT_THAT(f, Not(HasSubstr(".incomplete")));
+  for (const std::string& f : files_under(cache_dir()))
+    EXPECT_THAT(f, Not(HasSubstr(".incomplete")));
   expect_same_weights(load_model(model.path), load_model(shared_file("models/stories260K.gguf")));
 }
 
@@ -58,9 +59,9 @@ TEST_F(HubTest, QuantSuffixPicksThatFileWhateverItsCase) {
   const hub::ResolvedModel model = pull(kGgufRepo + ":f32");
   EXPECT_EQ(model.path.filename(), "stories260K-F32.gguf");
   EXPECT_EQ(file_bytes(model.path), stories());
-  EXPECT_THAT(pull_error(kGgufRepo + ":Q5_K_S"),
-              AllOf(HasSubstr("no GGUF file for quantisation Q5_K_S"),
-                    HasSubstr("stories260K-F32.gguf")));
+  EXPECT_THAT(
+      pull_error(kGgufRepo + ":Q5_K_S"),
+      AllOf(HasSubstr("no GGUF file for quantisation Q5_K_S"), HasSubstr("stories260K-F32.gguf")));
 }
 
 TEST_F(HubTest, SecondUseFindsTheCacheWithoutAnyRequest) {
@@ -145,7 +146,8 @@ TEST_F(HubTest, GatedRepositoryOpensWithHfToken) {
 TEST_F(HubTest, OfflineModeUsesOnlyTheCache) {
   add_gguf_repo();
   set_env("HF_HUB_OFFLINE", "1");
-  EXPECT_THAT(pull_error(kGgufRepo), AllOf(HasSubstr("HF_HUB_OFFLINE=1"), HasSubstr("torchless pull")));
+  EXPECT_THAT(pull_error(kGgufRepo),
+              AllOf(HasSubstr("HF_HUB_OFFLINE=1"), HasSubstr("torchless pull")));
   EXPECT_EQ(hub_.request_count(), 0u);
   set_env("HF_HUB_OFFLINE", std::nullopt);
   const fs::path pulled = pull(kGgufRepo).path;
@@ -161,8 +163,8 @@ TEST_F(HubTest, SplitGgufDownloadsEveryPartAndLoadsAsOneModel) {
   const hub::ResolvedModel model = pull(kSplitRepo);
   EXPECT_EQ(model.path.filename(), "stories260K-Q8_0-00001-of-00003.gguf");
   for (int i = 2; i <= 3; ++i) {
-    EXPECT_TRUE(fs::is_regular_file(model.path.parent_path() /
-                                    gguf_split_name("stories260K-Q8_0", i, 3)));
+    EXPECT_TRUE(
+        fs::is_regular_file(model.path.parent_path() / gguf_split_name("stories260K-Q8_0", i, 3)));
   }
   EXPECT_FALSE(fs::exists(model.path.parent_path() / ".gitattributes"));
   expect_same_weights(load_model(model.path), load_model(shared_file("models/stories260K.gguf")));
@@ -199,7 +201,8 @@ TEST_F(HubTest, ListShowsCachedModelsAndRmRemovesOneQuantisation) {
               ::testing::ElementsAre("stories260K-F32.gguf", "stories260K-Q4_K_M.gguf"));
   const uint64_t both = repos[0].size;
   EXPECT_GT(both, 2 * stories().size() - 1);
-  const uint64_t freed = hub::remove_cached(cache_dir(), hub::parse_repo_spec(kGgufRepo + ":q4_k_m"));
+  const uint64_t freed =
+      hub::remove_cached(cache_dir(), hub::parse_repo_spec(kGgufRepo + ":q4_k_m"));
   repos = hub::list_cached_repos(cache_dir());
   ASSERT_EQ(repos.size(), 1u);
   EXPECT_THAT(repos[0].models, ::testing::ElementsAre("stories260K-F32.gguf"));

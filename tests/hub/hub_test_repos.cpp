@@ -23,7 +23,8 @@ std::string safetensors_bytes(const std::vector<const SafetensorsTensorInfo*>& t
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
   std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i)
+    out[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
   return out + text + data;
 }
 
@@ -32,7 +33,8 @@ std::string safetensors_bytes(const std::vector<const SafetensorsTensorInfo*>& t
 std::vector<FakeFile> HubTest::safetensors_files() const {
   const auto file = SafetensorsFile::open(shared_file("golden/llama/model.safetensors"));
   std::vector<std::vector<const SafetensorsTensorInfo*>> shards(3);
-  nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+  nlohmann::json index = {{"metadata", {{"total_size", 0}}},
+                          {"weight_map", nlohmann::json::object()}};
   for (size_t i = 0; i < file->tensors().size(); ++i) {
     const auto& t = file->tensors()[i];
     shards[i % 3].push_back(&t);

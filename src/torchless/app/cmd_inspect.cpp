@@ -309,8 +309,7 @@ const bool registered = register_command({
       sub.get_option("--hf-repo")->excludes(file);
       sub.add_flag("--json", *as_json, "Print the report as JSON");
       return [path, model, hf_repo, as_json] {
-        return run_inspect(model_path_or_hub(model->empty() ? *path : *model, *hf_repo),
-                           *as_json);
+        return run_inspect(model_path_or_hub(model->empty() ? *path : *model, *hf_repo), *as_json);
       };
     },
 });

@@ -24,9 +24,9 @@ int run_list() {
   for (const hub::CachedRepo& r : repos) {
     std::string models;
     for (const std::string& m : r.models) models += (models.empty() ? "" : ", ") + m;
-    text += fmt::format("{:<48} {:>10}  {}{}\n", r.repo, hub::format_bytes(r.size),
-                        models.empty() ? "-" : models,
-                        r.incomplete ? " (interrupted download)" : "");
+    text +=
+        fmt::format("{:<48} {:>10}  {}{}\n", r.repo, hub::format_bytes(r.size),
+                    models.empty() ? "-" : models, r.incomplete ? " (interrupted download)" : "");
   }
   write_stdout(text);
   return 0;

@@ -87,8 +87,9 @@ int run_tokenize(const TokenizeOptions& options) {
 
 std::function<int()> setup(CLI::App& app) {
   auto options = std::make_shared<TokenizeOptions>();
-  CLI::Option* model = app.add_option(
-      "-m,--model", options->model, "model: GGUF file, Hugging Face directory or llama2.c checkpoint");
+  CLI::Option* model =
+      app.add_option("-m,--model", options->model,
+                     "model: GGUF file, Hugging Face directory or llama2.c checkpoint");
   add_hf_option(app, options->hf_repo, model);
   app.add_option("--tokenizer", options->tokenizer,
                  "tokenizer file (llama2.c tokenizer.bin, or overrides the model's own)");

@@ -35,9 +35,9 @@ std::string resolve_backend(const ModelOptions& options) {
 }  // namespace
 
 void add_model_options(CLI::App& app, ModelOptions& options, ModelOptionSet which) {
-  CLI::Option* model = app.add_option(
-      "-m,--model", options.model,
-      "model: a GGUF file, a Hugging Face directory, or a llama2.c checkpoint");
+  CLI::Option* model =
+      app.add_option("-m,--model", options.model,
+                     "model: a GGUF file, a Hugging Face directory, or a llama2.c checkpoint");
   add_hf_option(app, options.hf_repo, model);
   if (which.tokenizer) {
     app.add_option("--tokenizer", options.tokenizer,

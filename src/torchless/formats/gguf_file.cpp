@@ -379,7 +379,8 @@ double GgufFile::get_float(std::string_view key, double fallback) const {
 
 void GgufFile::append_split_part(std::shared_ptr<GgufFile> part) {
   for (const GgufTensorInfo& t : part->tensors()) {
-    if (find_tensor(t.name)) fail("GGUF: tensor '{}' appears in two parts of a split model", t.name);
+    if (find_tensor(t.name))
+      fail("GGUF: tensor '{}' appears in two parts of a split model", t.name);
     tensors_.push_back(t);
   }
   parts_.push_back(std::move(part));

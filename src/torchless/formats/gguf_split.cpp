@@ -56,14 +56,14 @@ std::shared_ptr<GgufFile> open_gguf_model_file(const fs::path& path) {
   if (!keys || keys->count == 1) return first;
   const std::optional<GgufSplitName> name = parse_gguf_split_name(path.string());
   if (keys->no != 0) {
-    fail("{} is part {} of a split model of {}: give the first part{}", path.string(),
-         keys->no + 1, keys->count,
-         name ? " (" + gguf_split_name(name->prefix, 1, name->count) + ")" : "");
+    fail("{} is part {} of a split model of {}: give the first part{}", path.string(), keys->no + 1,
+         keys->count, name ? " (" + gguf_split_name(name->prefix, 1, name->count) + ")" : "");
   }
   if (!name || name->count != keys->count) {
-    fail("{} is the first of {} parts of a split model but is not named like one "
-         "(NAME-00001-of-{:05d}.gguf), so its other parts cannot be found",
-         path.string(), keys->count, keys->count);
+    fail(
+        "{} is the first of {} parts of a split model but is not named like one "
+        "(NAME-00001-of-{:05d}.gguf), so its other parts cannot be found",
+        path.string(), keys->count, keys->count);
   }
   for (int i = 2; i <= keys->count; ++i) {
     const fs::path part_path = gguf_split_name(name->prefix, i, keys->count);
@@ -74,8 +74,7 @@ std::shared_ptr<GgufFile> open_gguf_model_file(const fs::path& path) {
     std::shared_ptr<GgufFile> part = GgufFile::open(part_path);
     const std::optional<SplitKeys> part_keys = read_split_keys(*part, part_path);
     if (!part_keys || part_keys->no != i - 1 || part_keys->count != keys->count) {
-      fail("{}: its split metadata does not say part {} of {}", part_path.string(), i,
-           keys->count);
+      fail("{}: its split metadata does not say part {} of {}", part_path.string(), i, keys->count);
     }
     first->append_split_part(std::move(part));
   }

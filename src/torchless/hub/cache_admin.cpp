@@ -68,8 +68,8 @@ std::vector<CachedRepo> list_cached_repos(const fs::path& cache_dir) {
        it.increment(ec)) {
     const auto repo = repo_from_folder_name(it->path().filename().string());
     if (!repo || !it->is_directory()) continue;
-    repos.push_back({*repo, dir_size(it->path() / "blobs"), models_of(it->path()),
-                     has_incomplete(it->path())});
+    repos.push_back(
+        {*repo, dir_size(it->path() / "blobs"), models_of(it->path()), has_incomplete(it->path())});
   }
   std::sort(repos.begin(), repos.end(),
             [](const CachedRepo& a, const CachedRepo& b) { return a.repo < b.repo; });

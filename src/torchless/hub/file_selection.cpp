@@ -18,10 +18,10 @@ namespace {
 
 // Tokenizer and generation files a Hugging Face model directory may carry; those present are
 // downloaded with the weights.
-constexpr const char* kSideFiles[] = {
-    "tokenizer.json",         "tokenizer_config.json", "tokenizer.model",
-    "special_tokens_map.json", "added_tokens.json",    "vocab.json",
-    "merges.txt",             "generation_config.json"};
+constexpr const char* kSideFiles[] = {"tokenizer.json",    "tokenizer_config.json",
+                                      "tokenizer.model",   "special_tokens_map.json",
+                                      "added_tokens.json", "vocab.json",
+                                      "merges.txt",        "generation_config.json"};
 
 std::string upper(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
@@ -126,8 +126,7 @@ FileSelection select_gguf(const std::vector<GgufModel>& models, const std::strin
       if (names_quant(m.parts[0], quant)) matching.push_back(&m);
     }
     if (matching.empty()) {
-      fail("{} has no GGUF file for quantisation {}; it has: {}", repo, quant,
-           list_models(models));
+      fail("{} has no GGUF file for quantisation {}; it has: {}", repo, quant, list_models(models));
     }
     chosen = *smallest(matching);
     why = upper(quant);
@@ -140,10 +139,9 @@ FileSelection select_gguf(const std::vector<GgufModel>& models, const std::strin
   FileSelection s;
   s.files = chosen.parts;
   s.model_path = chosen.parts[0];
-  s.description = fmt::format("{} ({}, {}{})", chosen.parts[0], format_bytes(chosen.size), why,
-                              chosen.parts.size() > 1
-                                  ? fmt::format(", {} parts", chosen.parts.size())
-                                  : std::string());
+  s.description = fmt::format(
+      "{} ({}, {}{})", chosen.parts[0], format_bytes(chosen.size), why,
+      chosen.parts.size() > 1 ? fmt::format(", {} parts", chosen.parts.size()) : std::string());
   return s;
 }
 
@@ -188,9 +186,10 @@ FileSelection select_model_files(const std::vector<RepoFileEntry>& files, const 
   for (const RepoFileEntry& f : files) names.insert(f.path);
   if (names.count("config.json")) {
     if (!quant.empty()) {
-      fail("{} is a safetensors repository without GGUF files: drop ':{}' (the quantisation "
-           "picks a GGUF file)",
-           repo, quant);
+      fail(
+          "{} is a safetensors repository without GGUF files: drop ':{}' (the quantisation "
+          "picks a GGUF file)",
+          repo, quant);
     }
     return select_safetensors(names, repo);
   }

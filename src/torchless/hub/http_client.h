@@ -17,7 +17,8 @@ namespace torchless::hub {
 // (a dropped connection, a timeout), not for an unknown host or a refused connection.
 class TransferError : public Error {
  public:
-  TransferError(const std::string& message, bool retryable) : Error(message), retryable_(retryable) {}
+  TransferError(const std::string& message, bool retryable)
+      : Error(message), retryable_(retryable) {}
   bool retryable() const { return retryable_; }
 
  private:

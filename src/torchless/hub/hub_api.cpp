@@ -48,10 +48,11 @@ void check_status(const HttpResponse& response, const HubSettings& settings,
   const long status = response.status;
   if (status == 200 || status == 206) return;
   if (status == 401 || status == 403) {
-    fail("{} answered {} for {}: the repository is gated or private. Accept its licence on "
-         "{}/{} and set HF_TOKEN to an access token with read permission{}",
-         settings.endpoint, status, what, settings.endpoint, repo,
-         settings.token.empty() ? " (no token is set)" : " (the token set was refused)");
+    fail(
+        "{} answered {} for {}: the repository is gated or private. Accept its licence on "
+        "{}/{} and set HF_TOKEN to an access token with read permission{}",
+        settings.endpoint, status, what, settings.endpoint, repo,
+        settings.token.empty() ? " (no token is set)" : " (the token set was refused)");
   }
   if (status == 404) {
     fail("{} answered 404 for {}: no such repository, revision or file ({})", settings.endpoint,
@@ -71,11 +72,9 @@ RepoInfo fetch_repo_info(HttpClient& http, const HubSettings& settings, const Re
   try {
     response = http.get(url);
   } catch (const TransferError& e) {
-    fail("cannot reach {}: {} (HF_HUB_OFFLINE=1 uses the cache only)", settings.endpoint,
-         e.what());
+    fail("cannot reach {}: {} (HF_HUB_OFFLINE=1 uses the cache only)", settings.endpoint, e.what());
   }
-  check_status(response, settings, spec.repo, spec.repo + " (revision " + spec.revision + ")",
-               url);
+  check_status(response, settings, spec.repo, spec.repo + " (revision " + spec.revision + ")", url);
   RepoInfo info;
   try {
     const nlohmann::json j = nlohmann::json::parse(response.body);

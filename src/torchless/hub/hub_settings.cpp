@@ -22,7 +22,8 @@ bool truthy(const std::string& value) {
 
 fs::path hf_home() {
   if (const std::string home = env("HF_HOME"); !home.empty()) return home;
-  if (const std::string xdg = env("XDG_CACHE_HOME"); !xdg.empty()) return fs::path(xdg) / "huggingface";
+  if (const std::string xdg = env("XDG_CACHE_HOME"); !xdg.empty())
+    return fs::path(xdg) / "huggingface";
   const std::string user_home = env("HOME");
   if (user_home.empty()) {
     fail("cannot find the Hugging Face cache: set HF_HOME or HF_HUB_CACHE (HOME is not set)");

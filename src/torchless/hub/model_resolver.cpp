@@ -94,9 +94,10 @@ ResolvedModel resolve_hub_model(const RepoSpec& spec, ResolveMode mode,
   if (mode == ResolveMode::PreferCache || settings.offline) {
     if (std::optional<ResolvedModel> cached = find_in_cache(cache, spec)) return *cached;
     if (settings.offline) {
-      fail("HF_HUB_OFFLINE=1 and {} (revision {}) is not in the cache {}: download it first "
-           "with `torchless pull {}` where the hub can be reached",
-           spec.str(), spec.revision, settings.cache_dir.string(), spec.str());
+      fail(
+          "HF_HUB_OFFLINE=1 and {} (revision {}) is not in the cache {}: download it first "
+          "with `torchless pull {}` where the hub can be reached",
+          spec.str(), spec.revision, settings.cache_dir.string(), spec.str());
     }
   }
   return download(spec, settings, cache);
