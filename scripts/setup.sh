@@ -3,7 +3,7 @@
 set -euo pipefail
 if [[ "$(uname)" == "Darwin" ]]; then
   brew install cmake ninja googletest google-benchmark highway cli11 nlohmann-json fmt pcre2 \
-    libedit pkg-config clang-format openssl@3 cpp-httplib
+    libedit pkg-config clang-format curl openssl@3 cpp-httplib
   exit 0
 fi
 # libc++-dev and libc++abi-dev: the libc++ of the default clang, for the `libcxx` preset (CI)

@@ -53,8 +53,8 @@ void write_file_atomically(const fs::path& path, const std::string& text) {
   fs::rename(tmp, path);
 }
 
-RepoCache::RepoCache(fs::path cache_dir, std::string repo)
-    : dir_(std::move(cache_dir) / repo_folder_name(repo)) {}
+RepoCache::RepoCache(const fs::path& cache_dir, const std::string& repo)
+    : dir_(cache_dir / repo_folder_name(repo)) {}
 
 fs::path RepoCache::blob_path(const std::string& blob) const {
   return dir_ / "blobs" / blob;

@@ -25,7 +25,7 @@ struct CachedFile {
 
 class RepoCache {
  public:
-  RepoCache(std::filesystem::path cache_dir, std::string repo);
+  RepoCache(const std::filesystem::path& cache_dir, const std::string& repo);
 
   const std::filesystem::path& dir() const { return dir_; }
   std::filesystem::path blob_path(const std::string& blob) const;
