@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "torchless/app/command.h"
+#include "torchless/app/hub_model.h"
 #include "torchless/core/error.h"
 #include "torchless/core/system_memory.h"
 #include "torchless/formats/gguf_file.h"
@@ -300,14 +301,18 @@ const bool registered = register_command({
     [](CLI::App& sub) -> std::function<int()> {
       auto path = std::make_shared<std::string>();
       auto model = std::make_shared<std::string>();
+      auto hf_repo = std::make_shared<std::string>();
       auto as_json = std::make_shared<bool>(false);
       auto* file = sub.add_option(
           "file", *path, "GGUF file, Hugging Face directory or config.json, or llama2.c .bin");
       auto* m = sub.add_option("-m,--model", *model, "the model, as in every other command");
       file->excludes(m);
+      add_hf_option(sub, *hf_repo, m);
+      sub.get_option("--hf-repo")->excludes(file);
       sub.add_flag("--json", *as_json, "Print the report as JSON");
-      return
-          [path, model, as_json] { return run_inspect(model->empty() ? *path : *model, *as_json); };
+      return [path, model, hf_repo, as_json] {
+        return run_inspect(model_path_or_hub(model->empty() ? *path : *model, *hf_repo), *as_json);
+      };
     },
 });
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "torchless/app/command.h"
+#include "torchless/app/hub_model.h"
 #include "torchless/app/plural.h"
 #include "torchless/core/error.h"
 #include "torchless/formats/model_loader.h"
@@ -18,6 +19,7 @@ namespace {
 
 struct TokenizeOptions {
   std::string model;
+  std::string hf_repo;
   std::string tokenizer;
   std::string prompt;
   std::string file;
@@ -59,7 +61,8 @@ std::string printable(std::string_view piece) {
 int run_tokenize(const TokenizeOptions& options) {
   if (!options.has_text) fail("no text to tokenize: give -p TEXT or -f FILE");
   const std::string text = options.file.empty() ? options.prompt : read_text_file(options.file);
-  const auto tokenizer = load_tokenizer(load_model(options.model), options.tokenizer);
+  const auto tokenizer =
+      load_tokenizer(load_model(model_path_or_hub(options.model, options.hf_repo)), options.tokenizer);
   EncodeOptions encode_options;
   encode_options.parse_special = options.parse_special;
   if (options.no_bos) encode_options.add_bos = encode_options.add_eos = false;
@@ -85,9 +88,10 @@ int run_tokenize(const TokenizeOptions& options) {
 
 std::function<int()> setup(CLI::App& app) {
   auto options = std::make_shared<TokenizeOptions>();
-  app.add_option("-m,--model", options->model,
-                 "model: GGUF file, Hugging Face directory or llama2.c checkpoint")
-      ->required();
+  CLI::Option* model =
+      app.add_option("-m,--model", options->model,
+                     "model: GGUF file, Hugging Face directory or llama2.c checkpoint");
+  add_hf_option(app, options->hf_repo, model);
   app.add_option("--tokenizer", options->tokenizer,
                  "tokenizer file (llama2.c tokenizer.bin, or overrides the model's own)");
   auto* prompt = app.add_option("-p,--prompt", options->prompt, "text to tokenize");

@@ -10,7 +10,7 @@
 namespace torchless::app {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kAliases = {{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 10> kAliases = {{
     {"-cnv", "--conversation"},
     {"-sys", "--system-prompt"},
     {"-ngl", "--n-gpu-layers"},
@@ -19,6 +19,8 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kAliases 
     {"-ctk", "--cache-type-k"},
     {"-ctv", "--cache-type-v"},
     {"-np", "--parallel"},  // llama-server
+    {"-hf", "--hf-repo"},
+    {"-hfr", "--hf-repo"},
 }};
 
 // "-x" alone, "-5" (a negative number) and "-" (stdin) are fine; "-abc" is not.

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "torchless/app/hub_model.h"
 #include "torchless/backends/backend.h"
 #include "torchless/core/dtype.h"
 #include "torchless/core/error.h"
@@ -35,9 +36,10 @@ std::string resolve_backend(const ModelOptions& options) {
 }  // namespace
 
 void add_model_options(CLI::App& app, ModelOptions& options, ModelOptionSet which) {
-  app.add_option("-m,--model", options.model,
-                 "model: a GGUF file, a Hugging Face directory, or a llama2.c checkpoint")
-      ->required();
+  CLI::Option* model =
+      app.add_option("-m,--model", options.model,
+                     "model: a GGUF file, a Hugging Face directory, or a llama2.c checkpoint");
+  add_hf_option(app, options.hf_repo, model);
   if (which.tokenizer) {
     app.add_option("--tokenizer", options.tokenizer,
                    "tokenizer file (llama2.c tokenizer.bin, or overrides the model's own)");
@@ -79,7 +81,7 @@ SessionOptions session_options(const ModelOptions& options) {
   SessionOptions s;
   s.backend = resolve_backend(options);
   s.threads = resolve_threads(options.threads);
-  s.model_path = options.model;
+  s.model_path = model_path_or_hub(options.model, options.hf_repo);
   s.tokenizer_path = options.tokenizer;
   s.n_ctx = options.ctx;
   const std::string k = lower(options.kv_type);

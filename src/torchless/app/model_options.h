@@ -1,5 +1,5 @@
 #pragma once
-// The options every command that runs a model shares (-m, --tokenizer, --backend, --threads,
+// The options every command that runs a model shares (-m or -hf, --tokenizer, --backend, --threads,
 // --ctx, --kv-f16, -ngl), declared once so that generate, chat, bench, perplexity and logits
 // agree. session_options() checks them all before anything is loaded.
 #include <string>
@@ -12,6 +12,7 @@ namespace torchless::app {
 
 struct ModelOptions {
   std::string model;
+  std::string hf_repo;  // -hf ORG/NAME[:QUANT], instead of -m
   std::string tokenizer;
   std::string backend = "auto";
   int threads = 0;

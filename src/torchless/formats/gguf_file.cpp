@@ -377,6 +377,15 @@ double GgufFile::get_float(std::string_view key, double fallback) const {
   return v ? v->as_f64() : fallback;
 }
 
+void GgufFile::append_split_part(std::shared_ptr<GgufFile> part) {
+  for (const GgufTensorInfo& t : part->tensors()) {
+    if (find_tensor(t.name))
+      fail("GGUF: tensor '{}' appears in two parts of a split model", t.name);
+    tensors_.push_back(t);
+  }
+  parts_.push_back(std::move(part));
+}
+
 const GgufTensorInfo* GgufFile::find_tensor(std::string_view name) const {
   for (const GgufTensorInfo& t : tensors_) {
     if (t.name == name) return &t;

@@ -92,6 +92,12 @@ class GgufFile {
   // The mapping the tensor views point into (null for parse()).
   const std::shared_ptr<MappedFile>& mapping() const { return mapping_; }
 
+  // A split model (see gguf_split.h): the first part takes the tensors of each later part, so
+  // tensors() and find_tensor() see the whole model; the parts stay alive with this file.
+  // Throws Error on a tensor name already present.
+  void append_split_part(std::shared_ptr<GgufFile> part);
+  const std::vector<std::shared_ptr<GgufFile>>& split_parts() const { return parts_; }
+
  private:
   GgufFile() = default;
   void parse_all();
@@ -103,6 +109,7 @@ class GgufFile {
   size_t data_offset_ = 0;
   std::vector<std::pair<std::string, GgufValue>> metadata_;
   std::vector<GgufTensorInfo> tensors_;
+  std::vector<std::shared_ptr<GgufFile>> parts_;
 };
 
 }  // namespace torchless

@@ -6,6 +6,7 @@
 
 #include "torchless/core/error.h"
 #include "torchless/formats/gguf_file.h"
+#include "torchless/formats/gguf_split.h"
 
 namespace torchless {
 namespace {
@@ -147,11 +148,16 @@ LoadedModel load_gguf_model(const std::filesystem::path& path) {
   LoadedModel model;
   model.format = ModelFormat::Gguf;
   model.path = path;
-  model.gguf = GgufFile::open(path);
+  model.gguf = open_gguf_model_file(path);
   model.config = gguf_model_config(*model.gguf);
-  if (model.config.name.empty()) model.config.name = path.stem().string();
+  if (model.config.name.empty()) {
+    const std::optional<GgufSplitName> split = parse_gguf_split_name(path.string());
+    model.config.name =
+        split ? std::filesystem::path(split->prefix).filename().string() : path.stem().string();
+  }
   model.weights.keep_alive(model.gguf);
   model.weights.add_mapping(model.gguf->mapping());
+  for (const auto& part : model.gguf->split_parts()) model.weights.add_mapping(part->mapping());
   for (const GgufTensorInfo& info : model.gguf->tensors())
     model.weights.add(info.name, info.view());
   return model;
