@@ -27,7 +27,9 @@
 #if HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/core/quant.h"
@@ -314,6 +316,215 @@ TORCHLESS_VNNI void legacy_dot_tile(const std::byte* const* w, const Rows<NT>& x
   }
 }
 
+// --- Q4_0 with rows in lanes ----------------------------------------------------------------
+// Sixteen weight rows share every vector: int32 lane j belongs to row j, so one block of 16
+// rows meets a token in 8 vpdpbusd whose activation operand is a broadcast 4-byte group, and
+// the block scales of the 16 rows form one vector: per block and token only one conversion,
+// one multiply and one FMA serve 16 outputs (the 32-elements-per-vector layout above spends
+// those per output). Each output has a single float accumulator fed block by block in order,
+// acc = fma(float(isum_b - 8 xsum_b), d_w,b * d_x,b, acc), and its lane never meets another
+// row's, so the mat-vec, any batch and any split of rows over threads give the same bits.
+// Blocks are turned into this layout on the fly: once per row group and token tile into
+// per-thread scratch for a batch, in registers for the mat-vec.
+
+inline constexpr int kLaneRows = 16;
+
+// One block of 16 rows: codes[i] (i < 4) holds the low nibbles of qs bytes 4i .. 4i + 3
+// (elements 4i .. 4i + 3), codes[4 + i] their high nibbles (elements 16 + 4i ..), lane j
+// from row j; d the 16 block scales.
+struct Q4_0Lanes {
+  __m512i codes[8];
+  __m512 d;
+};
+
+// Q4_0Lanes in memory (per-thread scratch: std::vector does not align to 64 here).
+struct PackedLanes {
+  uint8_t codes[8][64];
+  float d[kLaneRows];
+};
+
+TORCHLESS_VNNI inline void pack_lanes(const Q4_0Lanes& w, PackedLanes& p) {
+  for (int i = 0; i < 8; ++i) _mm512_storeu_si512(p.codes[i], w.codes[i]);
+  _mm512_storeu_ps(p.d, w.d);
+}
+
+TORCHLESS_VNNI inline void unpack_lanes(const PackedLanes& p, Q4_0Lanes& w) {
+  for (int i = 0; i < 8; ++i) w.codes[i] = _mm512_loadu_si512(p.codes[i]);
+  w.d = _mm512_loadu_ps(p.d);
+}
+
+// The 16 row pointers of a group of `count` rows from `first` (the missing rows repeat the
+// last one: their lanes are computed and never stored) and their byte offsets from row 0.
+struct LaneRows {
+  const BlockQ4_0* row[kLaneRows];
+  __m512i offsets;
+};
+
+TORCHLESS_VNNI inline LaneRows lane_rows(const MatmulOperands& m, int64_t first, int count) {
+  LaneRows g;
+  alignas(64) int32_t off[kLaneRows];
+  for (int j = 0; j < kLaneRows; ++j) {
+    const int64_t r = first + std::min(j, count - 1);
+    g.row[j] = reinterpret_cast<const BlockQ4_0*>(m.w + static_cast<size_t>(r) * m.w_row_bytes);
+    off[j] = static_cast<int32_t>(static_cast<size_t>(std::min(j, count - 1)) * m.w_row_bytes);
+  }
+  g.offsets = _mm512_load_si512(off);
+  return g;
+}
+
+// Block b of a row group, rows in lanes: four rows' 16 code bytes per vector, then a 4 x 4
+// transpose of 32-bit words across them.
+TORCHLESS_VNNI inline void load_lanes(const LaneRows& g, int64_t b, Q4_0Lanes& out) {
+  __m512i a[4];
+  for (int k = 0; k < 4; ++k) {
+    auto qs = [&](int j) {
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(g.row[4 * k + j][b].qs));
+    };
+    __m512i v = _mm512_castsi128_si512(qs(0));
+    v = _mm512_inserti32x4(v, qs(1), 1);
+    v = _mm512_inserti32x4(v, qs(2), 2);
+    a[k] = _mm512_inserti32x4(v, qs(3), 3);
+  }
+  const __m512i mask = _mm512_set1_epi8(0x0F);
+  for (int i = 0; i < 4; ++i) {
+    // Word i of the four rows of a[0] (lanes 0..3) and of a[1] (lanes 4..7), twice.
+    const __m512i idx = _mm512_setr_epi32(i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i, 28 + i,
+                                          i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i, 28 + i);
+    const __m512i lo = _mm512_permutex2var_epi32(a[0], idx, a[1]);
+    const __m512i hi = _mm512_permutex2var_epi32(a[2], idx, a[3]);
+    const __m512i words = _mm512_shuffle_i64x2(lo, hi, 0x44);
+    out.codes[i] = _mm512_and_si512(words, mask);
+    out.codes[4 + i] = _mm512_and_si512(_mm512_srli_epi32(words, 4), mask);
+  }
+  // Each lane reads the 2-byte scale and the first two code bytes; the scale is the low half.
+  const __m512i raw = _mm512_i32gather_epi32(g.offsets, &g.row[0][b], 1);
+  out.d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
+}
+
+TORCHLESS_VNNI inline __m512i broadcast_group(const int8_t* x, int i) {
+  int32_t v;
+  std::memcpy(&v, x + 4 * i, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+// Activations of one token for the lane kernels: int8 codes, block scales, block code sums.
+struct LaneToken {
+  const int8_t* q;
+  const float* d;
+  const int16_t* sums;
+};
+
+TORCHLESS_VNNI inline LaneToken lane_token(const MatmulOperands& m, int64_t t) {
+  const int64_t blocks = m.cols / kQK;
+  return {m.xq8 + t * m.cols, m.xd + t * blocks, m.xsum + t * blocks};
+}
+
+// acc += the products of block b (rows in lanes) with one token: the only float operations
+// an output sees, the same in every path.
+TORCHLESS_VNNI inline __m512 lanes_step(const Q4_0Lanes& w, const LaneToken& x, int64_t b,
+                                        __m512 acc) {
+  const int8_t* xb = x.q + b * kQK;
+  __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[0], broadcast_group(xb, 0));
+  __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[1], broadcast_group(xb, 1));
+  for (int i = 2; i < 8; i += 2) {
+    s0 = _mm512_dpbusd_epi32(s0, w.codes[i], broadcast_group(xb, i));
+    s1 = _mm512_dpbusd_epi32(s1, w.codes[i + 1], broadcast_group(xb, i + 1));
+  }
+  // Codes are stored + 8: subtract 8 x (the block's activation sum).
+  const __m512i isum = _mm512_sub_epi32(_mm512_add_epi32(s0, s1),
+                                        _mm512_set1_epi32(8 * static_cast<int32_t>(x.sums[b])));
+  const __m512 scale = _mm512_mul_ps(w.d, _mm512_set1_ps(x.d[b]));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
+}
+
+TORCHLESS_VNNI inline void store_lanes(const MatmulOperands& m, int64_t t, int64_t first, int count,
+                                       __m512 acc) {
+  const __mmask16 keep = static_cast<__mmask16>((1u << count) - 1u);
+  _mm512_mask_storeu_ps(m.y + t * m.y_stride + first, keep, acc);
+}
+
+// NT tokens from t0, weights read and rearranged block by block (the mat-vec).
+template <int NT>
+TORCHLESS_VNNI void lanes_direct(const MatmulOperands& m, const LaneRows& g, int64_t first,
+                                 int count, int64_t t0) {
+  LaneToken x[NT];
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    x[t] = lane_token(m, t0 + t);
+    acc[t] = _mm512_setzero_ps();
+  }
+  Q4_0Lanes w;
+  for (int64_t b = 0; b < m.cols / kQK; ++b) {
+    if (b + kPrefetchBlocks < m.cols / kQK) {
+      for (int j = 0; j < kLaneRows; j += 4) {
+        _mm_prefetch(reinterpret_cast<const char*>(&g.row[j][b + kPrefetchBlocks]), _MM_HINT_T0);
+      }
+    }
+    load_lanes(g, b, w);
+    for (int t = 0; t < NT; ++t) acc[t] = lanes_step(w, x[t], b, acc[t]);
+  }
+  for (int t = 0; t < NT; ++t) store_lanes(m, t0 + t, first, count, acc[t]);
+}
+
+// NT tokens from t0 over blocks already rearranged into `packed`.
+template <int NT>
+TORCHLESS_VNNI void lanes_packed(const MatmulOperands& m, const PackedLanes* packed, int64_t first,
+                                 int count, int64_t t0) {
+  LaneToken x[NT];
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    x[t] = lane_token(m, t0 + t);
+    acc[t] = _mm512_setzero_ps();
+  }
+  Q4_0Lanes w;
+  for (int64_t b = 0; b < m.cols / kQK; ++b) {
+    unpack_lanes(packed[b], w);
+    for (int t = 0; t < NT; ++t) acc[t] = lanes_step(w, x[t], b, acc[t]);
+  }
+  for (int t = 0; t < NT; ++t) store_lanes(m, t0 + t, first, count, acc[t]);
+}
+
+// Tokens per pass over a packed row group.
+inline constexpr int kLaneTokens = 4;
+
+template <int NT = kLaneTokens - 1>
+TORCHLESS_VNNI void lanes_packed_tail(const MatmulOperands& m, const PackedLanes* packed,
+                                      int64_t first, int count, int64_t t0, int64_t left) {
+  if constexpr (NT >= 1) {
+    if (left == NT) return lanes_packed<NT>(m, packed, first, count, t0);
+    lanes_packed_tail<NT - 1>(m, packed, first, count, t0, left);
+  }
+}
+
+TORCHLESS_VNNI inline void q4_0_lanes(const MatmulOperands& m, int64_t row0, int64_t row1,
+                                      int64_t tok0, int64_t tok1) {
+  const int64_t blocks = m.cols / kQK;
+  for (int64_t first = row0; first < row1; first += kLaneRows) {
+    const int count = static_cast<int>(std::min<int64_t>(kLaneRows, row1 - first));
+    const LaneRows g = lane_rows(m, first, count);
+    const int64_t n = tok1 - tok0;
+    if (n < kLaneTokens) {
+      if (n == 1) lanes_direct<1>(m, g, first, count, tok0);
+      if (n == 2) lanes_direct<2>(m, g, first, count, tok0);
+      if (n == 3) lanes_direct<3>(m, g, first, count, tok0);
+      continue;
+    }
+    // Grows to the largest row seen, then is reused: no allocation per call.
+    thread_local std::vector<PackedLanes> packed;
+    if (packed.size() < static_cast<size_t>(blocks)) packed.resize(static_cast<size_t>(blocks));
+    for (int64_t b = 0; b < blocks; ++b) {
+      Q4_0Lanes w;
+      load_lanes(g, b, w);
+      pack_lanes(w, packed[static_cast<size_t>(b)]);
+    }
+    int64_t t = tok0;
+    for (; t + kLaneTokens <= tok1; t += kLaneTokens) {
+      lanes_packed<kLaneTokens>(m, packed.data(), first, count, t);
+    }
+    lanes_packed_tail(m, packed.data(), first, count, t, tok1 - t);
+  }
+}
+
 template <class Kind, int NR, int NT>
 TORCHLESS_VNNI void tile(const MatmulOperands& m, int64_t r0, int64_t t0) {
   const std::byte* w[NR];
@@ -379,7 +590,7 @@ inline bool VnniMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, 
       vnni::tiles<vnni::Q8_0>(m, row0, row1, tok0, tok1);
       return true;
     case DType::Q4_0:
-      vnni::tiles<vnni::Q4_0>(m, row0, row1, tok0, tok1);
+      vnni::q4_0_lanes(m, row0, row1, tok0, tok1);
       return true;
     default:
       return false;
