@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
+#include <hwy/targets.h>
 
 #include "backends/conformance.h"
 #include "torchless/backends/cpu/cpu_backend.h"
@@ -94,12 +96,30 @@ std::string first_mismatch(DType t) {
   return "";
 }
 
+// The instruction sets the kernels are dispatched to: every one this CPU has, then without
+// AVX3_DL (no VNNI kernels) and without AVX-512 at all, so the portable kernels are held to
+// the same rule where the CPU runs them.
+std::vector<std::pair<const char*, int64_t>> target_masks() {
+  std::vector<std::pair<const char*, int64_t>> masks = {{"best", 0}};
+#if HWY_ARCH_X86
+  const int64_t supported = hwy::SupportedTargets();
+  if (supported & HWY_AVX3_DL) masks.push_back({"no AVX3_DL", supported & ~int64_t{HWY_AVX3_DL}});
+  const int64_t no_avx512 = supported & ~int64_t{HWY_AVX3_DL | HWY_AVX3};
+  if ((supported & HWY_AVX3) && (no_avx512 & HWY_AVX2)) masks.push_back({"AVX2", no_avx512});
+#endif
+  return masks;
+}
+
 TEST(CpuBatchInvariance, BatchedOutputsAreBitIdenticalToTheMatVec) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
-                  DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
-                  DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS}) {
-    EXPECT_EQ(first_mismatch(t), "") << dtype_name(t);
+  for (const auto& [name, mask] : target_masks()) {
+    hwy::SetSupportedTargetsForTest(mask);
+    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                    DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                    DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS}) {
+      EXPECT_EQ(first_mismatch(t), "") << dtype_name(t) << " on " << name;
+    }
   }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 }  // namespace
