@@ -1,5 +1,5 @@
-// The CPU matmul's tiling edges: register tiles of 4 rows x up to 4 tokens (2 on AVX2), one
-// row at a time below a full token tile, token tiles, row blocks and thread chunks. Every token
+// The CPU matmul's tiling edges: register tiles of 4 rows x up to 4 tokens (2 on AVX2), 16-row
+// groups of the Q4_0 VNNI kernel, token tiles, row blocks and thread chunks. Every token
 // count from 1 to 70, rows that leave 1..3 rows after the last 4-row tile and span two row
 // blocks, and columns that leave a tail after the last vector, against a float64 reference.
 #include <gtest/gtest.h>

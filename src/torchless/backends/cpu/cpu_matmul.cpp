@@ -21,9 +21,10 @@ bool uses_q8_activations(DType t) {
   return cpu::activation_block(t) > 0;
 }
 
-// Rows of the kernels' register tile in a batched matmul: row blocks are multiples of it, so
-// only the matrix's last block ends on single-row tails.
-constexpr int64_t kRowQuad = 4;
+// Rows the kernels take together: 16 (the rows in the lanes of the Q4_0 VNNI kernel) divides
+// every register tile's height. Row blocks and the mat-vec's thread chunks are multiples of
+// it, so only the matrix's last rows make a partial group.
+constexpr int64_t kRowUnit = 16;
 
 // Weight rows per parallel chunk of a mat-vec: at least ~16 KiB of weights, so that the pool's
 // hand-off (about a microsecond) stays small next to the chunk's memory traffic.
@@ -43,7 +44,7 @@ int64_t token_tile(int64_t cols, size_t bytes_per_element) {
 // every token tile passes over it and each weight is read from memory once per call.
 int64_t row_block(size_t row_bytes) {
   const int64_t rows = (192 * 1024) / static_cast<int64_t>(std::max<size_t>(row_bytes, 1));
-  return std::clamp<int64_t>(rows / kRowQuad * kRowQuad, kRowQuad, 64);
+  return std::clamp<int64_t>(rows / kRowUnit * kRowUnit, kRowUnit, 64);
 }
 
 }  // namespace
@@ -104,10 +105,13 @@ void CpuBackend::linear_blocked(const Tensor& w, const float* x, int64_t n, floa
   } else {
     m.x = x;
   }
-  if (n < kRowQuad) {
-    // Decode: the kernels stream one row at a time; threads split the rows.
-    pool_.parallel_for(rows, matvec_grain(w),
-                       [&](int64_t r0, int64_t r1, int) { cpu::matmul_tile(m, r0, r1, 0, n); });
+  if (n < 4) {
+    // Decode: threads split the rows, in whole groups of kRowUnit.
+    const int64_t units = (rows + kRowUnit - 1) / kRowUnit;
+    const int64_t grain = (matvec_grain(w) + kRowUnit - 1) / kRowUnit;
+    pool_.parallel_for(units, grain, [&](int64_t u0, int64_t u1, int) {
+      cpu::matmul_tile(m, u0 * kRowUnit, std::min(rows, u1 * kRowUnit), 0, n);
+    });
     return;
   }
   const int64_t tile = token_tile(cols, uses_q8_activations(w.dtype) ? 2 : 4);

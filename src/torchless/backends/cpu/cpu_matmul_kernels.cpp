@@ -46,50 +46,39 @@ float sum_lanes(D d, V v) {
 // vector is loaded once for NT tokens and each activation vector once for NR rows, which cuts
 // the cache traffic of a batched matmul by NR and NT. out[r * NT + t].
 
-// U independent accumulator sets over consecutive vectors of k: a single row (the mat-vec of
-// decode) streams from memory in order while U FMA chains overlap their latencies.
-template <int NR>
-constexpr int kFloatUnroll = NR == 1 ? 4 : 1;
-template <int NR>
-constexpr int kBlockUnroll = NR == 1 ? 2 : 1;
+// Batch invariance: each output has exactly one accumulator, fed in the order of k whatever the
+// tile's shape, so a token's outputs are bit-identical in a mat-vec and in any batch. The
+// latency of the FMA chains is hidden by the NR x NT independent outputs of a tile (the
+// mat-vec runs row groups too, instead of unrolling one row over several accumulators).
 
 // Float weights: `load(d, row, i)` converts the weights of `row` from element i to F32 lanes.
 template <int NR, int NT, class Load>
 void dot_float(const Load& load, const std::byte* const* w, const float* const* x, int64_t cols,
                float* out) {
-  constexpr int U = kFloatUnroll<NR>;
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  hn::Vec<DF> acc[U][NR][NT];
-  for (int u = 0; u < U; ++u) {
-    for (int r = 0; r < NR; ++r) {
-      for (int t = 0; t < NT; ++t) acc[u][r][t] = hn::Zero(df);
-    }
+  hn::Vec<DF> acc[NR][NT];
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) acc[r][t] = hn::Zero(df);
   }
-  auto step = [&](int u, int64_t i) HWY_ATTR {
+  int64_t i = 0;
+  for (; i + lanes <= cols; i += lanes) {
     hn::Vec<DF> wv[NR];
     for (int r = 0; r < NR; ++r) wv[r] = load(df, w[r], i);
     for (int t = 0; t < NT; ++t) {
       const auto xv = hn::LoadU(df, x[t] + i);
-      for (int r = 0; r < NR; ++r) acc[u][r][t] = hn::MulAdd(wv[r], xv, acc[u][r][t]);
+      for (int r = 0; r < NR; ++r) acc[r][t] = hn::MulAdd(wv[r], xv, acc[r][t]);
     }
-  };
-  int64_t i = 0;
-  for (; i + U * lanes <= cols; i += U * lanes) {
-    for (int u = 0; u < U; ++u) step(u, i + u * lanes);
   }
-  for (; i + lanes <= cols; i += lanes) step(0, i);
   for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) {
-      for (int u = 1; u < U; ++u) acc[0][r][t] = hn::Add(acc[0][r][t], acc[u][r][t]);
-      out[r * NT + t] = sum_lanes(df, acc[0][r][t]);
-    }
+    for (int t = 0; t < NT; ++t) out[r * NT + t] = sum_lanes(df, acc[r][t]);
   }
   const hn::CappedTag<float, 1> d1;
   for (; i < cols; ++i) {
     for (int r = 0; r < NR; ++r) {
       const float wi = hn::GetLane(load(d1, w[r], i));
-      for (int t = 0; t < NT; ++t) out[r * NT + t] += wi * x[t][i];
+      // An explicit FMA: the compiler must not contract (or not) differently per tile shape.
+      for (int t = 0; t < NT; ++t) out[r * NT + t] = std::fma(wi, x[t][i], out[r * NT + t]);
     }
   }
 }
@@ -194,36 +183,23 @@ void dot_q8(const std::byte* const* w, const int16_t* const* xq, const float* co
   const D32 d32;
   const Block* rows[NR];
   for (int r = 0; r < NR; ++r) rows[r] = reinterpret_cast<const Block*>(w[r]);
-  constexpr int U = kBlockUnroll<NR>;
-  hn::Vec<DF32> acc[U][NR][NT];
-  for (int u = 0; u < U; ++u) {
-    for (int r = 0; r < NR; ++r) {
-      for (int t = 0; t < NT; ++t) acc[u][r][t] = hn::Zero(df);
-    }
+  hn::Vec<DF32> acc[NR][NT];
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) acc[r][t] = hn::Zero(df);
   }
-  auto step = [&](int u, int64_t b) HWY_ATTR {
+  for (int64_t b = 0; b < cols / kQ8Block; ++b) {
     for (int r = 0; r < NR; ++r) {
       hn::Vec<D32> sums[NT];
       for (int t = 0; t < NT; ++t) sums[t] = hn::Zero(d32);
       Kind::template dot<NT>(rows[r][b], xq, b * kQ8Block, sums);
       const float dw = half_to_float(rows[r][b].d);
       for (int t = 0; t < NT; ++t) {
-        acc[u][r][t] =
-            hn::MulAdd(hn::ConvertTo(df, sums[t]), hn::Set(df, dw * xd[t][b]), acc[u][r][t]);
+        acc[r][t] = hn::MulAdd(hn::ConvertTo(df, sums[t]), hn::Set(df, dw * xd[t][b]), acc[r][t]);
       }
     }
-  };
-  const int64_t nblocks = cols / kQ8Block;
-  int64_t b = 0;
-  for (; b + U <= nblocks; b += U) {
-    for (int u = 0; u < U; ++u) step(u, b + u);
   }
-  for (; b < nblocks; ++b) step(0, b);
   for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) {
-      for (int u = 1; u < U; ++u) acc[0][r][t] = hn::Add(acc[0][r][t], acc[u][r][t]);
-      out[r * NT + t] = sum_lanes(df, acc[0][r][t]);
-    }
+    for (int t = 0; t < NT; ++t) out[r * NT + t] = sum_lanes(df, acc[r][t]);
   }
 }
 
@@ -291,21 +267,19 @@ void tile_row_group(const MatmulOperands& m, int64_t r, int64_t tok0, int64_t to
   if (t < tok1) token_tail<NR>(m, r, t, tok1 - t);
 }
 
-// Fewer tokens than a register tile (decode): one row at a time, so the weights stream from
-// memory in order (measured faster than interleaving four rows' streams). Otherwise groups of
-// kTileRows rows, then single rows; in each, all tokens.
+// Groups of kTileRows rows, then single rows; in each, all tokens. The mat-vec of decode takes
+// the same path: its outputs must equal a batch's bit for bit, and the rows of a group give
+// the FMA chains their independence.
 void MatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0, int64_t tok1) {
 #if HWY_TARGET == HWY_AVX3_DL
   if (VnniMatmulTile(m, row0, row1, tok0, tok1)) return;
 #endif
   int64_t r = row0;
-  if (tok1 - tok0 >= kTileTokens) {
-    if (m.wtype == DType::Q4_0) {
-      // Nibble unpacking needs registers of its own: 2-row tiles measured faster than 4.
-      for (; r + 2 <= row1; r += 2) tile_row_group<2>(m, r, tok0, tok1);
-    } else {
-      for (; r + kTileRows <= row1; r += kTileRows) tile_row_group<kTileRows>(m, r, tok0, tok1);
-    }
+  if (m.wtype == DType::Q4_0) {
+    // Nibble unpacking needs registers of its own: 2-row tiles measured faster than 4.
+    for (; r + 2 <= row1; r += 2) tile_row_group<2>(m, r, tok0, tok1);
+  } else {
+    for (; r + kTileRows <= row1; r += kTileRows) tile_row_group<kTileRows>(m, r, tok0, tok1);
   }
   for (; r < row1; ++r) tile_row_group<1>(m, r, tok0, tok1);
 }

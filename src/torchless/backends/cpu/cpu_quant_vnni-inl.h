@@ -3,11 +3,15 @@
 // copy of the Q8 codes) and adds each group of four products into an int32 lane, 64
 // multiply-adds per instruction with no widening (the portable kernels widen both sides to
 // int16 first). Weights are unpacked to unsigned codes: Q4_K and Q4_0 nibbles 0..15, Q5_K 0..31,
-// Q6_K's 6-bit 0..63. Offsets: Q6_K's -32 and Q4_0's -8 subtract offset * (the activation sum of
-// each 4-byte group), itself a vpdpbusd with a constant; Q4_K/Q5_K's mins go through the activation
-// sums per 16, as in the portable path. Q8_0's signed weights enter as |w| with the activation
-// taking w's sign. Integer sums are exact, so results differ from the int16 path only in the
-// order of float additions.
+// Q6_K's 6-bit 0..63. Offsets: Q6_K's -32 subtracts 32 * (the activation sum of each 4-byte
+// group), itself a vpdpbusd with a constant; Q4_0's -8 and Q4_K/Q5_K's mins go through the
+// activation sums per block or per 16. Q8_0's signed weights enter as |w| with the activation
+// taking w's sign.
+//
+// Batch invariance: every output's float operations are the same whether it is computed in a
+// mat-vec or in a batch, at any position and with any split of rows over threads (integer sums
+// are exact, so only the float steps need a fixed order; each kernel documents its own). Q4_0
+// always, and Q4_K for 4 tokens or more, put 16 weight rows in the lanes of a vector.
 //
 // Highway 1.0.3's AVX3_DL target string names avxvnni but not avx512vnni; its runtime check for
 // AVX3_DL does require AVX512-VNNI, so the functions here add that feature themselves.
@@ -27,7 +31,10 @@
 #if HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/core/quant.h"
@@ -165,19 +172,22 @@ TORCHLESS_VNNI inline __m256i pair_sums(const int16_t* sums) {
   return _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
 }
 
-// out[r * NT + t] = dot(weight row r, activation row t) over `cols` elements.
+// Sum of the 8 int32 lanes (exact).
+TORCHLESS_VNNI inline int32_t reduce_add_256(__m256i v) {
+  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  const __m128i s2 = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  return _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xB1)));
+}
+
+// out[r * NT + t] = dot(weight row r, activation row t) over `cols` elements. Per block, the
+// integer sums are exact and reduced to one value, which meets the float scales in a single
+// FMA: acc = fma(isum, d d_x, acc), then acc = fma(msum, m d_x, acc) for the mins. That is
+// the order of the rows-in-lanes kernels below too (Q4_K), so every path gives the same bits.
 template <class Kind, int NR, int NT>
 TORCHLESS_VNNI void dot_tile(const std::byte* const* w, const Rows<NT>& x, int64_t cols,
                              float* out) {
   using Block = typename Kind::Block;
-  __m512 acc[NR][NT];
-  __m256 offset[NR][NT];
-  for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) {
-      acc[r][t] = _mm512_setzero_ps();
-      offset[r][t] = _mm256_setzero_ps();
-    }
-  }
+  float acc[NR][NT] = {};
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(Kind::kOffset));
   const int64_t nblocks = cols / kQK_K;
   for (int64_t b = 0; b < nblocks; ++b) {
@@ -208,20 +218,18 @@ TORCHLESS_VNNI void dot_tile(const std::byte* const* w, const Rows<NT>& x, int64
       }
       for (int t = 0; t < NT; ++t) {
         const float dx = x.d[t][b];
-        acc[r][t] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_set1_ps(h.d * dx), acc[r][t]);
+        const auto isum = static_cast<float>(_mm512_reduce_add_epi32(sum[t]));
+        acc[r][t] = std::fma(isum, h.d * dx, acc[r][t]);
         if constexpr (Kind::kHasMins) {
-          const __m256 mins = _mm256_cvtepi32_ps(_mm256_mullo_epi32(h.mins, sub_sums[t]));
-          offset[r][t] = _mm256_fmadd_ps(mins, _mm256_set1_ps(h.m * dx), offset[r][t]);
+          const auto msum =
+              static_cast<float>(reduce_add_256(_mm256_mullo_epi32(h.mins, sub_sums[t])));
+          acc[r][t] = std::fma(msum, h.m * dx, acc[r][t]);
         }
       }
     }
   }
   for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) {
-      const __m512 total = _mm512_add_ps(acc[r][t], _mm512_zextps256_ps512(offset[r][t]));
-      out[r * NT + t] = _mm512_reduce_add_ps(total);
-    }
+    for (int t = 0; t < NT; ++t) out[r * NT + t] = acc[r][t];
   }
 }
 
@@ -235,20 +243,6 @@ struct Q8_0 {
   static constexpr int kOffset = 0;
   TORCHLESS_VNNI static __m256i bytes(const Block& b) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
-  }
-};
-
-// Q4_0: byte j holds element j in its low nibble and element j + 16 in its high one; codes
-// are stored + 8.
-struct Q4_0 {
-  using Block = BlockQ4_0;
-  static constexpr int kBlock = kQK;
-  static constexpr int kOffset = 8;
-  TORCHLESS_VNNI static __m256i bytes(const Block& b) {
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-    const __m128i mask = _mm_set1_epi8(0x0F);
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, mask)),
-                                   _mm_and_si128(_mm_srli_epi16(q, 4), mask), 1);
   }
 };
 
@@ -314,6 +308,359 @@ TORCHLESS_VNNI void legacy_dot_tile(const std::byte* const* w, const Rows<NT>& x
   }
 }
 
+// --- Q4_0 with rows in lanes ----------------------------------------------------------------
+// Sixteen weight rows share every vector: int32 lane j belongs to row j, so one block of 16
+// rows meets a token in 8 vpdpbusd whose activation operand is a broadcast 4-byte group, and
+// the block scales of the 16 rows form one vector: per block and token only one conversion,
+// one multiply and one FMA serve 16 outputs (the 32-elements-per-vector layout above spends
+// those per output). Each output has a single float accumulator fed block by block in order,
+// acc = fma(float(isum_b - 8 xsum_b), d_w,b * d_x,b, acc), and its lane never meets another
+// row's, so the mat-vec, any batch and any split of rows over threads give the same bits.
+// Blocks are turned into this layout on the fly: once per row group and token tile into
+// per-thread scratch for a batch, in registers for the mat-vec.
+
+inline constexpr int kLaneRows = 16;
+inline constexpr int64_t kLanePrefetch = 8;  // blocks ahead, per row
+
+// One block of 16 rows: codes[i] (i < 4) holds the low nibbles of qs bytes 4i .. 4i + 3
+// (elements 4i .. 4i + 3), codes[4 + i] their high nibbles (elements 16 + 4i ..), lane j
+// from row j; d the 16 block scales.
+struct Q4_0Lanes {
+  __m512i codes[8];
+  __m512 d;
+};
+
+// Q4_0Lanes in memory (per-thread scratch: std::vector does not align to 64 here).
+struct PackedLanes {
+  uint8_t codes[8][64];
+  float d[kLaneRows];
+};
+
+TORCHLESS_VNNI inline void pack_lanes(const Q4_0Lanes& w, PackedLanes& p) {
+  for (int i = 0; i < 8; ++i) _mm512_storeu_si512(p.codes[i], w.codes[i]);
+  _mm512_storeu_ps(p.d, w.d);
+}
+
+TORCHLESS_VNNI inline void unpack_lanes(const PackedLanes& p, Q4_0Lanes& w) {
+  for (int i = 0; i < 8; ++i) w.codes[i] = _mm512_loadu_si512(p.codes[i]);
+  w.d = _mm512_loadu_ps(p.d);
+}
+
+// The 16 row pointers of a group of `count` rows from `first` (the missing rows repeat the
+// last one: their lanes are computed and never stored) and their byte offsets from row 0.
+struct LaneRows {
+  const BlockQ4_0* row[kLaneRows];
+  __m512i offsets;
+};
+
+TORCHLESS_VNNI inline LaneRows lane_rows(const MatmulOperands& m, int64_t first, int count) {
+  LaneRows g;
+  alignas(64) int32_t off[kLaneRows];
+  for (int j = 0; j < kLaneRows; ++j) {
+    const int64_t r = first + std::min(j, count - 1);
+    g.row[j] = reinterpret_cast<const BlockQ4_0*>(m.w + static_cast<size_t>(r) * m.w_row_bytes);
+    off[j] = static_cast<int32_t>(static_cast<size_t>(std::min(j, count - 1)) * m.w_row_bytes);
+  }
+  g.offsets = _mm512_load_si512(off);
+  return g;
+}
+
+// words[i] lane j = the 32-bit word i of the 16 bytes at src(j), j < 16: four rows' bytes
+// per vector, then a 4 x 4 transpose of words across them.
+template <class Src>
+TORCHLESS_VNNI inline void transpose_words(const Src& src, __m512i* words) {
+  __m512i a[4];
+  for (int k = 0; k < 4; ++k) {
+    auto row = [&](int j) {
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(src(4 * k + j)));
+    };
+    __m512i v = _mm512_castsi128_si512(row(0));
+    v = _mm512_inserti32x4(v, row(1), 1);
+    v = _mm512_inserti32x4(v, row(2), 2);
+    a[k] = _mm512_inserti32x4(v, row(3), 3);
+  }
+  for (int i = 0; i < 4; ++i) {
+    // Word i of the four rows of a[0] (lanes 0..3) and of a[1] (lanes 4..7), twice.
+    const __m512i idx = _mm512_setr_epi32(i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i, 28 + i,
+                                          i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i, 28 + i);
+    const __m512i lo = _mm512_permutex2var_epi32(a[0], idx, a[1]);
+    const __m512i hi = _mm512_permutex2var_epi32(a[2], idx, a[3]);
+    words[i] = _mm512_shuffle_i64x2(lo, hi, 0x44);
+  }
+}
+
+// Block b of a row group, rows in lanes.
+TORCHLESS_VNNI inline void load_lanes(const LaneRows& g, int64_t b, Q4_0Lanes& out) {
+  __m512i words[4];
+  transpose_words([&](int j) { return g.row[j][b].qs; }, words);
+  const __m512i mask = _mm512_set1_epi8(0x0F);
+  for (int i = 0; i < 4; ++i) {
+    out.codes[i] = _mm512_and_si512(words[i], mask);
+    out.codes[4 + i] = _mm512_and_si512(_mm512_srli_epi32(words[i], 4), mask);
+  }
+  // Scalar loads measured faster than a gather here.
+  alignas(32) uint16_t d[kLaneRows];
+  for (int j = 0; j < kLaneRows; ++j) d[j] = g.row[j][b].d;
+  out.d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d)));
+}
+
+TORCHLESS_VNNI inline __m512i broadcast_group(const int8_t* x, int i) {
+  int32_t v;
+  std::memcpy(&v, x + 4 * i, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+// Activations of one token for the lane kernels: int8 codes, block scales, block code sums.
+struct LaneToken {
+  const int8_t* q;
+  const float* d;
+  const int16_t* sums;
+};
+
+TORCHLESS_VNNI inline LaneToken lane_token(const MatmulOperands& m, int64_t t) {
+  const int64_t blocks = m.cols / kQK;
+  return {m.xq8 + t * m.cols, m.xd + t * blocks, m.xsum + t * blocks};
+}
+
+// acc += the products of block b (rows in lanes) with one token: the only float operations
+// an output sees, the same in every path.
+TORCHLESS_VNNI inline __m512 lanes_step(const Q4_0Lanes& w, const LaneToken& x, int64_t b,
+                                        __m512 acc) {
+  const int8_t* xb = x.q + b * kQK;
+  __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[0], broadcast_group(xb, 0));
+  __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[1], broadcast_group(xb, 1));
+  for (int i = 2; i < 8; i += 2) {
+    s0 = _mm512_dpbusd_epi32(s0, w.codes[i], broadcast_group(xb, i));
+    s1 = _mm512_dpbusd_epi32(s1, w.codes[i + 1], broadcast_group(xb, i + 1));
+  }
+  // Codes are stored + 8: subtract 8 x (the block's activation sum).
+  const __m512i isum = _mm512_sub_epi32(_mm512_add_epi32(s0, s1),
+                                        _mm512_set1_epi32(8 * static_cast<int32_t>(x.sums[b])));
+  const __m512 scale = _mm512_mul_ps(w.d, _mm512_set1_ps(x.d[b]));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
+}
+
+TORCHLESS_VNNI inline void store_lanes(const MatmulOperands& m, int64_t t, int64_t first, int count,
+                                       __m512 acc) {
+  const __mmask16 keep = static_cast<__mmask16>((1u << count) - 1u);
+  _mm512_mask_storeu_ps(m.y + t * m.y_stride + first, keep, acc);
+}
+
+// NT tokens from t0, weights read and rearranged block by block (the mat-vec).
+template <int NT>
+TORCHLESS_VNNI void lanes_direct(const MatmulOperands& m, const LaneRows& g, int64_t first,
+                                 int count, int64_t t0) {
+  LaneToken x[NT];
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    x[t] = lane_token(m, t0 + t);
+    acc[t] = _mm512_setzero_ps();
+  }
+  Q4_0Lanes w;
+  for (int64_t b = 0; b < m.cols / kQK; ++b) {
+    // Sixteen row streams: each row's line ahead, every other block (a line holds 3.5).
+    if (b % 2 == 0 && b + kLanePrefetch < m.cols / kQK) {
+      for (int j = 0; j < kLaneRows; ++j) {
+        _mm_prefetch(reinterpret_cast<const char*>(&g.row[j][b + kLanePrefetch]), _MM_HINT_T0);
+      }
+    }
+    load_lanes(g, b, w);
+    for (int t = 0; t < NT; ++t) acc[t] = lanes_step(w, x[t], b, acc[t]);
+  }
+  for (int t = 0; t < NT; ++t) store_lanes(m, t0 + t, first, count, acc[t]);
+}
+
+// NT tokens from t0 over blocks already rearranged into `packed`.
+template <int NT>
+TORCHLESS_VNNI void lanes_packed(const MatmulOperands& m, const PackedLanes* packed, int64_t first,
+                                 int count, int64_t t0) {
+  LaneToken x[NT];
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    x[t] = lane_token(m, t0 + t);
+    acc[t] = _mm512_setzero_ps();
+  }
+  Q4_0Lanes w;
+  for (int64_t b = 0; b < m.cols / kQK; ++b) {
+    unpack_lanes(packed[b], w);
+    for (int t = 0; t < NT; ++t) acc[t] = lanes_step(w, x[t], b, acc[t]);
+  }
+  for (int t = 0; t < NT; ++t) store_lanes(m, t0 + t, first, count, acc[t]);
+}
+
+// Tokens per pass over a packed row group.
+inline constexpr int kLaneTokens = 4;
+
+template <int NT = kLaneTokens - 1>
+TORCHLESS_VNNI void lanes_packed_tail(const MatmulOperands& m, const PackedLanes* packed,
+                                      int64_t first, int count, int64_t t0, int64_t left) {
+  if constexpr (NT >= 1) {
+    if (left == NT) return lanes_packed<NT>(m, packed, first, count, t0);
+    lanes_packed_tail<NT - 1>(m, packed, first, count, t0, left);
+  }
+}
+
+TORCHLESS_VNNI inline void q4_0_lanes(const MatmulOperands& m, int64_t row0, int64_t row1,
+                                      int64_t tok0, int64_t tok1) {
+  const int64_t blocks = m.cols / kQK;
+  for (int64_t first = row0; first < row1; first += kLaneRows) {
+    const int count = static_cast<int>(std::min<int64_t>(kLaneRows, row1 - first));
+    const LaneRows g = lane_rows(m, first, count);
+    const int64_t n = tok1 - tok0;
+    if (n < kLaneTokens) {
+      if (n == 1) lanes_direct<1>(m, g, first, count, tok0);
+      if (n == 2) lanes_direct<2>(m, g, first, count, tok0);
+      if (n == 3) lanes_direct<3>(m, g, first, count, tok0);
+      continue;
+    }
+    // Grows to the largest row seen, then is reused: no allocation per call.
+    thread_local std::vector<PackedLanes> packed;
+    if (packed.size() < static_cast<size_t>(blocks)) packed.resize(static_cast<size_t>(blocks));
+    for (int64_t b = 0; b < blocks; ++b) {
+      Q4_0Lanes w;
+      load_lanes(g, b, w);
+      pack_lanes(w, packed[static_cast<size_t>(b)]);
+    }
+    int64_t t = tok0;
+    for (; t + kLaneTokens <= tok1; t += kLaneTokens) {
+      lanes_packed<kLaneTokens>(m, packed.data(), first, count, t);
+    }
+    lanes_packed_tail(m, packed.data(), first, count, t, tok1 - t);
+  }
+}
+
+// --- Q4_K with rows in lanes (batches of 4 tokens or more) ----------------------------------
+// As Q4_0 above: 16 rows per vector, one block of them rearranged once per row group and token
+// tile into per-thread scratch. Per block and token the integer sums (codes x activations
+// times the sub-block scales; mins x activation sums) are exact, and each output sees
+// acc = fma(isum, d d_x, acc), acc = fma(msum, m d_x, acc), exactly as dot_tile computes it
+// for the mat-vec.
+struct PackedQ4K {
+  uint8_t codes[8][8][64];  // [sub-block][4-element group]: unsigned codes, rows in lanes
+  int32_t scales[8][kLaneRows];
+  int32_t mins[8][kLaneRows];
+  float d[kLaneRows];
+  float m[kLaneRows];  // -dmin
+};
+
+struct LaneRowsQ4K {
+  const BlockQ4_K* row[kLaneRows];
+};
+
+TORCHLESS_VNNI inline LaneRowsQ4K lane_rows_q4k(const MatmulOperands& m, int64_t first, int count) {
+  LaneRowsQ4K g;
+  for (int j = 0; j < kLaneRows; ++j) {
+    const int64_t r = first + std::min(j, count - 1);
+    g.row[j] = reinterpret_cast<const BlockQ4_K*>(m.w + static_cast<size_t>(r) * m.w_row_bytes);
+  }
+  return g;
+}
+
+TORCHLESS_VNNI inline void pack_q4k(const LaneRowsQ4K& g, int64_t b, PackedQ4K& p) {
+  const __m512i mask = _mm512_set1_epi8(0x0F);
+  for (int c = 0; c < 4; ++c) {
+    for (int half = 0; half < 2; ++half) {
+      __m512i words[4];
+      transpose_words([&](int j) { return g.row[j][b].qs + 32 * c + 16 * half; }, words);
+      for (int i = 0; i < 4; ++i) {
+        const __m512i lo = _mm512_and_si512(words[i], mask);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(words[i], 4), mask);
+        _mm512_storeu_si512(p.codes[2 * c][4 * half + i], lo);
+        _mm512_storeu_si512(p.codes[2 * c + 1][4 * half + i], hi);
+      }
+    }
+  }
+  alignas(32) uint16_t d[kLaneRows], dmin[kLaneRows];
+  for (int j = 0; j < kLaneRows; ++j) {
+    const BlockQ4_K& blk = g.row[j][b];
+    d[j] = blk.d;
+    dmin[j] = blk.dmin;
+    for (int sub = 0; sub < 8; ++sub) {
+      uint8_t sc, mn;
+      q4k_scale_min(sub, blk.scales, sc, mn);
+      p.scales[sub][j] = sc;
+      p.mins[sub][j] = mn;
+    }
+  }
+  _mm512_storeu_ps(p.d, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d))));
+  const __m512 dm = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dmin)));
+  _mm512_storeu_ps(p.m, _mm512_sub_ps(_mm512_setzero_ps(), dm));
+}
+
+template <int NT>
+TORCHLESS_VNNI void q4k_packed(const MatmulOperands& m, const PackedQ4K* packed, int64_t first,
+                               int count, int64_t t0) {
+  const int64_t blocks = m.cols / kQK_K;
+  const int8_t* xq[NT];
+  const float* xd[NT];
+  const int16_t* xs[NT];
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    xq[t] = m.xq8 + (t0 + t) * m.cols;
+    xd[t] = m.xd + (t0 + t) * blocks;
+    xs[t] = m.xsum + (t0 + t) * (m.cols / 16);
+    acc[t] = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < blocks; ++b) {
+    const PackedQ4K& p = packed[b];
+    __m512i isum[NT], msum[NT];
+    for (int t = 0; t < NT; ++t) isum[t] = msum[t] = _mm512_setzero_si512();
+    for (int sub = 0; sub < 8; ++sub) {
+      __m512i codes[8];
+      for (int i = 0; i < 8; ++i) codes[i] = _mm512_loadu_si512(p.codes[sub][i]);
+      const __m512i scale = _mm512_loadu_si512(p.scales[sub]);
+      const __m512i mins = _mm512_loadu_si512(p.mins[sub]);
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* xb = xq[t] + b * kQK_K + 32 * sub;
+        __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes[0], broadcast_group(xb, 0));
+        __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes[1], broadcast_group(xb, 1));
+        for (int i = 2; i < 8; i += 2) {
+          s0 = _mm512_dpbusd_epi32(s0, codes[i], broadcast_group(xb, i));
+          s1 = _mm512_dpbusd_epi32(s1, codes[i + 1], broadcast_group(xb, i + 1));
+        }
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), scale));
+        const int16_t* sums = xs[t] + b * 16 + 2 * sub;
+        const int32_t xsum = static_cast<int32_t>(sums[0]) + sums[1];
+        msum[t] = _mm512_add_epi32(msum[t], _mm512_mullo_epi32(mins, _mm512_set1_epi32(xsum)));
+      }
+    }
+    const __m512 d = _mm512_loadu_ps(p.d), mneg = _mm512_loadu_ps(p.m);
+    for (int t = 0; t < NT; ++t) {
+      const __m512 dx = _mm512_set1_ps(xd[t][b]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, dx), acc[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(mneg, dx), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) store_lanes(m, t0 + t, first, count, acc[t]);
+}
+
+template <int NT = kLaneTokens - 1>
+TORCHLESS_VNNI void q4k_packed_tail(const MatmulOperands& m, const PackedQ4K* packed, int64_t first,
+                                    int count, int64_t t0, int64_t left) {
+  if constexpr (NT >= 1) {
+    if (left == NT) return q4k_packed<NT>(m, packed, first, count, t0);
+    q4k_packed_tail<NT - 1>(m, packed, first, count, t0, left);
+  }
+}
+
+// Rows in groups of 16, tokens in groups of kLaneTokens (at least that many tokens).
+TORCHLESS_VNNI inline void q4k_lanes(const MatmulOperands& m, int64_t row0, int64_t row1,
+                                     int64_t tok0, int64_t tok1) {
+  const int64_t blocks = m.cols / kQK_K;
+  thread_local std::vector<PackedQ4K> packed;
+  if (packed.size() < static_cast<size_t>(blocks)) packed.resize(static_cast<size_t>(blocks));
+  for (int64_t first = row0; first < row1; first += kLaneRows) {
+    const int count = static_cast<int>(std::min<int64_t>(kLaneRows, row1 - first));
+    const LaneRowsQ4K g = lane_rows_q4k(m, first, count);
+    for (int64_t b = 0; b < blocks; ++b) pack_q4k(g, b, packed[static_cast<size_t>(b)]);
+    int64_t t = tok0;
+    for (; t + kLaneTokens <= tok1; t += kLaneTokens) {
+      q4k_packed<kLaneTokens>(m, packed.data(), first, count, t);
+    }
+    q4k_packed_tail(m, packed.data(), first, count, t, tok1 - t);
+  }
+}
+
 template <class Kind, int NR, int NT>
 TORCHLESS_VNNI void tile(const MatmulOperands& m, int64_t r0, int64_t t0) {
   const std::byte* w[NR];
@@ -367,7 +714,11 @@ inline bool VnniMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, 
   if (m.xq8 == nullptr) return false;
   switch (m.wtype) {
     case DType::Q4_K:
-      vnni::tiles<vnni::Q4K>(m, row0, row1, tok0, tok1);
+      if (tok1 - tok0 >= vnni::kLaneTokens) {
+        vnni::q4k_lanes(m, row0, row1, tok0, tok1);
+      } else {
+        vnni::tiles<vnni::Q4K>(m, row0, row1, tok0, tok1);
+      }
       return true;
     case DType::Q6_K:
       vnni::tiles<vnni::Q6K>(m, row0, row1, tok0, tok1);
@@ -379,7 +730,7 @@ inline bool VnniMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, 
       vnni::tiles<vnni::Q8_0>(m, row0, row1, tok0, tok1);
       return true;
     case DType::Q4_0:
-      vnni::tiles<vnni::Q4_0>(m, row0, row1, tok0, tok1);
+      vnni::q4_0_lanes(m, row0, row1, tok0, tok1);
       return true;
     default:
       return false;

@@ -94,6 +94,7 @@ int activation_block(DType type) {
 
 int activation_sum_group(DType type) {
   switch (type) {
+    case DType::Q4_0:  // the VNNI kernel's offset of 8 (cpu_quant_vnni-inl.h)
     case DType::Q4_1:
     case DType::Q5_1:
       return kQ8Block;
