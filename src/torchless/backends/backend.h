@@ -38,6 +38,10 @@ struct MemoryPlan {
 
 struct BackendOptions {
   int threads = 0;  // CPU threads; 0 = number of physical cores
+  // Kernels whose reduction order per output never depends on the batch (docs/batching.md), so
+  // a sequence's logits are the same alone or batched. The CPU always is; Metal then runs
+  // batched matmuls through its mat-vec kernel instead of the faster simdgroup-matrix GEMM.
+  bool batch_invariant = false;
 };
 
 // RoPE over [n_tokens, n_heads, head_dim]. inv_freq holds head_dim/2 F32 inverse frequencies,
@@ -62,6 +66,25 @@ struct AttentionParams {
   int head_dim = 0;
   int window = 0;
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
+};
+
+// Attention of a batch of tokens from different sequences over a paged KV cache (the
+// continuous-batching engine, docs/batching.md). A pool holds the keys (or values) of every
+// sequence of one layer: [n_blocks * block_size, n_kv_heads * head_dim], F32 or F16, cut into
+// blocks of block_size rows. tokens: I32 [n_tokens, 2], row i = (sequence s, position p);
+// block_tables: I32 [n_sequences, max_blocks]; position j of sequence s lives in pool row
+// block_tables[s, j / block_size] * block_size + j % block_size. Token i attends causally to
+// its own sequence's positions [max(0, p - window + 1), p] (window > 0, else [0, p]), all of
+// them already stored; GQA as in AttentionParams. Each token's result depends only on its own
+// q and its sequence's keys and values, never on the other tokens of the batch.
+struct PagedAttentionParams {
+  int n_tokens = 1;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int window = 0;
+  float scale = 1.0f;
+  int block_size = 16;
 };
 
 class Backend {
@@ -130,6 +153,15 @@ class Backend {
   // Fused causal attention (decode and prefill), see AttentionParams.
   virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                          const AttentionParams& params) = 0;
+
+  // --- paged attention (see PagedAttentionParams) ---
+  // Writes row i of src: [n, pool.cols()] F32 into pool row slots[i] (slots: I32 [n], distinct,
+  // each < pool.rows()), as F32 or rounded to F16.
+  virtual void paged_kv_store(const Tensor& src, Tensor& pool, const Tensor& slots) = 0;
+  // out: [n_tokens, n_heads * head_dim] from q of the same shape.
+  virtual void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                               const Tensor& tokens, const Tensor& block_tables, Tensor& out,
+                               const PagedAttentionParams& params) = 0;
 
   // --- the spec's conveniences over host vectors (upload, run, download) ---
   std::vector<float> matmul_vec(const Tensor& w, std::span<const float> x);

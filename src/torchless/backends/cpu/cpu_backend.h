@@ -45,6 +45,10 @@ class CpuBackend final : public Backend {
   void kv_store(const Tensor& src, Tensor& cache, int pos0) override;
   void attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
                         const AttentionParams& params) override;
+  void paged_kv_store(const Tensor& src, Tensor& pool, const Tensor& slots) override;
+  void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                       const Tensor& tokens, const Tensor& block_tables, Tensor& out,
+                       const PagedAttentionParams& params) override;
   void weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
                     const AttentionParams& params) override;
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,

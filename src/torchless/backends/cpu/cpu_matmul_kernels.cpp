@@ -46,12 +46,15 @@ float sum_lanes(D d, V v) {
 // vector is loaded once for NT tokens and each activation vector once for NR rows, which cuts
 // the cache traffic of a batched matmul by NR and NT. out[r * NT + t].
 
-// U independent accumulator sets over consecutive vectors of k: a single row (the mat-vec of
-// decode) streams from memory in order while U FMA chains overlap their latencies.
+// U accumulator sets over consecutive vectors of k. U is the same for every tile shape, so each
+// output y[t, r] is summed in one order whatever the tile, the batch size or the thread count:
+// a token's result is bit for bit the same alone (mat-vec) or batched (the scheduler's
+// determinism, docs/batching.md). A larger U for single rows would hide FMA latency in decode
+// but change the order between the mat-vec and the batched path.
 template <int NR>
-constexpr int kFloatUnroll = NR == 1 ? 4 : 1;
+constexpr int kFloatUnroll = 1;
 template <int NR>
-constexpr int kBlockUnroll = NR == 1 ? 2 : 1;
+constexpr int kBlockUnroll = 1;
 
 // Float weights: `load(d, row, i)` converts the weights of `row` from element i to F32 lanes.
 template <int NR, int NT, class Load>

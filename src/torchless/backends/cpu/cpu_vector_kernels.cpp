@@ -210,9 +210,8 @@ void AttentionScoresRow(const float* q, const std::byte* k, size_t row_bytes, DT
   }
 }
 
-void WeightedSumRow(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
-                    int64_t head_dim, int64_t p0, int64_t p1, float* out) {
-  for (int64_t i = 0; i < head_dim; ++i) out[i] = 0.0f;
+void WeightedSumAddRow(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
+                       int64_t head_dim, int64_t p0, int64_t p1, float* out) {
   for (int64_t p = p0; p < p1; ++p) {
     const float w = weights[p - p0];
     if (w == 0.0f) continue;  // masked positions of a window
@@ -223,6 +222,12 @@ void WeightedSumRow(const float* weights, const std::byte* v, size_t row_bytes, 
       AxpyF32(w, reinterpret_cast<const float*>(row), out, head_dim);
     }
   }
+}
+
+void WeightedSumRow(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
+                    int64_t head_dim, int64_t p0, int64_t p1, float* out) {
+  for (int64_t i = 0; i < head_dim; ++i) out[i] = 0.0f;
+  WeightedSumAddRow(weights, v, row_bytes, kv_type, head_dim, p0, p1, out);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -244,6 +249,7 @@ HWY_EXPORT(BF16ToF32);
 HWY_EXPORT(F32ToF16);
 HWY_EXPORT(AttentionScoresRow);
 HWY_EXPORT(WeightedSumRow);
+HWY_EXPORT(WeightedSumAddRow);
 
 float dot_f32(const float* a, const float* b, int64_t n) {
   return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n);
@@ -283,6 +289,10 @@ void attention_scores_row(const float* q, const std::byte* k, size_t row_bytes, 
 void weighted_sum_row(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
                       int64_t head_dim, int64_t p0, int64_t p1, float* out) {
   HWY_DYNAMIC_DISPATCH(WeightedSumRow)(weights, v, row_bytes, kv_type, head_dim, p0, p1, out);
+}
+void weighted_sum_add_row(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
+                          int64_t head_dim, int64_t p0, int64_t p1, float* out) {
+  HWY_DYNAMIC_DISPATCH(WeightedSumAddRow)(weights, v, row_bytes, kv_type, head_dim, p0, p1, out);
 }
 
 }  // namespace torchless::cpu
