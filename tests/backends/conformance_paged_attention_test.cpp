@@ -12,6 +12,7 @@
 
 #include "backends/conformance.h"
 #include "backends/reference_ops.h"
+#include "torchless/core/error.h"
 #include "torchless/core/half.h"
 
 namespace torchless::conformance {

@@ -12,6 +12,7 @@
 
 #include "common/temp_dir.h"
 #include "model/reference_data.h"
+#include "torchless/core/error.h"
 #include "torchless/formats/random_model_writer.h"
 #include "torchless/model/transformer.h"
 

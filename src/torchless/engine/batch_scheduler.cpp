@@ -185,13 +185,21 @@ void BatchScheduler::apply_cancellations() {
     stats_.queued = static_cast<int>(queue_.size());
   }
   for (Pending& p : dropped) {
+    {
+      std::lock_guard lock(mutex_);
+      live_.erase(p.id);
+      ++stats_.requests_finished;
+    }
     SequenceSummary summary;
     summary.end = SequenceEnd::Cancelled;
     summary.prompt_tokens = static_cast<int>(p.request.prompt.size());
-    if (p.callbacks.on_end) p.callbacks.on_end(summary);
-    std::lock_guard lock(mutex_);
-    live_.erase(p.id);
-    ++stats_.requests_finished;
+    if (p.callbacks.on_end) {
+      try {
+        p.callbacks.on_end(summary);
+      } catch (const std::exception&) {
+        // As in finish().
+      }
+    }
   }
   for (auto& seq : running_) {
     if (!seq->ended && (all || ids.contains(seq->id))) finish(*seq, SequenceEnd::Cancelled);
@@ -389,6 +397,15 @@ void BatchScheduler::finish(Sequence& seq, SequenceEnd end, std::string error) {
   summary.cached_prompt_tokens = seq.cached_prompt;
   summary.generated_tokens = seq.generated;
   summary.error = std::move(error);
+  {
+    // Before on_end: whoever it wakes sees the slot and the blocks free already.
+    std::lock_guard lock(mutex_);
+    live_.erase(seq.id);
+    cancelled_.erase(seq.id);
+    ++stats_.requests_finished;
+    --stats_.running;
+    stats_.kv_blocks_used = cache_->used_blocks();
+  }
   if (seq.callbacks.on_end) {
     try {
       seq.callbacks.on_end(summary);
@@ -396,17 +413,10 @@ void BatchScheduler::finish(Sequence& seq, SequenceEnd end, std::string error) {
       // The summary was delivered; a failing handler must not take the scheduler down.
     }
   }
-  std::lock_guard lock(mutex_);
-  live_.erase(seq.id);
-  cancelled_.erase(seq.id);
-  ++stats_.requests_finished;
-  stats_.kv_blocks_used = cache_->used_blocks();
 }
 
 void BatchScheduler::remove_finished() {
   std::erase_if(running_, [](const auto& seq) { return seq->ended; });
-  std::lock_guard lock(mutex_);
-  stats_.running = static_cast<int>(running_.size());
 }
 
 }  // namespace torchless

@@ -92,7 +92,9 @@ void dot_float(const Load& load, const std::byte* const* w, const float* const* 
   for (; i < cols; ++i) {
     for (int r = 0; r < NR; ++r) {
       const float wi = hn::GetLane(load(d1, w[r], i));
-      for (int t = 0; t < NT; ++t) out[r * NT + t] += wi * x[t][i];
+      // std::fma: one rounding whether or not the compiler vectorises this loop over t (it
+      // may contract a * b + c into an FMA in one tile shape and not in another).
+      for (int t = 0; t < NT; ++t) out[r * NT + t] = std::fma(wi, x[t][i], out[r * NT + t]);
     }
   }
 }
