@@ -13,6 +13,7 @@
 #include <hwy/contrib/math/math-inl.h>
 // clang-format on
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -138,16 +139,21 @@ V silu_vec(DF df, V g) {
   return hn::Div(g, hn::Add(one, hn::Exp(df, neg)));
 }
 
-inline float silu_scalar(float g) {
-  return g / (1.0f + std::exp(-g));
-}
+// The element-wise SiLU ops send every element, the tail included (through a padded copy),
+// through silu_vec: an element's result must not depend on where the caller's chunk of a
+// flat array starts, which follows the batch size (docs/batching.md).
+constexpr int64_t kMaxFloatLanes = 64;  // 2048-bit vectors
 
 void SiluRow(float* x, int64_t n) {
   const DF df;
   const int64_t lanes = lanes_of(df);
   int64_t i = 0;
   for (; i + lanes <= n; i += lanes) hn::StoreU(silu_vec(df, hn::LoadU(df, x + i)), df, x + i);
-  for (; i < n; ++i) x[i] = silu_scalar(x[i]);
+  if (i == n) return;
+  float tail[kMaxFloatLanes] = {};
+  std::copy(x + i, x + n, tail);
+  hn::StoreU(silu_vec(df, hn::LoadU(df, tail)), df, tail);
+  std::copy(tail, tail + (n - i), x + i);
 }
 
 void SiluMulRow(const float* gate, const float* up, float* out, int64_t n) {
@@ -158,7 +164,13 @@ void SiluMulRow(const float* gate, const float* up, float* out, int64_t n) {
     const auto g = silu_vec(df, hn::LoadU(df, gate + i));
     hn::StoreU(hn::Mul(g, hn::LoadU(df, up + i)), df, out + i);
   }
-  for (; i < n; ++i) out[i] = silu_scalar(gate[i]) * up[i];
+  if (i == n) return;
+  float g_tail[kMaxFloatLanes] = {};
+  float u_tail[kMaxFloatLanes] = {};
+  std::copy(gate + i, gate + n, g_tail);
+  std::copy(up + i, up + n, u_tail);
+  hn::StoreU(hn::Mul(silu_vec(df, hn::LoadU(df, g_tail)), hn::LoadU(df, u_tail)), df, g_tail);
+  std::copy(g_tail, g_tail + (n - i), out + i);
 }
 
 void AddRow(const float* a, const float* b, float* out, int64_t n) {
