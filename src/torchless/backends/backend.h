@@ -39,6 +39,10 @@ struct MemoryPlan {
 
 struct BackendOptions {
   int threads = 0;  // CPU threads; 0 = number of physical cores
+  // Kernels whose reduction order per output never depends on the batch (docs/batching.md), so
+  // a sequence's logits are the same alone or batched. The CPU always is; Metal then runs
+  // batched matmuls through its mat-vec kernel instead of the faster simdgroup-matrix GEMM.
+  bool batch_invariant = false;
 };
 
 // RoPE over [n_tokens, n_heads, head_dim]. inv_freq holds head_dim/2 F32 inverse frequencies,
@@ -63,6 +67,25 @@ struct AttentionParams {
   int head_dim = 0;
   int window = 0;
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
+};
+
+// Attention of a batch of tokens from different sequences over a paged KV cache (the
+// continuous-batching engine, docs/batching.md). A pool holds the keys (or values) of every
+// sequence of one layer: [n_blocks * block_size, n_kv_heads * head_dim], F32 or F16, cut into
+// blocks of block_size rows. tokens: I32 [n_tokens, 2], row i = (sequence s, position p);
+// block_tables: I32 [n_sequences, max_blocks]; position j of sequence s lives in pool row
+// block_tables[s, j / block_size] * block_size + j % block_size. Token i attends causally to
+// its own sequence's positions [max(0, p - window + 1), p] (window > 0, else [0, p]), all of
+// them already stored; GQA as in AttentionParams. Each token's result depends only on its own
+// q and its sequence's keys and values, never on the other tokens of the batch.
+struct PagedAttentionParams {
+  int n_tokens = 1;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int window = 0;
+  float scale = 1.0f;
+  int block_size = 16;
 };
 
 class Backend {
@@ -142,6 +165,18 @@ class Backend {
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                  const AttentionParams& params);
 
+  // --- paged attention (see PagedAttentionParams) ---
+  // Whether paged_kv_store and paged_attention run here (the continuous-batching scheduler
+  // needs them).
+  virtual bool supports_paged_attention() const { return false; }
+  // Writes row i of src: [n, pool.cols()] F32 into pool row slots[i] (slots: I32 [n], distinct,
+  // each < pool.rows()), as F32 or rounded to F16.
+  void paged_kv_store(const Tensor& src, Tensor& pool, const Tensor& slots);
+  // out: [n_tokens, n_heads * head_dim] from q of the same shape.
+  void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                       const Tensor& tokens, const Tensor& block_tables, Tensor& out,
+                       const PagedAttentionParams& params);
+
   // --- the spec's conveniences over host vectors (upload, run, download) ---
   std::vector<float> matmul_vec_host(const Tensor& w, std::span<const float> x);
   void softmax_host(std::span<float> x);
@@ -169,6 +204,12 @@ class Backend {
                                  const AttentionParams& params) = 0;
   virtual void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                               Tensor& out, const AttentionParams& params) = 0;
+  // Backends without paged attention (supports_paged_attention() false) keep these defaults,
+  // which throw Error naming the backend; schedulers then run sequences one at a time.
+  virtual void paged_kv_store_impl(const Tensor& src, Tensor& pool, const Tensor& slots);
+  virtual void paged_attention_impl(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                                    const Tensor& tokens, const Tensor& block_tables, Tensor& out,
+                                    const PagedAttentionParams& params);
   // Whether the host may read t's bytes now, without waiting for device work: lets the checks
   // read values (token ids) where that is free. GPU backends say no while queued work writes t.
   virtual bool host_readable(const Tensor& t) const { return t.data() != nullptr; }

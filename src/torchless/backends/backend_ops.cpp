@@ -2,6 +2,8 @@
 // Every backend therefore rejects the same calls with the same messages.
 #include "torchless/backends/backend.h"
 #include "torchless/backends/op_checks.h"
+#include "torchless/backends/paged_checks.h"
+#include "torchless/core/error.h"
 
 namespace torchless {
 
@@ -72,6 +74,27 @@ void Backend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_
                         const AttentionParams& params) {
   op_checks::check_attention(q, k_cache, v_cache, out, params);
   attention_impl(q, k_cache, v_cache, out, params);
+}
+
+void Backend::paged_kv_store(const Tensor& src, Tensor& pool, const Tensor& slots) {
+  check_paged_kv_store(src, pool, slots);
+  paged_kv_store_impl(src, pool, slots);
+}
+
+void Backend::paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                              const Tensor& tokens, const Tensor& block_tables, Tensor& out,
+                              const PagedAttentionParams& params) {
+  check_paged_attention(q, k_pool, v_pool, tokens, block_tables, out, params);
+  paged_attention_impl(q, k_pool, v_pool, tokens, block_tables, out, params);
+}
+
+void Backend::paged_kv_store_impl(const Tensor&, Tensor&, const Tensor&) {
+  fail("paged_kv_store: the {} backend has no paged attention", name());
+}
+
+void Backend::paged_attention_impl(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                   const Tensor&, Tensor&, const PagedAttentionParams&) {
+  fail("paged_attention: the {} backend has no paged attention", name());
 }
 
 }  // namespace torchless

@@ -263,16 +263,7 @@ void Transformer::attention(const LayerWeights& w, Activations& a, KvCache& cach
                             int pos0) {
   const ModelConfig& c = model_.config;
   const int n = static_cast<int>(a.x.rows());
-  rmsnorm(a.x, w.attn_norm, a.xb);
-  linear(w.wq, a.xb, a.q, w.bq);
-  linear(w.wk, a.xb, a.k, w.bk);
-  linear(w.wv, a.xb, a.v, w.bv);
-  if (c.qk_norm) {
-    Tensor q_heads = a.q.reshape(Shape{static_cast<int64_t>(n) * c.n_heads, c.head_dim});
-    Tensor k_heads = a.k.reshape(Shape{static_cast<int64_t>(n) * c.n_kv_heads, c.head_dim});
-    rmsnorm(q_heads, w.q_norm, q_heads);
-    rmsnorm(k_heads, w.k_norm, k_heads);
-  }
+  project_qkv(w, a);
   backend_.rope(a.q, inv_freq_, RopeParams{c.n_heads, c.head_dim, pos0, c.rope_neox});
   backend_.rope(a.k, inv_freq_, RopeParams{c.n_kv_heads, c.head_dim, pos0, c.rope_neox});
   backend_.kv_store(a.k, cache.keys(layer), pos0);
@@ -290,6 +281,22 @@ void Transformer::attention(const LayerWeights& w, Activations& a, KvCache& cach
 
   linear(w.wo, a.att, a.proj);
   backend_.add(a.x, a.proj, a.x);
+}
+
+// q, k, v = Wq·h, Wk·h, Wv·h (+ biases, q/k norms) with h = RMSNorm(x), before RoPE.
+void Transformer::project_qkv(const LayerWeights& w, Activations& a) {
+  const ModelConfig& c = model_.config;
+  const int64_t n = a.x.rows();
+  rmsnorm(a.x, w.attn_norm, a.xb);
+  linear(w.wq, a.xb, a.q, w.bq);
+  linear(w.wk, a.xb, a.k, w.bk);
+  linear(w.wv, a.xb, a.v, w.bv);
+  if (c.qk_norm) {
+    Tensor q_heads = a.q.reshape(Shape{n * c.n_heads, c.head_dim});
+    Tensor k_heads = a.k.reshape(Shape{n * c.n_kv_heads, c.head_dim});
+    rmsnorm(q_heads, w.q_norm, q_heads);
+    rmsnorm(k_heads, w.k_norm, k_heads);
+  }
 }
 
 // x += W_down · (SiLU(W_gate·h) ⊙ W_up·h) with h = RMSNorm(x): the SwiGLU MLP.

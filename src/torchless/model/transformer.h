@@ -12,6 +12,7 @@
 #include "torchless/formats/model_config.h"
 #include "torchless/formats/model_loader.h"
 #include "torchless/model/kv_cache.h"
+#include "torchless/model/paged_kv_cache.h"
 
 namespace torchless {
 
@@ -22,6 +23,20 @@ enum class LogitsMode { Last, All };
 // Prompts are processed in batches of at most this many tokens, bounding the activation memory
 // (the feed-forward buffers are [batch, n_ff]) whatever the prompt length.
 inline constexpr int kMaxBatchTokens = 512;
+
+// A forward pass over tokens of many sequences (continuous batching, docs/batching.md): token i
+// is tokens[i] of sequence sequences[i] at position positions[i]; block_tables[s] lists the
+// PagedKvCache blocks of sequence s in position order, covering every position of its tokens.
+// Positions before a token's own, in its sequence, must already be in the cache or come
+// earlier in this batch. Tokens of one sequence at consecutive positions should be adjacent
+// (each run is one RoPE call). logit_rows: the batch rows whose logits come back, in order.
+struct TokenBatch {
+  std::span<const int32_t> tokens;
+  std::span<const int32_t> sequences;
+  std::span<const int32_t> positions;
+  std::span<const std::vector<int32_t>> block_tables;
+  std::span<const int32_t> logit_rows;
+};
 
 class Transformer {
  public:
@@ -46,6 +61,12 @@ class Transformer {
   // the vocabulary.
   std::span<const float> forward(std::span<const int32_t> tokens, int pos0, KvCache& cache,
                                  LogitsMode mode = LogitsMode::Last);
+
+  // Runs a TokenBatch over the paged cache, writing each token's keys and values into its
+  // sequence's blocks, and returns [logit_rows.size(), n_vocab] row-major on the host (valid
+  // until the next call). A token's logits are bit for bit the same whatever else is in the
+  // batch where the backend's kernels keep one reduction order per output (docs/batching.md).
+  std::span<const float> forward_batch(const TokenBatch& batch, PagedKvCache& cache);
 
  private:
   struct LayerWeights {
@@ -86,7 +107,27 @@ class Transformer {
   Activations allocate_activations(int capacity);
   Activations& activations_for(int n);
 
+  // Index tensors of a paged forward pass, grown to the largest batch seen.
+  struct PagedIndex {
+    Tensor tokens;    // I32 [capacity, 2]: (sequence, position)
+    Tensor slots;     // I32 [capacity]: pool row of each token
+    Tensor tables;    // I32, flat; viewed as [n_sequences, max_blocks]
+    Tensor rows;      // I32 [capacity]: logit rows
+    Tensor gathered;  // F32 [capacity, n_embd]: the rows whose logits are asked for
+    Tensor logits;    // F32 [capacity, n_vocab]
+    int capacity = 0;
+    int64_t table_capacity = 0;
+  };
+  struct PagedViews {
+    Tensor tokens, slots, tables, rows, gathered, logits;
+  };
+
+  void project_qkv(const LayerWeights& w, Activations& a);
   void attention(const LayerWeights& w, Activations& a, KvCache& cache, int layer, int pos0);
+  void paged_attention(const LayerWeights& w, Activations& a, PagedKvCache& cache, int layer,
+                       const TokenBatch& batch, const PagedViews& views);
+  PagedViews upload_paged_index(const TokenBatch& batch, const PagedKvCache& cache);
+  void check_batch(const TokenBatch& batch, const PagedKvCache& cache) const;
   void feed_forward(const LayerWeights& w, Activations& a);
   void run_layers(std::span<const int32_t> tokens, int pos0, KvCache& cache, Activations& a);
   void output_last(Activations& a, std::span<float> out);
@@ -106,6 +147,8 @@ class Transformer {
   Tensor last_logits_;  // [1, n_vocab]
   Tensor all_logits_;   // [batch, n_vocab], allocated on the first LogitsMode::All call
   std::vector<float> logits_host_;
+  PagedIndex paged_;
+  std::vector<int32_t> index_host_;  // staging of the index tensors
 };
 
 }  // namespace torchless

@@ -50,6 +50,11 @@ class CpuBackend final : public Backend {
                          const AttentionParams& params) override;
   void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                       const AttentionParams& params) override;
+  bool supports_paged_attention() const override { return true; }
+  void paged_kv_store_impl(const Tensor& src, Tensor& pool, const Tensor& slots) override;
+  void paged_attention_impl(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                            const Tensor& tokens, const Tensor& block_tables, Tensor& out,
+                            const PagedAttentionParams& params) override;
 
  private:
   // y[n, rows] = x[n, cols] W^T for any supported weight dtype.

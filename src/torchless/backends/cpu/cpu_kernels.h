@@ -55,5 +55,9 @@ void attention_scores_row(const float* q, const std::byte* k, size_t row_bytes, 
 // out[0, head_dim) = sum over p in [p0, p1) of weights[p - p0] * V[p].
 void weighted_sum_row(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
                       int64_t head_dim, int64_t p0, int64_t p1, float* out);
+// The same, adding to out instead of overwriting it: a paged cache sums block by block, in the
+// same position order, so the result equals weighted_sum_row's over contiguous rows.
+void weighted_sum_add_row(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
+                          int64_t head_dim, int64_t p0, int64_t p1, float* out);
 
 }  // namespace torchless::cpu

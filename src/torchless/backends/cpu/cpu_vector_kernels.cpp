@@ -13,6 +13,7 @@
 #include <hwy/contrib/math/math-inl.h>
 // clang-format on
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -176,16 +177,21 @@ V silu_vec(DF df, V g) {
   return hn::Div(g, hn::Add(one, hn::Exp(df, neg)));
 }
 
-inline float silu_scalar(float g) {
-  return g / (1.0f + std::exp(-g));
-}
+// The element-wise SiLU ops send every element, the tail included (through a padded copy),
+// through silu_vec: an element's result must not depend on where the caller's chunk of a
+// flat array starts, which follows the batch size (docs/batching.md).
+constexpr int64_t kMaxFloatLanes = 64;  // 2048-bit vectors
 
 void SiluRow(float* x, int64_t n) {
   const DF df;
   const int64_t lanes = lanes_of(df);
   int64_t i = 0;
   for (; i + lanes <= n; i += lanes) hn::StoreU(silu_vec(df, hn::LoadU(df, x + i)), df, x + i);
-  for (; i < n; ++i) x[i] = silu_scalar(x[i]);
+  if (i == n) return;
+  float tail[kMaxFloatLanes] = {};
+  std::copy(x + i, x + n, tail);
+  hn::StoreU(silu_vec(df, hn::LoadU(df, tail)), df, tail);
+  std::copy(tail, tail + (n - i), x + i);
 }
 
 void SiluMulRow(const float* gate, const float* up, float* out, int64_t n) {
@@ -196,7 +202,13 @@ void SiluMulRow(const float* gate, const float* up, float* out, int64_t n) {
     const auto g = silu_vec(df, hn::LoadU(df, gate + i));
     hn::StoreU(hn::Mul(g, hn::LoadU(df, up + i)), df, out + i);
   }
-  for (; i < n; ++i) out[i] = silu_scalar(gate[i]) * up[i];
+  if (i == n) return;
+  float g_tail[kMaxFloatLanes] = {};
+  float u_tail[kMaxFloatLanes] = {};
+  std::copy(gate + i, gate + n, g_tail);
+  std::copy(up + i, up + n, u_tail);
+  hn::StoreU(hn::Mul(silu_vec(df, hn::LoadU(df, g_tail)), hn::LoadU(df, u_tail)), df, g_tail);
+  std::copy(g_tail, g_tail + (n - i), out + i);
 }
 
 void AddRow(const float* a, const float* b, float* out, int64_t n) {
@@ -256,9 +268,8 @@ void AttentionScoresRow(const float* q, const std::byte* k, size_t row_bytes, DT
   }
 }
 
-void WeightedSumRow(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
-                    int64_t head_dim, int64_t p0, int64_t p1, float* out) {
-  for (int64_t i = 0; i < head_dim; ++i) out[i] = 0.0f;
+void WeightedSumAddRow(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
+                       int64_t head_dim, int64_t p0, int64_t p1, float* out) {
   for (int64_t p = p0; p < p1; ++p) {
     const float w = weights[p - p0];
     if (w == 0.0f) continue;  // masked positions of a window
@@ -275,6 +286,12 @@ void WeightedSumRow(const float* weights, const std::byte* v, size_t row_bytes, 
         break;
     }
   }
+}
+
+void WeightedSumRow(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
+                    int64_t head_dim, int64_t p0, int64_t p1, float* out) {
+  for (int64_t i = 0; i < head_dim; ++i) out[i] = 0.0f;
+  WeightedSumAddRow(weights, v, row_bytes, kv_type, head_dim, p0, p1, out);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -296,6 +313,7 @@ HWY_EXPORT(BF16ToF32);
 HWY_EXPORT(F32ToF16);
 HWY_EXPORT(AttentionScoresRow);
 HWY_EXPORT(WeightedSumRow);
+HWY_EXPORT(WeightedSumAddRow);
 
 float dot_f32(const float* a, const float* b, int64_t n) {
   return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n);
@@ -335,6 +353,10 @@ void attention_scores_row(const float* q, const std::byte* k, size_t row_bytes, 
 void weighted_sum_row(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
                       int64_t head_dim, int64_t p0, int64_t p1, float* out) {
   HWY_DYNAMIC_DISPATCH(WeightedSumRow)(weights, v, row_bytes, kv_type, head_dim, p0, p1, out);
+}
+void weighted_sum_add_row(const float* weights, const std::byte* v, size_t row_bytes, DType kv_type,
+                          int64_t head_dim, int64_t p0, int64_t p1, float* out) {
+  HWY_DYNAMIC_DISPATCH(WeightedSumAddRow)(weights, v, row_bytes, kv_type, head_dim, p0, p1, out);
 }
 
 }  // namespace torchless::cpu

@@ -67,6 +67,9 @@ class MetalBackend final : public Backend {
   // mapped while tensors from it are alive. Ignored without unified memory (weights are copied).
   void map_host_region(std::span<const std::byte> region, size_t largest_tensor) override;
 
+  // BackendOptions::batch_invariant: batched matmuls use the mat-vec kernel per token (the same
+  // per-output order as matmul_vec) instead of the GEMM.
+  void set_batch_invariant(bool on) { batch_invariant_ = on; }
   metal::MetalDevice& metal_device() { return *device_; }
   // Whether the backend ever dispatches `kernel_name` on a device like `info` (the GEMM kernels
   // and their probes need simdgroup matrices, BF16 kernels BF16 support); metal-selftest skips
@@ -94,6 +97,11 @@ class MetalBackend final : public Backend {
                          const AttentionParams& params) override;
   void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                       const AttentionParams& params) override;
+  bool supports_paged_attention() const override { return true; }
+  void paged_kv_store_impl(const Tensor& src, Tensor& pool, const Tensor& slots) override;
+  void paged_attention_impl(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                            const Tensor& tokens, const Tensor& block_tables, Tensor& out,
+                            const PagedAttentionParams& params) override;
   // Host-visible Metal storage that no recorded, unfinished dispatch writes.
   bool host_readable(const Tensor& t) const override;
 
@@ -130,6 +138,7 @@ class MetalBackend final : public Backend {
   std::shared_ptr<metal::MetalBufferPool> pool_;
   metal::MetalCommandRecorder recorder_;
   uint64_t weight_bytes_read_ = 0;
+  bool batch_invariant_ = false;
   struct WrappedRegion {
     const std::byte* begin;
     const std::byte* end;

@@ -24,10 +24,13 @@ void warn_emulated_is_slow() {
 }  // namespace
 
 BackendEntry metal_backend_entry() {
-  return {"metal", &MetalBackend::info, [](const BackendOptions&) -> std::unique_ptr<Backend> {
+  return {"metal", &MetalBackend::info,
+          [](const BackendOptions& options) -> std::unique_ptr<Backend> {
             const BackendInfo info = MetalBackend::info();
             if (!info.available) fail("the Metal backend is unavailable: {}", info.detail);
-            return std::make_unique<MetalBackend>();
+            auto backend = std::make_unique<MetalBackend>();
+            backend->set_batch_invariant(options.batch_invariant);
+            return backend;
           }};
 }
 
@@ -38,10 +41,12 @@ BackendEntry metal_emulated_backend_entry() {
             info.available = metal::emulated_metal_available(&info.detail);
             return info;
           },
-          [](const BackendOptions&) -> std::unique_ptr<Backend> {
+          [](const BackendOptions& options) -> std::unique_ptr<Backend> {
             warn_emulated_is_slow();
-            return std::make_unique<MetalBackend>(metal::create_emulated_metal_device(),
-                                                  "metal-emulated");
+            auto backend = std::make_unique<MetalBackend>(metal::create_emulated_metal_device(),
+                                                          "metal-emulated");
+            backend->set_batch_invariant(options.batch_invariant);
+            return backend;
           }};
 }
 

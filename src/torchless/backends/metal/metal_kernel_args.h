@@ -20,6 +20,8 @@ static_assert(sizeof(MatmulArgs) == 24 && offsetof(MatmulArgs, rows) == 8 &&
 static_assert(sizeof(EmbeddingArgs) == 24 && offsetof(EmbeddingArgs, table_rows) == 16);
 static_assert(sizeof(AttentionArgs) == 48 && offsetof(AttentionArgs, split_len) == 36 &&
               offsetof(AttentionArgs, scale) == 40);
+static_assert(sizeof(PagedStoreArgs) == 16 && offsetof(PagedStoreArgs, cols) == 8);
+static_assert(sizeof(PagedAttentionArgs) == 32 && offsetof(PagedAttentionArgs, scale) == 28);
 static_assert(sizeof(ProbeArgs) == 16 && offsetof(ProbeArgs, delta) == 12);
 
 }  // namespace torchless::metal

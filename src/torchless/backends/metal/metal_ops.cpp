@@ -59,8 +59,8 @@ void MetalBackend::linear(const Tensor& w, const Tensor& x, Tensor& y, int64_t n
   args.cols = static_cast<int32_t>(cols);
   args.n_tokens = static_cast<int32_t>(n_tokens);
   weight_bytes_read_ += w.nbytes();
-  const bool gemm =
-      allow_gemm && n_tokens >= kGemmMinTokens && device_->info().has_simdgroup_matrix;
+  const bool gemm = allow_gemm && !batch_invariant_ && n_tokens >= kGemmMinTokens &&
+                    device_->info().has_simdgroup_matrix;
   if (gemm) {
     const metal::MetalPipeline& p = pipeline(metal::weight_kernel("matmul", w.dtype));
     const uint32_t threads = kGemmSimdgroups * p.thread_execution_width();

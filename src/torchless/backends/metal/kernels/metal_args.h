@@ -51,6 +51,25 @@ struct EmbeddingArgs {
 };
 
 // attention_scores, weighted_sum, attention (flash decoding) and its merge.
+// paged_kv_store_kernel: row i of src goes to pool row slots[i].
+struct PagedStoreArgs {
+  int64_t n;  // elements of src
+  int32_t cols;
+  int32_t pad;
+};
+
+// paged_attention_kernel: one simdgroup per (query head, token), over its sequence's blocks.
+struct PagedAttentionArgs {
+  int32_t n_tokens;
+  int32_t n_heads;
+  int32_t n_kv_heads;
+  int32_t head_dim;
+  int32_t window;  // 0: no sliding window
+  int32_t block_size;
+  int32_t max_blocks;  // columns of the block tables
+  float scale;
+};
+
 struct AttentionArgs {
   int32_t n_tokens;
   int32_t pos0;

@@ -1,0 +1,53 @@
+#pragma once
+// The KV cache of the continuous-batching engine: per layer one pool of keys and one of values,
+// [n_blocks * block_size, n_kv_heads * head_dim] in F32 or F16, cut into blocks of block_size
+// positions. Sequences hold blocks through their block tables (block ids, in position order)
+// and take a new block only when they grow past the last one, so memory follows the tokens
+// actually used. Blocks are reference counted: the prefix cache and several sequences may share
+// a full block of the same tokens; a block returns to the free list when its last holder
+// releases it.
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "torchless/backends/backend.h"
+#include "torchless/model/model_config.h"
+
+namespace torchless {
+
+inline constexpr int kDefaultKvBlockSize = 16;
+
+class PagedKvCache {
+ public:
+  PagedKvCache(Backend& backend, const ModelConfig& config, int n_blocks,
+               int block_size = kDefaultKvBlockSize, DType dtype = DType::F16);
+
+  int n_blocks() const { return static_cast<int>(ref_counts_.size()); }
+  int block_size() const { return block_size_; }
+  DType dtype() const { return dtype_; }
+  int free_blocks() const { return static_cast<int>(free_.size()); }
+  int used_blocks() const { return n_blocks() - free_blocks(); }
+  int ref_count(int32_t block) const;
+
+  // A free block with one reference, or nothing when every block is held.
+  std::optional<int32_t> allocate();
+  void retain(int32_t block);
+  // Drops one reference; the block is free again at zero.
+  void release(int32_t block);
+
+  Tensor& keys(int layer) { return keys_.at(static_cast<size_t>(layer)); }
+  Tensor& values(int layer) { return values_.at(static_cast<size_t>(layer)); }
+  size_t bytes() const;
+
+ private:
+  void check_block(int32_t block) const;
+
+  int block_size_;
+  DType dtype_;
+  std::vector<int> ref_counts_;
+  std::vector<int32_t> free_;  // a stack: the most recently freed block is reused first
+  std::vector<Tensor> keys_;
+  std::vector<Tensor> values_;
+};
+
+}  // namespace torchless
