@@ -30,7 +30,7 @@ std::unique_ptr<Session> stories_session() {
   o.model_path = stories_path();
   o.backend = "cpu";
   o.n_ctx = 160;
-  o.kv_f16 = true;
+  o.kv_dtype = DType::F16;
   return std::make_unique<Session>(o);
 }
 
@@ -107,7 +107,7 @@ TEST(BatchScheduler, GreedyTokensEqualSessionGenerateWhileBatched) {
   o.slots = 3;  // the fourth request waits for a slot
   o.n_ctx = session->n_ctx();
   o.max_batch_tokens = 16;  // the long prompts are prefilled in chunks beside decoding ones
-  BatchScheduler scheduler(session->transformer(), &session->tokenizer(), o);
+  BatchScheduler scheduler(session->transformer_for_scheduler(), &session->tokenizer(), o);
   Collector c;
   std::vector<Outcome> out(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -139,7 +139,7 @@ TEST(BatchScheduler, PrefixCacheHitGivesTheLogitsOfRecomputation) {
     o.slots = 2;
     o.n_ctx = session->n_ctx();
     o.prefix_cache = prefix_cache;
-    BatchScheduler scheduler(session->transformer(), &session->tokenizer(), o);
+    BatchScheduler scheduler(session->transformer_for_scheduler(), &session->tokenizer(), o);
     Collector c;
     std::vector<Outcome> out(static_cast<size_t>(times));
     for (auto& o_i : out) {  // one after the other: the later ones find the first's blocks
@@ -177,7 +177,7 @@ TEST(BatchScheduler, CancelEndsASequenceAndFreesItsBlocks) {
   o.slots = 2;
   o.n_ctx = session->n_ctx();
   o.prefix_cache = false;
-  BatchScheduler scheduler(session->transformer(), &session->tokenizer(), o);
+  BatchScheduler scheduler(session->transformer_for_scheduler(), &session->tokenizer(), o);
   Collector c;
   Outcome out;
   SequenceRequest r = greedy_request(session->tokenize(kPrompts[1]), -1);
@@ -201,7 +201,7 @@ TEST(BatchScheduler, FullQueueThrowsQueueFullAndShutdownCancelsTheRest) {
   o.slots = 1;
   o.max_queue = 1;
   o.n_ctx = session->n_ctx();
-  BatchScheduler scheduler(session->transformer(), &session->tokenizer(), o);
+  BatchScheduler scheduler(session->transformer_for_scheduler(), &session->tokenizer(), o);
   Collector c;
   std::vector<Outcome> out(2);
   SequenceRequest r = greedy_request(session->tokenize(kPrompts[0]), -1);
@@ -225,7 +225,7 @@ TEST(BatchScheduler, DrainingShutdownFinishesEveryRequest) {
   SchedulerOptions o;
   o.slots = 1;
   o.n_ctx = session->n_ctx();
-  BatchScheduler scheduler(session->transformer(), &session->tokenizer(), o);
+  BatchScheduler scheduler(session->transformer_for_scheduler(), &session->tokenizer(), o);
   Collector c;
   std::vector<Outcome> out(3);
   for (auto& each : out) {
@@ -245,7 +245,7 @@ TEST(BatchScheduler, StopsWhenOnTokenReturnsFalseAndRejectsBadRequests) {
   auto session = stories_session();
   SchedulerOptions o;
   o.n_ctx = session->n_ctx();
-  BatchScheduler scheduler(session->transformer(), &session->tokenizer(), o);
+  BatchScheduler scheduler(session->transformer_for_scheduler(), &session->tokenizer(), o);
   Collector c;
   Outcome out;
   SequenceRequest r = greedy_request(session->tokenize(kPrompts[0]), 50);

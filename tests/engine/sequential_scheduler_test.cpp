@@ -76,7 +76,8 @@ TEST_F(SequentialSchedulerTest, GreedyTokensEqualTheSessionsForTheSamePrompt) {
 
   SchedulerOptions options;
   options.kv_dtype = DType::F32;  // as the session's cache
-  SequentialScheduler scheduler(session_->transformer(), &session_->tokenizer(), options);
+  SequentialScheduler scheduler(session_->transformer_for_scheduler(), &session_->tokenizer(),
+                                options);
   Recorder rec;
   SequenceRequest r = request("Once upon a time", 24);
   r.sampling = SamplerOptions::greedy();
@@ -91,7 +92,8 @@ TEST_F(SequentialSchedulerTest, GreedyTokensEqualTheSessionsForTheSamePrompt) {
 TEST_F(SequentialSchedulerTest, ConcurrentSequencesGetTheTokensTheyGetAlone) {
   SchedulerOptions options;
   options.slots = 3;
-  SequentialScheduler scheduler(session_->transformer(), &session_->tokenizer(), options);
+  SequentialScheduler scheduler(session_->transformer_for_scheduler(), &session_->tokenizer(),
+                                options);
   const std::vector<std::string> prompts = {"Once upon a time", "Lily had a", "The dog",
                                             "One day, a big", "Tom"};
   std::vector<std::vector<int32_t>> alone;
@@ -117,7 +119,7 @@ TEST_F(SequentialSchedulerTest, ConcurrentSequencesGetTheTokensTheyGetAlone) {
 }
 
 TEST_F(SequentialSchedulerTest, LogprobsAreTheRawSoftmaxWithTheTopTokensFirst) {
-  SequentialScheduler scheduler(session_->transformer(), &session_->tokenizer(), {});
+  SequentialScheduler scheduler(session_->transformer_for_scheduler(), &session_->tokenizer(), {});
   Recorder rec;
   SequenceRequest r = request("Once upon a time", 5);
   r.sampling = SamplerOptions::greedy();
@@ -134,7 +136,7 @@ TEST_F(SequentialSchedulerTest, LogprobsAreTheRawSoftmaxWithTheTopTokensFirst) {
 }
 
 TEST_F(SequentialSchedulerTest, ReturningFalseFromOnTokenStopsTheSequence) {
-  SequentialScheduler scheduler(session_->transformer(), &session_->tokenizer(), {});
+  SequentialScheduler scheduler(session_->transformer_for_scheduler(), &session_->tokenizer(), {});
   Recorder rec;
   rec.stop_after = 3;
   scheduler.submit(request("Once upon a time", 50), rec.callbacks());
@@ -147,7 +149,8 @@ TEST_F(SequentialSchedulerTest, CancelEndsQueuedAndRunningSequencesAndFreesTheir
   SchedulerOptions options;
   options.slots = 1;
   options.n_ctx = 100;
-  SequentialScheduler scheduler(session_->transformer(), &session_->tokenizer(), options);
+  SequentialScheduler scheduler(session_->transformer_for_scheduler(), &session_->tokenizer(),
+                                options);
   Recorder running;
   Recorder queued;
   SequenceRequest endless = request("Once upon a time", -1);
@@ -174,7 +177,8 @@ TEST_F(SequentialSchedulerTest, AFullQueueThrowsQueueFull) {
   SchedulerOptions options;
   options.slots = 1;
   options.max_queue = 1;
-  SequentialScheduler scheduler(session_->transformer(), &session_->tokenizer(), options);
+  SequentialScheduler scheduler(session_->transformer_for_scheduler(), &session_->tokenizer(),
+                                options);
   std::vector<std::unique_ptr<Recorder>> recs;
   SequenceRequest endless = request("Once upon a time", -1);
   endless.stop_at_end_of_generation = false;
@@ -196,7 +200,8 @@ TEST_F(SequentialSchedulerTest, AFullQueueThrowsQueueFull) {
 TEST_F(SequentialSchedulerTest, ShutdownWithDrainFinishesEverySequence) {
   SchedulerOptions options;
   options.slots = 2;
-  SequentialScheduler scheduler(session_->transformer(), &session_->tokenizer(), options);
+  SequentialScheduler scheduler(session_->transformer_for_scheduler(), &session_->tokenizer(),
+                                options);
   std::vector<std::unique_ptr<Recorder>> recs;
   for (int i = 0; i < 5; ++i) {
     recs.push_back(std::make_unique<Recorder>());
@@ -213,7 +218,8 @@ TEST_F(SequentialSchedulerTest, ShutdownWithDrainFinishesEverySequence) {
 TEST_F(SequentialSchedulerTest, RejectsPromptsThatCannotRun) {
   SchedulerOptions options;
   options.n_ctx = 8;
-  SequentialScheduler scheduler(session_->transformer(), &session_->tokenizer(), options);
+  SequentialScheduler scheduler(session_->transformer_for_scheduler(), &session_->tokenizer(),
+                                options);
   SequenceRequest empty;
   EXPECT_THROW(scheduler.submit(empty, {}), Error);
   SequenceRequest outside;
@@ -227,7 +233,8 @@ TEST_F(SequentialSchedulerTest, RejectsPromptsThatCannotRun) {
 TEST_F(SequentialSchedulerTest, ASequenceEndsWhenTheContextIsFull) {
   SchedulerOptions options;
   options.n_ctx = 12;
-  SequentialScheduler scheduler(session_->transformer(), &session_->tokenizer(), options);
+  SequentialScheduler scheduler(session_->transformer_for_scheduler(), &session_->tokenizer(),
+                                options);
   Recorder rec;
   SequenceRequest r = request("Once upon a time", -1);
   r.stop_at_end_of_generation = false;

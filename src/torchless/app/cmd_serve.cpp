@@ -13,7 +13,6 @@
 #include "torchless/app/command.h"
 #include "torchless/app/model_options.h"
 #include "torchless/core/error.h"
-#include "torchless/engine/scheduler_factory.h"
 #include "torchless/engine/session.h"
 #include "torchless/server/http_server.h"
 
@@ -29,6 +28,7 @@ struct ServeOptions {
   std::string api_key;
   std::string alias;
   size_t max_body_kib = 4096;
+  bool deterministic = true;
 };
 
 // The signals serve handles itself, blocked in every thread and taken by sigwait().
@@ -50,6 +50,7 @@ int run_serve(const ServeOptions& options) {
   const sigset_t signals = shutdown_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   SessionOptions session_opts = session_options(options.model);
+  session_opts.batch_invariant = options.deterministic;
   // The scheduler owns the KV memory of every sequence; the session's own single-sequence cache
   // is not used, so it is made as small as possible.
   const int ctx = session_opts.n_ctx;
@@ -61,9 +62,8 @@ int run_serve(const ServeOptions& options) {
   sched.slots = options.parallel;
   sched.max_queue = options.max_queue;
   sched.n_ctx = ctx;
-  sched.kv_dtype = session_opts.kv_f16 ? DType::F16 : DType::F32;
-  std::unique_ptr<Scheduler> scheduler =
-      make_scheduler(session.transformer(), &session.tokenizer(), sched);
+  sched.kv_dtype = session_opts.kv_dtype;
+  std::unique_ptr<Scheduler> scheduler = session.make_scheduler(sched);
 
   server::ServerOptions http;
   http.host = options.host;
@@ -118,6 +118,9 @@ std::function<int()> setup(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--api-key", options->api_key, "require 'Authorization: Bearer KEY'");
   app.add_option("-a,--alias", options->alias, "model name in the API (default: the file name)");
+  app.add_flag("--deterministic,!--no-deterministic", options->deterministic,
+               "logits independent of what else runs in the batch (default; Metal then batches "
+               "matmuls with its mat-vec kernel)");
   app.add_option("--max-body-kib", options->max_body_kib, "largest request body (KiB)")
       ->capture_default_str();
   return [options] { return run_serve(*options); };

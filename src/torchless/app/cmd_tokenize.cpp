@@ -61,8 +61,8 @@ std::string printable(std::string_view piece) {
 int run_tokenize(const TokenizeOptions& options) {
   if (!options.has_text) fail("no text to tokenize: give -p TEXT or -f FILE");
   const std::string text = options.file.empty() ? options.prompt : read_text_file(options.file);
-  const auto tokenizer =
-      load_tokenizer(load_model(model_path_or_hub(options.model, options.hf_repo)), options.tokenizer);
+  const auto tokenizer = load_tokenizer(
+      load_model(model_path_or_hub(options.model, options.hf_repo)), options.tokenizer);
   EncodeOptions encode_options;
   encode_options.parse_special = options.parse_special;
   if (options.no_bos) encode_options.add_bos = encode_options.add_eos = false;

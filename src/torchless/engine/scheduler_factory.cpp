@@ -5,11 +5,13 @@
 
 namespace torchless {
 
-// Continuous batching where the backend has paged attention; elsewhere the sequential
-// scheduler, which works on every backend.
+// Continuous batching where the backend has paged attention and the paged cache holds the KV
+// type (F32 or F16); elsewhere (a Q8_0 cache, a backend without paged attention) the sequential
+// scheduler, which works on every backend and KV type.
 std::unique_ptr<Scheduler> make_scheduler(Transformer& transformer, const Tokenizer* tokenizer,
                                           const SchedulerOptions& options) {
-  if (transformer.backend().supports_paged_attention()) {
+  const bool paged_kv = options.kv_dtype == DType::F32 || options.kv_dtype == DType::F16;
+  if (paged_kv && transformer.backend().supports_paged_attention()) {
     return std::make_unique<BatchScheduler>(transformer, tokenizer, options);
   }
   return std::make_unique<SequentialScheduler>(transformer, tokenizer, options);

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "torchless/core/error.h"
+#include "torchless/engine/scheduler_factory.h"
 #include "torchless/engine/weight_prefetch.h"
 
 namespace torchless {
@@ -93,6 +94,7 @@ Session::Session(const SessionOptions& options) {
   LoadedModel model = load_model(options.model_path);
   BackendOptions backend_options;
   backend_options.threads = options.threads;
+  backend_options.batch_invariant = options.batch_invariant;
   backend_ = init_backend(options.backend, backend_options);
   tokenizer_ = open_tokenizer(options, model);
   if (tokenizer_) check_vocab_sizes(*tokenizer_, model.config, options);
@@ -292,6 +294,11 @@ GenerationResult Session::generate(std::span<const int32_t> prompt,
   result.timings.generated_tokens = static_cast<int>(result.tokens.size());
   result.timings.generate_ms = ms_since(generate_start);
   return result;
+}
+
+std::unique_ptr<Scheduler> Session::make_scheduler(const SchedulerOptions& options) {
+  // The scheduler's forward passes overwrite the logits last_logits_ views.
+  return torchless::make_scheduler(transformer_for_scheduler(), tokenizer_.get(), options);
 }
 
 }  // namespace torchless

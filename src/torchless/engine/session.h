@@ -18,6 +18,7 @@
 
 #include "torchless/backends/backend.h"
 #include "torchless/engine/sampler.h"
+#include "torchless/engine/scheduler.h"
 #include "torchless/formats/model_loader.h"
 #include "torchless/model/kv_cache.h"
 #include "torchless/model/transformer.h"
@@ -33,6 +34,7 @@ struct SessionOptions {
   int n_ctx = 0;                         // 0: the model's context, at most kDefaultMaxContext
   DType kv_dtype = DType::F32;           // KV cache: F32, F16 or Q8_0 (head_dim % 32 == 0)
   bool load_tokenizer = true;            // false: ids only (e.g. `logits` on a bare HF dir)
+  bool batch_invariant = false;          // BackendOptions::batch_invariant (serving)
 };
 
 // Models trained on very long contexts would need gigabytes of KV cache by default.
@@ -99,6 +101,14 @@ class Session {
   const Backend& backend() const { return *backend_; }
   // Const: only the session runs forward(), so the logits it keeps stay valid.
   const Transformer& transformer() const { return *transformer_; }
+  // A scheduler running many sequences on this session's model (make_scheduler()). The
+  // session must outlive it and is not used meanwhile: the scheduler owns the transformer.
+  std::unique_ptr<Scheduler> make_scheduler(const SchedulerOptions& options);
+  // The transformer for a scheduler built by hand (tests), under the same contract.
+  Transformer& transformer_for_scheduler() {
+    logits_at_ = -1;
+    return *transformer_;
+  }
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   const Tokenizer& tokenizer() const;  // throws Error when the session has none
   int n_ctx() const { return cache_->n_ctx(); }

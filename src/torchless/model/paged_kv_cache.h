@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "torchless/backends/backend.h"
-#include "torchless/model/model_config.h"
+#include "torchless/formats/model_config.h"
 
 namespace torchless {
 

@@ -6,9 +6,10 @@
 #include <cstring>
 
 #include "torchless/backends/cpu/cpu_backend.h"
-#include "torchless/backends/cpu/cpu_checks.h"
 #include "torchless/backends/cpu/cpu_kernels.h"
+#include "torchless/backends/cpu/cpu_memory.h"
 #include "torchless/backends/paged_checks.h"
+#include "torchless/core/error.h"
 
 namespace torchless {
 namespace {
@@ -27,10 +28,8 @@ struct PagedIndex {
 PagedIndex check_index(const Tensor& tokens, const Tensor& block_tables, int n_tokens,
                        int64_t pool_blocks, const PagedAttentionParams& p) {
   PagedIndex index;
-  index.tokens =
-      reinterpret_cast<const int32_t*>(cpu::host_ptr(tokens, "paged_attention", "tokens"));
-  index.tables = reinterpret_cast<const int32_t*>(
-      cpu::host_ptr(block_tables, "paged_attention", "block_tables"));
+  index.tokens = reinterpret_cast<const int32_t*>(cpu::host_bytes(tokens));
+  index.tables = reinterpret_cast<const int32_t*>(cpu::host_bytes(block_tables));
   index.max_blocks = block_tables.cols();
   const int64_t n_seqs = block_tables.rows();
   for (int i = 0; i < n_tokens; ++i) {
@@ -61,10 +60,9 @@ size_t head_offset(const Tensor& pool, int kvh, int head_dim) {
 }  // namespace
 
 void CpuBackend::paged_kv_store_impl(const Tensor& src, Tensor& pool, const Tensor& slots) {
-  const float* sp = cpu::f32_ptr(src, "paged_kv_store", "src");
-  std::byte* pp = cpu::host_ptr(pool, "paged_kv_store", "pool");
-  const auto* slot =
-      reinterpret_cast<const int32_t*>(cpu::host_ptr(slots, "paged_kv_store", "slots"));
+  const float* sp = cpu::host_f32(src);
+  std::byte* pp = cpu::host_bytes(pool);
+  const auto* slot = reinterpret_cast<const int32_t*>(cpu::host_bytes(slots));
   const int64_t cols = pool.cols();
   for (int64_t i = 0; i < src.rows(); ++i) {
     if (slot[i] < 0 || slot[i] >= pool.rows()) {
@@ -81,12 +79,12 @@ void CpuBackend::paged_kv_store_impl(const Tensor& src, Tensor& pool, const Tens
 }
 
 void CpuBackend::paged_attention_impl(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
-                                 const Tensor& tokens, const Tensor& block_tables, Tensor& out,
-                                 const PagedAttentionParams& p) {
-  const float* qp = cpu::f32_ptr(q, "paged_attention", "q");
-  float* op = cpu::f32_ptr(out, "paged_attention", "out");
-  const std::byte* kp = cpu::host_ptr(k_pool, "paged_attention", "k_pool");
-  const std::byte* vp = cpu::host_ptr(v_pool, "paged_attention", "v_pool");
+                                      const Tensor& tokens, const Tensor& block_tables, Tensor& out,
+                                      const PagedAttentionParams& p) {
+  const float* qp = cpu::host_f32(q);
+  float* op = cpu::host_f32(out);
+  const std::byte* kp = cpu::host_bytes(k_pool);
+  const std::byte* vp = cpu::host_bytes(v_pool);
   const int bs = p.block_size;
   const PagedIndex index = check_index(tokens, block_tables, p.n_tokens, k_pool.rows() / bs, p);
   int32_t longest = 0;

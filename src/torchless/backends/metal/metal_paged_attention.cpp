@@ -30,8 +30,8 @@ void MetalBackend::paged_kv_store_impl(const Tensor& src, Tensor& pool, const Te
 }
 
 void MetalBackend::paged_attention_impl(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
-                                   const Tensor& tokens, const Tensor& block_tables, Tensor& out,
-                                   const PagedAttentionParams& params) {
+                                        const Tensor& tokens, const Tensor& block_tables,
+                                        Tensor& out, const PagedAttentionParams& params) {
   const metal::MetalPipeline& p = pipeline(k_pool.dtype == DType::F16 ? "paged_attention_f16_kernel"
                                                                       : "paged_attention_kernel");
   const uint32_t width = p.thread_execution_width();
