@@ -17,7 +17,7 @@ namespace torchless::conformance {
 
 // Every backend named here runs the whole suite; one that this build or machine lacks is
 // skipped with the reason. A new backend joins by adding its init_backend name.
-inline constexpr std::array<std::string_view, 2> kBackends = {"cpu", "metal-emulated"};
+inline constexpr std::array<std::string_view, 3> kBackends = {"cpu", "metal-emulated", "cuda"};
 
 struct Shape2 {
   int64_t rows, cols;

@@ -17,9 +17,10 @@ namespace torchless {
 enum class BackendPreference { Auto, Cpu, Metal, Cuda };
 
 struct DeviceInfo {
-  std::string name;            // "AMD EPYC 7B13 (2 threads)", "Apple M2 Pro", ...
-  uint64_t memory_bytes = 0;   // total memory usable by the backend (0 = unknown)
-  bool unified_memory = true;  // host and device share memory (CPU, Apple Silicon)
+  std::string name;               // "AMD EPYC 7B13 (2 threads)", "Apple M2 Pro", ...
+  uint64_t memory_bytes = 0;      // total memory usable by the backend (0 = unknown)
+  bool unified_memory = true;     // host and device share memory (CPU, Apple Silicon)
+  uint64_t memory_bandwidth = 0;  // peak bytes/s of device memory (0 = unknown), for bench
 };
 
 struct BackendInfo {
