@@ -34,8 +34,9 @@ CudaBackend::CudaBackend() {
   cuda::check(cudaGetDeviceCount(&count), "cudaGetDeviceCount", "init");
   if (count == 0) fail("no CUDA device");
   cuda::check(cudaSetDevice(device_), "cudaSetDevice", "init");
-  cuda::check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate",
-              "init");
+  // A blocking stream: ordered after the legacy default stream's cudaMemset/cudaMemcpy of
+  // alloc() and to_device(), whose device-side work may still be in flight when they return.
+  cuda::check(cudaStreamCreate(&stream_), "cudaStreamCreate", "init");
   check_cublas(cublasCreate(&cublas_), "cublasCreate", "init");
   check_cublas(cublasSetStream(cublas_, stream_), "cublasSetStream", "init");
   // F32 products stay F32: TF32 tensor cores would move results by ~1e-3.
