@@ -19,7 +19,7 @@ namespace torchless::conformance {
 
 // Every backend named here runs the whole suite; one that this build or machine lacks is
 // skipped with the reason. A new backend joins by adding its init_backend name.
-inline constexpr std::array<std::string_view, 2> kBackends = {"cpu", "metal-emulated"};
+inline constexpr std::array<std::string_view, 3> kBackends = {"cpu", "metal-emulated", "cuda"};
 
 class BackendTest : public ::testing::TestWithParam<std::string_view> {
  protected:

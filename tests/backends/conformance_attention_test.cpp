@@ -34,7 +34,7 @@ class ConformanceAttention : public BackendTest {};
 
 TEST_P(ConformanceAttention, FusedAttentionMatchesReference) {
   for (const AttentionCase& c : sizes().attention) {
-    for (DType kv : kv_types(c)) {
+    for (DType kv : kv_types(backend(), c)) {
       const uint64_t seed = 2000 + static_cast<uint64_t>(c.pos0 * 13 + c.n_tokens * 7 + c.head_dim);
       const std::string what = describe(c, kv, seed);
       const AttentionParams p = params_of(c);
@@ -56,7 +56,7 @@ TEST_P(ConformanceAttention, FusedAttentionMatchesReference) {
 TEST_P(ConformanceAttention, DecodePrimitivesMatchReference) {
   for (const AttentionCase& c : sizes().attention) {
     if (c.n_tokens != 1) continue;
-    for (DType kv : kv_types(c)) {
+    for (DType kv : kv_types(backend(), c)) {
       const uint64_t seed = 3000 + static_cast<uint64_t>(c.pos0 * 13 + c.head_dim);
       const std::string what = describe(c, kv, seed);
       const AttentionParams p = params_of(c);

@@ -21,6 +21,7 @@ inline std::vector<GoldenBackend> golden_backends() {
   return {
       {"cpu", GoldenCoverage::Full},
       {"metal-emulated", GoldenCoverage::Reduced},
+      {"cuda", GoldenCoverage::Full},
   };
 }
 

@@ -87,20 +87,35 @@ BenchResult run_test(Session& session, bool prompt, int n, int repetitions) {
   return result;
 }
 
-// What the report says of the model: its name, weight bytes and parameter count.
+// What the report says of the model: its name, weight bytes and parameter count, and the
+// weight bytes one decode step reads: every weight once, except the token embedding table, of
+// which it reads one row (unless the table is also the output head).
 struct ModelSummary {
   std::string name;
   size_t bytes = 0;
   int64_t params = 0;
+  size_t bytes_per_token = 0;
 };
 
 ModelSummary summarize(const LoadedModel& model) {
   ModelSummary s{model.config.name.empty() ? model.config.architecture : model.config.name};
+  const bool tied = model.config.tied_embeddings || !model.weights.contains("output.weight");
   for (const auto& [name, view] : model.weights.all()) {
     s.bytes += view.nbytes;
     s.params += view.shape.numel();
+    const bool embedding_only = name == "token_embd.weight" && !tied;
+    s.bytes_per_token +=
+        embedding_only ? view.nbytes / std::max<size_t>(1, view.shape.rows()) : view.nbytes;
   }
   return s;
+}
+
+// Fraction of the device's peak memory bandwidth a decode speed implies (0 when unknown).
+double bandwidth_fraction(const ModelSummary& model, const DeviceInfo& device,
+                          double tokens_per_s) {
+  if (device.memory_bandwidth == 0) return 0.0;
+  return static_cast<double>(model.bytes_per_token) * tokens_per_s /
+         static_cast<double>(device.memory_bandwidth);
 }
 
 void print_table(const Session& session, const ModelSummary& model, int threads,
@@ -112,6 +127,16 @@ void print_table(const Session& session, const ModelSummary& model, int threads,
                static_cast<double>(model.bytes) / (1024.0 * 1024.0),
                static_cast<double>(model.params) / 1e9, session.backend().name(), threads, r.test,
                r.mean(), r.stddev());
+  }
+  const DeviceInfo device = session.backend().device();
+  fmt::print("\ndevice: {}; weight bytes read per generated token: {:.2f} MiB\n", device.name,
+             static_cast<double>(model.bytes_per_token) / (1024.0 * 1024.0));
+  for (const BenchResult& r : results) {
+    if (r.test.rfind("tg", 0) != 0 || device.memory_bandwidth == 0) continue;
+    fmt::print("{}: {:.1f} GB/s of weights, {:.2f} of the peak {:.0f} GB/s\n", r.test,
+               static_cast<double>(model.bytes_per_token) * r.mean() / 1e9,
+               bandwidth_fraction(model, device, r.mean()),
+               static_cast<double>(device.memory_bandwidth) / 1e9);
   }
 }
 
@@ -141,7 +166,10 @@ int run_bench(const BenchOptions& o) {
                      {"threads", threads},
                      {"tokens_per_s", r.tokens_per_s},
                      {"mean", r.mean()},
-                     {"stddev", r.stddev()}});
+                     {"stddev", r.stddev()},
+                     {"weight_bytes_per_token", model.bytes_per_token},
+                     {"bandwidth_fraction",
+                      bandwidth_fraction(model, session.backend().device(), r.mean())}});
     }
     fmt::print("{}\n", out.dump(2));
   } else {

@@ -18,9 +18,10 @@ namespace torchless {
 enum class BackendPreference { Auto, Cpu, Metal, Cuda };
 
 struct DeviceInfo {
-  std::string name;            // "AMD EPYC 7B13 (2 threads)", "Apple M2 Pro", ...
-  uint64_t memory_bytes = 0;   // total memory usable by the backend (0 = unknown)
-  bool unified_memory = true;  // host and device share memory (CPU, Apple Silicon)
+  std::string name;               // "AMD EPYC 7B13 (2 threads)", "Apple M2 Pro", ...
+  uint64_t memory_bytes = 0;      // total memory usable by the backend (0 = unknown)
+  bool unified_memory = true;     // host and device share memory (CPU, Apple Silicon)
+  uint64_t memory_bandwidth = 0;  // peak bytes/s of device memory (0 = unknown), for bench
 };
 
 struct BackendInfo {
@@ -95,6 +96,10 @@ class Backend {
   virtual std::string_view name() const = 0;
   virtual DeviceInfo device() const = 0;
   virtual bool supports_weight_dtype(DType dtype) const = 0;
+  // KV cache types kv_store and the attention ops read here (every backend: F32 and F16).
+  virtual bool supports_kv_dtype(DType dtype) const {
+    return dtype == DType::F32 || dtype == DType::F16;
+  }
   // Called before a model is loaded. Throws Error saying what to do when the plan cannot fit
   // the device; returns a warning when it fits only tightly, else "". The CPU maps weights
   // from the file and lets the OS page, so it accepts every plan.

@@ -6,6 +6,17 @@
 #include "torchless/core/error.h"
 
 namespace torchless {
+namespace {
+
+// After op_checks (which admits every KV type of some backend): this backend's own.
+void require_kv_support(const Backend& backend, const Tensor& cache, const char* op) {
+  if (!backend.supports_kv_dtype(cache.dtype)) {
+    fail("{}: the {} backend has no {} KV cache; use f16 or f32", op, backend.name(),
+         dtype_name(cache.dtype));
+  }
+}
+
+}  // namespace
 
 void Backend::matmul_vec(const Tensor& w, const Tensor& x, Tensor& y) {
   op_checks::check_matmul_vec(*this, w, x, y);
@@ -55,24 +66,28 @@ void Backend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
 
 void Backend::kv_store(const Tensor& src, Tensor& cache, int pos0) {
   op_checks::check_kv_store(src, cache, pos0);
+  require_kv_support(*this, cache, "kv_store");
   kv_store_impl(src, cache, pos0);
 }
 
 void Backend::attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
                                const AttentionParams& params) {
   op_checks::check_attention_scores(q, k_cache, scores, params);
+  require_kv_support(*this, k_cache, "attention_scores");
   attention_scores_impl(q, k_cache, scores, params);
 }
 
 void Backend::weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
                            const AttentionParams& params) {
   op_checks::check_weighted_sum(scores, v_cache, out, params);
+  require_kv_support(*this, v_cache, "weighted_sum");
   weighted_sum_impl(scores, v_cache, out, params);
 }
 
 void Backend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                         const AttentionParams& params) {
   op_checks::check_attention(q, k_cache, v_cache, out, params);
+  require_kv_support(*this, k_cache, "attention");
   attention_impl(q, k_cache, v_cache, out, params);
 }
 

@@ -16,7 +16,7 @@ std::string not_built_message(BuildOption missing) {
       case BuildOption::MetalEmulator:
         return {"the emulated Metal backend", "configure with -DTORCHLESS_METAL_EMULATOR=ON"};
       case BuildOption::Cuda:
-        return {"CUDA", "torchless has no CUDA backend yet: use --backend cpu"};
+        return {"CUDA", "install the CUDA toolkit and configure with -DTORCHLESS_CUDA=ON"};
     }
     return {"an unknown backend", "?"};
   }();

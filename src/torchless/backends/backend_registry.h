@@ -4,8 +4,8 @@
 // the backend's stub file instead (no_*.cpp, as MLX's no_metal.cpp), which returns
 // not_built_entry(). So no `#if` chooses the platform: the build does, by file.
 //
-// Adding a backend (CUDA next): write backends/cuda/cuda_factory.cpp defining
-// cuda_backend_entry(), and have CMake compile it instead of backends/cuda/no_cuda.cpp.
+// Adding a backend: write backends/<name>/<name>_factory.cpp defining <name>_backend_entry(),
+// and have CMake compile it instead of the backend's no_<name>.cpp (as backends/cuda/ does).
 #include <functional>
 #include <memory>
 #include <string>
@@ -32,6 +32,6 @@ BackendEntry not_built_entry(const std::string& name, BuildOption missing);
 BackendEntry cpu_backend_entry();             // registry.cpp
 BackendEntry metal_backend_entry();           // metal/metal_factory.cpp, or metal/no_metal.cpp
 BackendEntry metal_emulated_backend_entry();  // metal/metal_factory.cpp, or metal/no_metal.cpp
-BackendEntry cuda_backend_entry();            // cuda/no_cuda.cpp
+BackendEntry cuda_backend_entry();            // cuda/cuda_factory.cpp, or cuda/no_cuda.cpp
 
 }  // namespace torchless

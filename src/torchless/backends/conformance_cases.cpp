@@ -109,9 +109,12 @@ Weights make_weights(Backend& backend, DType dtype, int64_t rows, int64_t cols, 
   return w;
 }
 
-std::vector<DType> kv_types(const AttentionCase& c) {
-  if (c.head_dim % kQK != 0) return {DType::F32, DType::F16};
-  return {DType::F32, DType::F16, DType::Q8_0};
+std::vector<DType> kv_types(const Backend& backend, const AttentionCase& c) {
+  std::vector<DType> types = {DType::F32, DType::F16};
+  if (c.head_dim % kQK == 0 && backend.supports_kv_dtype(DType::Q8_0)) {
+    types.push_back(DType::Q8_0);
+  }
+  return types;
 }
 
 Cache make_cache(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint64_t seed) {

@@ -81,8 +81,9 @@ struct Cache {
   std::vector<float> values;
   Tensor tensor;
 };
-// The KV cache types a case can use: Q8_0 needs head_dim a multiple of its 32-element blocks.
-std::vector<DType> kv_types(const AttentionCase& c);
+// The KV cache types a case can use on `backend`: Q8_0 where it has Q8_0 KV kernels and head_dim
+// is a multiple of the 32-element blocks.
+std::vector<DType> kv_types(const Backend& backend, const AttentionCase& c);
 Cache make_cache(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint64_t seed);
 
 // Elements per activation scale when a backend multiplies `dtype` weights with activations

@@ -21,6 +21,9 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
   DeviceInfo device() const override;
   bool supports_weight_dtype(DType dtype) const override;
+  bool supports_kv_dtype(DType dtype) const override {
+    return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::Q8_0;
+  }
   // Weights are mapped (the OS can page them); the KV cache and scratch must fit in memory.
   std::string check_memory_plan(const MemoryPlan& plan) const override;
   int threads() const { return pool_.size(); }

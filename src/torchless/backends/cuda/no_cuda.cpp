@@ -1,5 +1,5 @@
-// The CUDA backend's stub: torchless has no CUDA backend yet. When it exists, CMake compiles
-// its cuda_factory.cpp (defining cuda_backend_entry()) instead of this file.
+// The CUDA backend's stub, compiled instead of cuda_factory.cpp in builds without CUDA
+// (TORCHLESS_CUDA=OFF, or AUTO where no toolkit was found).
 #include "torchless/backends/backend_registry.h"
 
 namespace torchless {

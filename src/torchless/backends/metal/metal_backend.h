@@ -47,6 +47,9 @@ class MetalBackend final : public Backend {
   DeviceInfo device() const override;
   std::string device_name() const;
   bool supports_weight_dtype(DType dtype) const override;
+  bool supports_kv_dtype(DType dtype) const override {
+    return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::Q8_0;
+  }
 
   Tensor alloc(const Shape& shape, DType dtype) override;  // contents unspecified
   Tensor to_device(const HostTensorView& view) override;

@@ -369,7 +369,7 @@ void MetalSelftest::attention_ops() {
     return std::vector<double>{2.0 * conformance::kAttentionAbs};
   };
   for (const AttentionCase& c : sizes_.attention) {
-    for (DType kv : conformance::kv_types(c)) {
+    for (DType kv : conformance::kv_types(metal_, c)) {
       const AttentionParams p = conformance::params_of(c);
       const int64_t width = int64_t{c.n_heads} * c.head_dim;
       const int64_t kv_width = int64_t{c.n_kv_heads} * c.head_dim;

@@ -1,0 +1,35 @@
+#pragma once
+// Device memory of the CUDA backend and the conversion of CUDA status codes into torchless
+// Errors that name the call and the op.
+#include <cstddef>
+#include <string_view>
+
+#include <cuda_runtime.h>
+
+#include "torchless/core/tensor.h"
+
+namespace torchless::cuda {
+
+// Throws Error "<op>: <call> failed: <CUDA's message>" unless status is cudaSuccess.
+void check(cudaError_t status, std::string_view call, std::string_view op);
+// After kernel launches: reports a failed launch under the op's name.
+void check_launch(std::string_view op);
+
+// One cudaMalloc'd allocation, zero-filled, freed with the buffer.
+class DeviceBuffer final : public Buffer {
+ public:
+  explicit DeviceBuffer(size_t size);
+  ~DeviceBuffer() override;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  std::byte* host_data() const override { return nullptr; }
+  size_t size() const override { return size_; }
+  std::byte* device_data() const { return data_; }
+
+ private:
+  std::byte* data_ = nullptr;
+  size_t size_;
+};
+
+}  // namespace torchless::cuda
