@@ -284,8 +284,12 @@ TEST(CliConventions, CountsAreSingularForOne) {
 
 TEST(CliConventions, BackendMessagesSayWhatIsTrue) {
   CliResult r = run_cli({"generate", "-m", stories(), "-p", "x", "--backend", "CUDA"});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("no CUDA backend"), std::string::npos) << r.err;
+  // What is true of this build: CUDA not compiled in, or compiled in without a usable device.
+  if (r.exit_code != 0) {
+    EXPECT_TRUE(r.err.find("no CUDA backend") != std::string::npos ||
+                r.err.find("no usable CUDA device") != std::string::npos)
+        << r.err;
+  }
   r = run_cli({"metal-selftest"});
   if (r.out.find("not available here") != std::string::npos) {
     EXPECT_NE(r.out.find("--emulated"), std::string::npos) << r.out;

@@ -123,7 +123,7 @@ TEST_P(ConformanceChecks, EmbeddingAndCacheOperands) {
   EXPECT_EQ(error_of([&] {
               b.kv_store(f32(Shape{1, 6}), bf16, 0);
             }),
-            "kv_store: cache must be f32 or f16, got bf16");
+            "kv_store: cache must be f32, f16 or q8_0, got bf16");
 }
 
 TEST_P(ConformanceChecks, AttentionOperands) {

@@ -94,18 +94,7 @@ BatchScheduler::~BatchScheduler() {
 }
 
 uint64_t BatchScheduler::submit(SequenceRequest request, SequenceCallbacks callbacks) {
-  if (request.prompt.empty()) fail("the prompt is empty");
-  const int n_vocab = transformer_.config().n_vocab;
-  for (size_t i = 0; i < request.prompt.size(); ++i) {
-    const int32_t t = request.prompt[i];
-    if (t < 0 || t >= n_vocab) {
-      fail("token {} at index {} is outside the vocabulary of {}", t, i, n_vocab);
-    }
-  }
-  if (request.prompt.size() >= static_cast<size_t>(n_ctx_)) {
-    fail("the prompt's {} tokens leave no room to generate in a context of {}",
-         request.prompt.size(), n_ctx_);
-  }
+  validate_request(request, transformer_.config().n_vocab, n_ctx_);
   std::lock_guard lock(mutex_);
   if (!accepting_) fail("the scheduler is shutting down");
   const size_t busy = queue_.size() + static_cast<size_t>(stats_.running);

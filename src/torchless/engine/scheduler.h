@@ -89,6 +89,11 @@ class QueueFull : public Error {
   using Error::Error;
 };
 
+// The checks submit() makes of every implementation, one set of messages: throws Error for an
+// empty prompt, a negative n_probs, a token id outside [0, n_vocab), or a prompt that leaves no
+// room to generate in n_ctx.
+void validate_request(const SequenceRequest& request, int n_vocab, int n_ctx);
+
 class Scheduler {
  public:
   virtual ~Scheduler() = default;

@@ -79,19 +79,7 @@ SequentialScheduler::~SequentialScheduler() {
 }
 
 uint64_t SequentialScheduler::submit(SequenceRequest request, SequenceCallbacks callbacks) {
-  if (request.prompt.empty()) fail("the prompt is empty");
-  const int32_t n_vocab = transformer_.config().n_vocab;
-  for (size_t i = 0; i < request.prompt.size(); ++i) {
-    const int32_t id = request.prompt[i];
-    if (id < 0 || id >= n_vocab) {
-      fail("token {} at index {} is outside the vocabulary of {}", id, i, n_vocab);
-    }
-  }
-  if (request.prompt.size() >= static_cast<size_t>(n_ctx_)) {
-    fail("the prompt of {} tokens leaves no room to generate in the context of {}",
-         request.prompt.size(), n_ctx_);
-  }
-  if (request.n_probs < 0) fail("n_probs cannot be negative ({})", request.n_probs);
+  validate_request(request, transformer_.config().n_vocab, n_ctx_);
   std::lock_guard lock(mutex_);
   if (!accepting_) fail("the scheduler is shutting down");
   if (queue_.size() >= static_cast<size_t>(options_.max_queue)) {

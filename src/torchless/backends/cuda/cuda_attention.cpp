@@ -35,7 +35,6 @@ void CudaBackend::attention_impl(const Tensor& q, const Tensor& k_cache, const T
                                  Tensor& out, const AttentionParams& p) {
   const float* qp = cuda::f32_ptr(q, "attention", "q");
   float* op = cuda::f32_ptr(out, "attention", "out");
-  const int64_t width = static_cast<int64_t>(p.n_heads) * p.head_dim;
   if (!cuda::attention_head_dim_supported(p.head_dim)) {
     fail("attention: the cuda backend supports head_dim up to 256, got {}", p.head_dim);
   }

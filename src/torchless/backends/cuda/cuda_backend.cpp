@@ -267,7 +267,6 @@ void CudaBackend::add_impl(const Tensor& a, const Tensor& b, Tensor& out) {
 void CudaBackend::rope_impl(Tensor& x, const Tensor& inv_freq, const RopeParams& p) {
   float* xp = cuda::f32_ptr(x, "rope", "x");
   const float* fp = cuda::f32_ptr(inv_freq, "rope", "inv_freq");
-  const int64_t width = static_cast<int64_t>(p.n_heads) * p.head_dim;
   if (x.numel() == 0) return;
   cuda::rope(xp, fp, x.rows(), p.n_heads, p.head_dim, p.pos0, p.neox, stream_);
   cuda::check_launch("rope");
