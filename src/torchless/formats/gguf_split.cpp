@@ -1,6 +1,8 @@
 #include "torchless/formats/gguf_split.h"
 
-#include <regex>
+#include <algorithm>
+#include <cctype>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -35,13 +37,31 @@ std::optional<SplitKeys> read_split_keys(const GgufFile& file, const fs::path& p
   return keys;
 }
 
+// The value of five decimal digits, or -1.
+int five_digits(std::string_view s) {
+  if (s.size() != 5 || !std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c));
+      })) {
+    return -1;
+  }
+  int value = 0;
+  for (char c : s) value = value * 10 + (c - '0');
+  return value;
+}
+
 }  // namespace
 
 std::optional<GgufSplitName> parse_gguf_split_name(const std::string& path) {
-  static const std::regex pattern(R"(^(.*)-([0-9]{5})-of-([0-9]{5})\.gguf$)");
-  std::smatch m;
-  if (!std::regex_match(path, m, pattern)) return std::nullopt;
-  GgufSplitName name{m[1].str(), std::stoi(m[2].str()), std::stoi(m[3].str())};
+  // PREFIX "-" NNNNN "-of-" NNNNN ".gguf": a fixed 20-character tail after the prefix.
+  constexpr std::string_view kOf = "-of-", kExt = ".gguf";
+  constexpr size_t kTail = 1 + 5 + kOf.size() + 5 + kExt.size();
+  if (path.size() < kTail) return std::nullopt;
+  const std::string_view tail = std::string_view(path).substr(path.size() - kTail);
+  if (tail[0] != '-' || tail.substr(6, kOf.size()) != kOf || !tail.ends_with(kExt)) {
+    return std::nullopt;
+  }
+  GgufSplitName name{path.substr(0, path.size() - kTail), five_digits(tail.substr(1, 5)),
+                     five_digits(tail.substr(6 + kOf.size(), 5))};
   if (name.number < 1 || name.number > name.count) return std::nullopt;
   return name;
 }
