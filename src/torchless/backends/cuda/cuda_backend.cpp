@@ -1,10 +1,9 @@
 #include "torchless/backends/cuda/cuda_backend.h"
 
-#include <cublas_v2.h>
-
 #include <algorithm>
 #include <vector>
 
+#include "torchless/backends/cuda/cuda_blas.h"
 #include "torchless/backends/cuda/cuda_checks.h"
 #include "torchless/backends/cuda/cuda_kernels.h"
 #include "torchless/backends/cuda/cuda_memory.h"
@@ -21,7 +20,7 @@ constexpr size_t kTileFloats = size_t{16} << 20;
 
 void check_cublas(cublasStatus_t status, std::string_view call, std::string_view op) {
   if (status != CUBLAS_STATUS_SUCCESS) {
-    fail("{}: {} failed: {}", op, call, cublasGetStatusString(status));
+    fail("{}: {} failed: {}", op, call, cuda::blas().status_string(status));
   }
 }
 
@@ -37,16 +36,17 @@ CudaBackend::CudaBackend() {
   // A blocking stream: ordered after the legacy default stream's cudaMemset/cudaMemcpy of
   // alloc() and to_device(), whose device-side work may still be in flight when they return.
   cuda::check(cudaStreamCreate(&stream_), "cudaStreamCreate", "init");
-  check_cublas(cublasCreate(&cublas_), "cublasCreate", "init");
-  check_cublas(cublasSetStream(cublas_, stream_), "cublasSetStream", "init");
+  const cuda::Blas& blas = cuda::blas();
+  check_cublas(blas.create(&cublas_), "cublasCreate", "init");
+  check_cublas(blas.set_stream(cublas_, stream_), "cublasSetStream", "init");
   // F32 products stay F32: TF32 tensor cores would move results by ~1e-3.
-  check_cublas(cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode", "init");
+  check_cublas(blas.set_math_mode(cublas_, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode", "init");
 }
 
 CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   scratch_.reset();
-  if (cublas_ != nullptr) cublasDestroy(cublas_);
+  if (cublas_ != nullptr) cuda::blas().destroy(cublas_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
@@ -211,11 +211,11 @@ void CudaBackend::linear_gemm(const Tensor& w, const float* x, int64_t n, float*
       cuda::check_launch("matmul");
       a = tile;
     }
-    check_cublas(
-        cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(count), static_cast<int>(n),
-                    static_cast<int>(cols), &alpha, a, static_cast<int>(cols), x,
-                    static_cast<int>(cols), &beta, y + r0, static_cast<int>(rows)),
-        "cublasSgemm", "matmul");
+    check_cublas(cuda::blas().sgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(count),
+                                    static_cast<int>(n), static_cast<int>(cols), &alpha, a,
+                                    static_cast<int>(cols), x, static_cast<int>(cols), &beta,
+                                    y + r0, static_cast<int>(rows)),
+                 "cublasSgemm", "matmul");
   }
 }
 
