@@ -98,7 +98,7 @@ void FakeHub::install_routes() {
         {req.path, req.get_header_value("Range"), req.get_header_value("Authorization")});
   });
   // Refuses a request for a misbehaving or gated repository; true when it was answered.
-  auto refused = [this](const Repo& repo, const httplib::Request& req, httplib::Response& res) {
+  auto refused = [](const Repo& repo, const httplib::Request& req, httplib::Response& res) {
     if (repo.status != 0) {
       res.status = repo.status;
       res.set_content(R"({"error":"as configured"})", "application/json");
