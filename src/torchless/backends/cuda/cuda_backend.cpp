@@ -284,7 +284,8 @@ void CudaBackend::embedding_impl(const Tensor& table, const Tensor& ids, Tensor&
   for (int64_t i = 0; i < n; ++i) {
     const int32_t id = host_ids[static_cast<size_t>(i)];
     if (id < 0 || id >= table.rows()) {
-      fail("embedding: token id {} at index {} outside the table's {} rows", id, i, table.rows());
+      fail("embedding: token id {} at index {} is outside the table's {} rows", id, i,
+           table.rows());
     }
   }
   cuda::dequantize_rows(table.dtype, tp, table.cols(), 0, n, idp, op, stream_);
