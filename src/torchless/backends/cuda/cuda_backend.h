@@ -105,6 +105,7 @@ class CudaBackend final : public Backend {
   cuda::DeviceScratch activations_;
 
   bool step_graphs_ = true;
+  int64_t steps_ = 0;  // decode steps begun
   cuda::StepGraph graph_;
   cuda::HostStaging staging_;
   cudaEvent_t step_done_ = nullptr;  // recorded after each step's launch: staging_ is free
