@@ -1,6 +1,7 @@
 #include "torchless/backends/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,12 @@ CudaBackend::CudaBackend(bool step_graphs) {
 
 CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  // TORCHLESS_CUDA_GRAPH_STATS=1: whether graph updates succeeded (few instantiations) or each
+  // step paid for a new executable graph.
+  if (const char* stats = std::getenv("TORCHLESS_CUDA_GRAPH_STATS"); stats && *stats == '1') {
+    fmt::print(stderr, "cuda: {} decode steps, {} launched as graphs, {} graph instantiations\n",
+               steps_, graph_.launches(), graph_.instantiations());
+  }
   if (step_done_ != nullptr) cudaEventDestroy(step_done_);
   scratch_.reset();
   if (cublas_ != nullptr) cuda::blas().destroy(cublas_);
