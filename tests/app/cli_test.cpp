@@ -126,6 +126,8 @@ TEST(Cli, RandomModelLoadsAndBenchReportsBothTests) {
                "--embd", "64", "--ff", "96", "--layers", "2", "--heads", "4", "--kv-heads", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = run_cli({"bench", "-m", path.string(), "-p", "16", "-n", "4", "-r", "2", "-o", "json"});
+  CliResult given = run_cli({"bench", "-m", path.string(), "-p", "0", "-n", "4", "-r", "1",
+                             "--bandwidth-gbs", "250", "-o", "json"});
   std::filesystem::remove(path);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json out = json::parse(r.out);
@@ -135,6 +137,12 @@ TEST(Cli, RandomModelLoadsAndBenchReportsBothTests) {
   EXPECT_GT(out[1]["mean"].get<double>(), 0.0);
   EXPECT_GT(out[0]["threads"].get<int>(), 0);  // the pool's real size, not the 0 of "default"
   EXPECT_GT(out[0]["params"].get<int64_t>(), 0);
+  // --bandwidth-gbs replaces the device's peak in the fraction.
+  ASSERT_EQ(given.exit_code, 0) << given.err;
+  const json tg = json::parse(given.out).at(0);
+  EXPECT_EQ(tg["bandwidth_gbs"].get<double>(), 250.0);
+  EXPECT_DOUBLE_EQ(tg["bandwidth_fraction"].get<double>(),
+                   tg["weight_bytes_per_token"].get<double>() * tg["mean"].get<double>() / 250e9);
 }
 
 // The family options of make-random-model reach the file: logits reads it back on the CPU.

@@ -1,5 +1,6 @@
 // The spec's host-vector conveniences, written once over the ops so every backend
 // gets them. They copy (upload/download), so they suit tests and tools, not the decode loop.
+// Also the decode-step bracket (begin_step/end_step), whose state every backend shares.
 #include "torchless/backends/backend.h"
 
 #include <cstring>
@@ -15,6 +16,25 @@ std::span<const std::byte> bytes_of(std::span<const float> values) {
 }
 
 }  // namespace
+
+void Backend::begin_step() {
+  if (in_step_) fail("begin_step: a decode step is already open");
+  begin_step_impl();
+  in_step_ = true;
+}
+
+void Backend::end_step() {
+  if (!in_step_) fail("end_step: no decode step is open");
+  // The step is over whatever end_step_impl does: a backend that throws has ended it already.
+  in_step_ = false;
+  end_step_impl();
+}
+
+void Backend::cancel_step() noexcept {
+  if (!in_step_) return;
+  in_step_ = false;
+  cancel_step_impl();
+}
 
 std::vector<float> Backend::matmul_vec_host(const Tensor& w, std::span<const float> x) {
   const Tensor xt = to_device_1d(x);

@@ -44,6 +44,10 @@ struct BackendOptions {
   // a sequence's logits are the same alone or batched. The CPU always is; Metal then runs
   // batched matmuls through its mat-vec kernel instead of the faster simdgroup-matrix GEMM.
   bool batch_invariant = false;
+  // Decode steps (Backend::begin_step) recorded once and replayed as one launch where the
+  // backend can (CUDA graphs). false runs every op as it is issued, for debugging; the
+  // environment variable TORCHLESS_CUDA_GRAPHS=0 does the same for CUDA.
+  bool step_graphs = true;
 };
 
 // RoPE over [n_tokens, n_heads, head_dim]. inv_freq holds head_dim/2 F32 inverse frequencies,
@@ -182,6 +186,20 @@ class Backend {
                        const Tensor& tokens, const Tensor& block_tables, Tensor& out,
                        const PagedAttentionParams& params);
 
+  // --- decode steps ---
+  // Bracket the ops of one decode step (a single-token forward pass up to its logits) so that a
+  // backend may record them and replay them as one submission: CUDA captures them into a graph
+  // launched by end_step() (docs/cuda.md); other backends run each op as it comes. Between the
+  // two the caller issues only ops and upload(); the ops' results are ready for to_host() after
+  // end_step(). Ops of a step read the ids the caller uploaded, never waiting on the host, so
+  // embedding checks no ids there (the caller checks them). cancel_step() abandons a step an
+  // error interrupted (StepScope does it). begin_step() inside a step, or end_step() outside
+  // one, throws Error.
+  void begin_step();
+  void end_step();
+  void cancel_step() noexcept;
+  bool in_step() const { return in_step_; }
+
   // --- the spec's conveniences over host vectors (upload, run, download) ---
   std::vector<float> matmul_vec_host(const Tensor& w, std::span<const float> x);
   void softmax_host(std::span<float> x);
@@ -218,6 +236,37 @@ class Backend {
   // Whether the host may read t's bytes now, without waiting for device work: lets the checks
   // read values (token ids) where that is free. GPU backends say no while queued work writes t.
   virtual bool host_readable(const Tensor& t) const { return t.data() != nullptr; }
+  // The step hooks (begin_step/end_step); the defaults run ops as they come.
+  virtual void begin_step_impl() {}
+  virtual void end_step_impl() {}
+  virtual void cancel_step_impl() noexcept {}
+  // The number of ops issued so far, counted before each op's _impl runs: a backend may reuse
+  // what one op left (e.g. its output already quantised for the mat-vecs that read it) when no
+  // other op has been issued since.
+  uint64_t ops_issued() const { return ops_issued_; }
+
+ private:
+  uint64_t ops_issued_ = 0;
+  bool in_step_ = false;
+};
+
+// A decode step that is cancelled unless finish() ends it (an op threw in between).
+class StepScope {
+ public:
+  explicit StepScope(Backend& backend) : backend_(backend) { backend_.begin_step(); }
+  ~StepScope() {
+    if (open_) backend_.cancel_step();
+  }
+  StepScope(const StepScope&) = delete;
+  StepScope& operator=(const StepScope&) = delete;
+  void finish() {
+    open_ = false;
+    backend_.end_step();
+  }
+
+ private:
+  Backend& backend_;
+  bool open_ = true;
 };
 
 // Picks and constructs a backend. Throws Error saying why when an explicitly requested backend

@@ -20,53 +20,63 @@ void require_kv_support(const Backend& backend, const Tensor& cache, const char*
 
 void Backend::matmul_vec(const Tensor& w, const Tensor& x, Tensor& y) {
   op_checks::check_matmul_vec(*this, w, x, y);
+  ++ops_issued_;
   matmul_vec_impl(w, x, y);
 }
 
 void Backend::matmul(const Tensor& w, const Tensor& x, Tensor& y) {
   op_checks::check_matmul(*this, w, x, y);
+  ++ops_issued_;
   matmul_impl(w, x, y);
 }
 
 void Backend::rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float eps) {
   op_checks::check_rmsnorm(x, weight, y);
+  ++ops_issued_;
   rmsnorm_impl(x, weight, y, eps);
 }
 
 void Backend::softmax(Tensor& x) {
   op_checks::check_softmax(x);
+  ++ops_issued_;
   softmax_impl(x);
 }
 
 void Backend::silu(Tensor& x) {
   op_checks::check_silu(x);
+  ++ops_issued_;
   silu_impl(x);
 }
 
 void Backend::fused_silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   op_checks::check_fused_silu_mul(gate, up, out);
+  ++ops_issued_;
   fused_silu_mul_impl(gate, up, out);
 }
 
 void Backend::add(const Tensor& a, const Tensor& b, Tensor& out) {
   op_checks::check_add(a, b, out);
+  ++ops_issued_;
   add_impl(a, b, out);
 }
 
 void Backend::rope(Tensor& x, const Tensor& inv_freq, const RopeParams& params) {
   op_checks::check_rope(x, inv_freq, params);
+  ++ops_issued_;
   rope_impl(x, inv_freq, params);
 }
 
 void Backend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
   op_checks::check_embedding(*this, table, ids, out);
   if (host_readable(ids)) op_checks::require_token_ids(ids, table.rows(), "embedding");
+  ++ops_issued_;
   embedding_impl(table, ids, out);
 }
 
 void Backend::kv_store(const Tensor& src, Tensor& cache, int pos0) {
   op_checks::check_kv_store(src, cache, pos0);
   require_kv_support(*this, cache, "kv_store");
+  ++ops_issued_;
   kv_store_impl(src, cache, pos0);
 }
 
@@ -74,6 +84,7 @@ void Backend::attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& s
                                const AttentionParams& params) {
   op_checks::check_attention_scores(q, k_cache, scores, params);
   require_kv_support(*this, k_cache, "attention_scores");
+  ++ops_issued_;
   attention_scores_impl(q, k_cache, scores, params);
 }
 
@@ -81,6 +92,7 @@ void Backend::weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& 
                            const AttentionParams& params) {
   op_checks::check_weighted_sum(scores, v_cache, out, params);
   require_kv_support(*this, v_cache, "weighted_sum");
+  ++ops_issued_;
   weighted_sum_impl(scores, v_cache, out, params);
 }
 
@@ -88,11 +100,13 @@ void Backend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_
                         const AttentionParams& params) {
   op_checks::check_attention(q, k_cache, v_cache, out, params);
   require_kv_support(*this, k_cache, "attention");
+  ++ops_issued_;
   attention_impl(q, k_cache, v_cache, out, params);
 }
 
 void Backend::paged_kv_store(const Tensor& src, Tensor& pool, const Tensor& slots) {
   check_paged_kv_store(src, pool, slots);
+  ++ops_issued_;
   paged_kv_store_impl(src, pool, slots);
 }
 
@@ -100,6 +114,7 @@ void Backend::paged_attention(const Tensor& q, const Tensor& k_pool, const Tenso
                               const Tensor& tokens, const Tensor& block_tables, Tensor& out,
                               const PagedAttentionParams& params) {
   check_paged_attention(q, k_pool, v_pool, tokens, block_tables, out, params);
+  ++ops_issued_;
   paged_attention_impl(q, k_pool, v_pool, tokens, block_tables, out, params);
 }
 

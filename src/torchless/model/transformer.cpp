@@ -227,6 +227,7 @@ void Transformer::check_tokens(std::span<const int32_t> tokens, int pos0,
 std::span<const float> Transformer::forward(std::span<const int32_t> tokens, int pos0,
                                             KvCache& cache, LogitsMode mode) {
   check_tokens(tokens, pos0, cache);
+  if (tokens.size() == 1 && mode == LogitsMode::Last) return decode(tokens, pos0, cache);
   const size_t n_vocab = static_cast<size_t>(model_.config.n_vocab);
   logits_host_.resize(mode == LogitsMode::All ? tokens.size() * n_vocab : n_vocab);
   for (size_t first = 0; first < tokens.size(); first += kMaxBatchTokens) {
@@ -236,6 +237,7 @@ std::span<const float> Transformer::forward(std::span<const int32_t> tokens, int
     Activations& storage = activations_for(n);
     Activations a = n == storage.capacity ? storage : storage.rows(n);
     run_layers(chunk, pos0 + static_cast<int>(first), cache, a);
+    cache.mark_filled(pos0 + static_cast<int>(first), n);
     if (mode == LogitsMode::All) {
       output_all(a, std::span(logits_host_).subspan(first * n_vocab, chunk.size() * n_vocab));
     } else if (first + chunk.size() == tokens.size()) {
@@ -254,7 +256,20 @@ void Transformer::run_layers(std::span<const int32_t> tokens, int pos0, KvCache&
     attention(w, a, cache, layer, pos0);
     feed_forward(w, a);
   }
-  cache.mark_filled(pos0, static_cast<int>(tokens.size()));
+}
+
+// One token, as one backend step (Backend::begin_step): every op from the id upload to the
+// logits is recorded and, on CUDA, replayed as one graph launch; the logits are read after it.
+std::span<const float> Transformer::decode(std::span<const int32_t> token, int pos0,
+                                           KvCache& cache) {
+  StepScope step(backend_);
+  run_layers(token, pos0, cache, decode_);
+  last_logits(decode_);
+  step.finish();
+  cache.mark_filled(pos0, 1);
+  logits_host_.resize(static_cast<size_t>(model_.config.n_vocab));
+  backend_.to_host(last_logits_, std::as_writable_bytes(std::span(logits_host_)));
+  return logits_host_;
 }
 
 // x += Wo · Attention(RoPE(Wq·h), RoPE(Wk·h), Wv·h) with h = RMSNorm(x): keys and values of the
@@ -311,11 +326,15 @@ void Transformer::feed_forward(const LayerWeights& w, Activations& a) {
 
 // logits = W_out · RMSNorm(x) of the last token only: generation needs no other row.
 void Transformer::output_last(Activations& a, std::span<float> out) {
+  last_logits(a);
+  backend_.to_host(last_logits_, std::as_writable_bytes(out));
+}
+
+void Transformer::last_logits(Activations& a) {
   Tensor x_last = a.x.slice_rows(a.x.rows() - 1, 1);
   Tensor xb_last = a.xb.slice_rows(0, 1);
   rmsnorm(x_last, output_norm_, xb_last);
   linear(output_, xb_last, last_logits_);
-  backend_.to_host(last_logits_, std::as_writable_bytes(out));
 }
 
 void Transformer::output_all(Activations& a, std::span<float> out) {

@@ -129,8 +129,11 @@ class Transformer {
   PagedViews upload_paged_index(const TokenBatch& batch, const PagedKvCache& cache);
   void check_batch(const TokenBatch& batch, const PagedKvCache& cache) const;
   void feed_forward(const LayerWeights& w, Activations& a);
+  // The layers over tokens at pos0.. (the caller marks the cache filled once they ran).
   void run_layers(std::span<const int32_t> tokens, int pos0, KvCache& cache, Activations& a);
+  std::span<const float> decode(std::span<const int32_t> token, int pos0, KvCache& cache);
   void output_last(Activations& a, std::span<float> out);
+  void last_logits(Activations& a);  // into last_logits_, on the device
   void output_all(Activations& a, std::span<float> out);
   void rmsnorm(const Tensor& x, const Tensor& weight, Tensor& out);
   void linear(const Tensor& w, const Tensor& x, Tensor& y, const Tensor& bias = {});

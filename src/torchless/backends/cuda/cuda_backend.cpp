@@ -1,6 +1,9 @@
 #include "torchless/backends/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "torchless/backends/cuda/cuda_blas.h"
@@ -28,7 +31,9 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 }  // namespace
 
-CudaBackend::CudaBackend() {
+CudaBackend::CudaBackend(bool step_graphs) {
+  const char* env = std::getenv("TORCHLESS_CUDA_GRAPHS");
+  step_graphs_ = step_graphs && !(env != nullptr && std::string_view(env) == "0");
   int count = 0;
   cuda::check(cudaGetDeviceCount(&count), "cudaGetDeviceCount", "init");
   if (count == 0) fail("no CUDA device");
@@ -41,10 +46,21 @@ CudaBackend::CudaBackend() {
   check_cublas(blas.set_stream(cublas_, stream_), "cublasSetStream", "init");
   // F32 products stay F32: TF32 tensor cores would move results by ~1e-3.
   check_cublas(blas.set_math_mode(cublas_, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode", "init");
+  cuda::check(cudaEventCreateWithFlags(&step_done_, cudaEventDisableTiming), "cudaEventCreate",
+              "init");
+  // Sized before any step: growing it while a step is captured keeps the old buffer.
+  activations_.get(0, stream_, false);
 }
 
 CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  // TORCHLESS_CUDA_GRAPH_STATS=1: whether graph updates succeeded (few instantiations) or each
+  // step paid for a new executable graph.
+  if (const char* stats = std::getenv("TORCHLESS_CUDA_GRAPH_STATS"); stats && *stats == '1') {
+    fmt::print(stderr, "cuda: {} decode steps, {} launched as graphs, {} graph instantiations\n",
+               steps_, graph_.launches(), graph_.instantiations());
+  }
+  if (step_done_ != nullptr) cudaEventDestroy(step_done_);
   scratch_.reset();
   if (cublas_ != nullptr) cuda::blas().destroy(cublas_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -111,6 +127,8 @@ std::string CudaBackend::check_memory_plan(const MemoryPlan& plan) const {
 
 Tensor CudaBackend::alloc(const Shape& shape, DType dtype) {
   if (shape.numel() < 0) fail("alloc: invalid shape {}", shape.str());
+  require_no_step("alloc");
+  fused_ = {};  // the new memory may reuse a freed buffer's address
   Tensor t;
   t.shape = shape;
   t.dtype = dtype;
@@ -120,6 +138,7 @@ Tensor CudaBackend::alloc(const Shape& shape, DType dtype) {
 
 Tensor CudaBackend::to_device(const HostTensorView& view) {
   if (view.data == nullptr) fail("to_device: null data for a tensor of shape {}", view.shape.str());
+  require_no_step("to_device");
   Tensor t = alloc(view.shape, view.dtype);
   if (view.nbytes < t.nbytes()) {
     fail("to_device: {} bytes given for a {} tensor of shape {} ({} bytes)", view.nbytes,
@@ -132,6 +151,7 @@ Tensor CudaBackend::to_device(const HostTensorView& view) {
 }
 
 void CudaBackend::to_host(const Tensor& tensor, std::span<std::byte> out) {
+  require_no_step("to_host");
   const std::byte* src = cuda::device_ptr(tensor, "to_host", "tensor");
   if (out.size() != tensor.nbytes()) {
     fail("to_host: tensor of shape {} has {} bytes, destination {}", tensor.shape.str(),
@@ -148,13 +168,18 @@ void CudaBackend::upload(std::span<const std::byte> bytes, Tensor& tensor) {
     fail("upload: tensor of shape {} has {} bytes, source {}", tensor.shape.str(), tensor.nbytes(),
          bytes.size());
   }
+  fused_ = {};
   // From pageable memory the copy is staged before the call returns, so the caller may reuse
-  // its bytes at once; it stays ordered with the ops on the stream.
-  cuda::check(cudaMemcpyAsync(dst, bytes.data(), bytes.size(), cudaMemcpyHostToDevice, stream_),
+  // its bytes at once; it stays ordered with the ops on the stream. A captured step's copy is
+  // replayed later, so it reads a page-locked copy of the bytes that lives until the next step.
+  const std::byte* src = bytes.data();
+  if (graph_.capturing()) src = staging_.stage(bytes.data(), bytes.size());
+  cuda::check(cudaMemcpyAsync(dst, src, bytes.size(), cudaMemcpyHostToDevice, stream_),
               "cudaMemcpyAsync", "upload");
 }
 
 void CudaBackend::synchronize() {
+  require_no_step("synchronize");
   cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize", "synchronize");
 }
 
@@ -187,8 +212,7 @@ void CudaBackend::linear(const Tensor& w, const float* x, int64_t n, float* y,
                          std::string_view op) {
   if (n == 0 || w.rows() == 0) return;
   if (n <= kMatvecTokens) {
-    cuda::matvec(w.dtype, cuda::device_ptr(w, op, "w"), x, y, w.rows(), w.cols(), n, stream_);
-    cuda::check_launch(op);
+    matvec(w, x, n, y, op);
   } else {
     linear_gemm(w, x, n, y);
   }
@@ -226,7 +250,14 @@ void CudaBackend::rmsnorm_impl(const Tensor& x, const Tensor& weight, Tensor& y,
   const float* wp = cuda::f32_ptr(weight, "rmsnorm", "weight");
   float* yp = cuda::f32_ptr(y, "rmsnorm", "y");
   if (x.numel() == 0) return;
-  cuda::rmsnorm(xp, wp, yp, x.rows(), x.cols(), eps, stream_);
+  if (x.rows() <= kMatvecTokens && x.cols() % 32 == 0) {
+    // The input of the mat-vecs that usually follow, quantised on the way.
+    const cuda::ActivationQ8 q = activation_scratch(x.rows(), x.cols());
+    cuda::rmsnorm_quantize(xp, wp, yp, q, x.rows(), x.cols(), eps, stream_);
+    fused_ = {yp, x.rows(), x.cols(), ops_issued()};
+  } else {
+    cuda::rmsnorm(xp, wp, yp, x.rows(), x.cols(), eps, stream_);
+  }
   cuda::check_launch("rmsnorm");
 }
 
@@ -249,7 +280,14 @@ void CudaBackend::fused_silu_mul_impl(const Tensor& gate, const Tensor& up, Tens
   const float* upp = cuda::f32_ptr(up, "fused_silu_mul", "up");
   float* op = cuda::f32_ptr(out, "fused_silu_mul", "out");
   if (gate.numel() == 0) return;
-  cuda::silu_mul(gp, upp, op, gate.numel(), stream_);
+  if (out.rows() <= kMatvecTokens && out.cols() % 32 == 0) {
+    // The down projection's input, quantised on the way.
+    const cuda::ActivationQ8 q = activation_scratch(out.rows(), out.cols());
+    cuda::silu_mul_quantize(gp, upp, op, q, gate.numel(), stream_);
+    fused_ = {op, out.rows(), out.cols(), ops_issued()};
+  } else {
+    cuda::silu_mul(gp, upp, op, gate.numel(), stream_);
+  }
   cuda::check_launch("fused_silu_mul");
 }
 
@@ -278,17 +316,21 @@ void CudaBackend::embedding_impl(const Tensor& table, const Tensor& ids, Tensor&
   float* op = cuda::f32_ptr(out, "embedding", "out");
   const int64_t n = ids.numel();
   if (n == 0) return;
-  // The ids are checked on the host, as the CPU backend does: a few bytes, one wait.
-  std::vector<int32_t> host_ids(static_cast<size_t>(n));
-  to_host(ids, std::as_writable_bytes(std::span(host_ids)));
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t id = host_ids[static_cast<size_t>(i)];
-    if (id < 0 || id >= table.rows()) {
-      fail("embedding: token id {} at index {} is outside the table's {} rows", id, i,
-           table.rows());
+  // Outside a decode step the ids are checked on the host, as the CPU backend does: a few
+  // bytes, one wait. A step must not wait (Backend::begin_step): the kernel then reads an id
+  // outside the table as a zero row, and the caller has checked its tokens.
+  if (!in_step()) {
+    std::vector<int32_t> host_ids(static_cast<size_t>(n));
+    to_host(ids, std::as_writable_bytes(std::span(host_ids)));
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t id = host_ids[static_cast<size_t>(i)];
+      if (id < 0 || id >= table.rows()) {
+        fail("embedding: token id {} at index {} is outside the table's {} rows", id, i,
+             table.rows());
+      }
     }
   }
-  cuda::dequantize_rows(table.dtype, tp, table.cols(), 0, n, idp, op, stream_);
+  cuda::embedding(table.dtype, tp, table.rows(), table.cols(), idp, n, op, stream_);
   cuda::check_launch("embedding");
 }
 

@@ -3,7 +3,9 @@
 // synchronize() wait for them. Weights are copied once to device memory in their own layout
 // (never dequantised to a second copy) and read in place by the kernels of cuda_matvec.cu.
 // Batched matmuls of more than a few tokens go through cuBLAS SGEMM over F32 tiles of the
-// weights, dequantised into a scratch buffer one tile at a time.
+// weights, dequantised into a scratch buffer one tile at a time. Mat-vecs of quantised weights
+// multiply int8 activations (cuda_decode_kernels.h); a decode step is captured into one CUDA
+// graph (cuda_graph.h) unless graphs are off.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -11,6 +13,9 @@
 #include <cuda_runtime.h>
 
 #include "torchless/backends/backend.h"
+#include "torchless/backends/cuda/cuda_decode_kernels.h"
+#include "torchless/backends/cuda/cuda_graph.h"
+#include "torchless/backends/cuda/cuda_scratch.h"
 
 typedef struct cublasContext* cublasHandle_t;
 
@@ -22,7 +27,9 @@ class DeviceBuffer;
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend();  // device 0; throws Error when there is none
+  // Device 0; throws Error when there is none. step_graphs: capture decode steps into CUDA
+  // graphs (BackendOptions::step_graphs; TORCHLESS_CUDA_GRAPHS=0 turns them off).
+  explicit CudaBackend(bool step_graphs = true);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -62,17 +69,46 @@ class CudaBackend final : public Backend {
   void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                       const AttentionParams& params) override;
 
+  void begin_step_impl() override;
+  void end_step_impl() override;
+  void cancel_step_impl() noexcept override;
+
  private:
   // y[n, rows] = x[n, cols] W^T: the mat-vec kernel for a few tokens, cuBLAS beyond.
   void linear(const Tensor& w, const float* x, int64_t n, float* y, std::string_view op);
   void linear_gemm(const Tensor& w, const float* x, int64_t n, float* y);
+  // The mat-vec kernels (cuda_decode.cpp): int8 activations for block types, vectorised loads
+  // for float types, the reference kernel of cuda_matvec.cu for operands they cannot take.
+  void matvec(const Tensor& w, const float* x, int64_t n, float* y, std::string_view op);
   // At least `floats` floats of device scratch (tiles of dequantised weights).
   float* scratch(size_t floats);
+  // x[n, cols] quantised for matvec_q8: what the op just before left (fused_) when it wrote
+  // exactly x and only mat-vecs of x ran since, else quantised now.
+  cuda::ActivationQ8 quantised(const float* x, int64_t n, int64_t cols);
+  cuda::ActivationQ8 activation_scratch(int64_t n, int64_t cols);
+  // Fails inside a decode step: `what` (to_host, alloc, ...) would wait or break the capture.
+  void require_no_step(std::string_view what) const;
 
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::unique_ptr<cuda::DeviceBuffer> scratch_;
+
+  // The activations an op wrote and quantised for the mat-vecs that follow it (rmsnorm,
+  // fused_silu_mul), valid while the op count has moved only by those mat-vecs.
+  struct FusedInput {
+    const float* x = nullptr;
+    int64_t n = 0, cols = 0;
+    uint64_t op = 0;  // ops_issued() of the op that last produced or read it
+  };
+  FusedInput fused_;
+  cuda::DeviceScratch activations_;
+
+  bool step_graphs_ = true;
+  int64_t steps_ = 0;  // decode steps begun
+  cuda::StepGraph graph_;
+  cuda::HostStaging staging_;
+  cudaEvent_t step_done_ = nullptr;  // recorded after each step's launch: staging_ is free
 };
 
 }  // namespace torchless
