@@ -18,11 +18,15 @@ namespace torchless {
 
 namespace cuda {
 class DeviceBuffer;
-}
+class DevicePool;
+class PinnedUploader;
+}  // namespace cuda
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend();  // device 0; throws Error when there is none
+  // Device 0; throws Error when there is none. options.batch_invariant: batched matmuls run the
+  // mat-vec kernel per token instead of cuBLAS, whose reduction order depends on the batch.
+  explicit CudaBackend(const BackendOptions& options = {});
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -35,9 +39,13 @@ class CudaBackend final : public Backend {
   bool supports_kv_dtype(DType dtype) const override;
   // Against the device's free memory: weights, KV cache and scratch all live there.
   std::string check_memory_plan(const MemoryPlan& plan) const override;
+  bool supports_paged_attention() const override { return true; }
+  bool supports_paged_kv_dtype(DType dtype) const override { return supports_kv_dtype(dtype); }
 
   Tensor alloc(const Shape& shape, DType dtype) override;
   Tensor to_device(const HostTensorView& view) override;
+  // The model file whose tensors to_device() will copy (for the loading bar, cuda_upload.h).
+  void map_host_region(std::span<const std::byte> region, size_t largest_tensor_bytes) override;
   void to_host(const Tensor& tensor, std::span<std::byte> out) override;
   void upload(std::span<const std::byte> bytes, Tensor& tensor) override;
   void synchronize() override;
@@ -61,8 +69,22 @@ class CudaBackend final : public Backend {
                          const AttentionParams& params) override;
   void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                       const AttentionParams& params) override;
+  // cuda_kv_ops.cpp
+  void paged_kv_store_impl(const Tensor& src, Tensor& pool, const Tensor& slots) override;
+  void paged_attention_impl(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                            const Tensor& tokens, const Tensor& block_tables, Tensor& out,
+                            const PagedAttentionParams& params) override;
 
  private:
+  // The KV ops over Q8_0 caches (cuda_kv_ops.cpp), which the F32/F16 kernels leave to these.
+  void q8_0_kv_store(const Tensor& src, Tensor& cache, int pos0);
+  void q8_0_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
+                      const AttentionParams& params);
+  void q8_0_attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
+                             const AttentionParams& params);
+  void q8_0_weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
+                         const AttentionParams& params);
+
   // y[n, rows] = x[n, cols] W^T: the mat-vec kernel for a few tokens, cuBLAS beyond.
   void linear(const Tensor& w, const float* x, int64_t n, float* y, std::string_view op);
   void linear_gemm(const Tensor& w, const float* x, int64_t n, float* y);
@@ -70,9 +92,12 @@ class CudaBackend final : public Backend {
   float* scratch(size_t floats);
 
   int device_ = 0;
+  bool batch_invariant_ = false;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::unique_ptr<cuda::DeviceBuffer> scratch_;
+  std::shared_ptr<cuda::DevicePool> pool_;          // alloc(): KV caches, activations
+  std::unique_ptr<cuda::PinnedUploader> uploader_;  // to_device(): weights
 };
 
 }  // namespace torchless

@@ -6,10 +6,11 @@
 namespace torchless {
 
 BackendEntry cuda_backend_entry() {
-  return {"cuda", &CudaBackend::info, [](const BackendOptions&) -> std::unique_ptr<Backend> {
+  return {"cuda", &CudaBackend::info,
+          [](const BackendOptions& options) -> std::unique_ptr<Backend> {
             const BackendInfo info = CudaBackend::info();
             if (!info.available) fail("the CUDA backend is unavailable: {}", info.detail);
-            return std::make_unique<CudaBackend>();
+            return std::make_unique<CudaBackend>(options);
           }};
 }
 
