@@ -1,8 +1,8 @@
 // Conformance of the paged KV cache ops (paged_kv_store, paged_attention) over F32 and F16
-// pools: sequences of awkward lengths scattered over shuffled blocks, tokens of different
-// sequences interleaved in one batch, GQA and sliding windows, against the float64 reference
-// attention over each sequence's contiguous keys and values. A token's result must also be
-// bit for bit the same alone as in the batch.
+// pools, and Q8_0 pools where the backend has them: sequences of awkward lengths scattered over
+// shuffled blocks, tokens of different sequences interleaved in one batch, GQA and sliding windows,
+// against the float64 reference attention over each sequence's contiguous keys and values. A
+// token's result must also be bit for bit the same alone as in the batch.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -14,6 +14,7 @@
 #include "backends/reference_ops.h"
 #include "torchless/core/error.h"
 #include "torchless/core/half.h"
+#include "torchless/core/quant.h"
 
 namespace torchless::conformance {
 namespace {
@@ -27,19 +28,34 @@ struct PagedCase {
 
 const std::vector<PagedCase>& cases() {
   static const std::vector<PagedCase> all = {
-      {4, 2, 16, 0, 16, {1, 17, 33, 5}},
-      {3, 1, 40, 5, 3, {9, 2, 14}},
-      {8, 8, 64, 0, 16, {40, 1}},
-      {2, 2, 8, 0, 1, {6, 3}},
+      {4, 2, 16, 0, 16, {1, 17, 33, 5}}, {3, 1, 40, 5, 3, {9, 2, 14}},   {8, 8, 64, 0, 16, {40, 1}},
+      {2, 2, 8, 0, 1, {6, 3}},           {4, 2, 32, 7, 16, {30, 3, 18}},
   };
   return all;
 }
 
+// Values as a pool of `dtype` stores them. Q8_0 blocks of 32 never straddle rows (rows are
+// whole heads of a multiple of 32), so the flat vector quantises as its rows do.
 std::vector<float> rounded(std::vector<float> v, DType dtype) {
   if (dtype == DType::F16) {
     for (float& x : v) x = fp16_to_fp32(fp32_to_fp16(x));
+  } else if (dtype == DType::Q8_0) {
+    const auto n = static_cast<int64_t>(v.size());
+    std::vector<std::byte> blocks(dtype_row_bytes(dtype, n));
+    quantize_row(dtype, v.data(), blocks.data(), n);
+    dequantize_row(dtype, blocks.data(), v.data(), n);
   }
   return v;
+}
+
+// The pool types a case can use: Q8_0 where the backend has Q8_0 pools and heads are whole
+// blocks.
+std::vector<DType> pool_types(const Backend& backend, int head_dim) {
+  std::vector<DType> types = {DType::F32, DType::F16};
+  if (head_dim % kQK == 0 && backend.supports_paged_kv_dtype(DType::Q8_0)) {
+    types.push_back(DType::Q8_0);
+  }
+  return types;
 }
 
 Tensor upload_i32(Backend& backend, const std::vector<int32_t>& values, const Shape& shape) {
@@ -63,7 +79,7 @@ class ConformancePagedAttention : public BackendTest {
 
 TEST_P(ConformancePagedAttention, BatchOfSequencesMatchesReferenceAndSingleTokens) {
   for (const PagedCase& c : cases()) {
-    for (DType kv : {DType::F32, DType::F16}) {
+    for (DType kv : pool_types(backend(), c.head_dim)) {
       const uint64_t seed = 7000 + static_cast<uint64_t>(c.head_dim * 31 + c.block_size);
       const std::string what =
           fmt::format("heads {}/{} dim {} window {} block {} kv {} seed {}", c.n_heads,
@@ -175,27 +191,21 @@ TEST_P(ConformancePagedAttention, BatchOfSequencesMatchesReferenceAndSingleToken
 }
 
 TEST_P(ConformancePagedAttention, KvStoreWritesRowsAtTheirSlots) {
-  for (DType kv : {DType::F32, DType::F16}) {
-    const int64_t cols = 37;
+  for (DType kv : pool_types(backend(), 64)) {
+    const int64_t cols = kv == DType::Q8_0 ? 64 : 37;  // Q8_0 rows are whole blocks
     const std::vector<int32_t> slots = {5, 0, 11, 3};
-    const auto src = random_floats(slots.size() * cols, 99);
+    const auto src = random_floats(slots.size() * static_cast<size_t>(cols), 99);
     Tensor pool = backend().alloc(Shape{12, cols}, kv);
-    const std::vector<float> zeros(12 * cols, 0.0f);
+    const std::vector<float> zeros(static_cast<size_t>(12 * cols), 0.0f);
     std::vector<int32_t> all(12);
     std::iota(all.begin(), all.end(), 0);
     backend().paged_kv_store(upload_f32(backend(), zeros, Shape{12, cols}), pool,
                              upload_i32(backend(), all, Shape{12}));
     backend().paged_kv_store(upload_f32(backend(), src, Shape{4, cols}), pool,
                              upload_i32(backend(), slots, Shape{4}));
-    std::vector<float> stored(12 * cols);
-    if (kv == DType::F32) {
-      backend().to_host(pool, std::as_writable_bytes(std::span(stored)));
-    } else {
-      std::vector<uint16_t> half(12 * cols);
-      backend().to_host(pool, std::as_writable_bytes(std::span(half)));
-      for (size_t i = 0; i < half.size(); ++i) stored[i] = fp16_to_fp32(half[i]);
-    }
-    std::vector<double> want(12 * cols, 0.0);
+    const std::vector<float> stored = backend().to_host_f32(pool);
+    std::vector<double> want(static_cast<size_t>(12 * cols), 0.0);
+    // Q8_0: the bytes of quantize_row, so the values exactly.
     const auto src_rounded = rounded(src, kv);
     for (size_t i = 0; i < slots.size(); ++i) {
       for (int64_t j = 0; j < cols; ++j) {
@@ -205,6 +215,28 @@ TEST_P(ConformancePagedAttention, KvStoreWritesRowsAtTheirSlots) {
     }
     expect_close(stored, want, {0.0}, fmt::format("paged_kv_store {}", dtype_name(kv)));
   }
+}
+
+// A Q8_0 pool needs heads of whole blocks, and a backend that quantises and reads it.
+TEST_P(ConformancePagedAttention, RejectsQ8_0PoolsItCannotRead) {
+  Tensor pool = backend().alloc(Shape{32, 64}, DType::Q8_0);
+  const Tensor src = upload_f32(backend(), random_floats(64, 3), Shape{1, 64});
+  const Tensor slot = upload_i32(backend(), {0}, Shape{1});
+  if (!backend().supports_paged_kv_dtype(DType::Q8_0)) {
+    EXPECT_THROW(backend().paged_kv_store(src, pool, slot), Error);
+    return;
+  }
+  PagedAttentionParams p;
+  p.n_tokens = 1;
+  p.n_heads = 4;
+  p.n_kv_heads = 4;
+  p.head_dim = 16;  // a block of 32 would straddle two heads
+  p.block_size = 16;
+  const Tensor q = upload_f32(backend(), random_floats(64, 4), Shape{1, 64});
+  Tensor out = backend().alloc(Shape{1, 64}, DType::F32);
+  EXPECT_THROW(backend().paged_attention(q, pool, pool, upload_i32(backend(), {0, 0}, Shape{1, 2}),
+                                         upload_i32(backend(), {0}, Shape{1, 1}), out, p),
+               Error);
 }
 
 TEST_P(ConformancePagedAttention, RejectsMismatchedShapes) {

@@ -1,7 +1,9 @@
 // Transformer::forward_batch over a paged KV cache: a sequence's logits are bit for bit the same
 // alone or batched with 15 others at any position in the batch (prefill and decode), and equal
 // to the contiguous forward() of the same tokens. stories260K (F32 weights) and a random
-// model with F16 weights, GQA and a sliding window (the F16 dot kernels), per backend.
+// model with F16 weights, GQA and a sliding window (the F16 dot kernels), per backend, with an
+// F16 KV cache; and a random model with heads of 32 over a Q8_0 KV cache where the backend has
+// Q8_0 pools.
 #include <algorithm>
 #include <numeric>
 #include <random>
@@ -26,7 +28,8 @@ struct ModelSource {
   std::filesystem::path path;
 };
 
-std::filesystem::path random_model(const test::TempDir& dir) {
+// Q8_0 caches need heads of whole blocks of 32: then 2 heads of 32 sharing one KV head.
+std::filesystem::path random_model(const test::TempDir& dir, DType kv) {
   RandomModelSpec spec;
   spec.config.architecture = "mistral";
   spec.config.n_vocab = 300;
@@ -36,6 +39,11 @@ std::filesystem::path random_model(const test::TempDir& dir) {
   spec.config.n_heads = 4;
   spec.config.n_kv_heads = 2;
   spec.config.head_dim = 16;
+  if (kv == DType::Q8_0) {
+    spec.config.n_heads = 2;
+    spec.config.n_kv_heads = 1;
+    spec.config.head_dim = 32;
+  }
   spec.config.n_ctx_train = 128;
   spec.config.sliding_window = 9;
   spec.weight_dtype = DType::F16;
@@ -58,15 +66,25 @@ std::vector<std::vector<int32_t>> prompts(int n_vocab) {
   return all;
 }
 
-class BatchForward : public ::testing::TestWithParam<std::tuple<std::string_view, bool>> {
+// (backend, stories260K or the random model, KV cache type)
+class BatchForward : public ::testing::TestWithParam<std::tuple<std::string_view, bool, DType>> {
  protected:
   void SetUp() override {
-    const auto [backend_name, stories] = GetParam();
+    const auto [backend_name, stories, kv] = GetParam();
+    for (const BackendInfo& info : discover_backends()) {
+      if (info.name == backend_name && !info.available) {
+        GTEST_SKIP() << "backend " << backend_name << " is unavailable: " << info.detail;
+      }
+    }
     BackendOptions options;
     options.batch_invariant = true;
     backend_ = init_backend(backend_name, options);
+    if (!backend_->supports_paged_kv_dtype(kv)) {
+      GTEST_SKIP() << "backend " << backend_name << " has no " << dtype_name(kv) << " pools";
+    }
+    kv_ = kv;
     const auto path =
-        stories ? testing::require_shared("models/stories260K.gguf") : random_model(dir_);
+        stories ? testing::require_shared("models/stories260K.gguf") : random_model(dir_, kv);
     model_ = std::make_unique<Transformer>(load_model(path), *backend_);
   }
 
@@ -109,13 +127,14 @@ class BatchForward : public ::testing::TestWithParam<std::tuple<std::string_view
   };
 
   Runner runner() {
-    return Runner{*model_, PagedKvCache(*backend_, model_->config(), 64, 16, DType::F16),
+    return Runner{*model_, PagedKvCache(*backend_, model_->config(), 64, 16, kv_),
                   std::vector<std::vector<int32_t>>(kSequences)};
   }
 
   test::TempDir dir_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Transformer> model_;
+  DType kv_ = DType::F16;
 };
 
 TEST_P(BatchForward, LogitsAreBitIdenticalAloneOrBatchedAtAnyPosition) {
@@ -162,7 +181,7 @@ TEST_P(BatchForward, MatchesTheContiguousForwardPass) {
   const auto batched = r.pass(order, tokens, std::vector<int>(kSequences, 0));
   for (int s : {0, 5, 15}) {
     const auto& t = tokens[static_cast<size_t>(s)];
-    KvCache cache(*backend_, model_->config(), 64, DType::F16);
+    KvCache cache(*backend_, model_->config(), 64, kv_);
     const auto logits = model_->forward(t, 0, cache);
     const auto& got = batched[static_cast<size_t>(s)];
     ASSERT_EQ(got.size(), logits.size());
@@ -182,15 +201,29 @@ TEST_P(BatchForward, RejectsPositionsWithoutBlocks) {
 std::string name_of(const ::testing::TestParamInfo<BatchForward::ParamType>& info) {
   std::string backend(std::get<0>(info.param));
   std::replace(backend.begin(), backend.end(), '-', '_');
-  return backend + (std::get<1>(info.param) ? "_stories260K" : "_random_f16");
+  const std::string kv = std::get<2>(info.param) == DType::F16 ? "" : "_kv_q8_0";
+  return backend + (std::get<1>(info.param) ? "_stories260K" : "_random_f16") + kv;
 }
 
 // The emulated Metal device runs the small random model only: stories260K takes it ~20 s.
 INSTANTIATE_TEST_SUITE_P(Cpu, BatchForward,
-                         ::testing::Combine(::testing::Values("cpu"), ::testing::Bool()), name_of);
+                         ::testing::Combine(::testing::Values("cpu"), ::testing::Bool(),
+                                            ::testing::Values(DType::F16)),
+                         name_of);
 INSTANTIATE_TEST_SUITE_P(Metal, BatchForward,
                          ::testing::Combine(::testing::Values("metal-emulated"),
-                                            ::testing::Values(false)),
+                                            ::testing::Values(false),
+                                            ::testing::Values(DType::F16)),
+                         name_of);
+INSTANTIATE_TEST_SUITE_P(Cuda, BatchForward,
+                         ::testing::Combine(::testing::Values("cuda"), ::testing::Bool(),
+                                            ::testing::Values(DType::F16)),
+                         name_of);
+// Q8_0 pools: the random model with heads of 32 (stories260K's are 8 wide).
+INSTANTIATE_TEST_SUITE_P(Q8_0, BatchForward,
+                         ::testing::Combine(::testing::Values("cpu", "cuda"),
+                                            ::testing::Values(false),
+                                            ::testing::Values(DType::Q8_0)),
                          name_of);
 
 }  // namespace

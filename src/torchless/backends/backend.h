@@ -76,13 +76,14 @@ struct AttentionParams {
 
 // Attention of a batch of tokens from different sequences over a paged KV cache (the
 // continuous-batching engine, docs/batching.md). A pool holds the keys (or values) of every
-// sequence of one layer: [n_blocks * block_size, n_kv_heads * head_dim], F32 or F16, cut into
-// blocks of block_size rows. tokens: I32 [n_tokens, 2], row i = (sequence s, position p);
-// block_tables: I32 [n_sequences, max_blocks]; position j of sequence s lives in pool row
-// block_tables[s, j / block_size] * block_size + j % block_size. Token i attends causally to
-// its own sequence's positions [max(0, p - window + 1), p] (window > 0, else [0, p]), all of
-// them already stored; GQA as in AttentionParams. Each token's result depends only on its own
-// q and its sequence's keys and values, never on the other tokens of the batch.
+// sequence of one layer: [n_blocks * block_size, n_kv_heads * head_dim], F32, F16 or Q8_0
+// (supports_paged_kv_dtype), cut into blocks of block_size rows. tokens: I32 [n_tokens, 2],
+// row i = (sequence s, position p); block_tables: I32 [n_sequences, max_blocks]; position j of
+// sequence s lives in pool row block_tables[s, j / block_size] * block_size + j % block_size.
+// Token i attends causally to its own sequence's positions [max(0, p - window + 1), p]
+// (window > 0, else [0, p]), all of them already stored; GQA as in AttentionParams. Each token's
+// result depends only on its own q and its sequence's keys and values, never on the other
+// tokens of the batch.
 struct PagedAttentionParams {
   int n_tokens = 1;
   int n_heads = 0;
@@ -176,10 +177,14 @@ class Backend {
 
   // --- paged attention (see PagedAttentionParams) ---
   // Whether paged_kv_store and paged_attention run here (the continuous-batching scheduler
-  // needs them).
+  // needs them), and over pools of which type (F32 and F16 wherever they run; Q8_0, blocks of
+  // 32 along each row with head_dim % 32 == 0, where the backend quantises and reads them).
   virtual bool supports_paged_attention() const { return false; }
+  virtual bool supports_paged_kv_dtype(DType dtype) const {
+    return supports_paged_attention() && (dtype == DType::F32 || dtype == DType::F16);
+  }
   // Writes row i of src: [n, pool.cols()] F32 into pool row slots[i] (slots: I32 [n], distinct,
-  // each < pool.rows()), as F32 or rounded to F16.
+  // each < pool.rows()), as F32, rounded to F16 or quantised to Q8_0 blocks.
   void paged_kv_store(const Tensor& src, Tensor& pool, const Tensor& slots);
   // out: [n_tokens, n_heads * head_dim] from q of the same shape.
   void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,

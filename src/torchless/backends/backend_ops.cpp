@@ -16,6 +16,14 @@ void require_kv_support(const Backend& backend, const Tensor& cache, const char*
   }
 }
 
+// Backends without paged attention at all fail in their paged <op>_impl, naming that instead.
+void require_paged_kv_support(const Backend& backend, const Tensor& pool, const char* op) {
+  if (backend.supports_paged_attention() && !backend.supports_paged_kv_dtype(pool.dtype)) {
+    fail("{}: the {} backend has no {} paged KV cache; use f16 or f32", op, backend.name(),
+         dtype_name(pool.dtype));
+  }
+}
+
 }  // namespace
 
 void Backend::matmul_vec(const Tensor& w, const Tensor& x, Tensor& y) {
@@ -107,6 +115,7 @@ void Backend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_
 void Backend::paged_kv_store(const Tensor& src, Tensor& pool, const Tensor& slots) {
   check_paged_kv_store(src, pool, slots);
   ++ops_issued_;
+  require_paged_kv_support(*this, pool, "paged_kv_store");
   paged_kv_store_impl(src, pool, slots);
 }
 
@@ -115,6 +124,7 @@ void Backend::paged_attention(const Tensor& q, const Tensor& k_pool, const Tenso
                               const PagedAttentionParams& params) {
   check_paged_attention(q, k_pool, v_pool, tokens, block_tables, out, params);
   ++ops_issued_;
+  require_paged_kv_support(*this, k_pool, "paged_attention");
   paged_attention_impl(q, k_pool, v_pool, tokens, block_tables, out, params);
 }
 

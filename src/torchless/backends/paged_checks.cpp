@@ -1,6 +1,7 @@
 #include "torchless/backends/paged_checks.h"
 
 #include "torchless/core/error.h"
+#include "torchless/core/quant.h"
 
 namespace torchless {
 namespace {
@@ -14,8 +15,8 @@ void check_dtype(const Tensor& t, DType dtype, std::string_view op, std::string_
 
 void check_pool(const Tensor& pool, std::string_view op, std::string_view what) {
   if (pool.empty()) fail("{}: {} is an empty tensor", op, what);
-  if (pool.dtype != DType::F32 && pool.dtype != DType::F16) {
-    fail("{}: {} must be f32 or f16, got {}", op, what, dtype_name(pool.dtype));
+  if (pool.dtype != DType::F32 && pool.dtype != DType::F16 && pool.dtype != DType::Q8_0) {
+    fail("{}: {} must be f32, f16 or q8_0, got {}", op, what, dtype_name(pool.dtype));
   }
   if (pool.shape.rank() != 2) fail("{}: {} must be 2-D, got {}", op, what, pool.shape.str());
 }
@@ -59,6 +60,10 @@ void check_paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& 
          p.n_tokens, width);
   }
   if (out.buffer == q.buffer && out.offset == q.offset) fail("{}: out must not alias q", op);
+  if (k_pool.dtype == DType::Q8_0 && p.head_dim % kQK != 0) {
+    fail("{}: q8_0 pools need head_dim a multiple of {} (blocks must not straddle heads), got {}",
+         op, kQK, p.head_dim);
+  }
   const int64_t kv_width = static_cast<int64_t>(p.n_kv_heads) * p.head_dim;
   if (k_pool.shape != v_pool.shape || k_pool.dtype != v_pool.dtype || k_pool.cols() != kv_width ||
       k_pool.rows() % p.block_size != 0) {

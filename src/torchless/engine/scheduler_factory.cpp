@@ -5,13 +5,12 @@
 
 namespace torchless {
 
-// Continuous batching where the backend has paged attention and the paged cache holds the KV
-// type (F32 or F16); elsewhere (a Q8_0 cache, a backend without paged attention) the sequential
-// scheduler, which works on every backend and KV type.
+// Continuous batching where the backend has paged attention over pools of the KV type (F32 and
+// F16 wherever it has paged attention, Q8_0 on the CPU and CUDA); elsewhere the sequential
+// scheduler.
 std::unique_ptr<Scheduler> make_scheduler(Transformer& transformer, const Tokenizer* tokenizer,
                                           const SchedulerOptions& options) {
-  const bool paged_kv = options.kv_dtype == DType::F32 || options.kv_dtype == DType::F16;
-  if (paged_kv && transformer.backend().supports_paged_attention()) {
+  if (transformer.backend().supports_paged_kv_dtype(options.kv_dtype)) {
     return std::make_unique<BatchScheduler>(transformer, tokenizer, options);
   }
   return std::make_unique<SequentialScheduler>(transformer, tokenizer, options);

@@ -102,7 +102,11 @@ Session::Session(const SessionOptions& options) {
   const DType kv_dtype = options.kv_dtype;
   check_kv_dtype(kv_dtype, model.config);
   check_memory(*backend_, model, n_ctx, kv_dtype);
-  prefetch_weights(model.weights, {.show_progress = isatty(STDERR_FILENO) != 0});
+  // A backend that copies the weights into its own memory reads the file then (and draws the
+  // bar itself): touching the pages first would read them twice.
+  if (backend_->device().unified_memory) {
+    prefetch_weights(model.weights, {.show_progress = isatty(STDERR_FILENO) != 0});
+  }
   transformer_ = std::make_unique<Transformer>(std::move(model), *backend_);
   cache_ = std::make_unique<KvCache>(*backend_, transformer_->config(), n_ctx, kv_dtype);
   tokens_.reserve(static_cast<size_t>(n_ctx) + 1);

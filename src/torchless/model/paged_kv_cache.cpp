@@ -1,14 +1,17 @@
 #include "torchless/model/paged_kv_cache.h"
 
 #include "torchless/core/error.h"
+#include "torchless/model/kv_cache.h"
 
 namespace torchless {
 
 PagedKvCache::PagedKvCache(Backend& backend, const ModelConfig& config, int n_blocks,
                            int block_size, DType dtype)
     : block_size_(block_size), dtype_(dtype) {
-  if (dtype != DType::F32 && dtype != DType::F16) {
-    fail("paged KV cache dtype must be f32 or f16, got {}", dtype_name(dtype));
+  check_kv_dtype(dtype, config);  // F32, F16, or Q8_0 with heads of whole blocks
+  if (!backend.supports_paged_kv_dtype(dtype)) {
+    fail("the {} backend has no {} paged KV cache; use f16 or f32", backend.name(),
+         dtype_name(dtype));
   }
   if (n_blocks <= 0 || block_size <= 0) {
     fail("paged KV cache needs positive block count and size, got {} blocks of {}", n_blocks,

@@ -1,11 +1,11 @@
 #pragma once
 // The KV cache of the continuous-batching engine: per layer one pool of keys and one of values,
-// [n_blocks * block_size, n_kv_heads * head_dim] in F32 or F16, cut into blocks of block_size
-// positions. Sequences hold blocks through their block tables (block ids, in position order)
-// and take a new block only when they grow past the last one, so memory follows the tokens
-// actually used. Blocks are reference counted: the prefix cache and several sequences may share
-// a full block of the same tokens; a block returns to the free list when its last holder
-// releases it.
+// [n_blocks * block_size, n_kv_heads * head_dim] in F32, F16 or Q8_0 (where the backend's
+// supports_paged_kv_dtype says so), cut into blocks of block_size positions. Sequences hold
+// blocks through their block tables (block ids, in position order) and take a new block only
+// when they grow past the last one, so memory follows the tokens actually used. Blocks are
+// reference counted: the prefix cache and several sequences may share a full block of the same
+// tokens; a block returns to the free list when its last holder releases it.
 #include <cstdint>
 #include <optional>
 #include <vector>

@@ -54,6 +54,7 @@ class CpuBackend final : public Backend {
   void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                       const AttentionParams& params) override;
   bool supports_paged_attention() const override { return true; }
+  bool supports_paged_kv_dtype(DType dtype) const override { return supports_kv_dtype(dtype); }
   void paged_kv_store_impl(const Tensor& src, Tensor& pool, const Tensor& slots) override;
   void paged_attention_impl(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                             const Tensor& tokens, const Tensor& block_tables, Tensor& out,

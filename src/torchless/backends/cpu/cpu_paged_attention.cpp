@@ -1,7 +1,8 @@
-// Paged attention ops of the CPU backend. The fused op runs per (token, head) as the contiguous
-// one does (cpu_attention.cpp): scores block by block into per-thread scratch, softmax, then the
-// weighted sum of values block by block in the same position order, so a token gets exactly
-// the bits the contiguous cache would give it, whatever else is in the batch.
+// Paged attention ops of the CPU backend (F32, F16 and Q8_0 pools). The fused op runs per
+// (token, head) as the contiguous one does (cpu_attention.cpp): scores block by block into
+// per-thread scratch, softmax, then the weighted sum of values block by block in the same
+// position order, so a token gets exactly the bits the contiguous cache would give it, whatever
+// else is in the batch.
 #include <algorithm>
 #include <cstring>
 
@@ -10,6 +11,7 @@
 #include "torchless/backends/cpu/cpu_memory.h"
 #include "torchless/backends/paged_checks.h"
 #include "torchless/core/error.h"
+#include "torchless/core/quant.h"
 
 namespace torchless {
 namespace {
@@ -52,9 +54,9 @@ PagedIndex check_index(const Tensor& tokens, const Tensor& block_tables, int n_t
   return index;
 }
 
+// A Q8_0 head starts on a block (head_dim % 32 == 0, paged_checks.h).
 size_t head_offset(const Tensor& pool, int kvh, int head_dim) {
-  const size_t element = pool.dtype == DType::F16 ? 2 : 4;
-  return static_cast<size_t>(kvh) * static_cast<size_t>(head_dim) * element;
+  return dtype_row_bytes(pool.dtype, static_cast<int64_t>(kvh) * head_dim);
 }
 
 }  // namespace
@@ -72,6 +74,8 @@ void CpuBackend::paged_kv_store_impl(const Tensor& src, Tensor& pool, const Tens
     std::byte* dst = pp + static_cast<size_t>(slot[i]) * pool.row_bytes();
     if (pool.dtype == DType::F16) {
       cpu::f32_to_f16(sp + i * cols, reinterpret_cast<uint16_t*>(dst), cols);
+    } else if (pool.dtype == DType::Q8_0) {  // blocks of 32 along the row, as kv_store
+      quantize_row(DType::Q8_0, sp + i * cols, dst, cols);
     } else {
       std::memcpy(dst, sp + i * cols, static_cast<size_t>(cols) * sizeof(float));
     }

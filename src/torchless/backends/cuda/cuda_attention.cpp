@@ -15,6 +15,7 @@ cuda::AttentionShape shape_of(const AttentionParams& p) {
 
 void CudaBackend::attention_scores_impl(const Tensor& q, const Tensor& k_cache, Tensor& scores,
                                         const AttentionParams& p) {
+  if (k_cache.dtype == DType::Q8_0) return q8_0_attention_scores(q, k_cache, scores, p);
   const float* qp = cuda::f32_ptr(q, "attention_scores", "q");
   float* sp = cuda::f32_ptr(scores, "attention_scores", "scores");
   cuda::attention_scores(qp, cuda::device_ptr(k_cache, "attention_scores", "k_cache"),
@@ -24,6 +25,7 @@ void CudaBackend::attention_scores_impl(const Tensor& q, const Tensor& k_cache, 
 
 void CudaBackend::weighted_sum_impl(const Tensor& scores, const Tensor& v_cache, Tensor& out,
                                     const AttentionParams& p) {
+  if (v_cache.dtype == DType::Q8_0) return q8_0_weighted_sum(scores, v_cache, out, p);
   const float* sp = cuda::f32_ptr(scores, "weighted_sum", "scores");
   float* op = cuda::f32_ptr(out, "weighted_sum", "out");
   cuda::weighted_sum(sp, cuda::device_ptr(v_cache, "weighted_sum", "v_cache"),
@@ -33,6 +35,7 @@ void CudaBackend::weighted_sum_impl(const Tensor& scores, const Tensor& v_cache,
 
 void CudaBackend::attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                  Tensor& out, const AttentionParams& p) {
+  if (k_cache.dtype == DType::Q8_0) return q8_0_attention(q, k_cache, v_cache, out, p);
   const float* qp = cuda::f32_ptr(q, "attention", "q");
   float* op = cuda::f32_ptr(out, "attention", "out");
   if (!cuda::attention_head_dim_supported(p.head_dim)) {

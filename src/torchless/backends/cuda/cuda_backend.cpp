@@ -10,6 +10,8 @@
 #include "torchless/backends/cuda/cuda_checks.h"
 #include "torchless/backends/cuda/cuda_kernels.h"
 #include "torchless/backends/cuda/cuda_memory.h"
+#include "torchless/backends/cuda/cuda_pool.h"
+#include "torchless/backends/cuda/cuda_upload.h"
 #include "torchless/core/error.h"
 
 namespace torchless {
@@ -18,6 +20,8 @@ namespace {
 // Tokens up to which a batched matmul runs the mat-vec kernel once per token (weights then come
 // from L2 after the first token); above it, cuBLAS.
 constexpr int64_t kMatvecTokens = 8;
+// Tokens per mat-vec launch (its grid's y dimension).
+constexpr int64_t kMaxGridRows = 65535;
 // Floats per tile of dequantised weights for cuBLAS (64 MiB).
 constexpr size_t kTileFloats = size_t{16} << 20;
 
@@ -31,9 +35,10 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 }  // namespace
 
-CudaBackend::CudaBackend(bool step_graphs) {
+CudaBackend::CudaBackend(const BackendOptions& options)
+    : batch_invariant_(options.batch_invariant) {
   const char* env = std::getenv("TORCHLESS_CUDA_GRAPHS");
-  step_graphs_ = step_graphs && !(env != nullptr && std::string_view(env) == "0");
+  step_graphs_ = options.step_graphs && !(env != nullptr && std::string_view(env) == "0");
   int count = 0;
   cuda::check(cudaGetDeviceCount(&count), "cudaGetDeviceCount", "init");
   if (count == 0) fail("no CUDA device");
@@ -50,6 +55,8 @@ CudaBackend::CudaBackend(bool step_graphs) {
               "init");
   // Sized before any step: growing it while a step is captured keeps the old buffer.
   activations_.get(0, stream_, false);
+  pool_ = std::make_shared<cuda::DevicePool>(stream_);
+  uploader_ = std::make_unique<cuda::PinnedUploader>(stream_);
 }
 
 CudaBackend::~CudaBackend() {
@@ -62,6 +69,7 @@ CudaBackend::~CudaBackend() {
   }
   if (step_done_ != nullptr) cudaEventDestroy(step_done_);
   scratch_.reset();
+  uploader_.reset();
   if (cublas_ != nullptr) cuda::blas().destroy(cublas_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
@@ -99,7 +107,7 @@ bool CudaBackend::supports_weight_dtype(DType dtype) const {
 }
 
 bool CudaBackend::supports_kv_dtype(DType dtype) const {
-  return dtype == DType::F32 || dtype == DType::F16;  // no Q8_0 KV kernels yet (docs/cuda.md)
+  return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::Q8_0;
 }
 
 std::string CudaBackend::check_memory_plan(const MemoryPlan& plan) const {
@@ -110,13 +118,16 @@ std::string CudaBackend::check_memory_plan(const MemoryPlan& plan) const {
   if (plan.total() > free_bytes) {
     fail(
         "the model needs {:.2f} GiB on the GPU (weights {:.2f}, KV cache {:.2f}, scratch {:.2f}) "
-        "but only {:.2f} GiB of {:.2f} are free: use a smaller quantisation, a shorter context "
-        "(--ctx-size), an F16 KV cache, or --backend cpu",
+        "but only {:.2f} GiB of {:.2f} are free: use a shorter context (--ctx), a Q8_0 KV cache "
+        "(--kv-type q8_0, half of F16's), a smaller quantisation of the model, or --backend cpu",
         need, static_cast<double>(plan.weight_bytes) / kGiB,
         static_cast<double>(plan.kv_cache_bytes) / kGiB,
         static_cast<double>(plan.scratch_bytes) / kGiB, free,
         static_cast<double>(total_bytes) / kGiB);
   }
+  // A plan that fits sizes the pool's first reservation: the KV cache and scratch in one
+  // cudaMalloc rather than one per tensor.
+  pool_->reserve_hint(plan.kv_cache_bytes + plan.scratch_bytes);
   if (static_cast<double>(plan.total()) > 0.9 * static_cast<double>(free_bytes)) {
     return fmt::format("the model fills {:.2f} of the GPU's {:.2f} free GiB", need, free);
   }
@@ -132,22 +143,30 @@ Tensor CudaBackend::alloc(const Shape& shape, DType dtype) {
   Tensor t;
   t.shape = shape;
   t.dtype = dtype;
-  t.buffer = std::make_shared<cuda::DeviceBuffer>(t.nbytes());
+  t.buffer = pool_->allocate(t.nbytes(), "alloc");
   return t;
 }
 
 Tensor CudaBackend::to_device(const HostTensorView& view) {
   if (view.data == nullptr) fail("to_device: null data for a tensor of shape {}", view.shape.str());
   require_no_step("to_device");
-  Tensor t = alloc(view.shape, view.dtype);
+  if (view.shape.numel() < 0) fail("to_device: invalid shape {}", view.shape.str());
+  Tensor t;
+  t.shape = view.shape;
+  t.dtype = view.dtype;
   if (view.nbytes < t.nbytes()) {
     fail("to_device: {} bytes given for a {} tensor of shape {} ({} bytes)", view.nbytes,
          dtype_name(view.dtype), view.shape.str(), t.nbytes());
   }
-  cuda::check(cudaMemcpy(cuda::device_ptr(t, "to_device", "tensor"), view.data, t.nbytes(),
-                         cudaMemcpyHostToDevice),
-              "cudaMemcpy", "to_device");
+  // Weights live as long as the model: an allocation of their own, outside the pool.
+  t.buffer = std::make_shared<cuda::DeviceBuffer>(t.nbytes());
+  uploader_->copy(cuda::device_ptr(t, "to_device", "tensor"), view.data, t.nbytes(), "to_device");
   return t;
+}
+
+void CudaBackend::map_host_region(std::span<const std::byte> region, size_t largest_tensor_bytes) {
+  (void)largest_tensor_bytes;  // staging is chunked: any tensor size goes through it
+  uploader_->add_region(region);
 }
 
 void CudaBackend::to_host(const Tensor& tensor, std::span<std::byte> out) {
@@ -181,6 +200,7 @@ void CudaBackend::upload(std::span<const std::byte> bytes, Tensor& tensor) {
 void CudaBackend::synchronize() {
   require_no_step("synchronize");
   cuda::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize", "synchronize");
+  uploader_->finish_progress();  // a load ends with a wait (Session, the first to_host)
 }
 
 float* CudaBackend::scratch(size_t floats) {
@@ -211,8 +231,11 @@ void CudaBackend::matmul_impl(const Tensor& w, const Tensor& x, Tensor& y) {
 void CudaBackend::linear(const Tensor& w, const float* x, int64_t n, float* y,
                          std::string_view op) {
   if (n == 0 || w.rows() == 0) return;
-  if (n <= kMatvecTokens) {
-    matvec(w, x, n, y, op);
+  if (n <= kMatvecTokens || batch_invariant_) {
+    // One grid row per token: each token's reduction is the same in any batch.
+    for (int64_t t0 = 0; t0 < n; t0 += kMaxGridRows) {
+      matvec(w, x + t0 * w.cols(), std::min(kMaxGridRows, n - t0), y + t0 * w.rows(), op);
+    }
   } else {
     linear_gemm(w, x, n, y);
   }
@@ -335,6 +358,7 @@ void CudaBackend::embedding_impl(const Tensor& table, const Tensor& ids, Tensor&
 }
 
 void CudaBackend::kv_store_impl(const Tensor& src, Tensor& cache, int pos0) {
+  if (cache.dtype == DType::Q8_0) return q8_0_kv_store(src, cache, pos0);
   const float* sp = cuda::f32_ptr(src, "kv_store", "src");
   const int64_t cols = cache.cols();
   const int64_t n = cols == 0 ? 0 : src.numel() / cols;  // whole rows (op_checks.h)

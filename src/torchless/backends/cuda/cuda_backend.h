@@ -23,13 +23,17 @@ namespace torchless {
 
 namespace cuda {
 class DeviceBuffer;
-}
+class DevicePool;
+class PinnedUploader;
+}  // namespace cuda
 
 class CudaBackend final : public Backend {
  public:
-  // Device 0; throws Error when there is none. step_graphs: capture decode steps into CUDA
-  // graphs (BackendOptions::step_graphs; TORCHLESS_CUDA_GRAPHS=0 turns them off).
-  explicit CudaBackend(bool step_graphs = true);
+  // Device 0; throws Error when there is none. options.batch_invariant: batched matmuls run the
+  // mat-vec kernel per token instead of cuBLAS, whose reduction order depends on the batch.
+  // options.step_graphs: capture decode steps into CUDA graphs (TORCHLESS_CUDA_GRAPHS=0 turns
+  // them off).
+  explicit CudaBackend(const BackendOptions& options = {});
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -42,9 +46,13 @@ class CudaBackend final : public Backend {
   bool supports_kv_dtype(DType dtype) const override;
   // Against the device's free memory: weights, KV cache and scratch all live there.
   std::string check_memory_plan(const MemoryPlan& plan) const override;
+  bool supports_paged_attention() const override { return true; }
+  bool supports_paged_kv_dtype(DType dtype) const override { return supports_kv_dtype(dtype); }
 
   Tensor alloc(const Shape& shape, DType dtype) override;
   Tensor to_device(const HostTensorView& view) override;
+  // The model file whose tensors to_device() will copy (for the loading bar, cuda_upload.h).
+  void map_host_region(std::span<const std::byte> region, size_t largest_tensor_bytes) override;
   void to_host(const Tensor& tensor, std::span<std::byte> out) override;
   void upload(std::span<const std::byte> bytes, Tensor& tensor) override;
   void synchronize() override;
@@ -68,12 +76,26 @@ class CudaBackend final : public Backend {
                          const AttentionParams& params) override;
   void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                       const AttentionParams& params) override;
+  // cuda_kv_ops.cpp
+  void paged_kv_store_impl(const Tensor& src, Tensor& pool, const Tensor& slots) override;
+  void paged_attention_impl(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                            const Tensor& tokens, const Tensor& block_tables, Tensor& out,
+                            const PagedAttentionParams& params) override;
 
   void begin_step_impl() override;
   void end_step_impl() override;
   void cancel_step_impl() noexcept override;
 
  private:
+  // The KV ops over Q8_0 caches (cuda_kv_ops.cpp), which the F32/F16 kernels leave to these.
+  void q8_0_kv_store(const Tensor& src, Tensor& cache, int pos0);
+  void q8_0_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
+                      const AttentionParams& params);
+  void q8_0_attention_scores(const Tensor& q, const Tensor& k_cache, Tensor& scores,
+                             const AttentionParams& params);
+  void q8_0_weighted_sum(const Tensor& scores, const Tensor& v_cache, Tensor& out,
+                         const AttentionParams& params);
+
   // y[n, rows] = x[n, cols] W^T: the mat-vec kernel for a few tokens, cuBLAS beyond.
   void linear(const Tensor& w, const float* x, int64_t n, float* y, std::string_view op);
   void linear_gemm(const Tensor& w, const float* x, int64_t n, float* y);
@@ -90,6 +112,7 @@ class CudaBackend final : public Backend {
   void require_no_step(std::string_view what) const;
 
   int device_ = 0;
+  bool batch_invariant_ = false;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::unique_ptr<cuda::DeviceBuffer> scratch_;
@@ -109,6 +132,8 @@ class CudaBackend final : public Backend {
   cuda::StepGraph graph_;
   cuda::HostStaging staging_;
   cudaEvent_t step_done_ = nullptr;  // recorded after each step's launch: staging_ is free
+  std::shared_ptr<cuda::DevicePool> pool_;          // alloc(): KV caches, activations
+  std::unique_ptr<cuda::PinnedUploader> uploader_;  // to_device(): weights
 };
 
 }  // namespace torchless

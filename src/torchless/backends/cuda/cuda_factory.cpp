@@ -10,7 +10,7 @@ BackendEntry cuda_backend_entry() {
           [](const BackendOptions& options) -> std::unique_ptr<Backend> {
             const BackendInfo info = CudaBackend::info();
             if (!info.available) fail("the CUDA backend is unavailable: {}", info.detail);
-            return std::make_unique<CudaBackend>(options.step_graphs);
+            return std::make_unique<CudaBackend>(options);
           }};
 }
 

@@ -1,5 +1,7 @@
 #include "torchless/backends/cuda/cuda_memory.h"
 
+#include <utility>
+
 #include "torchless/core/error.h"
 
 namespace torchless::cuda {
@@ -22,7 +24,14 @@ DeviceBuffer::DeviceBuffer(size_t size) : size_(size) {
   check(cudaMemset(data_, 0, size == 0 ? 1 : size), "cudaMemset", "alloc");
 }
 
+DeviceBuffer::DeviceBuffer(std::byte* data, size_t size, std::function<void()> release)
+    : data_(data), size_(size), release_(std::move(release)) {}
+
 DeviceBuffer::~DeviceBuffer() {
+  if (release_) {
+    release_();
+    return;
+  }
   cudaFree(data_);  // errors here have no one to report to; the context may be gone at exit
 }
 
