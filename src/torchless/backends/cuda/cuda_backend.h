@@ -2,8 +2,8 @@
 // The CUDA backend: ops are enqueued on one stream and run in order; to_host() and
 // synchronize() wait for them. Weights are copied once to device memory in their own layout
 // (never dequantised to a second copy) and read in place by the kernels of cuda_matvec.cu.
-// Batched matmuls of more than a few tokens go through cuBLAS SGEMM over F32 tiles of the
-// weights, dequantised into a scratch buffer one tile at a time.
+// Batched matmuls of more than a few tokens go through cuBLAS (cuda_linear_gemm.cpp): F16/BF16
+// tensor-core GEMMs, quantised weights dequantised to F16 tiles in a scratch buffer.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -66,7 +66,8 @@ class CudaBackend final : public Backend {
   // y[n, rows] = x[n, cols] W^T: the mat-vec kernel for a few tokens, cuBLAS beyond.
   void linear(const Tensor& w, const float* x, int64_t n, float* y, std::string_view op);
   void linear_gemm(const Tensor& w, const float* x, int64_t n, float* y);
-  // At least `floats` floats of device scratch (tiles of dequantised weights).
+  // At least `floats` floats of device scratch (GEMM operands, attention partials), reused by
+  // every op: ops run in stream order, and a larger buffer is allocated only after a wait.
   float* scratch(size_t floats);
 
   int device_ = 0;
