@@ -40,12 +40,16 @@ void CudaBackend::attention_impl(const Tensor& q, const Tensor& k_cache, const T
   if (!cuda::flash_head_dim_supported(p.head_dim)) {
     fail("attention: the cuda backend supports head_dim up to 256, got {}", p.head_dim);
   }
+  if (!cuda::flash_decode_fits(p.n_heads, p.head_dim)) {
+    fail("attention: the cuda backend supports n_heads * (head_dim + 2) up to {}, got {} * {}",
+         cuda::kDecodePartialFloats, p.n_heads, p.head_dim + 2);
+  }
   const void* kp = cuda::device_ptr(k_cache, "attention", "k_cache");
   const void* vp = cuda::device_ptr(v_cache, "attention", "v_cache");
   const bool f16 = k_cache.dtype == DType::F16;
   const cuda::AttentionShape s = shape_of(p);
   if (p.n_tokens == 1) {
-    float* partial = scratch(cuda::flash_decode_scratch_floats(s));
+    auto* partial = reinterpret_cast<float*>(decode_partials_->device_data());
     cuda::flash_decode(qp, kp, vp, f16, partial, op, s, stream_);
   } else {
     cuda::flash_attention(qp, kp, vp, f16, op, s, stream_);

@@ -5,6 +5,7 @@
 
 #include "torchless/backends/cuda/cuda_blas.h"
 #include "torchless/backends/cuda/cuda_checks.h"
+#include "torchless/backends/cuda/cuda_flash_attention.h"
 #include "torchless/backends/cuda/cuda_gemm_precision.h"
 #include "torchless/backends/cuda/cuda_kernels.h"
 #include "torchless/backends/cuda/cuda_memory.h"
@@ -31,11 +32,14 @@ CudaBackend::CudaBackend() {
   // Tensor cores for the F16/BF16 GEMMs; each GEMM names its compute type, and the F32 one
   // (F32 weights) is CUBLAS_COMPUTE_32F_PEDANTIC: no TF32, which would move results by ~1e-3.
   cuda::check_blas(blas.set_math_mode(cublas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", "init");
+  decode_partials_ =
+      std::make_unique<cuda::DeviceBuffer>(cuda::kDecodePartialFloats * sizeof(float));
 }
 
 CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   scratch_.reset();
+  decode_partials_.reset();
   if (cublas_ != nullptr) cuda::blas().destroy(cublas_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }

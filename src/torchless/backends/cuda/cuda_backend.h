@@ -66,14 +66,17 @@ class CudaBackend final : public Backend {
   // y[n, rows] = x[n, cols] W^T: the mat-vec kernel for a few tokens, cuBLAS beyond.
   void linear(const Tensor& w, const float* x, int64_t n, float* y, std::string_view op);
   void linear_gemm(const Tensor& w, const float* x, int64_t n, float* y);
-  // At least `floats` floats of device scratch (GEMM operands, attention partials), reused by
-  // every op: ops run in stream order, and a larger buffer is allocated only after a wait.
+  // At least `floats` floats of device scratch (GEMM operands), reused by every op: ops run in
+  // stream order, and a larger buffer is allocated only after a wait.
   float* scratch(size_t floats);
 
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::unique_ptr<cuda::DeviceBuffer> scratch_;
+  // Flash-decoding's partial results (cuda_flash_attention.h), allocated once with the backend
+  // so that a decode step never allocates or waits (CUDA graph capture).
+  std::unique_ptr<cuda::DeviceBuffer> decode_partials_;
 };
 
 }  // namespace torchless

@@ -196,12 +196,17 @@ struct Splits {
   int keys;   // keys per chunk (the last may have fewer, never none)
 };
 
+int64_t max_splits(int n_heads, int head_dim) {
+  const int64_t fit = int64_t(kDecodePartialFloats) / (int64_t{n_heads} * (head_dim + 2));
+  return std::min<int64_t>(kMaxSplits, fit);
+}
+
 // ceil(visible / count) keys each: with count <= ceil(visible / 64), count (count - 1) < visible,
 // so (count - 1) chunks never cover every key and no chunk is empty.
 Splits decode_splits(const AttentionShape& s) {
   const int64_t visible = s.pos0 - first_visible(s.pos0, s.window) + 1;
-  const int64_t count =
-      std::min<int64_t>(kMaxSplits, (visible + kKeysPerSplit - 1) / kKeysPerSplit);
+  const int64_t count = std::min<int64_t>(max_splits(s.n_heads, s.head_dim),
+                                          (visible + kKeysPerSplit - 1) / kKeysPerSplit);
   return {static_cast<int>(count), static_cast<int>((visible + count - 1) / count)};
 }
 
@@ -361,9 +366,8 @@ void flash_attention(const float* q, const void* k_cache, const void* v_cache, b
   });
 }
 
-size_t flash_decode_scratch_floats(const AttentionShape& s) {
-  // The most chunks any position uses, so that the scratch does not grow as the context does.
-  return size_t(s.n_heads) * kMaxSplits * size_t(s.head_dim + 2);
+bool flash_decode_fits(int n_heads, int head_dim) {
+  return max_splits(n_heads, head_dim) >= 1;
 }
 
 void flash_decode(const float* q, const void* k_cache, const void* v_cache, bool f16,

@@ -22,9 +22,12 @@ void flash_attention(const float* q, const void* k_cache, const void* v_cache, b
 
 // One query token (decode), flash-decoding: the visible keys are split into chunks, each block
 // produces the partial max, sum and output of up to 8 query heads of one KV head over its
-// chunk, and a second kernel merges the chunks. `partial` holds
-// flash_decode_scratch_floats(s) floats.
-size_t flash_decode_scratch_floats(const AttentionShape& s);
+// chunk, and a second kernel merges the chunks. `partial` holds kDecodePartialFloats floats
+// (8 MiB, a buffer the backend allocates once): each chunk of each head takes head_dim + 2, so
+// the chunk count is at most 64 and at most kDecodePartialFloats / (n_heads (head_dim + 2)),
+// which flash_decode_fits() requires to be at least 1.
+inline constexpr size_t kDecodePartialFloats = size_t{2} << 20;
+bool flash_decode_fits(int n_heads, int head_dim);
 void flash_decode(const float* q, const void* k_cache, const void* v_cache, bool f16,
                   float* partial, float* out, const AttentionShape& s, cudaStream_t stream);
 
