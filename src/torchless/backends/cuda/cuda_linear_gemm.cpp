@@ -13,9 +13,10 @@
 namespace torchless {
 namespace {
 
-// Elements of one tile of dequantised F16 weights (64 MiB): a few tiles per large matrix keep
-// each GEMM large enough for the tensor cores while the scratch stays small beside the weights.
-constexpr int64_t kTileElements = int64_t{32} << 20;
+// Elements of one tile of dequantised F16 weights (at most 128 MiB): every matrix of a layer of
+// an 8B model is then one GEMM, and larger matrices are cut into equal tiles, so that each GEMM
+// has enough output tiles for every SM while the scratch stays small beside the weights.
+constexpr int64_t kTileElements = int64_t{64} << 20;
 constexpr size_t kAlign = 256;  // cuBLAS's preferred operand alignment
 
 size_t aligned(size_t bytes) {
@@ -46,6 +47,11 @@ void gemm(cublasHandle_t handle, Operand w, Operand x, int64_t rows, int64_t n, 
 void CudaBackend::linear_gemm(const Tensor& w, const float* x, int64_t n, float* y) {
   const int64_t rows = w.rows(), cols = w.cols();
   const std::byte* wp = cuda::device_ptr(w, "matmul", "w");
+  if (cols == 0) {  // empty sums; cuBLAS refuses leading dimensions of 0
+    cuda::check(cudaMemsetAsync(y, 0, static_cast<size_t>(n * rows) * sizeof(float), stream_),
+                "cudaMemsetAsync", "matmul");
+    return;
+  }
   if (w.dtype == DType::F32) {
     gemm(cublas_, {wp, CUDA_R_32F}, {x, CUDA_R_32F}, rows, n, cols, y, rows,
          CUBLAS_COMPUTE_32F_PEDANTIC);
@@ -55,7 +61,8 @@ void CudaBackend::linear_gemm(const Tensor& w, const float* x, int64_t n, float*
   const bool in_place = bf16 || w.dtype == DType::F16;
   const cudaDataType half = bf16 ? CUDA_R_16BF : CUDA_R_16F;
   const size_t x_bytes = aligned(static_cast<size_t>(n * cols) * 2);
-  const int64_t tile_rows = in_place ? 0 : std::clamp<int64_t>(kTileElements / cols, 1, rows);
+  const int64_t tiles = (rows * cols + kTileElements - 1) / kTileElements;
+  const int64_t tile_rows = in_place ? 0 : (rows + tiles - 1) / tiles;
   const size_t bytes = x_bytes + static_cast<size_t>(tile_rows * cols) * 2;
   auto* x_half = reinterpret_cast<std::byte*>(scratch((bytes + sizeof(float) - 1) / sizeof(float)));
   cuda::round_activations(x, x_half, bf16, n * cols, stream_);
