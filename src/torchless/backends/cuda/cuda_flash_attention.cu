@@ -3,7 +3,7 @@
 // Prefill: a block takes 16 query rows, a row being one (token, query head) of the block's KV
 // head, so the heads of a GQA group share every key and value the block loads. Keys and values
 // pass through shared memory 32 at a time (converted to F32). Scores: lane j computes the dot
-// product of key j with each of its warp's 4 rows (one shared-memory read of the key per 4
+// product of key j with each of its warp's 4 rows (float4 reads: one of the key per 16
 // products, the query rows broadcast). Softmax: per row an online max and sum over the tile.
 // Values: lanes own head dimensions (d = lane + 32 i) and take each key's weight by shuffle.
 //
@@ -53,14 +53,21 @@ constexpr int kRowsPerWarp = 4;
 constexpr int kPrefillRows = kPrefillWarps * kRowsPerWarp;
 constexpr int kKeyTile = 32;  // one key per lane in the score phase
 
-// Keys are read along a row by each lane: an odd row stride puts the lanes in distinct banks.
+// Scores read keys and query rows as float4 over head_dim rounded up to 4 (zero-padded). Each
+// lane reads its own key row: a row stride of an odd number of float4s puts the 8 lanes of each
+// quarter-warp in distinct bank groups.
+__host__ __device__ inline int padded_dim(int head_dim) {
+  return (head_dim + 3) / 4 * 4;
+}
 __host__ __device__ inline int key_stride(int head_dim) {
-  return head_dim | 1;
+  return 4 * ((padded_dim(head_dim) / 4) | 1);
 }
 
+// Shared memory: keys [kKeyTile][key_stride], query rows [kPrefillRows][padded_dim] (scaled),
+// values [kKeyTile][head_dim].
 size_t prefill_smem_bytes(int head_dim) {
-  const size_t floats = size_t{kKeyTile} * key_stride(head_dim) + size_t{kKeyTile} * head_dim +
-                        size_t{kPrefillRows} * head_dim;
+  const size_t floats = size_t{kKeyTile} * key_stride(head_dim) +
+                        size_t{kPrefillRows} * padded_dim(head_dim) + size_t{kKeyTile} * head_dim;
   return floats * sizeof(float);
 }
 
@@ -70,11 +77,11 @@ __global__ void __launch_bounds__(32 * kPrefillWarps)
     flash_prefill_kernel(const float* __restrict__ q, const void* __restrict__ k,
                          const void* __restrict__ v, bool f16, float* __restrict__ out,
                          AttentionShape s) {
-  extern __shared__ float smem[];
-  const int hd = s.head_dim, stride = key_stride(hd);
-  float* k_s = smem;                     // [kKeyTile][stride]
-  float* v_s = k_s + kKeyTile * stride;  // [kKeyTile][hd]
-  float* q_s = v_s + kKeyTile * hd;      // [kPrefillRows][hd], scaled
+  extern __shared__ float4 smem4[];
+  const int hd = s.head_dim, hd4 = padded_dim(hd), stride = key_stride(hd);
+  float* k_s = reinterpret_cast<float*>(smem4);
+  float* q_s = k_s + kKeyTile * stride;
+  float* v_s = q_s + kPrefillRows * hd4;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int group = s.n_heads / s.n_kv_heads;
   const int kvh = blockIdx.y;
@@ -84,11 +91,11 @@ __global__ void __launch_bounds__(32 * kPrefillWarps)
   const int64_t kv_width = int64_t(s.n_kv_heads) * hd;
   const int64_t kv_col = int64_t(kvh) * hd;
 
-  for (int i = threadIdx.x; i < kPrefillRows * hd; i += blockDim.x) {
-    const int64_t row = row0 + i / hd;
-    const int d = i % hd;
+  for (int i = threadIdx.x; i < kPrefillRows * hd4; i += blockDim.x) {
+    const int64_t row = row0 + i / hd4;
+    const int d = i % hd4;
     float value = 0.0f;
-    if (row < n_rows) {
+    if (row < n_rows && d < hd) {
       const int64_t h = int64_t(kvh) * group + row % group;
       value = q[(row / group) * width + h * hd + d] * s.scale;
     }
@@ -110,32 +117,34 @@ __global__ void __launch_bounds__(32 * kPrefillWarps)
   const int64_t last_row = min(row0 + kPrefillRows, n_rows) - 1;
   const int64_t key_lo = first_visible(s.pos0 + row0 / group, s.window);
   const int64_t key_hi = s.pos0 + last_row / group;
-  const float* q_warp = q_s + warp * kRowsPerWarp * hd;
+  const float4* q_warp = reinterpret_cast<const float4*>(q_s + warp * kRowsPerWarp * hd4);
 
   for (int64_t k0 = key_lo; k0 <= key_hi; k0 += kKeyTile) {
     __syncthreads();  // q_s written; the previous tile consumed
-    for (int i = threadIdx.x; i < kKeyTile * hd; i += blockDim.x) {
-      const int j = i / hd, d = i % hd;
+    for (int i = threadIdx.x; i < kKeyTile * hd4; i += blockDim.x) {
+      const int j = i / hd4, d = i % hd4;
       const int64_t p = k0 + j;
-      float kv = 0.0f, vv = 0.0f;
-      if (p <= key_hi) {
-        const int64_t at = p * kv_width + kv_col + d;
-        kv = cache_elem(k, f16, at);
-        vv = cache_elem(v, f16, at);
-      }
-      k_s[j * stride + d] = kv;
-      v_s[j * hd + d] = vv;
+      const bool load = p <= key_hi && d < hd;
+      const int64_t at = p * kv_width + kv_col + d;
+      k_s[j * stride + d] = load ? cache_elem(k, f16, at) : 0.0f;
+      if (d < hd) v_s[j * hd + d] = load ? cache_elem(v, f16, at) : 0.0f;
     }
     __syncthreads();
 
     float score[kRowsPerWarp];
 #pragma unroll
     for (int j = 0; j < kRowsPerWarp; ++j) score[j] = 0.0f;
-    const float* key = k_s + lane * stride;
-    for (int d = 0; d < hd; ++d) {
-      const float kd = key[d];
+    const float4* key = reinterpret_cast<const float4*>(k_s + lane * stride);
+    for (int c = 0; c < hd4 / 4; ++c) {
+      const float4 kc = key[c];
 #pragma unroll
-      for (int j = 0; j < kRowsPerWarp; ++j) score[j] = fmaf(q_warp[j * hd + d], kd, score[j]);
+      for (int j = 0; j < kRowsPerWarp; ++j) {
+        const float4 qc = q_warp[j * (hd4 / 4) + c];  // the same address in every lane
+        score[j] = fmaf(qc.x, kc.x, score[j]);
+        score[j] = fmaf(qc.y, kc.y, score[j]);
+        score[j] = fmaf(qc.z, kc.z, score[j]);
+        score[j] = fmaf(qc.w, kc.w, score[j]);
+      }
     }
     const int64_t p = k0 + lane;
     float weight[kRowsPerWarp];
