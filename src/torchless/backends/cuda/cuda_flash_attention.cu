@@ -121,13 +121,15 @@ __global__ void __launch_bounds__(32 * kPrefillWarps)
 
   for (int64_t k0 = key_lo; k0 <= key_hi; k0 += kKeyTile) {
     __syncthreads();  // q_s written; the previous tile consumed
-    for (int i = threadIdx.x; i < kKeyTile * hd4; i += blockDim.x) {
-      const int j = i / hd4, d = i % hd4;
+    // Warp w loads rows w, w + 4, ...: lanes along a row (coalesced), no index division.
+    for (int j = warp; j < kKeyTile; j += kPrefillWarps) {
       const int64_t p = k0 + j;
-      const bool load = p <= key_hi && d < hd;
-      const int64_t at = p * kv_width + kv_col + d;
-      k_s[j * stride + d] = load ? cache_elem(k, f16, at) : 0.0f;
-      if (d < hd) v_s[j * hd + d] = load ? cache_elem(v, f16, at) : 0.0f;
+      const int64_t at = p * kv_width + kv_col;
+      for (int d = lane; d < hd4; d += 32) {
+        const bool load = p <= key_hi && d < hd;
+        k_s[j * stride + d] = load ? cache_elem(k, f16, at + d) : 0.0f;
+        if (d < hd) v_s[j * hd + d] = load ? cache_elem(v, f16, at + d) : 0.0f;
+      }
     }
     __syncthreads();
 
