@@ -32,7 +32,9 @@ void check_matmul(Backend& backend, DType dtype, int64_t rows, int64_t cols, int
     got = backend.to_host_f32(y);
   }
   const auto want = reference::matmul(w.values, x, rows, cols, n);
-  expect_close(got, want, matmul_tolerance(w.values, x, rows, cols, n, activation_block(dtype)),
+  expect_close(got, want,
+               matmul_tolerance(w.values, x, rows, cols, n, activation_block(dtype),
+                                matmul_product_rounding(backend.name(), dtype, n)),
                what);
 }
 

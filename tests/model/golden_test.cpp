@@ -35,6 +35,14 @@ constexpr double kF16KvRel = 5e-3;
 // tie may flip one prompt row's argmax (measured: at most 1 of 24).
 constexpr double kQ8KvRel = 6e-2;
 constexpr int kQ8KvArgmaxFlips = 1;
+// Decode (matmul_vec, one token at a time) against one batched pass (matmul) over the same
+// tokens: only the summation order differs on the CPU and Metal (1e-3). CUDA's batched pass
+// rounds the activations and dequantised weights to F16 for its tensor cores while decode
+// multiplies them in F32 (docs/cuda.md): the rounding the README bounds for an F16 KV cache
+// (kF16KvRel), applied to other intermediate values.
+double decode_vs_batch_bound(const std::string& backend) {
+  return backend == "cuda" ? kF16KvRel : 1e-3;
+}
 
 struct Model {
   std::unique_ptr<Backend> backend;
@@ -251,7 +259,7 @@ TEST_P(GoldenQuantizedTest, LogitsMatchLlamaCpp) {
 
 // The decode path (matmul_vec, one token at a time) agrees with one batched pass (matmul) over
 // the same tokens: both quantise each activation row the same way, so only summation order
-// differs.
+// differs (but on CUDA: decode_vs_batch_bound).
 TEST_P(GoldenQuantizedTest, DecodeAgreesWithBatchedPass) {
   const auto ref = golden_reference(GetParam().config);
   Model m = open_model(GetParam().backend.name, ref.dir / ("model-" + GetParam().type + ".gguf"));
@@ -270,7 +278,7 @@ TEST_P(GoldenQuantizedTest, DecodeAgreesWithBatchedPass) {
   const auto all = prefill_all(m, sequence);
   const auto batched = std::span(all).subspan((ref.tokens.size() - 1) * n_vocab, 8 * n_vocab);
   const auto d = compare_logits(decoded, batched, n_vocab);
-  EXPECT_LE(d.rel, 1e-3) << describe(d);
+  EXPECT_LE(d.rel, decode_vs_batch_bound(GetParam().backend.name)) << describe(d);
 }
 
 std::vector<QuantCase> quant_cases() {

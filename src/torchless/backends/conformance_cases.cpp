@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "torchless/backends/cuda/cuda_gemm_precision.h"
 #include "torchless/core/half.h"
 #include "torchless/core/quant.h"
 
@@ -26,7 +27,24 @@ const Sizes& sizes_for(std::string_view backend) {
                     {8, 8, 128, 7, 0, 0},
                     {4, 2, 64, 33, 5, 0},
                     {6, 3, 64, 33, 40, 8},
-                    {4, 4, 16, 17, 0, 1}},
+                    {4, 4, 16, 17, 0, 1},
+                    // Sizes around the CUDA flash kernels' tiles (cuda_flash_attention.cu):
+                    // decode splits the keys into chunks of >= 64 (4100 keys: 64 chunks, the
+                    // last of 5; a window whose chunks start mid-cache; 16 query heads per KV
+                    // head, two 8-head slices; 65 keys: two chunks), prefill tiles 16 (token,
+                    // head) rows and 32 keys (rows straddling tokens, GQA 1/4/6/8, windows,
+                    // head_dim 5 and 256, two tokens over a long cache). Few heads: the CPU
+                    // reference and the Metal emulator run them too.
+                    {4, 1, 64, 1, 4099, 0},
+                    {8, 1, 64, 1, 2000, 700},
+                    {16, 1, 256, 1, 129, 0},
+                    {3, 3, 96, 1, 64, 0},
+                    {8, 2, 64, 60, 37, 0},
+                    {8, 1, 128, 40, 3, 20},
+                    {2, 2, 256, 45, 20, 0},
+                    {6, 1, 80, 50, 0, 33},
+                    {4, 2, 5, 40, 10, 7},
+                    {8, 2, 64, 2, 500, 0}},
       .rope = {{1, 2, 1, 0}, {3, 64, 5, 17}, {2, 128, 1, 3000}, {4, 80, 9, 1}},
   };
   (void)backend;  // every backend runs the full set: the emulator takes about a second
@@ -142,6 +160,10 @@ Cache make_cache(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint
   return c;
 }
 
+double matmul_product_rounding(std::string_view backend, DType dtype, int64_t n) {
+  return backend == "cuda" ? cuda::gemm_product_rounding(dtype, n) : 0.0;
+}
+
 int64_t activation_block(DType dtype) {
   if (!dtype_is_quantized(dtype)) return 0;
   return dtype_block_size(dtype) == 256 ? 256 : 32;
@@ -156,8 +178,11 @@ int64_t activation_block(DType dtype) {
 //   d/2 = amax_b / 254, with amax_b the block's largest |x|, so y moves by at most
 //   sum_b amax_b / 254 * sum_{c in b} |w_c|. That bound is exact, not statistical; 1% covers
 //   the rounding of the scale itself.
+// - Operands rounded to a narrower type before an exact multiply and an F32 sum (tensor cores),
+//   each product by at most product_rounding relative: y moves by at most product_rounding * A.
 std::vector<double> matmul_tolerance(const std::vector<float>& w, const std::vector<float>& x,
-                                     int64_t rows, int64_t cols, int64_t n, int64_t act_block) {
+                                     int64_t rows, int64_t cols, int64_t n, int64_t act_block,
+                                     double product_rounding) {
   std::vector<double> tol(static_cast<size_t>(rows * n));
   const int64_t block = act_block > 0 ? act_block : cols;
   for (int64_t t = 0; t < n; ++t) {
@@ -175,7 +200,8 @@ std::vector<double> matmul_tolerance(const std::vector<float>& w, const std::vec
         }
         q += amax / 254.0 * wsum;
       }
-      tol[static_cast<size_t>(t * rows + r)] = 1e-5 * a + (act_block > 0 ? 1.01 * q : 0.0) + 1e-30;
+      tol[static_cast<size_t>(t * rows + r)] =
+          (1e-5 + product_rounding) * a + (act_block > 0 ? 1.01 * q : 0.0) + 1e-30;
     }
   }
   return tol;

@@ -91,10 +91,18 @@ Cache make_cache(Backend& backend, DType dtype, int64_t rows, int64_t cols, uint
 // block) for the K types, 0 for float weights.
 int64_t activation_block(DType dtype);
 
+// Relative error of each product w_c * x_c when `backend` multiplies n tokens of `dtype` weights
+// with operands rounded to a narrower type: 0 but on CUDA's tensor-core GEMM, which rounds the
+// activations (and dequantised weights) to F16 or BF16 as llama.cpp's cuBLAS path does; its
+// bound is cuda::gemm_product_rounding (cuda_gemm_precision.h, docs/cuda.md).
+double matmul_product_rounding(std::string_view backend, DType dtype, int64_t n);
+
 // Tolerance of each y[t, r] = sum_c w[r, c] x[t, c] (row-major w [rows, cols], x [n, cols]),
-// where activations may be quantised per `act_block` elements (0: never). See the .cpp.
+// where activations may be quantised per `act_block` elements (0: never) and each product may
+// be off by product_rounding relative (matmul_product_rounding). See the .cpp.
 std::vector<double> matmul_tolerance(const std::vector<float>& w, const std::vector<float>& x,
-                                     int64_t rows, int64_t cols, int64_t n, int64_t act_block);
+                                     int64_t rows, int64_t cols, int64_t n, int64_t act_block,
+                                     double product_rounding = 0.0);
 
 // Tolerance abs + rel * |want| for every element.
 std::vector<double> tolerance(const std::vector<double>& want, double abs, double rel);

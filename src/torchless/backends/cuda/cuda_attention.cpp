@@ -1,7 +1,9 @@
-// Attention ops of the CUDA backend over the kernels of cuda_ops.cu; operands were checked by
-// Backend (op_checks.h).
+// Attention ops of the CUDA backend: the decode primitives over the kernels of cuda_ops.cu, the
+// fused op over the flash kernels of cuda_flash_attention.cu (flash-decoding for one token, tiled
+// flash attention for several); operands were checked by Backend (op_checks.h).
 #include "torchless/backends/cuda/cuda_backend.h"
 #include "torchless/backends/cuda/cuda_checks.h"
+#include "torchless/backends/cuda/cuda_flash_attention.h"
 #include "torchless/backends/cuda/cuda_kernels.h"
 
 namespace torchless {
@@ -38,12 +40,23 @@ void CudaBackend::attention_impl(const Tensor& q, const Tensor& k_cache, const T
   if (k_cache.dtype == DType::Q8_0) return q8_0_attention(q, k_cache, v_cache, out, p);
   const float* qp = cuda::f32_ptr(q, "attention", "q");
   float* op = cuda::f32_ptr(out, "attention", "out");
-  if (!cuda::attention_head_dim_supported(p.head_dim)) {
+  if (!cuda::flash_head_dim_supported(p.head_dim)) {
     fail("attention: the cuda backend supports head_dim up to 256, got {}", p.head_dim);
   }
-  cuda::attention(qp, cuda::device_ptr(k_cache, "attention", "k_cache"),
-                  cuda::device_ptr(v_cache, "attention", "v_cache"), k_cache.dtype == DType::F16,
-                  op, shape_of(p), stream_);
+  if (!cuda::flash_decode_fits(p.n_heads, p.head_dim)) {
+    fail("attention: the cuda backend supports n_heads * (head_dim + 2) up to {}, got {} * {}",
+         cuda::kDecodePartialFloats, p.n_heads, p.head_dim + 2);
+  }
+  const void* kp = cuda::device_ptr(k_cache, "attention", "k_cache");
+  const void* vp = cuda::device_ptr(v_cache, "attention", "v_cache");
+  const bool f16 = k_cache.dtype == DType::F16;
+  const cuda::AttentionShape s = shape_of(p);
+  if (p.n_tokens == 1) {
+    auto* partial = reinterpret_cast<float*>(decode_partials_->device_data());
+    cuda::flash_decode(qp, kp, vp, f16, partial, op, s, stream_);
+  } else {
+    cuda::flash_attention(qp, kp, vp, f16, op, s, stream_);
+  }
   cuda::check_launch("attention");
 }
 

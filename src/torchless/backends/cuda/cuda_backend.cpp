@@ -8,6 +8,8 @@
 
 #include "torchless/backends/cuda/cuda_blas.h"
 #include "torchless/backends/cuda/cuda_checks.h"
+#include "torchless/backends/cuda/cuda_flash_attention.h"
+#include "torchless/backends/cuda/cuda_gemm_precision.h"
 #include "torchless/backends/cuda/cuda_kernels.h"
 #include "torchless/backends/cuda/cuda_memory.h"
 #include "torchless/backends/cuda/cuda_pool.h"
@@ -17,19 +19,8 @@
 namespace torchless {
 namespace {
 
-// Tokens up to which a batched matmul runs the mat-vec kernel once per token (weights then come
-// from L2 after the first token); above it, cuBLAS.
-constexpr int64_t kMatvecTokens = 8;
 // Tokens per mat-vec launch (its grid's y dimension).
 constexpr int64_t kMaxGridRows = 65535;
-// Floats per tile of dequantised weights for cuBLAS (64 MiB).
-constexpr size_t kTileFloats = size_t{16} << 20;
-
-void check_cublas(cublasStatus_t status, std::string_view call, std::string_view op) {
-  if (status != CUBLAS_STATUS_SUCCESS) {
-    fail("{}: {} failed: {}", op, call, cuda::blas().status_string(status));
-  }
-}
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
@@ -47,16 +38,19 @@ CudaBackend::CudaBackend(const BackendOptions& options)
   // alloc() and to_device(), whose device-side work may still be in flight when they return.
   cuda::check(cudaStreamCreate(&stream_), "cudaStreamCreate", "init");
   const cuda::Blas& blas = cuda::blas();
-  check_cublas(blas.create(&cublas_), "cublasCreate", "init");
-  check_cublas(blas.set_stream(cublas_, stream_), "cublasSetStream", "init");
-  // F32 products stay F32: TF32 tensor cores would move results by ~1e-3.
-  check_cublas(blas.set_math_mode(cublas_, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode", "init");
+  cuda::check_blas(blas.create(&cublas_), "cublasCreate", "init");
+  cuda::check_blas(blas.set_stream(cublas_, stream_), "cublasSetStream", "init");
+  // Tensor cores for the F16/BF16 GEMMs; each GEMM names its compute type, and the F32 one
+  // (F32 weights) is CUBLAS_COMPUTE_32F_PEDANTIC: no TF32, which would move results by ~1e-3.
+  cuda::check_blas(blas.set_math_mode(cublas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode", "init");
   cuda::check(cudaEventCreateWithFlags(&step_done_, cudaEventDisableTiming), "cudaEventCreate",
               "init");
   // Sized before any step: growing it while a step is captured keeps the old buffer.
   activations_.get(0, stream_, false);
   pool_ = std::make_shared<cuda::DevicePool>(stream_);
   uploader_ = std::make_unique<cuda::PinnedUploader>(stream_);
+  decode_partials_ =
+      std::make_unique<cuda::DeviceBuffer>(cuda::kDecodePartialFloats * sizeof(float));
 }
 
 CudaBackend::~CudaBackend() {
@@ -70,6 +64,7 @@ CudaBackend::~CudaBackend() {
   if (step_done_ != nullptr) cudaEventDestroy(step_done_);
   scratch_.reset();
   uploader_.reset();
+  decode_partials_.reset();
   if (cublas_ != nullptr) cuda::blas().destroy(cublas_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
@@ -231,38 +226,13 @@ void CudaBackend::matmul_impl(const Tensor& w, const Tensor& x, Tensor& y) {
 void CudaBackend::linear(const Tensor& w, const float* x, int64_t n, float* y,
                          std::string_view op) {
   if (n == 0 || w.rows() == 0) return;
-  if (n <= kMatvecTokens || batch_invariant_) {
+  if (n <= cuda::kMatvecTokens || batch_invariant_) {
     // One grid row per token: each token's reduction is the same in any batch.
     for (int64_t t0 = 0; t0 < n; t0 += kMaxGridRows) {
       matvec(w, x + t0 * w.cols(), std::min(kMaxGridRows, n - t0), y + t0 * w.rows(), op);
     }
   } else {
     linear_gemm(w, x, n, y);
-  }
-}
-
-// Row-major y[n, rows] = x[n, cols] W^T is, in cuBLAS's column-major terms, Y' = W' x' with W'
-// the [cols, rows] matrix transposed: SGEMM(op T, op N) per tile of weight rows.
-void CudaBackend::linear_gemm(const Tensor& w, const float* x, int64_t n, float* y) {
-  const int64_t rows = w.rows(), cols = w.cols();
-  const std::byte* wp = cuda::device_ptr(w, "matmul", "w");
-  const int64_t tile_rows =
-      std::clamp<int64_t>(static_cast<int64_t>(kTileFloats) / std::max<int64_t>(cols, 1), 1, rows);
-  float* tile = w.dtype == DType::F32 ? nullptr : scratch(static_cast<size_t>(tile_rows * cols));
-  const float alpha = 1.0f, beta = 0.0f;
-  for (int64_t r0 = 0; r0 < rows; r0 += tile_rows) {
-    const int64_t count = std::min(tile_rows, rows - r0);
-    const float* a = reinterpret_cast<const float*>(wp) + r0 * cols;
-    if (tile != nullptr) {
-      cuda::dequantize_rows(w.dtype, wp, cols, r0, count, nullptr, tile, stream_);
-      cuda::check_launch("matmul");
-      a = tile;
-    }
-    check_cublas(cuda::blas().sgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(count),
-                                    static_cast<int>(n), static_cast<int>(cols), &alpha, a,
-                                    static_cast<int>(cols), x, static_cast<int>(cols), &beta,
-                                    y + r0, static_cast<int>(rows)),
-                 "cublasSgemm", "matmul");
   }
 }
 

@@ -2,10 +2,10 @@
 // The CUDA backend: ops are enqueued on one stream and run in order; to_host() and
 // synchronize() wait for them. Weights are copied once to device memory in their own layout
 // (never dequantised to a second copy) and read in place by the kernels of cuda_matvec.cu.
-// Batched matmuls of more than a few tokens go through cuBLAS SGEMM over F32 tiles of the
-// weights, dequantised into a scratch buffer one tile at a time. Mat-vecs of quantised weights
-// multiply int8 activations (cuda_decode_kernels.h); a decode step is captured into one CUDA
-// graph (cuda_graph.h) unless graphs are off.
+// Batched matmuls of more than a few tokens go through cuBLAS (cuda_linear_gemm.cpp): F16/BF16
+// tensor-core GEMMs, quantised weights dequantised to F16 tiles in a scratch buffer. Mat-vecs of
+// quantised weights multiply int8 activations (cuda_decode_kernels.h); a decode step is captured
+// into one CUDA graph (cuda_graph.h) unless graphs are off.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -102,7 +102,8 @@ class CudaBackend final : public Backend {
   // The mat-vec kernels (cuda_decode.cpp): int8 activations for block types, vectorised loads
   // for float types, the reference kernel of cuda_matvec.cu for operands they cannot take.
   void matvec(const Tensor& w, const float* x, int64_t n, float* y, std::string_view op);
-  // At least `floats` floats of device scratch (tiles of dequantised weights).
+  // At least `floats` floats of device scratch (GEMM operands), reused by every op: ops run in
+  // stream order, and a larger buffer is allocated only after a wait.
   float* scratch(size_t floats);
   // x[n, cols] quantised for matvec_q8: what the op just before left (fused_) when it wrote
   // exactly x and only mat-vecs of x ran since, else quantised now.
@@ -134,6 +135,9 @@ class CudaBackend final : public Backend {
   cudaEvent_t step_done_ = nullptr;  // recorded after each step's launch: staging_ is free
   std::shared_ptr<cuda::DevicePool> pool_;          // alloc(): KV caches, activations
   std::unique_ptr<cuda::PinnedUploader> uploader_;  // to_device(): weights
+  // Flash-decoding's partial results (cuda_flash_attention.h), allocated once with the backend
+  // so that a decode step never allocates or waits (CUDA graph capture).
+  std::unique_ptr<cuda::DeviceBuffer> decode_partials_;
 };
 
 }  // namespace torchless

@@ -34,7 +34,7 @@ Blas load_blas() {
   load(library, "cublasDestroy_v2", b.destroy);
   load(library, "cublasSetStream_v2", b.set_stream);
   load(library, "cublasSetMathMode", b.set_math_mode);
-  load(library, "cublasSgemm_v2", b.sgemm);
+  load(library, "cublasGemmEx", b.gemm_ex);
   load(library, "cublasGetStatusString", b.status_string);
   return b;
 }
@@ -44,6 +44,12 @@ Blas load_blas() {
 const Blas& blas() {
   static const Blas loaded = load_blas();  // a failed load throws, and the next call retries
   return loaded;
+}
+
+void check_blas(cublasStatus_t status, std::string_view call, std::string_view op) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    fail("{}: {} failed: {}", op, call, blas().status_string(status));
+  }
 }
 
 }  // namespace torchless::cuda

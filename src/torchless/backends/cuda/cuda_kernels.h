@@ -45,9 +45,5 @@ void attention_scores(const float* q, const void* k_cache, bool f16, float* scor
                       const AttentionShape& s, cudaStream_t stream);
 void weighted_sum(const float* scores, const void* v_cache, bool f16, float* out,
                   const AttentionShape& s, cudaStream_t stream);
-// The fused kernel holds a head in registers: head_dim <= 256.
-bool attention_head_dim_supported(int head_dim);
-void attention(const float* q, const void* k_cache, const void* v_cache, bool f16, float* out,
-               const AttentionShape& s, cudaStream_t stream);
 
 }  // namespace torchless::cuda

@@ -1,6 +1,5 @@
-// Element-wise, row-wise, RoPE, KV-store and attention kernels of the CUDA backend. Row-wise ops
-// run one block per row; attention runs one block per (query token, head) with an online softmax
-// per warp over its share of the keys, merged across warps at the end (one pass over the cache).
+// Element-wise, row-wise, RoPE, KV-store and decode-attention-primitive kernels of the CUDA
+// backend. Row-wise ops run one block per row. (The fused attention op: cuda_flash_attention.cu.)
 #include <cuda_fp16.h>
 
 #include <cmath>
@@ -169,76 +168,6 @@ __global__ void weighted_sum_kernel(const float* scores, const void* v, bool f16
   out[h * s.head_dim + d] = acc;
 }
 
-constexpr int kAttnWarps = 4;
-constexpr int kMaxHeadDim = 256;
-constexpr int kDimsPerLane = kMaxHeadDim / 32;
-
-// One block per (token, head); warp w takes keys lo + w, lo + w + kAttnWarps, ... with an online
-// softmax (running max m, sum l, accumulator acc), and the warps merge at the end.
-__global__ void attention_kernel(const float* q, const void* k, const void* v, bool f16, float* out,
-                                 AttentionShape s) {
-  __shared__ float q_s[kMaxHeadDim];
-  __shared__ float acc_s[kAttnWarps][kMaxHeadDim];
-  __shared__ float m_s[kAttnWarps], l_s[kAttnWarps];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int t = blockIdx.x / s.n_heads, h = blockIdx.x % s.n_heads;
-  const int64_t width = int64_t(s.n_heads) * s.head_dim;
-  const float* qr = q + t * width + int64_t(h) * s.head_dim;
-  for (int d = threadIdx.x; d < s.head_dim; d += blockDim.x) q_s[d] = qr[d];
-  __syncthreads();
-  const int kvh = h / (s.n_heads / s.n_kv_heads);
-  const int64_t row = int64_t(s.n_kv_heads) * s.head_dim;
-  const int64_t pos = int64_t(s.pos0) + t;
-  float m = -INFINITY, l = 0.0f;
-  float acc[kDimsPerLane];
-#pragma unroll
-  for (int i = 0; i < kDimsPerLane; ++i) acc[i] = 0.0f;
-  for (int64_t p = first_visible(pos, s.window) + warp; p <= pos; p += kAttnWarps) {
-    const int64_t base = p * row + int64_t(kvh) * s.head_dim;
-    float dot = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kDimsPerLane; ++i) {
-      const int d = lane + 32 * i;
-      if (d < s.head_dim) dot = fmaf(q_s[d], cache_elem(k, f16, base + d), dot);
-    }
-    const float score = warp_sum(dot) * s.scale;
-    const float m_new = fmaxf(m, score);
-    const float correction = expf(m - m_new);
-    const float weight = expf(score - m_new);
-    l = l * correction + weight;
-#pragma unroll
-    for (int i = 0; i < kDimsPerLane; ++i) {
-      const int d = lane + 32 * i;
-      const float vd = d < s.head_dim ? cache_elem(v, f16, base + d) : 0.0f;
-      acc[i] = acc[i] * correction + weight * vd;
-    }
-    m = m_new;
-  }
-#pragma unroll
-  for (int i = 0; i < kDimsPerLane; ++i) {
-    const int d = lane + 32 * i;
-    if (d < s.head_dim) acc_s[warp][d] = acc[i];
-  }
-  if (lane == 0) {
-    m_s[warp] = m;
-    l_s[warp] = l;
-  }
-  __syncthreads();
-  float m_all = m_s[0];
-  for (int w = 1; w < kAttnWarps; ++w) m_all = fmaxf(m_all, m_s[w]);
-  float l_all = 0.0f, factor[kAttnWarps];
-  for (int w = 0; w < kAttnWarps; ++w) {
-    factor[w] = m_s[w] == -INFINITY ? 0.0f : expf(m_s[w] - m_all);
-    l_all += l_s[w] * factor[w];
-  }
-  float* o = out + t * width + int64_t(h) * s.head_dim;
-  for (int d = threadIdx.x; d < s.head_dim; d += blockDim.x) {
-    float sum = 0.0f;
-    for (int w = 0; w < kAttnWarps; ++w) sum += acc_s[w][d] * factor[w];
-    o[d] = sum / l_all;
-  }
-}
-
 }  // namespace
 
 void rmsnorm(const float* x, const float* weight, float* y, int64_t rows, int64_t cols, float eps,
@@ -275,10 +204,6 @@ void kv_store(const float* src, void* cache, bool f16, int64_t n, int64_t cols, 
       src, cache, f16, n * cols, pos0 * cols);
 }
 
-bool attention_head_dim_supported(int head_dim) {
-  return head_dim <= kMaxHeadDim;
-}
-
 void attention_scores(const float* q, const void* k_cache, bool f16, float* scores,
                       const AttentionShape& s, cudaStream_t stream) {
   const dim3 grid(blocks_for(int64_t(s.pos0) + 1, kScoreWarps), static_cast<unsigned>(s.n_heads));
@@ -290,12 +215,6 @@ void weighted_sum(const float* scores, const void* v_cache, bool f16, float* out
   constexpr int kThreads = 64;
   const dim3 grid(blocks_for(s.head_dim, kThreads), static_cast<unsigned>(s.n_heads));
   weighted_sum_kernel<<<grid, kThreads, 0, stream>>>(scores, v_cache, f16, out, s);
-}
-
-void attention(const float* q, const void* k_cache, const void* v_cache, bool f16, float* out,
-               const AttentionShape& s, cudaStream_t stream) {
-  const unsigned blocks = static_cast<unsigned>(s.n_tokens) * static_cast<unsigned>(s.n_heads);
-  attention_kernel<<<blocks, 32 * kAttnWarps, 0, stream>>>(q, k_cache, v_cache, f16, out, s);
 }
 
 }  // namespace torchless::cuda
