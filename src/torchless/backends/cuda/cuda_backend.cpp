@@ -28,10 +28,13 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 }  // namespace
 
-CudaBackend::CudaBackend() {
+CudaBackend::CudaBackend(int device) : device_(device) {
   int count = 0;
   cuda::check(cudaGetDeviceCount(&count), "cudaGetDeviceCount", "init");
   if (count == 0) fail("no CUDA device");
+  if (device < 0 || device >= count) {
+    fail("there is no CUDA device {}: this machine has {}", device, count);
+  }
   cuda::check(cudaSetDevice(device_), "cudaSetDevice", "init");
   // A blocking stream: ordered after the legacy default stream's cudaMemset/cudaMemcpy of
   // alloc() and to_device(), whose device-side work may still be in flight when they return.
@@ -152,6 +155,10 @@ void CudaBackend::upload(std::span<const std::byte> bytes, Tensor& tensor) {
   // its bytes at once; it stays ordered with the ops on the stream.
   cuda::check(cudaMemcpyAsync(dst, bytes.data(), bytes.size(), cudaMemcpyHostToDevice, stream_),
               "cudaMemcpyAsync", "upload");
+}
+
+void CudaBackend::make_current() {
+  cuda::check(cudaSetDevice(device_), "cudaSetDevice", "make_current");
 }
 
 void CudaBackend::synchronize() {

@@ -22,7 +22,7 @@ class DeviceBuffer;
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend();  // device 0; throws Error when there is none
+  explicit CudaBackend(int device = 0);  // throws Error when there is no such device
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -41,6 +41,12 @@ class CudaBackend final : public Backend {
   void to_host(const Tensor& tensor, std::span<std::byte> out) override;
   void upload(std::span<const std::byte> bytes, Tensor& tensor) override;
   void synchronize() override;
+  // Makes this backend's GPU the calling thread's current device (its allocations go there).
+  void make_current();
+
+  int device_index() const { return device_; }
+  // The stream every op is enqueued on (a tensor-parallel group's NCCL collectives join it).
+  cudaStream_t stream() const { return stream_; }
 
  protected:
   void matmul_vec_impl(const Tensor& w, const Tensor& x, Tensor& y) override;
