@@ -47,6 +47,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
 }
 
 CudaBackend::~CudaBackend() {
+  cudaSetDevice(device_);  // a tensor-parallel rank's backend may be destroyed on another thread
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   scratch_.reset();
   if (cublas_ != nullptr) cuda::blas().destroy(cublas_);
