@@ -81,6 +81,8 @@ void expect_same_logits(const Logits& split_run, const Logits& whole, size_t n_v
   EXPECT_LE(prompt.rel, kSplitRel) << "prompt: " << testing::describe(prompt);
   EXPECT_EQ(prompt.argmax_diff, 0) << testing::describe(prompt);
   const auto decode = testing::compare_logits(split_run.decode, whole.decode, n_vocab);
+  std::printf("[ measured ] prompt %s; decode %s\n", testing::describe(prompt).c_str(),
+              testing::describe(decode).c_str());
   EXPECT_LE(decode.rel, kSplitRel) << "decode: " << testing::describe(decode);
   EXPECT_EQ(decode.argmax_diff, 0) << testing::describe(decode);
 }

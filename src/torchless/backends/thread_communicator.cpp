@@ -5,6 +5,8 @@
 #include <cstring>
 #include <mutex>
 
+#include <fmt/ranges.h>
+
 #include "torchless/core/error.h"
 
 namespace torchless {
@@ -72,12 +74,14 @@ void ThreadCommunicator::publish(float* data, int64_t count) {
   group_->data[static_cast<size_t>(rank_)] = data;
   group_->counts[static_cast<size_t>(rank_)] = count;
   group_->wait();
-  // Every rank sees the same counts, so a mismatch makes every rank throw (none is left waiting).
-  for (int r = 0; r < group_->size; ++r) {
-    if (group_->counts[static_cast<size_t>(r)] != count) {
-      fail("tensor parallel: rank {} passed {} elements to a collective, rank {} {}", r,
-           group_->counts[static_cast<size_t>(r)], rank_, count);
-    }
+  // Every rank sees the same counts, so a mismatch makes every rank throw (none is left waiting)
+  // with the same message.
+  const std::vector<int64_t>& counts = group_->counts;
+  if (std::any_of(counts.begin(), counts.end(), [&](int64_t c) { return c != counts[0]; })) {
+    fail(
+        "tensor parallel: the ranks called a collective with different sizes ({} elements on "
+        "ranks 0..{})",
+        fmt::join(counts, ", "), group_->size - 1);
   }
 }
 
