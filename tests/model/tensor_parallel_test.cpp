@@ -5,8 +5,9 @@
 // N that would work. The `cuda` instance runs the same over NCCL where the GPUs exist.
 //
 // Tolerance: the ranks' partial products are summed in another order than one rank's dot
-// product, so float32 rounding differs: per row max|a - b| <= 2e-5 * max|b| (the measured worst
-// case, 3.1e-6 on the golden llama prompt, with a margin; argmax never differs).
+// product, so float32 rounding differs: per row max|a - b| <= 2e-5 * max|b|. Measured worst
+// case on this suite: rel 1e-6 (max_abs 1.8e-5, qwen2 f32 decode), so a 20x margin; argmax
+// never differs.
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
