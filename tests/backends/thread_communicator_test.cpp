@@ -52,7 +52,9 @@ struct AllReduceCase {
 class ThreadAllReduce : public ::testing::TestWithParam<AllReduceCase> {};
 
 TEST_P(ThreadAllReduce, SumsInRankOrderOnEveryRank) {
-  const auto [n, size] = GetParam();
+  // Not a structured binding: the lambda below captures them (clang before 16 cannot).
+  const int n = GetParam().ranks;
+  const int64_t size = GetParam().size;
   auto backend = init_backend("cpu");
   std::vector<std::vector<float>> inputs;
   for (int r = 0; r < n; ++r)
