@@ -181,6 +181,24 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, TensorParallelRandom,
                                   std::to_string(info.param.ranks);
                          });
 
+TEST(TensorParallel, SplitLogitsDoNotDependOnThreadTiming) {
+  // ThreadCommunicator sums in rank order: two runs of the split model agree bit for bit.
+  const auto path = testing::require_shared("golden/qwen2/model-f32.gguf");
+  const auto tokens = random_prompt(11, 1024, 3);
+  const Logits first = run_split("cpu", path, 2, tokens);
+  const Logits second = run_split("cpu", path, 2, tokens);
+  EXPECT_EQ(first.prompt, second.prompt);
+  EXPECT_EQ(first.decode, second.decode);
+}
+
+TEST(TensorParallel, MemoryPlanIsPerRank) {
+  const LoadedModel model = load_model(testing::require_shared("golden/llama/model-f32.gguf"));
+  const MemoryPlan whole = Transformer::memory_plan(model, 64, DType::F16);
+  const MemoryPlan half = Transformer::memory_plan(model, 64, DType::F16, 2);
+  EXPECT_EQ(half.weight_bytes, whole.weight_bytes / 2);
+  EXPECT_EQ(half.kv_cache_bytes, whole.kv_cache_bytes / 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Refusals and slicing.
 
