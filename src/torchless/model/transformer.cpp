@@ -214,8 +214,12 @@ void Transformer::load_vocabulary() {
   }
   // llama.cpp also falls back to the embedding when a file has no output head.
   const bool tied = c.tied_embeddings || !model_.weights.contains("output.weight");
-  output_ = tied ? token_embd_.slice_rows(0, vocab_rows_)
-                 : upload_matrix("output.weight", vocab_rows_, c.n_embd, Split::Rows);
+  // Split, the table has a zero row after the rank's vocabulary, which the head leaves out.
+  if (tied) {
+    output_ = tp_.size > 1 ? token_embd_.slice_rows(0, vocab_rows_) : token_embd_;
+  } else {
+    output_ = upload_matrix("output.weight", vocab_rows_, c.n_embd, Split::Rows);
+  }
 }
 
 std::vector<Transformer::ActivationBuffer> Transformer::activation_buffers(const ModelConfig& c) {
