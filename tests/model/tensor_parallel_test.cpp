@@ -191,6 +191,32 @@ TEST(TensorParallel, SplitLogitsDoNotDependOnThreadTiming) {
   EXPECT_EQ(first.decode, second.decode);
 }
 
+TEST(TensorParallel, ARankThatFailsStopsTheGroupInsteadOfHanging) {
+  const auto path = testing::require_shared("golden/llama/model-f32.gguf");
+  auto backend = init_backend("cpu");
+  Transformer model(load_model(path), *backend, split("cpu", 2));
+  auto cache = model.new_kv_cache(64, DType::F32);
+  const std::vector<int32_t> prompt = {1, 5, 9};
+  model.forward(prompt, 0, *cache);
+  // Rank 1 alone forgets positions 1 and 2: it fails its position check while rank 0 waits in
+  // the first all-reduce, which the failure must release.
+  cache->rank(1).truncate(1);
+  const int32_t next = 7;
+  try {
+    model.forward(std::span(&next, 1), 3, *cache);
+    FAIL() << "a failed rank went unnoticed";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "position 3 does not continue the 1 tokens in the KV cache");
+  }
+  try {
+    model.forward(std::span(&next, 1), 3, *cache);
+    FAIL() << "the group ran on after a failure";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("group stopped after an error"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(TensorParallel, MemoryPlanIsPerRank) {
   const LoadedModel model = load_model(testing::require_shared("golden/llama/model-f32.gguf"));
   const MemoryPlan whole = Transformer::memory_plan(model, 64, DType::F16);
