@@ -10,7 +10,7 @@
 namespace torchless::app {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, std::string_view>, 10> kAliases = {{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 11> kAliases = {{
     {"-cnv", "--conversation"},
     {"-sys", "--system-prompt"},
     {"-ngl", "--n-gpu-layers"},
@@ -21,6 +21,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 10> kAliases
     {"-np", "--parallel"},  // llama-server
     {"-hf", "--hf-repo"},
     {"-hfr", "--hf-repo"},
+    {"-tp", "--tensor-parallel"},  // vLLM's short spelling
 }};
 
 // "-x" alone, "-5" (a negative number) and "-" (stdin) are fine; "-abc" is not.

@@ -51,6 +51,10 @@ void add_model_options(CLI::App& app, ModelOptions& options, ModelOptionSet whic
   app.add_option("--n-gpu-layers", options.gpu_layers,
                  "llama.cpp's -ngl: 0 runs on the CPU; otherwise every layer goes to the "
                  "chosen backend");
+  app.add_option("--tensor-parallel", options.tensor_parallel,
+                 "-tp: split the model over N ranks: N GPUs with --backend cuda, N groups of "
+                 "threads on the CPU (docs/multi-gpu.md)")
+      ->capture_default_str();
   if (which.context) {
     app.add_option("-c,--ctx,--ctx-size", options.ctx,
                    "context length (0: the model's, at most 4096)");
@@ -78,8 +82,12 @@ SessionOptions session_options(const ModelOptions& options) {
   if (options.gpu_layers < -1) {
     fail("-ngl must be 0 (CPU) or a layer count, got {}", options.gpu_layers);
   }
+  if (options.tensor_parallel < 1) {
+    fail("--tensor-parallel must be 1 (not split) or more, got {}", options.tensor_parallel);
+  }
   SessionOptions s;
   s.backend = resolve_backend(options);
+  s.tensor_parallel = options.tensor_parallel;
   s.threads = resolve_threads(options.threads);
   s.model_path = model_path_or_hub(options.model, options.hf_repo);
   s.tokenizer_path = options.tokenizer;

@@ -1,7 +1,7 @@
 #pragma once
 // The options every command that runs a model shares (-m or -hf, --tokenizer, --backend, --threads,
-// --ctx, --kv-f16, -ngl), declared once so that generate, chat, bench, perplexity and logits
-// agree. session_options() checks them all before anything is loaded.
+// --ctx, --kv-f16, -ngl, --tensor-parallel), declared once so that generate, chat, bench,
+// perplexity and logits agree. session_options() checks them all before anything is loaded.
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -21,7 +21,8 @@ struct ModelOptions {
   std::string kv_type;                  // --kv-type / -ctk: f16, f32 or q8_0 ("": the default)
   std::string kv_type_v;                // -ctv: must agree with -ctk (one type for K and V)
   std::string default_kv_type = "f16";  // as in llama.cpp
-  int gpu_layers = -1;  // llama.cpp's -ngl: 0 means the CPU; any other count, every layer
+  int gpu_layers = -1;      // llama.cpp's -ngl: 0 means the CPU; any other count, every layer
+  int tensor_parallel = 1;  // -tp: ranks (GPUs, or CPU thread groups) to split the model over
 };
 
 struct ModelOptionSet {

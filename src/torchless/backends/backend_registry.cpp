@@ -17,6 +17,8 @@ std::string not_built_message(BuildOption missing) {
         return {"the emulated Metal backend", "configure with -DTORCHLESS_METAL_EMULATOR=ON"};
       case BuildOption::Cuda:
         return {"CUDA", "install the CUDA toolkit and configure with -DTORCHLESS_CUDA=ON"};
+      case BuildOption::Nccl:
+        return {"NCCL", "configure with CUDA where the toolkit's nccl.h is found"};
     }
     return {"an unknown backend", "?"};
   }();

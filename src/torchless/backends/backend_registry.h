@@ -21,7 +21,7 @@ struct BackendEntry {
 };
 
 // The build options a backend needs; not_built_message() says how to turn each on.
-enum class BuildOption { Metal, MetalEmulator, Cuda };
+enum class BuildOption { Metal, MetalEmulator, Cuda, Nccl };
 
 // "torchless was built without ... (how to build it)": the one message for every backend a
 // build lacks.

@@ -63,8 +63,7 @@ SequentialScheduler::SequentialScheduler(Transformer& transformer, const Tokeniz
   }
   slots_.resize(static_cast<size_t>(options.slots));
   for (Slot& slot : slots_) {
-    slot.cache = std::make_unique<KvCache>(transformer.backend(), transformer.config(), n_ctx_,
-                                           options.kv_dtype);
+    slot.cache = transformer.new_kv_cache(n_ctx_, options.kv_dtype);
   }
   running_ids_.assign(slots_.size(), 0);
   stats_.slots = options.slots;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#include <thread>
 
 #include "torchless/core/error.h"
 #include "torchless/engine/scheduler_factory.h"
@@ -81,10 +82,37 @@ std::string_view stop_reason_name(StopReason reason) {
 
 namespace {
 
-void check_memory(const Backend& backend, const LoadedModel& model, int n_ctx, DType kv_dtype) {
+void check_memory(const Backend& backend, const LoadedModel& model, int n_ctx, DType kv_dtype,
+                  int tensor_parallel = 1) {
   const std::string warning =
-      backend.check_memory_plan(Transformer::memory_plan(model, n_ctx, kv_dtype));
+      backend.check_memory_plan(Transformer::memory_plan(model, n_ctx, kv_dtype, tensor_parallel));
   if (!warning.empty()) std::fprintf(stderr, "warning: %s\n", warning.c_str());
+}
+
+// Split over n ranks, each CPU rank gets its share of the threads (at least one).
+BackendOptions rank_backend_options(const SessionOptions& options) {
+  BackendOptions b;
+  b.threads = options.threads;
+  b.batch_invariant = options.batch_invariant;
+  const int n = options.tensor_parallel;
+  if (n > 1) {
+    const int total = options.threads > 0
+                          ? options.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    b.threads = std::max(1, total / n);
+  }
+  return b;
+}
+
+// Ranks >= 1 get a backend of rank 0's kind (CUDA: on their own GPU).
+TensorParallelOptions tensor_parallel_options(const SessionOptions& options, const Backend& rank0,
+                                              const BackendOptions& base) {
+  TensorParallelOptions tp;
+  tp.size = options.tensor_parallel;
+  tp.make_backend = [kind = std::string(rank0.name()), base](int rank) {
+    return make_rank_backend(kind, base, rank);
+  };
+  return tp;
 }
 
 }  // namespace
@@ -92,23 +120,23 @@ void check_memory(const Backend& backend, const LoadedModel& model, int n_ctx, D
 Session::Session(const SessionOptions& options) {
   const auto start = Clock::now();
   LoadedModel model = load_model(options.model_path);
-  BackendOptions backend_options;
-  backend_options.threads = options.threads;
-  backend_options.batch_invariant = options.batch_invariant;
+  if (options.tensor_parallel > 1) check_tensor_parallel(model, options.tensor_parallel);
+  const BackendOptions backend_options = rank_backend_options(options);
   backend_ = init_backend(options.backend, backend_options);
   tokenizer_ = open_tokenizer(options, model);
   if (tokenizer_) check_vocab_sizes(*tokenizer_, model.config, options);
   const int n_ctx = resolve_context(options.n_ctx, model.config);
   const DType kv_dtype = options.kv_dtype;
   check_kv_dtype(kv_dtype, model.config);
-  check_memory(*backend_, model, n_ctx, kv_dtype);
+  check_memory(*backend_, model, n_ctx, kv_dtype, options.tensor_parallel);
   // A backend that copies the weights into its own memory reads the file then (and draws the
   // bar itself): touching the pages first would read them twice.
   if (backend_->device().unified_memory) {
     prefetch_weights(model.weights, {.show_progress = isatty(STDERR_FILENO) != 0});
   }
-  transformer_ = std::make_unique<Transformer>(std::move(model), *backend_);
-  cache_ = std::make_unique<KvCache>(*backend_, transformer_->config(), n_ctx, kv_dtype);
+  transformer_ = std::make_unique<Transformer>(
+      std::move(model), *backend_, tensor_parallel_options(options, *backend_, backend_options));
+  cache_ = transformer_->new_kv_cache(n_ctx, kv_dtype);
   tokens_.reserve(static_cast<size_t>(n_ctx) + 1);
   batch_.reserve(static_cast<size_t>(n_ctx));
   backend_->synchronize();
@@ -123,7 +151,7 @@ Session::Session(LoadedModel model, std::unique_ptr<Backend> backend,
   check_kv_dtype(kv_dtype, model.config);
   check_memory(*backend_, model, resolved, kv_dtype);
   transformer_ = std::make_unique<Transformer>(std::move(model), *backend_);
-  cache_ = std::make_unique<KvCache>(*backend_, transformer_->config(), resolved, kv_dtype);
+  cache_ = transformer_->new_kv_cache(resolved, kv_dtype);
   tokens_.reserve(static_cast<size_t>(resolved) + 1);
   batch_.reserve(static_cast<size_t>(resolved));
 }

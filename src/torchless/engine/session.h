@@ -35,6 +35,7 @@ struct SessionOptions {
   DType kv_dtype = DType::F32;           // KV cache: F32, F16 or Q8_0 (head_dim % 32 == 0)
   bool load_tokenizer = true;            // false: ids only (e.g. `logits` on a bare HF dir)
   bool batch_invariant = false;          // BackendOptions::batch_invariant (serving)
+  int tensor_parallel = 1;               // ranks the model is split over (docs/multi-gpu.md)
 };
 
 // Models trained on very long contexts would need gigabytes of KV cache by default.

@@ -32,9 +32,26 @@ KvCache::KvCache(Backend& backend, const ModelConfig& config, int n_ctx, DType d
   }
 }
 
+KvCache::KvCache(std::vector<std::unique_ptr<KvCache>> ranks) : ranks_(std::move(ranks)) {
+  if (ranks_.empty() || ranks_[0] == nullptr) fail("a split KV cache needs at least one rank");
+  n_ctx_ = ranks_[0]->n_ctx();
+  dtype_ = ranks_[0]->dtype();
+}
+
+KvCache::~KvCache() = default;
+
+KvCache& KvCache::rank(int r) {
+  if (ranks_.empty() && r == 0) return *this;
+  if (r < 0 || static_cast<size_t>(r) >= ranks_.size()) {
+    fail("KV cache: no rank {} of {}", r, ranks());
+  }
+  return *ranks_[static_cast<size_t>(r)];
+}
+
 void KvCache::truncate(int n) {
   if (n < 0 || n > size_) fail("cannot truncate a KV cache of {} positions to {}", size_, n);
   size_ = n;
+  for (auto& rank : ranks_) rank->truncate(n);
 }
 
 void KvCache::mark_filled(int pos0, int n) {
@@ -47,6 +64,7 @@ void KvCache::mark_filled(int pos0, int n) {
 
 size_t KvCache::bytes() const {
   size_t total = 0;
+  for (const auto& rank : ranks_) total += rank->bytes();
   for (const auto& t : keys_) total += t.nbytes();
   for (const auto& t : values_) total += t.nbytes();
   return total;

@@ -11,6 +11,7 @@
 #include "torchless/core/error.h"
 #include "torchless/core/half.h"
 #include "torchless/model/rope_frequencies.h"
+#include "torchless/model/tensor_parallel_group.h"
 
 namespace torchless {
 namespace {
@@ -64,8 +65,36 @@ Transformer::Activations Transformer::Activations::rows(int n) const {
   return view;
 }
 
-Transformer::Transformer(LoadedModel model, Backend& backend)
+Transformer::Transformer(LoadedModel model, Backend& backend, const TensorParallelOptions& tp)
     : model_(std::move(model)), backend_(backend) {
+  check_shape();
+  if (tp.size != 1) {
+    group_ = std::make_unique<TensorParallelGroup>(model_, backend_, tp);
+    return;
+  }
+  load();
+}
+
+Transformer::Transformer(LoadedModel model, Backend& backend, TensorParallelRank rank)
+    : model_(std::move(model)), backend_(backend), tp_(rank) {
+  check_shape();
+  check_tensor_parallel(model_, tp_.size);
+  model_.config = shard_config(model_.config, tp_.size);
+  load();
+}
+
+Transformer::~Transformer() = default;
+
+int Transformer::tensor_parallel() const {
+  return group_ ? group_->size() : 1;
+}
+
+std::unique_ptr<KvCache> Transformer::new_kv_cache(int n_ctx, DType dtype) {
+  if (group_) return group_->new_kv_cache(n_ctx, dtype);
+  return std::make_unique<KvCache>(backend_, model_.config, n_ctx, dtype);
+}
+
+void Transformer::check_shape() const {
   const ModelConfig& c = model_.config;
   if (c.n_layers <= 0 || c.n_embd <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 ||
       c.n_ff <= 0 || c.n_vocab <= 0) {
@@ -79,24 +108,38 @@ Transformer::Transformer(LoadedModel model, Backend& backend)
     fail("model {}: {} query heads are not a multiple of {} KV heads", model_.path.string(),
          c.n_heads, c.n_kv_heads);
   }
+}
+
+void Transformer::load() {
+  const ModelConfig& c = model_.config;
+  vocab_rows_ = c.n_vocab / tp_.size;
   map_weight_files();
   load_weights();
   decode_ = allocate_activations(1);
-  last_logits_ = backend_.alloc(Shape{1, c.n_vocab}, DType::F32);
+  last_logits_ = backend_.alloc(Shape{1, vocab_rows_}, DType::F32);
   logits_host_.resize(static_cast<size_t>(c.n_vocab));
 }
 
-Tensor Transformer::upload_matrix(const std::string& name, int64_t rows, int64_t cols) {
-  const HostTensorView& view = model_.weights.get(name);
+Tensor Transformer::upload_matrix(const std::string& name, int64_t rows, int64_t cols,
+                                  Split split) {
+  HostTensorView view = model_.weights.get(name);
+  if (tp_.size > 1 && split != Split::None) {
+    view = shard_matrix(name, view, split, tp_.rank, tp_.size, model_.weights);
+  }
   if (view.shape.rank() != 2 || view.shape[0] != rows || view.shape[1] != cols) {
     fail("tensor {} has shape {}, expected [{}, {}]", name, view.shape.str(), rows, cols);
   }
+  return upload_view(name, view);
+}
+
+Tensor Transformer::upload_view(const std::string& name, const HostTensorView& view) {
   op_checks::require_weight_dtype(backend_, view.dtype, "load", fmt::format("tensor {}", name));
   return backend_.to_device(view);
 }
 
-Tensor Transformer::upload_vector(const std::string& name, int64_t size) {
-  const HostTensorView& view = model_.weights.get(name);
+Tensor Transformer::upload_vector(const std::string& name, int64_t size, bool split) {
+  HostTensorView view = model_.weights.get(name);
+  if (tp_.size > 1 && split) view = shard_vector(name, view, tp_.rank, tp_.size);
   if (view.shape.numel() != size || view.shape.cols() != size) {
     fail("tensor {} has shape {}, expected [{}]", name, view.shape.str(), size);
   }
@@ -116,33 +159,31 @@ void Transformer::load_weights() {
   const ModelConfig& c = model_.config;
   const int64_t q_width = static_cast<int64_t>(c.n_heads) * c.head_dim;
   const int64_t kv_width = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
-  token_embd_ = upload_matrix("token_embd.weight", c.n_vocab, c.n_embd);
+  load_vocabulary();
   output_norm_ = upload_vector("output_norm.weight", c.n_embd);
-  // llama.cpp also falls back to the embedding when a file has no output head.
-  const bool tied = c.tied_embeddings || !model_.weights.contains("output.weight");
-  output_ = tied ? token_embd_ : upload_matrix("output.weight", c.n_vocab, c.n_embd);
 
   layers_.resize(static_cast<size_t>(c.n_layers));
   for (int i = 0; i < c.n_layers; ++i) {
     LayerWeights& w = layers_[static_cast<size_t>(i)];
     w.attn_norm = upload_vector(layer_name(i, "attn_norm.weight"), c.n_embd);
-    w.wq = upload_matrix(layer_name(i, "attn_q.weight"), q_width, c.n_embd);
-    w.wk = upload_matrix(layer_name(i, "attn_k.weight"), kv_width, c.n_embd);
-    w.wv = upload_matrix(layer_name(i, "attn_v.weight"), kv_width, c.n_embd);
-    w.wo = upload_matrix(layer_name(i, "attn_output.weight"), c.n_embd, q_width);
+    // Split (tensor_parallel.h): heads by rows, Wo by its input columns.
+    w.wq = upload_matrix(layer_name(i, "attn_q.weight"), q_width, c.n_embd, Split::Rows);
+    w.wk = upload_matrix(layer_name(i, "attn_k.weight"), kv_width, c.n_embd, Split::Rows);
+    w.wv = upload_matrix(layer_name(i, "attn_v.weight"), kv_width, c.n_embd, Split::Rows);
+    w.wo = upload_matrix(layer_name(i, "attn_output.weight"), c.n_embd, q_width, Split::Cols);
     if (c.qkv_bias) {
-      w.bq = upload_vector(layer_name(i, "attn_q.bias"), q_width);
-      w.bk = upload_vector(layer_name(i, "attn_k.bias"), kv_width);
-      w.bv = upload_vector(layer_name(i, "attn_v.bias"), kv_width);
+      w.bq = upload_vector(layer_name(i, "attn_q.bias"), q_width, true);
+      w.bk = upload_vector(layer_name(i, "attn_k.bias"), kv_width, true);
+      w.bv = upload_vector(layer_name(i, "attn_v.bias"), kv_width, true);
     }
     if (c.qk_norm) {
       w.q_norm = upload_vector(layer_name(i, "attn_q_norm.weight"), c.head_dim);
       w.k_norm = upload_vector(layer_name(i, "attn_k_norm.weight"), c.head_dim);
     }
     w.ffn_norm = upload_vector(layer_name(i, "ffn_norm.weight"), c.n_embd);
-    w.w_gate = upload_matrix(layer_name(i, "ffn_gate.weight"), c.n_ff, c.n_embd);
-    w.w_up = upload_matrix(layer_name(i, "ffn_up.weight"), c.n_ff, c.n_embd);
-    w.w_down = upload_matrix(layer_name(i, "ffn_down.weight"), c.n_embd, c.n_ff);
+    w.w_gate = upload_matrix(layer_name(i, "ffn_gate.weight"), c.n_ff, c.n_embd, Split::Rows);
+    w.w_up = upload_matrix(layer_name(i, "ffn_up.weight"), c.n_ff, c.n_embd, Split::Rows);
+    w.w_down = upload_matrix(layer_name(i, "ffn_down.weight"), c.n_embd, c.n_ff, Split::Cols);
   }
 
   std::optional<std::span<const float>> divisors;
@@ -153,6 +194,32 @@ void Transformer::load_weights() {
   }
   inv_freq_host_ = rope_inverse_frequencies(c, divisors);
   inv_freq_ = backend_.to_device_1d(inv_freq_host_);
+}
+
+// The embedding table and the output head (the same tensor when tied); split, this rank's
+// vocabulary rows, the table with a zero row after them (shard_embedding).
+void Transformer::load_vocabulary() {
+  const ModelConfig& c = model_.config;
+  const std::string table = "token_embd.weight";
+  if (tp_.size > 1) {
+    const HostTensorView& full = model_.weights.get(table);
+    if (full.shape.rank() != 2 || full.shape[0] != c.n_vocab || full.shape[1] != c.n_embd) {
+      fail("tensor {} has shape {}, expected [{}, {}]", table, full.shape.str(), c.n_vocab,
+           c.n_embd);
+    }
+    token_embd_ =
+        upload_view(table, shard_embedding(table, full, tp_.rank, tp_.size, model_.weights));
+  } else {
+    token_embd_ = upload_matrix(table, c.n_vocab, c.n_embd);
+  }
+  // llama.cpp also falls back to the embedding when a file has no output head.
+  const bool tied = c.tied_embeddings || !model_.weights.contains("output.weight");
+  // Split, the table has a zero row after the rank's vocabulary, which the head leaves out.
+  if (tied) {
+    output_ = tp_.size > 1 ? token_embd_.slice_rows(0, vocab_rows_) : token_embd_;
+  } else {
+    output_ = upload_matrix("output.weight", vocab_rows_, c.n_embd, Split::Rows);
+  }
 }
 
 std::vector<Transformer::ActivationBuffer> Transformer::activation_buffers(const ModelConfig& c) {
@@ -185,11 +252,15 @@ Transformer::Activations Transformer::allocate_activations(int capacity) {
   return a;
 }
 
-MemoryPlan Transformer::memory_plan(const LoadedModel& model, int n_ctx, DType kv_dtype) {
+MemoryPlan Transformer::memory_plan(const LoadedModel& model, int n_ctx, DType kv_dtype,
+                                    int tensor_parallel) {
   const ModelConfig& c = model.config;
   MemoryPlan plan;
   for (const auto& [name, view] : model.weights.all()) plan.weight_bytes += view.nbytes;
   plan.kv_cache_bytes = KvCache::bytes_needed(c, n_ctx, kv_dtype);
+  const auto ranks = static_cast<uint64_t>(std::max(1, tensor_parallel));
+  plan.weight_bytes /= ranks;
+  plan.kv_cache_bytes /= ranks;
   // Prompts run in batches of at most kMaxBatchTokens (activations_for, forward); LogitsMode::All
   // keeps the logits of a whole batch, Last those of one token.
   const int batch = std::min(n_ctx, kMaxBatchTokens);
@@ -227,7 +298,11 @@ void Transformer::check_tokens(std::span<const int32_t> tokens, int pos0,
 std::span<const float> Transformer::forward(std::span<const int32_t> tokens, int pos0,
                                             KvCache& cache, LogitsMode mode) {
   check_tokens(tokens, pos0, cache);
-  if (tokens.size() == 1 && mode == LogitsMode::Last) return decode(tokens, pos0, cache);
+  if (group_) return group_->forward(tokens, pos0, cache, mode);
+  // A rank of a split model runs its collectives outside decode steps (not captured).
+  if (tokens.size() == 1 && mode == LogitsMode::Last && tp_.comm == nullptr) {
+    return decode(tokens, pos0, cache);
+  }
   const size_t n_vocab = static_cast<size_t>(model_.config.n_vocab);
   logits_host_.resize(mode == LogitsMode::All ? tokens.size() * n_vocab : n_vocab);
   for (size_t first = 0; first < tokens.size(); first += kMaxBatchTokens) {
@@ -249,8 +324,9 @@ std::span<const float> Transformer::forward(std::span<const int32_t> tokens, int
 
 void Transformer::run_layers(std::span<const int32_t> tokens, int pos0, KvCache& cache,
                              Activations& a) {
-  backend_.upload(std::as_bytes(tokens), a.ids);
+  upload_ids(tokens, a.ids);
   backend_.embedding(token_embd_, a.ids, a.x);
+  reduce(a.x);
   for (int layer = 0; layer < model_.config.n_layers; ++layer) {
     const LayerWeights& w = layers_[static_cast<size_t>(layer)];
     attention(w, a, cache, layer, pos0);
@@ -295,6 +371,7 @@ void Transformer::attention(const LayerWeights& w, Activations& a, KvCache& cach
   backend_.attention(a.q, cache.keys(layer), cache.values(layer), a.att, params);
 
   linear(w.wo, a.att, a.proj);
+  reduce(a.proj);
   backend_.add(a.x, a.proj, a.x);
 }
 
@@ -321,13 +398,15 @@ void Transformer::feed_forward(const LayerWeights& w, Activations& a) {
   linear(w.w_up, a.xb, a.up);
   backend_.fused_silu_mul(a.gate, a.up, a.gate);
   linear(w.w_down, a.gate, a.proj);
+  reduce(a.proj);
   backend_.add(a.x, a.proj, a.x);
 }
 
 // logits = W_out · RMSNorm(x) of the last token only: generation needs no other row.
 void Transformer::output_last(Activations& a, std::span<float> out) {
   last_logits(a);
-  backend_.to_host(last_logits_, std::as_writable_bytes(out));
+  // One row: the ranks' slices in rank order are the row.
+  backend_.to_host(gather_logits(last_logits_), std::as_writable_bytes(out));
 }
 
 void Transformer::last_logits(Activations& a) {
@@ -340,13 +419,55 @@ void Transformer::last_logits(Activations& a) {
 void Transformer::output_all(Activations& a, std::span<float> out) {
   const int64_t n = a.x.rows();
   if (all_logits_.empty() || all_logits_.rows() < n) {
-    all_logits_ =
-        backend_.alloc(Shape{std::max<int64_t>(n, a.capacity), model_.config.n_vocab}, DType::F32);
+    all_logits_ = backend_.alloc(Shape{std::max<int64_t>(n, a.capacity), vocab_rows_}, DType::F32);
   }
   Tensor logits = all_logits_.slice_rows(0, n);
   rmsnorm(a.x, output_norm_, a.xb);
   linear(output_, a.xb, logits);
-  backend_.to_host(logits, std::as_writable_bytes(out));
+  if (tp_.size == 1) {
+    backend_.to_host(logits, std::as_writable_bytes(out));
+    return;
+  }
+  // Gathered rank by rank, [size][n][vocab_rows]; the caller wants [n][size * vocab_rows].
+  const Tensor whole = gather_logits(logits);
+  gathered_host_.resize(static_cast<size_t>(whole.numel()));
+  backend_.to_host(whole, std::as_writable_bytes(std::span(gathered_host_)));
+  const auto rows = static_cast<size_t>(vocab_rows_);
+  for (size_t r = 0; r < static_cast<size_t>(tp_.size); ++r) {
+    for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+      std::copy_n(gathered_host_.begin() + static_cast<ptrdiff_t>((r * n + i) * rows), rows,
+                  out.begin() + static_cast<ptrdiff_t>(i * rows * tp_.size + r * rows));
+    }
+  }
+}
+
+void Transformer::upload_ids(std::span<const int32_t> tokens, Tensor& ids) {
+  if (tp_.size == 1) {
+    backend_.upload(std::as_bytes(tokens), ids);
+    return;
+  }
+  const int64_t first = vocab_rows_ * tp_.rank;
+  local_ids_.resize(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const bool here = tokens[i] >= first && tokens[i] < first + vocab_rows_;
+    local_ids_[i] = static_cast<int32_t>(here ? tokens[i] - first : vocab_rows_);
+  }
+  backend_.upload(std::as_bytes(std::span(local_ids_)), ids);
+}
+
+void Transformer::reduce(Tensor& partial) {
+  if (tp_.comm != nullptr) tp_.comm->all_reduce_sum(partial);
+}
+
+Tensor Transformer::gather_logits(const Tensor& local) {
+  if (tp_.comm == nullptr) return local;
+  const int64_t rows = local.rows() * tp_.size;
+  if (gathered_.empty() || gathered_.rows() < rows) {
+    gathered_ = backend_.alloc(Shape{rows, vocab_rows_}, DType::F32);
+  }
+  Tensor whole = gathered_.slice_rows(0, rows);
+  tp_.comm->all_gather(local, whole);
+  return whole;
 }
 
 void Transformer::rmsnorm(const Tensor& x, const Tensor& weight, Tensor& out) {

@@ -5,6 +5,7 @@
 // feed_forward) -> final norm -> output head. A batch of tokens (prompt prefill) goes through
 // Backend::matmul, a single token (decode) through Backend::matmul_vec.
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "torchless/formats/model_loader.h"
 #include "torchless/model/kv_cache.h"
 #include "torchless/model/paged_kv_cache.h"
+#include "torchless/model/tensor_parallel.h"
 
 namespace torchless {
 
@@ -38,21 +40,35 @@ struct TokenBatch {
   std::span<const int32_t> logit_rows;
 };
 
+class TensorParallelGroup;
+
 class Transformer {
  public:
   // Takes the loaded model (its mapped files back the weights) and makes every weight usable by
-  // `backend` (zero-copy on the CPU). The backend must outlive the Transformer.
-  Transformer(LoadedModel model, Backend& backend);
+  // `backend` (zero-copy on the CPU). The backend must outlive the Transformer. With
+  // tp.size > 1 the model is split over a tensor-parallel group whose rank 0 runs on `backend`
+  // (tensor_parallel.h, docs/multi-gpu.md); forward() then runs every rank.
+  Transformer(LoadedModel model, Backend& backend, const TensorParallelOptions& tp = {});
+  // One rank of a group (TensorParallelGroup makes these): its slice of every matrix; config()
+  // then has the rank's heads and feed-forward width.
+  Transformer(LoadedModel model, Backend& backend, TensorParallelRank rank);
+  ~Transformer();
 
   // What a Transformer over `model` keeps on the backend, for the load-time memory check
   // before the weights are uploaded: the weights, a KV cache of n_ctx positions of kv_dtype,
   // and scratch (the activations of the largest prompt batch and of decode, and the logits).
-  static MemoryPlan memory_plan(const LoadedModel& model, int n_ctx, DType kv_dtype);
+  // Split over tensor_parallel ranks, what each keeps (weights and cache divided evenly).
+  static MemoryPlan memory_plan(const LoadedModel& model, int n_ctx, DType kv_dtype,
+                                int tensor_parallel = 1);
 
   const ModelConfig& config() const { return model_.config; }
   const LoadedModel& model() const { return model_; }
   Backend& backend() const { return backend_; }
   const std::vector<float>& rope_inv_freq() const { return inv_freq_host_; }
+  // The ranks the model is split over (1: not split).
+  int tensor_parallel() const;
+  // A KV cache for forward(): on the backend, or, split, one slice per rank.
+  std::unique_ptr<KvCache> new_kv_cache(int n_ctx, DType dtype);
 
   // Runs `tokens` at positions [pos0, pos0 + n) with the keys and values of positions
   // [0, pos0) from `cache`, writes theirs into it, and returns the logits on the host:
@@ -66,6 +82,7 @@ class Transformer {
   // sequence's blocks, and returns [logit_rows.size(), n_vocab] row-major on the host (valid
   // until the next call). A token's logits are bit for bit the same whatever else is in the
   // batch where the backend's kernels keep one reduction order per output (docs/batching.md).
+  // Not with tensor parallelism (throws Error).
   std::span<const float> forward_batch(const TokenBatch& batch, PagedKvCache& cache);
 
  private:
@@ -99,11 +116,22 @@ class Transformer {
   static std::vector<ActivationBuffer> activation_buffers(const ModelConfig& c);
   static uint64_t activation_bytes(const ModelConfig& c, int capacity);
 
+  void check_shape() const;
+  void load();
   // Lets the backend wrap each mapped model file once before the weights are uploaded.
   void map_weight_files();
   void load_weights();
-  Tensor upload_matrix(const std::string& name, int64_t rows, int64_t cols);
-  Tensor upload_vector(const std::string& name, int64_t size);
+  void load_vocabulary();
+  // rows x cols: the shape here (this rank's slice when split).
+  Tensor upload_matrix(const std::string& name, int64_t rows, int64_t cols,
+                       Split split = Split::None);
+  Tensor upload_vector(const std::string& name, int64_t size, bool split = false);
+  Tensor upload_view(const std::string& name, const HostTensorView& view);
+  // Tensor parallelism: the token ids of this rank's vocabulary slice (others: its zero row),
+  // the all-reduce that joins the ranks' partial sums, and the ranks' logits.
+  void upload_ids(std::span<const int32_t> tokens, Tensor& ids);
+  void reduce(Tensor& partial);
+  Tensor gather_logits(const Tensor& local);
   Activations allocate_activations(int capacity);
   Activations& activations_for(int n);
 
@@ -141,6 +169,12 @@ class Transformer {
 
   LoadedModel model_;
   Backend& backend_;
+  TensorParallelRank tp_;                       // {0, 1, null}: the whole model here
+  int64_t vocab_rows_ = 0;                      // rows of the output head here: n_vocab / tp_.size
+  std::unique_ptr<TensorParallelGroup> group_;  // the ranks, when this one holds a split model
+  Tensor gathered_;                             // [size * rows, vocab_rows_]: every rank's logits
+  std::vector<float> gathered_host_;
+  std::vector<int32_t> local_ids_;
   Tensor token_embd_, output_norm_, output_;
   std::vector<LayerWeights> layers_;
   std::vector<float> inv_freq_host_;

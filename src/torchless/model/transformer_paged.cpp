@@ -104,6 +104,9 @@ Transformer::PagedViews Transformer::upload_paged_index(const TokenBatch& b,
 }
 
 std::span<const float> Transformer::forward_batch(const TokenBatch& b, PagedKvCache& cache) {
+  if (tp_.size > 1 || group_) {
+    fail("continuous batching (forward_batch) does not run on a model split over ranks yet");
+  }
   check_batch(b, cache);
   const int n = static_cast<int>(b.tokens.size());
   const PagedViews views = upload_paged_index(b, cache);

@@ -26,13 +26,16 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 }  // namespace
 
-CudaBackend::CudaBackend(const BackendOptions& options)
-    : batch_invariant_(options.batch_invariant) {
+CudaBackend::CudaBackend(const BackendOptions& options, int device)
+    : device_(device), batch_invariant_(options.batch_invariant) {
   const char* env = std::getenv("TORCHLESS_CUDA_GRAPHS");
   step_graphs_ = options.step_graphs && !(env != nullptr && std::string_view(env) == "0");
   int count = 0;
   cuda::check(cudaGetDeviceCount(&count), "cudaGetDeviceCount", "init");
   if (count == 0) fail("no CUDA device");
+  if (device < 0 || device >= count) {
+    fail("there is no CUDA device {}: this machine has {}", device, count);
+  }
   cuda::check(cudaSetDevice(device_), "cudaSetDevice", "init");
   // A blocking stream: ordered after the legacy default stream's cudaMemset/cudaMemcpy of
   // alloc() and to_device(), whose device-side work may still be in flight when they return.
@@ -54,6 +57,7 @@ CudaBackend::CudaBackend(const BackendOptions& options)
 }
 
 CudaBackend::~CudaBackend() {
+  cudaSetDevice(device_);  // a tensor-parallel rank's backend may be destroyed on another thread
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   // TORCHLESS_CUDA_GRAPH_STATS=1: whether graph updates succeeded (few instantiations) or each
   // step paid for a new executable graph.
@@ -190,6 +194,10 @@ void CudaBackend::upload(std::span<const std::byte> bytes, Tensor& tensor) {
   if (graph_.capturing()) src = staging_.stage(bytes.data(), bytes.size());
   cuda::check(cudaMemcpyAsync(dst, src, bytes.size(), cudaMemcpyHostToDevice, stream_),
               "cudaMemcpyAsync", "upload");
+}
+
+void CudaBackend::make_current() {
+  cuda::check(cudaSetDevice(device_), "cudaSetDevice", "make_current");
 }
 
 void CudaBackend::synchronize() {

@@ -29,11 +29,11 @@ class PinnedUploader;
 
 class CudaBackend final : public Backend {
  public:
-  // Device 0; throws Error when there is none. options.batch_invariant: batched matmuls run the
+  // Throws Error when there is no such device. options.batch_invariant: batched matmuls run the
   // mat-vec kernel per token instead of cuBLAS, whose reduction order depends on the batch.
   // options.step_graphs: capture decode steps into CUDA graphs (TORCHLESS_CUDA_GRAPHS=0 turns
   // them off).
-  explicit CudaBackend(const BackendOptions& options = {});
+  explicit CudaBackend(const BackendOptions& options = {}, int device = 0);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -56,6 +56,12 @@ class CudaBackend final : public Backend {
   void to_host(const Tensor& tensor, std::span<std::byte> out) override;
   void upload(std::span<const std::byte> bytes, Tensor& tensor) override;
   void synchronize() override;
+  // Makes this backend's GPU the calling thread's current device (its allocations go there).
+  void make_current();
+
+  int device_index() const { return device_; }
+  // The stream every op is enqueued on (a tensor-parallel group's NCCL collectives join it).
+  cudaStream_t stream() const { return stream_; }
 
  protected:
   void matmul_vec_impl(const Tensor& w, const Tensor& x, Tensor& y) override;
