@@ -51,7 +51,7 @@ void CudaBackend::require_no_step(std::string_view what) const {
 void CudaBackend::begin_step_impl() {
   // The first step runs op by op: kernels are loaded lazily on first use, which is best done
   // outside a capture.
-  if (!step_graphs_ || steps_++ == 0) return;
+  if (!step_graphs_ || steps_++ == 0 || graph_.futile()) return;
   // The previous step's copies read staging_: wait for them (done already when the caller
   // read its logits) before its chunks are reused.
   cuda::check(cudaEventSynchronize(step_done_), "cudaEventSynchronize", "begin_step");

@@ -38,6 +38,9 @@ void StepGraph::end(cudaStream_t stream) {
       cudaGetLastError();
       cudaGraphExecDestroy(exec_);
       exec_ = nullptr;
+      ++refused_in_a_row_;
+    } else {
+      refused_in_a_row_ = 0;
     }
   }
   if (exec_ == nullptr) {

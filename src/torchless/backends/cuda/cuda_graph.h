@@ -28,12 +28,16 @@ class StepGraph {
 
   int64_t launches() const { return launches_; }
   int64_t instantiations() const { return instantiations_; }
+  // Whether updates keep being refused (the steps' topology changes every time), so that each
+  // step pays for a capture and a new executable graph: running op by op is then cheaper.
+  bool futile() const { return refused_in_a_row_ >= 3; }
 
  private:
   cudaGraphExec_t exec_ = nullptr;
   bool capturing_ = false;
   int64_t launches_ = 0;
   int64_t instantiations_ = 0;
+  int refused_in_a_row_ = 0;
 };
 
 }  // namespace torchless::cuda
