@@ -251,7 +251,7 @@ void CudaBackend::rmsnorm_impl(const Tensor& x, const Tensor& weight, Tensor& y,
   const float* wp = cuda::f32_ptr(weight, "rmsnorm", "weight");
   float* yp = cuda::f32_ptr(y, "rmsnorm", "y");
   if (x.numel() == 0) return;
-  if (x.rows() <= kMatvecTokens && x.cols() % 32 == 0) {
+  if (x.rows() <= cuda::kMatvecTokens && x.cols() % 32 == 0) {
     // The input of the mat-vecs that usually follow, quantised on the way.
     const cuda::ActivationQ8 q = activation_scratch(x.rows(), x.cols());
     cuda::rmsnorm_quantize(xp, wp, yp, q, x.rows(), x.cols(), eps, stream_);
@@ -281,7 +281,7 @@ void CudaBackend::fused_silu_mul_impl(const Tensor& gate, const Tensor& up, Tens
   const float* upp = cuda::f32_ptr(up, "fused_silu_mul", "up");
   float* op = cuda::f32_ptr(out, "fused_silu_mul", "out");
   if (gate.numel() == 0) return;
-  if (out.rows() <= kMatvecTokens && out.cols() % 32 == 0) {
+  if (out.rows() <= cuda::kMatvecTokens && out.cols() % 32 == 0) {
     // The down projection's input, quantised on the way.
     const cuda::ActivationQ8 q = activation_scratch(out.rows(), out.cols());
     cuda::silu_mul_quantize(gp, upp, op, q, gate.numel(), stream_);
