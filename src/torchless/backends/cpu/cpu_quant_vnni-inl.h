@@ -11,7 +11,8 @@
 // Batch invariance: every output's float operations are the same whether it is computed in a
 // mat-vec or in a batch, at any position and with any split of rows over threads (integer sums
 // are exact, so only the float steps need a fixed order; each kernel documents its own). Q4_0
-// always, and Q4_K and Q6_K for 4 tokens or more, put 16 weight rows in the lanes of a vector.
+// always, and Q4_K, Q5_K and Q6_K for 4 tokens or more, put 16 weight rows in the lanes of a
+// vector.
 //
 // Highway 1.0.3's AVX3_DL target string names avxvnni but not avx512vnni; its runtime check for
 // AVX3_DL does require AVX512-VNNI, so the functions here add that feature themselves.
@@ -34,6 +35,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
@@ -591,6 +593,33 @@ TORCHLESS_VNNI inline void pack_q4k(const KLaneRows<BlockQ4_K>& g, int64_t b, Pa
   _mm512_storeu_ps(p.m, _mm512_sub_ps(_mm512_setzero_ps(), dm));
 }
 
+// Q5_K in Q4_K's packed layout: the same scales and mins, codes of 5 bits instead of 4.
+TORCHLESS_VNNI inline void pack_q5k(const KLaneRows<BlockQ5_K>& g, int64_t b, PackedQ4K& p) {
+  alignas(64) uint8_t codes[kLaneRows][kQK_K];  // the 16 rows' codes in element order
+  alignas(32) uint16_t d[kLaneRows], dmin[kLaneRows];
+  for (int j = 0; j < kLaneRows; ++j) {
+    const BlockQ5_K& blk = g.row[j][b];
+    for (int c = 0; c < 4; ++c) _mm512_store_si512(codes[j] + 64 * c, Q5K::codes(blk, c));
+    for (int sub = 0; sub < 8; ++sub) {
+      uint8_t sc, mn;
+      q4k_scale_min(sub, blk.scales, sc, mn);
+      p.scales[sub][j] = sc;
+      p.mins[sub][j] = mn;
+    }
+    d[j] = blk.d;
+    dmin[j] = blk.dmin;
+  }
+  for (int q = 0; q < kQK_K / 16; ++q) {
+    __m512i words[4];
+    transpose_words([&](int j) { return codes[j] + 16 * q; }, words);
+    // 4-element groups 4q .. 4q + 3: sub-block (4q + i) / 8, group (4q + i) % 8.
+    for (int i = 0; i < 4; ++i) _mm512_storeu_si512(p.codes[q / 2][4 * (q % 2) + i], words[i]);
+  }
+  _mm512_storeu_ps(p.d, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d))));
+  const __m512 dm = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dmin)));
+  _mm512_storeu_ps(p.m, _mm512_sub_ps(_mm512_setzero_ps(), dm));
+}
+
 template <int NT>
 TORCHLESS_VNNI void q4k_packed(const MatmulOperands& m, const PackedQ4K* packed, int64_t first,
                                int count, int64_t t0) {
@@ -647,16 +676,24 @@ TORCHLESS_VNNI void q4k_packed_tail(const MatmulOperands& m, const PackedQ4K* pa
   }
 }
 
-// Rows in groups of 16, tokens in groups of kLaneTokens (at least that many tokens).
-TORCHLESS_VNNI inline void q4k_lanes(const MatmulOperands& m, int64_t row0, int64_t row1,
-                                     int64_t tok0, int64_t tok1) {
+// Rows in groups of 16, tokens in groups of kLaneTokens (at least that many tokens); Q4_K and
+// Q5_K blocks, packed by pack_q4k / pack_q5k.
+template <class Block>
+TORCHLESS_VNNI inline void q45k_lanes(const MatmulOperands& m, int64_t row0, int64_t row1,
+                                      int64_t tok0, int64_t tok1) {
   const int64_t blocks = m.cols / kQK_K;
   thread_local std::vector<PackedQ4K> packed;
   if (packed.size() < static_cast<size_t>(blocks)) packed.resize(static_cast<size_t>(blocks));
   for (int64_t first = row0; first < row1; first += kLaneRows) {
     const int count = static_cast<int>(std::min<int64_t>(kLaneRows, row1 - first));
-    const auto g = k_lane_rows<BlockQ4_K>(m, first, count);
-    for (int64_t b = 0; b < blocks; ++b) pack_q4k(g, b, packed[static_cast<size_t>(b)]);
+    const auto g = k_lane_rows<Block>(m, first, count);
+    for (int64_t b = 0; b < blocks; ++b) {
+      if constexpr (std::is_same_v<Block, BlockQ4_K>) {
+        pack_q4k(g, b, packed[static_cast<size_t>(b)]);
+      } else {
+        pack_q5k(g, b, packed[static_cast<size_t>(b)]);
+      }
+    }
     int64_t t = tok0;
     for (; t + kLaneTokens <= tok1; t += kLaneTokens) {
       q4k_packed<kLaneTokens>(m, packed.data(), first, count, t);
@@ -817,7 +854,7 @@ inline bool VnniMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, 
   switch (m.wtype) {
     case DType::Q4_K:
       if (tok1 - tok0 >= vnni::kLaneTokens) {
-        vnni::q4k_lanes(m, row0, row1, tok0, tok1);
+        vnni::q45k_lanes<BlockQ4_K>(m, row0, row1, tok0, tok1);
       } else {
         vnni::tiles<vnni::Q4K>(m, row0, row1, tok0, tok1);
       }
@@ -830,7 +867,11 @@ inline bool VnniMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, 
       }
       return true;
     case DType::Q5_K:
-      vnni::tiles<vnni::Q5K>(m, row0, row1, tok0, tok1);
+      if (tok1 - tok0 >= vnni::kLaneTokens) {
+        vnni::q45k_lanes<BlockQ5_K>(m, row0, row1, tok0, tok1);
+      } else {
+        vnni::tiles<vnni::Q5K>(m, row0, row1, tok0, tok1);
+      }
       return true;
     case DType::Q8_0:
       vnni::tiles<vnni::Q8_0>(m, row0, row1, tok0, tok1);
