@@ -2,7 +2,8 @@
 // the weights once per token, so each case reports the weight bytes it streams per second
 // (bytes_per_second) next to the machine's copy and read bandwidth. Every case cycles over
 // enough copies of its matrix (>= 160 MiB) that the weights come from DRAM, as in a real model,
-// not from the last-level cache.
+// not from the last-level cache; the cache-resident mat-vec cases (last argument 1) measure the
+// kernel's arithmetic alone: a type whose rate there is near the DRAM rate is compute-bound.
 //   cpu_ops_bench --benchmark_filter=MatmulVec|Copy|Read
 #include <benchmark/benchmark.h>
 
@@ -28,9 +29,11 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
   return v;
 }
 
-const DType kTypes[] = {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::BF16};
+const DType kTypes[] = {DType::F32,  DType::F16,  DType::Q8_0, DType::Q4_0,
+                        DType::BF16, DType::Q4_K, DType::Q6_K, DType::Q5_K};
 
-// Args: dtype index, rows, cols, threads.
+// Args: dtype index, rows, cols, threads[, 1: one copy, so the weights stay in the caches
+// and the case measures the kernel's arithmetic rather than DRAM].
 void BM_MatmulVec(benchmark::State& state) {
   const DType dtype = kTypes[state.range(0)];
   const int64_t rows = state.range(1), cols = state.range(2);
@@ -40,7 +43,9 @@ void BM_MatmulVec(benchmark::State& state) {
 
   const size_t row_bytes = dtype_row_bytes(dtype, cols);
   const size_t matrix_bytes = row_bytes * static_cast<size_t>(rows);
-  const size_t copies = std::max<size_t>(1, (kWorkingSet + matrix_bytes - 1) / matrix_bytes);
+  const bool cached = state.range(4) != 0;
+  const size_t copies =
+      cached ? 1 : std::max<size_t>(1, (kWorkingSet + matrix_bytes - 1) / matrix_bytes);
   std::vector<std::byte> one(matrix_bytes);
   const auto w = random_floats(static_cast<size_t>(cols), 1);
   for (int64_t r = 0; r < rows; ++r) {
@@ -67,10 +72,11 @@ void BM_MatmulVec(benchmark::State& state) {
 }
 
 void matvec_args(benchmark::internal::Benchmark* b) {
-  for (int64_t t = 0; t < 5; ++t) {
+  for (int64_t t = 0; t < 8; ++t) {
     for (int64_t rows : {2048, 8192}) {
-      for (int64_t threads : {1, 2}) b->Args({t, rows, 2048, threads});
+      for (int64_t threads : {1, 2}) b->Args({t, rows, 2048, threads, 0});
     }
+    b->Args({t, 512, 2048, 1, 1});
   }
 }
 BENCHMARK(BM_MatmulVec)->Apply(matvec_args)->UseRealTime()->Unit(benchmark::kMicrosecond);

@@ -10,7 +10,8 @@
 //   Q8  (legacy 32-element types): blocks of 32, one float scale each; the sum of the codes
 //       of each block for Q4_1/Q5_1.
 //   Q8_K (K types, IQ4_XS): blocks of 256, one float scale each, the sum of the codes of each
-//       group of 16 for the types with mins (Q2_K, Q4_K, Q5_K).
+//       group of 16 for the types with mins (Q2_K, Q4_K, Q5_K) and for Q6_K (its offset of 32
+//       in the VNNI kernel).
 // Codes lie in [-127, 127] and are stored widened to int16 (see cpu_kernels.h), and again as
 // int8 for the VNNI kernels (cpu_quant_vnni-inl.h: Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 on CPUs with
 // AVX512-VNNI), which Highway's runtime dispatch picks through its AVX3_DL target.

@@ -11,7 +11,8 @@
 // Batch invariance: every output's float operations are the same whether it is computed in a
 // mat-vec or in a batch, at any position and with any split of rows over threads (integer sums
 // are exact, so only the float steps need a fixed order; each kernel documents its own). Q4_0
-// always, and Q4_K for 4 tokens or more, put 16 weight rows in the lanes of a vector.
+// always, and Q4_K, Q5_K and Q6_K for 4 tokens or more, put 16 weight rows in the lanes of a
+// vector.
 //
 // Highway 1.0.3's AVX3_DL target string names avxvnni but not avx512vnni; its runtime check for
 // AVX3_DL does require AVX512-VNNI, so the functions here add that feature themselves.
@@ -34,6 +35,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
@@ -543,20 +545,24 @@ struct PackedQ4K {
   float m[kLaneRows];  // -dmin
 };
 
-struct LaneRowsQ4K {
-  const BlockQ4_K* row[kLaneRows];
+// The 16 row pointers of a group of `count` rows of K-type blocks (missing rows repeat the last).
+template <class Block>
+struct KLaneRows {
+  const Block* row[kLaneRows];
 };
 
-TORCHLESS_VNNI inline LaneRowsQ4K lane_rows_q4k(const MatmulOperands& m, int64_t first, int count) {
-  LaneRowsQ4K g;
+template <class Block>
+TORCHLESS_VNNI inline KLaneRows<Block> k_lane_rows(const MatmulOperands& m, int64_t first,
+                                                   int count) {
+  KLaneRows<Block> g;
   for (int j = 0; j < kLaneRows; ++j) {
     const int64_t r = first + std::min(j, count - 1);
-    g.row[j] = reinterpret_cast<const BlockQ4_K*>(m.w + static_cast<size_t>(r) * m.w_row_bytes);
+    g.row[j] = reinterpret_cast<const Block*>(m.w + static_cast<size_t>(r) * m.w_row_bytes);
   }
   return g;
 }
 
-TORCHLESS_VNNI inline void pack_q4k(const LaneRowsQ4K& g, int64_t b, PackedQ4K& p) {
+TORCHLESS_VNNI inline void pack_q4k(const KLaneRows<BlockQ4_K>& g, int64_t b, PackedQ4K& p) {
   const __m512i mask = _mm512_set1_epi8(0x0F);
   for (int c = 0; c < 4; ++c) {
     for (int half = 0; half < 2; ++half) {
@@ -581,6 +587,33 @@ TORCHLESS_VNNI inline void pack_q4k(const LaneRowsQ4K& g, int64_t b, PackedQ4K& 
       p.scales[sub][j] = sc;
       p.mins[sub][j] = mn;
     }
+  }
+  _mm512_storeu_ps(p.d, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d))));
+  const __m512 dm = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dmin)));
+  _mm512_storeu_ps(p.m, _mm512_sub_ps(_mm512_setzero_ps(), dm));
+}
+
+// Q5_K in Q4_K's packed layout: the same scales and mins, codes of 5 bits instead of 4.
+TORCHLESS_VNNI inline void pack_q5k(const KLaneRows<BlockQ5_K>& g, int64_t b, PackedQ4K& p) {
+  alignas(64) uint8_t codes[kLaneRows][kQK_K];  // the 16 rows' codes in element order
+  alignas(32) uint16_t d[kLaneRows], dmin[kLaneRows];
+  for (int j = 0; j < kLaneRows; ++j) {
+    const BlockQ5_K& blk = g.row[j][b];
+    for (int c = 0; c < 4; ++c) _mm512_store_si512(codes[j] + 64 * c, Q5K::codes(blk, c));
+    for (int sub = 0; sub < 8; ++sub) {
+      uint8_t sc, mn;
+      q4k_scale_min(sub, blk.scales, sc, mn);
+      p.scales[sub][j] = sc;
+      p.mins[sub][j] = mn;
+    }
+    d[j] = blk.d;
+    dmin[j] = blk.dmin;
+  }
+  for (int q = 0; q < kQK_K / 16; ++q) {
+    __m512i words[4];
+    transpose_words([&](int j) { return codes[j] + 16 * q; }, words);
+    // 4-element groups 4q .. 4q + 3: sub-block (4q + i) / 8, group (4q + i) % 8.
+    for (int i = 0; i < 4; ++i) _mm512_storeu_si512(p.codes[q / 2][4 * (q % 2) + i], words[i]);
   }
   _mm512_storeu_ps(p.d, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d))));
   const __m512 dm = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dmin)));
@@ -643,21 +676,127 @@ TORCHLESS_VNNI void q4k_packed_tail(const MatmulOperands& m, const PackedQ4K* pa
   }
 }
 
-// Rows in groups of 16, tokens in groups of kLaneTokens (at least that many tokens).
-TORCHLESS_VNNI inline void q4k_lanes(const MatmulOperands& m, int64_t row0, int64_t row1,
-                                     int64_t tok0, int64_t tok1) {
+// Rows in groups of 16, tokens in groups of kLaneTokens (at least that many tokens); Q4_K and
+// Q5_K blocks, packed by pack_q4k / pack_q5k.
+template <class Block>
+TORCHLESS_VNNI inline void q45k_lanes(const MatmulOperands& m, int64_t row0, int64_t row1,
+                                      int64_t tok0, int64_t tok1) {
   const int64_t blocks = m.cols / kQK_K;
   thread_local std::vector<PackedQ4K> packed;
   if (packed.size() < static_cast<size_t>(blocks)) packed.resize(static_cast<size_t>(blocks));
   for (int64_t first = row0; first < row1; first += kLaneRows) {
     const int count = static_cast<int>(std::min<int64_t>(kLaneRows, row1 - first));
-    const LaneRowsQ4K g = lane_rows_q4k(m, first, count);
-    for (int64_t b = 0; b < blocks; ++b) pack_q4k(g, b, packed[static_cast<size_t>(b)]);
+    const auto g = k_lane_rows<Block>(m, first, count);
+    for (int64_t b = 0; b < blocks; ++b) {
+      if constexpr (std::is_same_v<Block, BlockQ4_K>) {
+        pack_q4k(g, b, packed[static_cast<size_t>(b)]);
+      } else {
+        pack_q5k(g, b, packed[static_cast<size_t>(b)]);
+      }
+    }
     int64_t t = tok0;
     for (; t + kLaneTokens <= tok1; t += kLaneTokens) {
       q4k_packed<kLaneTokens>(m, packed.data(), first, count, t);
     }
     q4k_packed_tail(m, packed.data(), first, count, t, tok1 - t);
+  }
+}
+
+// --- Q6_K with rows in lanes (batches of 4 tokens or more) ----------------------------------
+// As Q4_K above, with 16 sub-blocks of 16 elements and an offset of 32 instead of mins. Per
+// block and token, lane j gets the exact isum = sum over sub-blocks s of scale_js x (codes x
+// activations - 32 x the activation sum of s), and each output sees acc = fma(isum, d d_x,
+// acc), exactly as dot_tile computes it for the mat-vec.
+struct PackedQ6K {
+  uint8_t codes[64][64];  // [4-element group]: unsigned 6-bit codes, rows in lanes
+  int32_t scales[16][kLaneRows];
+  float d[kLaneRows];
+};
+
+TORCHLESS_VNNI inline void pack_q6k(const KLaneRows<BlockQ6_K>& g, int64_t b, PackedQ6K& p) {
+  // The 16 rows' codes in element order, then a 4 x 4 transpose of words per 16 elements.
+  alignas(64) uint8_t codes[kLaneRows][kQK_K];
+  alignas(32) uint16_t d[kLaneRows];
+  for (int j = 0; j < kLaneRows; ++j) {
+    const BlockQ6_K& blk = g.row[j][b];
+    for (int c = 0; c < 4; ++c) _mm512_store_si512(codes[j] + 64 * c, Q6K::codes(blk, c));
+    for (int sub = 0; sub < 16; ++sub) p.scales[sub][j] = blk.scales[sub];
+    d[j] = blk.d;
+  }
+  for (int q = 0; q < kQK_K / 16; ++q) {
+    __m512i words[4];
+    transpose_words([&](int j) { return codes[j] + 16 * q; }, words);
+    for (int i = 0; i < 4; ++i) _mm512_storeu_si512(p.codes[4 * q + i], words[i]);
+  }
+  _mm512_storeu_ps(p.d, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d))));
+}
+
+template <int NT>
+TORCHLESS_VNNI void q6k_packed(const MatmulOperands& m, const PackedQ6K* packed, int64_t first,
+                               int count, int64_t t0) {
+  const int64_t blocks = m.cols / kQK_K;
+  const int8_t* xq[NT];
+  const float* xd[NT];
+  const int16_t* xs[NT];
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    xq[t] = m.xq8 + (t0 + t) * m.cols;
+    xd[t] = m.xd + (t0 + t) * blocks;
+    xs[t] = m.xsum + (t0 + t) * (m.cols / 16);
+    acc[t] = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < blocks; ++b) {
+    const PackedQ6K& p = packed[b];
+    __m512i isum[NT];
+    for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
+    for (int sub = 0; sub < 16; ++sub) {
+      __m512i codes[4];
+      for (int i = 0; i < 4; ++i) codes[i] = _mm512_loadu_si512(p.codes[4 * sub + i]);
+      const __m512i scale = _mm512_loadu_si512(p.scales[sub]);
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* xb = xq[t] + b * kQK_K + 16 * sub;
+        __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes[0], broadcast_group(xb, 0));
+        __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes[1], broadcast_group(xb, 1));
+        s0 = _mm512_dpbusd_epi32(s0, codes[2], broadcast_group(xb, 2));
+        s1 = _mm512_dpbusd_epi32(s1, codes[3], broadcast_group(xb, 3));
+        const __m512i offset = _mm512_set1_epi32(32 * static_cast<int32_t>(xs[t][b * 16 + sub]));
+        const __m512i sum = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), offset);
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sum, scale));
+      }
+    }
+    const __m512 d = _mm512_loadu_ps(p.d);
+    for (int t = 0; t < NT; ++t) {
+      const __m512 dx = _mm512_set1_ps(xd[t][b]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, dx), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) store_lanes(m, t0 + t, first, count, acc[t]);
+}
+
+template <int NT = kLaneTokens - 1>
+TORCHLESS_VNNI void q6k_packed_tail(const MatmulOperands& m, const PackedQ6K* packed, int64_t first,
+                                    int count, int64_t t0, int64_t left) {
+  if constexpr (NT >= 1) {
+    if (left == NT) return q6k_packed<NT>(m, packed, first, count, t0);
+    q6k_packed_tail<NT - 1>(m, packed, first, count, t0, left);
+  }
+}
+
+// Rows in groups of 16, tokens in groups of kLaneTokens (at least that many tokens).
+TORCHLESS_VNNI inline void q6k_lanes(const MatmulOperands& m, int64_t row0, int64_t row1,
+                                     int64_t tok0, int64_t tok1) {
+  const int64_t blocks = m.cols / kQK_K;
+  thread_local std::vector<PackedQ6K> packed;
+  if (packed.size() < static_cast<size_t>(blocks)) packed.resize(static_cast<size_t>(blocks));
+  for (int64_t first = row0; first < row1; first += kLaneRows) {
+    const int count = static_cast<int>(std::min<int64_t>(kLaneRows, row1 - first));
+    const auto g = k_lane_rows<BlockQ6_K>(m, first, count);
+    for (int64_t b = 0; b < blocks; ++b) pack_q6k(g, b, packed[static_cast<size_t>(b)]);
+    int64_t t = tok0;
+    for (; t + kLaneTokens <= tok1; t += kLaneTokens) {
+      q6k_packed<kLaneTokens>(m, packed.data(), first, count, t);
+    }
+    q6k_packed_tail(m, packed.data(), first, count, t, tok1 - t);
   }
 }
 
@@ -715,16 +854,24 @@ inline bool VnniMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, 
   switch (m.wtype) {
     case DType::Q4_K:
       if (tok1 - tok0 >= vnni::kLaneTokens) {
-        vnni::q4k_lanes(m, row0, row1, tok0, tok1);
+        vnni::q45k_lanes<BlockQ4_K>(m, row0, row1, tok0, tok1);
       } else {
         vnni::tiles<vnni::Q4K>(m, row0, row1, tok0, tok1);
       }
       return true;
     case DType::Q6_K:
-      vnni::tiles<vnni::Q6K>(m, row0, row1, tok0, tok1);
+      if (tok1 - tok0 >= vnni::kLaneTokens) {
+        vnni::q6k_lanes(m, row0, row1, tok0, tok1);
+      } else {
+        vnni::tiles<vnni::Q6K>(m, row0, row1, tok0, tok1);
+      }
       return true;
     case DType::Q5_K:
-      vnni::tiles<vnni::Q5K>(m, row0, row1, tok0, tok1);
+      if (tok1 - tok0 >= vnni::kLaneTokens) {
+        vnni::q45k_lanes<BlockQ5_K>(m, row0, row1, tok0, tok1);
+      } else {
+        vnni::tiles<vnni::Q5K>(m, row0, row1, tok0, tok1);
+      }
       return true;
     case DType::Q8_0:
       vnni::tiles<vnni::Q8_0>(m, row0, row1, tok0, tok1);

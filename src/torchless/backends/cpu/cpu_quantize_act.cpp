@@ -101,6 +101,7 @@ int activation_sum_group(DType type) {
     case DType::Q2_K:
     case DType::Q4_K:
     case DType::Q5_K:
+    case DType::Q6_K:  // the VNNI rows-in-lanes kernel's offset of 32 (cpu_quant_vnni-inl.h)
       return 16;
     default:
       return 0;
