@@ -4,7 +4,9 @@
 # 16 KiB of a few real files from ../shared; the other parsers (safetensors/config.json, chat
 # templates, tokenizer.json, llama2.c checkpoint and tokenizer.bin, tokenizer encode, the
 # server's request bodies) for
-# SECONDS/4 each (15 s by default), from small seeds written here. Prints executions per target.
+# SECONDS/4 each (15 s by default), from small seeds written here. The fuzzers are
+# single-threaded, so two run at a time (CI machines have two cores): every target gets the same
+# time on a core as one after the other, in about half the wall time. Prints executions per target.
 # Usage: scripts/fuzz_smoke.sh [SECONDS]     (default 60; see docs/fuzzing.md for longer runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,7 @@ for f in ../shared/models/stories260K.gguf ../shared/golden/qwen2/model-q4_k.ggu
 done
 
 # run_fuzzer NAME SECONDS CORPUS_DIR [MAX_LEN]: fuzzes, prints the execution count, keeps
-# reproducers.
+# reproducers; exits non-zero on a finding.
 run_fuzzer() {
   local name=$1 secs=$2 dir=$3 max_len=${4:-16384} status=0
   echo "fuzz_smoke: fuzzing ${name} for ${secs} s ($(ls "$dir" | wc -l) seed files)"
@@ -44,11 +46,48 @@ run_fuzzer() {
   echo "fuzz_smoke: ${name} OK, ${runs} executions in ${secs} s, ${new} new corpus units, no crash"
 }
 
-run_fuzzer gguf_reader_fuzz "$seconds" "$corpus"
+# queue NAME SECONDS CORPUS_DIR [MAX_LEN]: a run_fuzzer call for run_queued below.
+queued=()
+queue() { queued+=("$*"); }
+
+# run_lane JOB...: the runs one after the other; stops at the first failure.
+run_lane() {
+  local job
+  for job in "$@"; do
+    # shellcheck disable=SC2086 # a job is NAME SECONDS DIR [MAX_LEN], no spaces inside
+    (run_fuzzer $job) || return 1
+  done
+}
+
+# run_queued: the queued runs in two lanes side by side, each run to the lane with fewer
+# seconds so far (by default 60 + 15 s beside 5 x 15 s: 75 s instead of 165 s); fails if any
+# run failed.
+run_queued() {
+  local a=() b=() secs_a=0 secs_b=0 job secs failed=0
+  for job in "${queued[@]}"; do
+    secs=$(cut -d' ' -f2 <<<"$job")
+    if ((secs_a <= secs_b)); then
+      a+=("$job")
+      secs_a=$((secs_a + secs))
+    else
+      b+=("$job")
+      secs_b=$((secs_b + secs))
+    fi
+  done
+  run_lane ${a[@]+"${a[@]}"} &
+  local pid_a=$!
+  run_lane ${b[@]+"${b[@]}"} &
+  local pid_b=$!
+  wait "$pid_a" || failed=1
+  wait "$pid_b" || failed=1
+  return "$failed"
+}
+
+queue gguf_reader_fuzz "$seconds" "$corpus"
 share=$(( (seconds + 3) / 4 ))
 # The safetensors/config.json parsers start from an empty corpus.
 mkdir -p "$work/safetensors"
-run_fuzzer safetensors_reader_fuzz "$share" "$work/safetensors"
+queue safetensors_reader_fuzz "$share" "$work/safetensors"
 
 # seed DIR NAME: writes stdin (printf escapes expanded by the caller) as seed NAME in DIR.
 seed() { mkdir -p "$1" && cat > "$1/$2"; }
@@ -58,13 +97,13 @@ d=$work/chat
 printf '%s' "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m.content | trim }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}" | seed "$d" chatml
 printf '%s' "{{ bos_token }}{% set ns = namespace(sys='') %}{%- for m in messages -%}{% if m.role == 'system' %}{% set ns.sys = m.content %}{% elif (m.role == 'user') != (loop.index0 % 2 == 1) %}{{ raise_exception('alternate') }}{% else %}{{ '[INST] ' ~ ns.sys ~ m.content|upper ~ ' [/INST]' if m.role == 'user' else m.content + eos_token }}{% endif %}{%- endfor %}" | seed "$d" llama2
 printf '%s' "{{ messages[1:][::-1] | map(attribute='role') | join(',') }}{{ (messages | selectattr('role', 'equalto', 'user') | list | length) * 2 // 3 }}{{ {'a': [1, 2.5, none, true]} | tojson(indent=2) }}{% for k, v in {'x': 1}.items() if v is number %}{{ k }}{% else %}e{% endfor %}{{ 'a b'.split(' ') | first }}{{ range(3) | list | last is odd }}" | seed "$d" expressions
-run_fuzzer chat_template_fuzz "$share" "$d" 4096
+queue chat_template_fuzz "$share" "$d" 4096
 
 # tokenizer.json: a byte-level (GPT-2 style) and a SentencePiece-style BPE with byte fallback.
 d=$work/hf
 printf '%s' '{"added_tokens":[{"id":6,"content":"<|endoftext|>","special":true},{"id":7,"content":"<x>","lstrip":true}],"pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\s+|\\p{L}+"},"behavior":"Isolated"},{"type":"ByteLevel","use_regex":true}]},"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<|endoftext|>"}},{"Sequence":{"id":"A"}}]},"decoder":{"type":"ByteLevel"},"model":{"type":"BPE","vocab":{"H":0,"e":1,"l":2,"o":3,"He":4,"ll":5,"\u0120":8,"w":9},"merges":["H e","l l"]}}' | seed "$d" bytelevel
 printf '%s' '{"added_tokens":[{"id":0,"content":"<unk>","special":true},{"id":1,"content":"<s>","special":true}],"normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"\u2581"}]},"decoder":{"type":"ByteFallback"},"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<s>"}},{"Sequence":{"id":"A"}}]},"model":{"type":"BPE","unk_token":"<unk>","byte_fallback":true,"vocab":{"<unk>":0,"<s>":1,"<0x0A>":2,"<0xC3>":3,"\u2581":4,"H":5,"e":6,"\u2581H":7,"\u2581He":8},"merges":[["\u2581","H"],"\u2581H e"]}}' | seed "$d" sentencepiece
-run_fuzzer hf_tokenizer_fuzz "$share" "$d"
+queue hf_tokenizer_fuzz "$share" "$d"
 
 # llama2.c: the first byte picks the reader (even: checkpoint, odd: tokenizer.bin).
 d=$work/llama2c
@@ -91,7 +130,7 @@ PY
 if [[ -f ../shared/models/tok512.bin ]]; then
   { printf '\1'; head -c 4096 ../shared/models/tok512.bin; } > "$d/head-tok512"
 fi
-run_fuzzer llama2c_fuzz "$share" "$d"
+queue llama2c_fuzz "$share" "$d"
 
 # Server request bodies: the first byte picks the endpoint (0 chat, 1 completions, 2 tokenize,
 # 3 detokenize).
@@ -101,7 +140,7 @@ printf '\1%s' '{"prompt":"Once upon a time","max_completion_tokens":8,"logprobs"
 printf '\1%s' '{"prompt":[1,2,3,31999],"max_tokens":1e3,"seed":18446744073709551615}' | seed "$d" completion-ids
 printf '\2%s' '{"content":"<s>caf\u00e9","add_special":true,"with_pieces":true}' | seed "$d" tokenize
 printf '\3%s' '{"tokens":[1,2,-3,99999999999]}' | seed "$d" detokenize
-run_fuzzer server_request_fuzz "$share" "$d" 4096
+queue server_request_fuzz "$share" "$d" 4096
 
 # Tokenizer encode: needs the two vocabularies from ../shared (loaded once at start-up).
 if [[ -f ../shared/models/stories260K.gguf && -f ../shared/vocab/ggml-vocab-gpt-2.gguf ]]; then
@@ -110,7 +149,10 @@ if [[ -f ../shared/models/stories260K.gguf && -f ../shared/vocab/ggml-vocab-gpt-
   printf '\6<s> caf\xc3\xa9 \xe2\x82 \xff\n\n  x' | seed "$d" spm-invalid
   printf '\1Hello world! \xe4\xbd\xa0\xe5\xa5\xbd 123 <|endoftext|>' | seed "$d" gpt2
   printf '\3<|endoftext|>\xff\xfe\xc3 \tok' | seed "$d" gpt2-invalid
-  TORCHLESS_SHARED_DIR=../shared run_fuzzer tokenizer_encode_fuzz "$share" "$d" 4096
+  export TORCHLESS_SHARED_DIR=../shared  # read by tokenizer_encode_fuzz alone
+  queue tokenizer_encode_fuzz "$share" "$d" 4096
 else
   echo "fuzz_smoke: skipping tokenizer_encode_fuzz (no ../shared vocabularies)"
 fi
+
+run_queued

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Sets up the build dependencies, checks the formatting and the {fmt} includes, builds and runs
-# the whole test suite: the `ci` build's tests (every Metal-shader test in three thread orders),
-# the Metal-shader and format-parser tests again under ASan+UBSan, a bounded fuzz smoke run, and
-# the tests of a clang + libc++ build (the standard library of macOS). Every build here treats
-# warnings as errors (the `ci`, `asan`, `fuzz` and `libcxx` presets); a user's `release` build
-# does not.
+# Sets up the build dependencies, checks the formatting and the {fmt} includes, builds, runs
+# clang-tidy over src/ (scripts/check_tidy.sh) and runs the whole test suite: the `ci` build's
+# tests (every Metal-shader test in three thread orders), the Metal-shader and format-parser
+# tests again under ASan+UBSan, a bounded fuzz smoke run, and the tests of a clang + libc++
+# build (the standard library of macOS). Every build here treats warnings as errors (the `ci`,
+# `asan`, `fuzz` and `libcxx` presets); a user's `release` build does not. What runs where, and
+# what each stage costs: docs/testing.md.
 # Usage: scripts/test.sh            (what CI runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
 export CTEST_PARALLEL_LEVEL="${CTEST_PARALLEL_LEVEL:-2}"
 cmake --preset ci
 cmake --build --preset ci
+scripts/check_tidy.sh build/ci
 ctest --preset ci -j2
 if [[ -x scripts/test_asan.sh ]]; then scripts/test_asan.sh; fi
 if [[ -x scripts/fuzz_smoke.sh ]]; then scripts/fuzz_smoke.sh; fi

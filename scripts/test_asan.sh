@@ -2,8 +2,10 @@
 # Builds with AddressSanitizer + UBSan the test executables that run Metal shaders (ctest
 # label `metal`: the MSL emulator's own tests and the emulated Metal backend's) and the format
 # parsers' tests (hostile GGUF, safetensors and llama2.c files), and runs them once: the thread
-# orders are the release run's job (scripts/test.sh runs every Metal test in forward, reverse
-# and shuffled orders), so here only the forward instances run. Called by scripts/test.sh.
+# orders, the simdgroup width 64 and the fast-math mode are the release run's job
+# (scripts/test.sh runs every Metal test in forward, reverse and shuffled orders, and again at
+# width 64 and in fast math); they change the order and the math of the same memory accesses,
+# so here only the forward instances run. Called by scripts/test.sh.
 # Usage: scripts/test_asan.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +40,7 @@ base_options="detect_leaks=1:strict_string_checks=1"
 # the emulated backend tests about 40x slower (a small Llama decode step: 6 s without, 270 s
 # with).
 ASAN_OPTIONS="${ASAN_OPTIONS:-$base_options:detect_stack_use_after_return=0}" \
-  ctest --preset asan -L metal -LE emulator -E '^(reverse|shuffle|simd64)\.|^metal_selftest\.' -j2
+  ctest --preset asan -L metal -LE emulator -E '^(reverse|shuffle|simd64|fastmath)\.|^metal_selftest\.' -j2
 ASAN_OPTIONS="${ASAN_OPTIONS:-$base_options:detect_stack_use_after_return=1}" \
   build/asan/tests/formats_tests --gtest_brief=1
 # The emulator's own tests with use-after-return detection on: its fiber switches are annotated

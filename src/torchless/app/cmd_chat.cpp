@@ -3,7 +3,7 @@
 // the KV cache are evaluated, so history is never recomputed yet the prompt is always exactly
 // what the template produces. When the context fills, the oldest turns are dropped (the
 // system prompt stays); Ctrl-C stops a reply, and a second Ctrl-C at an empty prompt quits.
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): sigaction is POSIX, not <csignal>
 
 #include <atomic>
 #include <cstdio>

@@ -28,7 +28,7 @@ namespace {
 // CLI11's conversion errors read "Could not convert: --top-k = abc"; users want the flag, the
 // value and what was wrong with it.
 std::string parse_error_text(const CLI::ParseError& e) {
-  const std::string what = e.what();
+  std::string what = e.what();
   const std::string prefix = "Could not convert: ";
   const size_t eq = what.find(" = ");
   if (what.rfind(prefix, 0) == 0 && eq != std::string::npos) {

@@ -39,15 +39,33 @@ void require_tensor(const Tensor& t, std::string_view op, std::string_view what)
   }
 }
 
-void require_f32(const Tensor& t, std::string_view op, std::string_view what) {
+void require_dtype(const Tensor& t, DType dtype, std::string_view op, std::string_view what) {
   require_tensor(t, op, what);
-  if (t.dtype != DType::F32) fail("{}: {} must be f32, got {}", op, what, dtype_name(t.dtype));
+  if (t.dtype != dtype) {
+    fail("{}: {} must be {}, got {}", op, what, dtype_name(dtype), dtype_name(t.dtype));
+  }
+}
+
+void require_f32(const Tensor& t, std::string_view op, std::string_view what) {
+  require_dtype(t, DType::F32, op, what);
 }
 
 void require_numel(const Tensor& t, int64_t n, std::string_view op, std::string_view what) {
   if (t.numel() != n) {
     fail("{}: {} has shape {} ({} elements), expected {} elements", op, what, t.shape.str(),
          t.numel(), n);
+  }
+}
+
+void require_f32(const Tensor& t, int64_t n, std::string_view op, std::string_view what) {
+  require_f32(t, op, what);
+  require_numel(t, n, op, what);
+}
+
+void require_heads(int n_heads, int n_kv_heads, int head_dim, std::string_view op) {
+  if (n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || n_heads % n_kv_heads != 0) {
+    fail("{}: invalid heads: n_heads {}, n_kv_heads {} (must divide n_heads), head_dim {}", op,
+         n_heads, n_kv_heads, head_dim);
   }
 }
 
@@ -100,10 +118,8 @@ void require_token_ids(const Tensor& ids, int64_t rows, std::string_view op) {
 void check_matmul_vec(const Backend& b, const Tensor& w, const Tensor& x, const Tensor& y) {
   constexpr std::string_view op = "matmul_vec";
   require_weight(b, w, op, "w");
-  require_f32(x, op, "x");
-  require_f32(y, op, "y");
-  require_numel(x, w.cols(), op, "x");
-  require_numel(y, w.rows(), op, "y");
+  require_f32(x, w.cols(), op, "x");
+  require_f32(y, w.rows(), op, "y");
   require_disjoint(y, x, op, "y", "x");
   require_disjoint(y, w, op, "y", "w");
 }
@@ -129,10 +145,8 @@ void check_matmul(const Backend& b, const Tensor& w, const Tensor& x, const Tens
 void check_rmsnorm(const Tensor& x, const Tensor& weight, const Tensor& y) {
   constexpr std::string_view op = "rmsnorm";
   require_f32(x, op, "x");
-  require_f32(weight, op, "weight");
-  require_f32(y, op, "y");
-  require_numel(weight, x.cols(), op, "weight");
-  require_numel(y, x.numel(), op, "y");
+  require_f32(weight, x.cols(), op, "weight");
+  require_f32(y, x.numel(), op, "y");
   require_same_or_disjoint(y, x, op, "y", "x");
   require_disjoint(y, weight, op, "y", "weight");
 }
@@ -148,10 +162,8 @@ void check_silu(const Tensor& x) {
 void check_fused_silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) {
   constexpr std::string_view op = "fused_silu_mul";
   require_f32(gate, op, "gate");
-  require_f32(up, op, "up");
-  require_f32(out, op, "out");
-  require_numel(up, gate.numel(), op, "up");
-  require_numel(out, gate.numel(), op, "out");
+  require_f32(up, gate.numel(), op, "up");
+  require_f32(out, gate.numel(), op, "out");
   require_same_or_disjoint(out, gate, op, "out", "gate");
   require_same_or_disjoint(out, up, op, "out", "up");
 }
@@ -160,8 +172,7 @@ void check_add(const Tensor& a, const Tensor& b, const Tensor& out) {
   constexpr std::string_view op = "add";
   require_f32(a, op, "a");
   require_f32(b, op, "b");
-  require_f32(out, op, "out");
-  require_numel(out, a.numel(), op, "out");
+  require_f32(out, a.numel(), op, "out");
   if (b.numel() != a.numel() && b.numel() != a.cols()) {
     fail("add: b has shape {}, expected a's shape {} or one row of {} elements", b.shape.str(),
          a.shape.str(), a.cols());
@@ -190,10 +201,8 @@ void check_rope(const Tensor& x, const Tensor& inv_freq, const RopeParams& p) {
 void check_embedding(const Backend& b, const Tensor& table, const Tensor& ids, const Tensor& out) {
   constexpr std::string_view op = "embedding";
   require_weight(b, table, op, "table");
-  require_tensor(ids, op, "ids");
-  if (ids.dtype != DType::I32) fail("embedding: ids must be i32, got {}", dtype_name(ids.dtype));
-  require_f32(out, op, "out");
-  require_numel(out, ids.numel() * table.cols(), op, "out");
+  require_dtype(ids, DType::I32, op, "ids");
+  require_f32(out, ids.numel() * table.cols(), op, "out");
   require_disjoint(out, table, op, "out", "table");
   require_disjoint(out, ids, op, "out", "ids");
 }
@@ -217,10 +226,7 @@ void check_kv_store(const Tensor& src, const Tensor& cache, int pos0) {
 }
 
 void check_attention_params(const AttentionParams& p, std::string_view op) {
-  if (p.n_heads <= 0 || p.n_kv_heads <= 0 || p.head_dim <= 0 || p.n_heads % p.n_kv_heads != 0) {
-    fail("{}: invalid heads: n_heads {}, n_kv_heads {} (must divide n_heads), head_dim {}", op,
-         p.n_heads, p.n_kv_heads, p.head_dim);
-  }
+  require_heads(p.n_heads, p.n_kv_heads, p.head_dim, op);
   if (p.n_tokens < 1 || p.pos0 < 0 || p.window < 0) {
     fail("{}: invalid n_tokens {}, pos0 {} or window {}", op, p.n_tokens, p.pos0, p.window);
   }
@@ -261,8 +267,7 @@ void check_attention_scores(const Tensor& q, const Tensor& k_cache, const Tensor
                             const AttentionParams& p) {
   constexpr std::string_view op = "attention_scores";
   require_one_token(p, op);
-  require_f32(q, op, "q");
-  require_numel(q, int64_t{p.n_heads} * p.head_dim, op, "q");
+  require_f32(q, int64_t{p.n_heads} * p.head_dim, op, "q");
   require_cache_rows(k_cache, p, op, "k_cache");
   require_scores(scores, p, op);
   require_disjoint(scores, q, op, "scores", "q");
@@ -275,8 +280,7 @@ void check_weighted_sum(const Tensor& scores, const Tensor& v_cache, const Tenso
   require_one_token(p, op);
   require_scores(scores, p, op);
   require_cache_rows(v_cache, p, op, "v_cache");
-  require_f32(out, op, "out");
-  require_numel(out, int64_t{p.n_heads} * p.head_dim, op, "out");
+  require_f32(out, int64_t{p.n_heads} * p.head_dim, op, "out");
   require_disjoint(out, scores, op, "out", "scores");
   require_disjoint(out, v_cache, op, "out", "v_cache");
 }
@@ -286,16 +290,14 @@ void check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   constexpr std::string_view op = "attention";
   check_attention_params(p, op);
   const int64_t width = int64_t{p.n_tokens} * p.n_heads * p.head_dim;
-  require_f32(q, op, "q");
-  require_numel(q, width, op, "q");
+  require_f32(q, width, op, "q");
   require_cache_rows(k_cache, p, op, "k_cache");
   require_cache_rows(v_cache, p, op, "v_cache");
   if (k_cache.dtype != v_cache.dtype) {
     fail("attention: k_cache is {} and v_cache {}; the caches must share a type",
          dtype_name(k_cache.dtype), dtype_name(v_cache.dtype));
   }
-  require_f32(out, op, "out");
-  require_numel(out, width, op, "out");
+  require_f32(out, width, op, "out");
   require_disjoint(out, q, op, "out", "q");
   require_disjoint(out, k_cache, op, "out", "k_cache");
   require_disjoint(out, v_cache, op, "out", "v_cache");

@@ -15,8 +15,14 @@ namespace torchless::op_checks {
 // --- the rules each op check is made of; each throws Error naming the op and the operand ---
 // Has storage, and its bytes lie inside that storage.
 void require_tensor(const Tensor& t, std::string_view op, std::string_view what);
+// A tensor (as above) of `dtype`.
+void require_dtype(const Tensor& t, DType dtype, std::string_view op, std::string_view what);
 void require_f32(const Tensor& t, std::string_view op, std::string_view what);
 void require_numel(const Tensor& t, int64_t n, std::string_view op, std::string_view what);
+// An F32 tensor of n elements.
+void require_f32(const Tensor& t, int64_t n, std::string_view op, std::string_view what);
+// n_heads and n_kv_heads positive, n_kv_heads dividing n_heads, head_dim positive.
+void require_heads(int n_heads, int n_kv_heads, int head_dim, std::string_view op);
 // An F32 or F16 KV cache.
 void require_kv_cache(const Tensor& cache, std::string_view op, std::string_view what);
 // A tensor of a dtype `backend` accepts for weights (its supports_weight_dtype()).

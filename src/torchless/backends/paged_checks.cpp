@@ -1,20 +1,16 @@
 #include "torchless/backends/paged_checks.h"
 
+#include "torchless/backends/op_checks.h"
 #include "torchless/core/error.h"
 #include "torchless/core/quant.h"
 
 namespace torchless {
 namespace {
 
-void check_dtype(const Tensor& t, DType dtype, std::string_view op, std::string_view what) {
-  if (t.empty()) fail("{}: {} is an empty tensor", op, what);
-  if (t.dtype != dtype) {
-    fail("{}: {} must be {}, got {}", op, what, dtype_name(dtype), dtype_name(t.dtype));
-  }
-}
+using op_checks::require_dtype;
 
 void check_pool(const Tensor& pool, std::string_view op, std::string_view what) {
-  if (pool.empty()) fail("{}: {} is an empty tensor", op, what);
+  op_checks::require_tensor(pool, op, what);
   if (pool.dtype != DType::F32 && pool.dtype != DType::F16 && pool.dtype != DType::Q8_0) {
     fail("{}: {} must be f32, f16 or q8_0, got {}", op, what, dtype_name(pool.dtype));
   }
@@ -25,9 +21,9 @@ void check_pool(const Tensor& pool, std::string_view op, std::string_view what) 
 
 void check_paged_kv_store(const Tensor& src, const Tensor& pool, const Tensor& slots) {
   constexpr std::string_view op = "paged_kv_store";
-  check_dtype(src, DType::F32, op, "src");
+  require_dtype(src, DType::F32, op, "src");
   check_pool(pool, op, "pool");
-  check_dtype(slots, DType::I32, op, "slots");
+  require_dtype(slots, DType::I32, op, "slots");
   if (src.cols() != pool.cols()) {
     fail("{}: src has shape {}, pool rows have {} elements", op, src.shape.str(), pool.cols());
   }
@@ -40,20 +36,17 @@ void check_paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& 
                            const Tensor& tokens, const Tensor& block_tables, const Tensor& out,
                            const PagedAttentionParams& p) {
   constexpr std::string_view op = "paged_attention";
-  if (p.n_heads <= 0 || p.n_kv_heads <= 0 || p.head_dim <= 0 || p.n_heads % p.n_kv_heads != 0) {
-    fail("{}: invalid heads: n_heads {}, n_kv_heads {} (must divide n_heads), head_dim {}", op,
-         p.n_heads, p.n_kv_heads, p.head_dim);
-  }
+  op_checks::require_heads(p.n_heads, p.n_kv_heads, p.head_dim, op);
   if (p.n_tokens < 1 || p.window < 0 || p.block_size < 1) {
     fail("{}: invalid n_tokens {}, window {} or block_size {}", op, p.n_tokens, p.window,
          p.block_size);
   }
-  check_dtype(q, DType::F32, op, "q");
-  check_dtype(out, DType::F32, op, "out");
+  require_dtype(q, DType::F32, op, "q");
+  require_dtype(out, DType::F32, op, "out");
   check_pool(k_pool, op, "k_pool");
   check_pool(v_pool, op, "v_pool");
-  check_dtype(tokens, DType::I32, op, "tokens");
-  check_dtype(block_tables, DType::I32, op, "block_tables");
+  require_dtype(tokens, DType::I32, op, "tokens");
+  require_dtype(block_tables, DType::I32, op, "block_tables");
   const int64_t width = static_cast<int64_t>(p.n_heads) * p.head_dim;
   if (q.numel() != p.n_tokens * width || out.numel() != p.n_tokens * width) {
     fail("{}: q {} and out {} must hold {} tokens x {} values", op, q.shape.str(), out.shape.str(),

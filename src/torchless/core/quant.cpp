@@ -117,15 +117,25 @@ void min_max(const float* x, int n, float& lo, float& hi) {
   }
 }
 
+// The scale and minimum of a block of kQK values coded 0..max_code (Q4_1, Q5_1): stores d and m
+// in the block and returns what to quantise against: the stored (rounded) minimum, and 1/d.
+struct MinScale {
+  float m, id;
+};
+
+template <class Block>
+MinScale store_min_scale(const float* x, float max_code, Block& block) {
+  float lo, hi;
+  min_max(x, kQK, lo, hi);
+  const float d = (hi - lo) / max_code;
+  block.d = fp32_to_fp16(d);
+  block.m = fp32_to_fp16(lo);
+  return {fp16_to_fp32(block.m), d != 0.0f ? 1.0f / d : 0.0f};
+}
+
 void quantize_q4_1(const float* x, BlockQ4_1* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK) {
-    float lo, hi;
-    min_max(x, kQK, lo, hi);
-    const float d = (hi - lo) / 15.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[i].d = fp32_to_fp16(d);
-    y[i].m = fp32_to_fp16(lo);
-    const float m = fp16_to_fp32(y[i].m);  // quantise against the stored (rounded) minimum
+    const auto [m, id] = store_min_scale(x, 15.0f, y[i]);
     for (int j = 0; j < kQK / 2; ++j) {
       const int q0 = std::clamp(nearest((x[j] - m) * id), 0, 15);
       const int q1 = std::clamp(nearest((x[j + kQK / 2] - m) * id), 0, 15);
@@ -157,13 +167,7 @@ void quantize_q5_0(const float* x, BlockQ5_0* y, int64_t nb) {
 
 void quantize_q5_1(const float* x, BlockQ5_1* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK) {
-    float lo, hi;
-    min_max(x, kQK, lo, hi);
-    const float d = (hi - lo) / 31.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[i].d = fp32_to_fp16(d);
-    y[i].m = fp32_to_fp16(lo);
-    const float m = fp16_to_fp32(y[i].m);
+    const auto [m, id] = store_min_scale(x, 31.0f, y[i]);
     int q[kQK];
     for (int j = 0; j < kQK; ++j) q[j] = std::clamp(nearest((x[j] - m) * id), 0, 31);
     pack_q5(q, y[i].qs, y[i].qh);

@@ -187,7 +187,8 @@ void dequantize_q6_k(const BlockQ6_K* x, float* y, int64_t nb) {
     const float d = fp16_to_fp32(x[i].d);
     float* yb = y + i * kQK_K;
     for (int e = 0; e < kQK_K; ++e) {
-      yb[e] = d * static_cast<float>(x[i].scales[e / 16]) * static_cast<float>(q6k_code(x[i], e));
+      const int group = e / 16;
+      yb[e] = d * static_cast<float>(x[i].scales[group]) * static_cast<float>(q6k_code(x[i], e));
     }
   }
 }

@@ -40,8 +40,7 @@ uint64_t min_encoded_size(GgufType type) {
     case GgufType::UInt64:
     case GgufType::Int64:
     case GgufType::Float64:
-      return 8;
-    case GgufType::String:
+    case GgufType::String:  // its 8-byte length
       return 8;
     case GgufType::Array:
       return 12;

@@ -76,10 +76,11 @@ Transformer::PagedViews Transformer::upload_paged_index(const TokenBatch& b,
   v.tables =
       prefix_view(paged_.tables, table_size, Shape{n_seqs, static_cast<int64_t>(max_blocks)});
   const int bs = cache.block_size();
-  index_host_.resize(static_cast<size_t>(2 * n));
+  index_host_.resize(2 * static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
-    index_host_[static_cast<size_t>(2 * i)] = b.sequences[static_cast<size_t>(i)];
-    index_host_[static_cast<size_t>(2 * i + 1)] = b.positions[static_cast<size_t>(i)];
+    const auto row = 2 * static_cast<size_t>(i);
+    index_host_[row] = b.sequences[static_cast<size_t>(i)];
+    index_host_[row + 1] = b.positions[static_cast<size_t>(i)];
   }
   backend_.upload(std::as_bytes(std::span(index_host_)), v.tokens);
   for (int i = 0; i < n; ++i) {

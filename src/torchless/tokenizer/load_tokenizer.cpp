@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 // on stderr; several candidates and no convention to choose between them is an error.
 fs::path find_llama2c_tokenizer(const fs::path& checkpoint, int32_t n_vocab) {
   const fs::path dir = checkpoint.has_parent_path() ? checkpoint.parent_path() : fs::path(".");
-  const fs::path by_size = dir / ("tok" + std::to_string(n_vocab) + ".bin");
+  fs::path by_size = dir / ("tok" + std::to_string(n_vocab) + ".bin");
   if (fs::is_regular_file(by_size)) return by_size;
   constexpr int32_t kLlama2Vocab = 32000;  // llama2.c's tokenizer.bin is Llama 2's vocabulary
   if (n_vocab == kLlama2Vocab && fs::is_regular_file(dir / "tokenizer.bin")) {

@@ -33,6 +33,8 @@ class CpuBackend final : public Backend {
   void to_host(const Tensor& tensor, std::span<std::byte> out) override;
   void upload(std::span<const std::byte> bytes, Tensor& tensor) override;
   void synchronize() override {}
+  bool supports_paged_attention() const override { return true; }
+  bool supports_paged_kv_dtype(DType dtype) const override { return supports_kv_dtype(dtype); }
 
  protected:
   void matmul_vec_impl(const Tensor& w, const Tensor& x, Tensor& y) override;
@@ -53,8 +55,6 @@ class CpuBackend final : public Backend {
                          const AttentionParams& params) override;
   void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                       const AttentionParams& params) override;
-  bool supports_paged_attention() const override { return true; }
-  bool supports_paged_kv_dtype(DType dtype) const override { return supports_kv_dtype(dtype); }
   void paged_kv_store_impl(const Tensor& src, Tensor& pool, const Tensor& slots) override;
   void paged_attention_impl(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                             const Tensor& tokens, const Tensor& block_tables, Tensor& out,

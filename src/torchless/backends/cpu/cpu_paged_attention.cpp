@@ -9,7 +9,6 @@
 #include "torchless/backends/cpu/cpu_backend.h"
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/backends/cpu/cpu_memory.h"
-#include "torchless/backends/paged_checks.h"
 #include "torchless/core/error.h"
 #include "torchless/core/quant.h"
 

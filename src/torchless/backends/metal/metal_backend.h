@@ -56,6 +56,7 @@ class MetalBackend final : public Backend {
   void to_host(const Tensor& tensor, std::span<std::byte> out) override;
   void upload(std::span<const std::byte> bytes, Tensor& tensor) override;
   void synchronize() override;
+  bool supports_paged_attention() const override { return true; }
 
   // y = W x with the threadgroup-memory tiled kernel (F32 weights); same result as matmul_vec.
   void matmul_vec_tiled(const Tensor& w, const Tensor& x, Tensor& y);
@@ -100,7 +101,6 @@ class MetalBackend final : public Backend {
                          const AttentionParams& params) override;
   void attention_impl(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, Tensor& out,
                       const AttentionParams& params) override;
-  bool supports_paged_attention() const override { return true; }
   void paged_kv_store_impl(const Tensor& src, Tensor& pool, const Tensor& slots) override;
   void paged_attention_impl(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                             const Tensor& tokens, const Tensor& block_tables, Tensor& out,

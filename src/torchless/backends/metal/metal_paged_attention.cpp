@@ -1,11 +1,10 @@
 // MetalBackend's paged KV store and paged attention (paged_attention.metal), for the
-// continuous-batching engine. Shapes are checked on the host (paged_checks.h); the index
+// continuous-batching engine. Shapes are checked above the backend (paged_checks.h); the index
 // tensors' values are read by the kernels on the device.
 #include <algorithm>
 
 #include "torchless/backends/metal/metal_backend.h"
 #include "torchless/backends/metal/metal_kernel_args.h"
-#include "torchless/backends/paged_checks.h"
 #include "torchless/core/error.h"
 
 namespace torchless {

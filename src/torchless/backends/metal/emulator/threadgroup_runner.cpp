@@ -1,6 +1,6 @@
 #include "torchless/backends/metal/emulator/threadgroup_runner.h"
 
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): sigaction, sigaltstack: POSIX
 
 #include <algorithm>
 #include <cstdio>
