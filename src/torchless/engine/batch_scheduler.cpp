@@ -15,9 +15,10 @@ struct BatchScheduler::Sequence {
   SequenceRequest request;
   SequenceCallbacks callbacks;
   Sampler sampler;
-  std::vector<int32_t> tokens;  // prompt, then generated
-  std::vector<int32_t> blocks;  // block table
-  int evaluated = 0;            // positions whose keys and values are in the cache
+  std::unique_ptr<JsonConstraint> constraint;  // JSON output; null for text
+  std::vector<int32_t> tokens;                 // prompt, then generated
+  std::vector<int32_t> blocks;                 // block table
+  int evaluated = 0;                           // positions whose keys and values are in the cache
   int cached_prompt = 0;
   int generated = 0;
   uint64_t prefix_entry = PrefixCache::kRoot;  // the prefix its first `registered` blocks end
@@ -94,7 +95,7 @@ BatchScheduler::~BatchScheduler() {
 }
 
 uint64_t BatchScheduler::submit(SequenceRequest request, SequenceCallbacks callbacks) {
-  validate_request(request, transformer_.config().n_vocab, n_ctx_);
+  validate_request(request, transformer_.config().n_vocab, n_ctx_, tokenizer_ != nullptr);
   std::lock_guard lock(mutex_);
   if (!accepting_) fail("the scheduler is shutting down");
   const size_t busy = queue_.size() + static_cast<size_t>(stats_.running);
@@ -216,7 +217,10 @@ void BatchScheduler::admit() {
     stats_.queued = static_cast<int>(queue_.size());
     stats_.running = static_cast<int>(running_.size());
   }
-  for (Sequence* seq : admitted) reuse_prefix(*seq);
+  for (Sequence* seq : admitted) {
+    seq->constraint = make_output_constraint(seq->request, tokenizer_, pieces_);
+    reuse_prefix(*seq);
+  }
   std::lock_guard lock(mutex_);
   for (Sequence* seq : admitted) stats_.cached_prompt_tokens += seq->cached_prompt;
   stats_.kv_blocks_used = cache_->used_blocks();
@@ -349,7 +353,14 @@ bool BatchScheduler::emit_token(Sequence& seq, std::span<const float> logits) {
     finish(seq, SequenceEnd::MaxTokens);
     return false;
   }
-  const int32_t id = seq.sampler.sample(logits, seq.tokens);
+  int32_t id = -1;
+  try {
+    id = seq.sampler.sample(logits, seq.tokens, seq.constraint.get());
+    if (seq.constraint) seq.constraint->accept(id);
+  } catch (const std::exception& e) {
+    finish(seq, SequenceEnd::Failed, e.what());
+    return false;
+  }
   const SequenceToken token = describe_token(id, logits, r.n_probs);
   seq.tokens.push_back(id);
   ++seq.generated;
@@ -366,6 +377,8 @@ bool BatchScheduler::emit_token(Sequence& seq, std::span<const float> logits) {
   }
   if (!go_on) {
     finish(seq, SequenceEnd::Stopped);
+  } else if (seq.constraint && seq.constraint->complete()) {
+    finish(seq, SequenceEnd::Completed);
   } else if (r.stop_at_end_of_generation && tokenizer_ && tokenizer_->is_end_of_generation(id)) {
     finish(seq, SequenceEnd::EndOfGeneration);
   } else if (r.max_tokens >= 0 && seq.generated >= r.max_tokens) {

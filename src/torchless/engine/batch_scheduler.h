@@ -75,6 +75,7 @@ class BatchScheduler final : public Scheduler {
   int n_ctx_;
   std::unique_ptr<PagedKvCache> cache_;
   std::unique_ptr<PrefixCache> prefix_;
+  std::shared_ptr<const TokenPieces> pieces_;  // for JSON output, built on first use
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

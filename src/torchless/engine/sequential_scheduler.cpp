@@ -79,7 +79,7 @@ SequentialScheduler::~SequentialScheduler() {
 }
 
 uint64_t SequentialScheduler::submit(SequenceRequest request, SequenceCallbacks callbacks) {
-  validate_request(request, transformer_.config().n_vocab, n_ctx_);
+  validate_request(request, transformer_.config().n_vocab, n_ctx_, tokenizer_ != nullptr);
   std::lock_guard lock(mutex_);
   if (!accepting_) fail("the scheduler is shutting down");
   if (queue_.size() >= static_cast<size_t>(options_.max_queue)) {
@@ -248,6 +248,7 @@ void SequentialScheduler::finish(Slot& slot, SequenceEnd end, std::string error)
     running_ids_[index] = 0;
     job = std::move(slot.job);
     slot.sampler.reset();
+    slot.constraint.reset();
     ++stats_.requests_finished;
   }
   end_job(*job, summary);
@@ -260,6 +261,7 @@ void SequentialScheduler::step(Slot& slot) {
   int batch = 0;
   try {
     if (!slot.prefilled) {
+      slot.constraint = make_output_constraint(request, tokenizer_, pieces_);
       slot.cache->clear();
       batch = static_cast<int>(request.prompt.size());
       logits = transformer_.forward(request.prompt, 0, *slot.cache);
@@ -273,7 +275,13 @@ void SequentialScheduler::step(Slot& slot) {
   } catch (const std::exception& e) {
     return finish(slot, SequenceEnd::Failed, e.what());
   }
-  const int32_t id = slot.sampler->sample(logits, slot.tokens);
+  int32_t id = -1;
+  try {
+    id = slot.sampler->sample(logits, slot.tokens, slot.constraint.get());
+    if (slot.constraint) slot.constraint->accept(id);
+  } catch (const std::exception& e) {
+    return finish(slot, SequenceEnd::Failed, e.what());
+  }
   const SequenceToken token = describe_token(id, logits, request.n_probs);
   slot.tokens.push_back(id);
   ++slot.generated;
@@ -293,6 +301,7 @@ void SequentialScheduler::step(Slot& slot) {
   const bool end_of_generation =
       request.stop_at_end_of_generation && tokenizer_ && tokenizer_->is_end_of_generation(id);
   if (!go_on) return finish(slot, SequenceEnd::Stopped);
+  if (slot.constraint && slot.constraint->complete()) return finish(slot, SequenceEnd::Completed);
   if (end_of_generation) return finish(slot, SequenceEnd::EndOfGeneration);
   if (request.max_tokens > 0 && slot.generated >= request.max_tokens) {
     return finish(slot, SequenceEnd::MaxTokens);

@@ -46,6 +46,7 @@ class SequentialScheduler : public Scheduler {
     std::unique_ptr<KvCache> cache;
     std::unique_ptr<Job> job;  // null: free
     std::unique_ptr<Sampler> sampler;
+    std::unique_ptr<JsonConstraint> constraint;  // JSON output; null for text
     std::vector<int32_t> tokens;  // prompt and generated; the cache holds all but the last
     int generated = 0;
     bool prefilled = false;
@@ -67,6 +68,7 @@ class SequentialScheduler : public Scheduler {
   SchedulerOptions options_;
   int n_ctx_;
   std::vector<Slot> slots_;
+  std::shared_ptr<const TokenPieces> pieces_;  // for JSON output, built on first use
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
