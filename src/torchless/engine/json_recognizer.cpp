@@ -153,10 +153,10 @@ bool JsonRecognizer::start_value(uint8_t byte) {
     integer_digits_ = 1;
     return true;
   }
-  for (uint8_t i = 0; i < kLiterals.size(); ++i) {
+  for (size_t i = 0; i < kLiterals.size(); ++i) {
     if (byte == static_cast<uint8_t>(kLiterals[i][0])) {
       mode_ = Mode::Literal;
-      literal_ = i;
+      literal_ = static_cast<uint8_t>(i);
       literal_pos_ = 1;
       return true;
     }
