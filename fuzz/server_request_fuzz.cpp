@@ -31,6 +31,10 @@ void check_generation(const GenerationRequest& r, const RequestLimits& limits) {
   if (r.endpoint == Endpoint::Completions && r.prompt.empty() && r.prompt_ids.empty()) {
     std::abort();
   }
+  // JSON output (response_format json_object) is a chat completions field only.
+  if (r.endpoint == Endpoint::Completions && r.format != torchless::OutputFormat::Text) {
+    std::abort();
+  }
 }
 
 template <typename T, typename Check>

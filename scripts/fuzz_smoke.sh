@@ -136,6 +136,7 @@ queue llama2c_fuzz "$share" "$d"
 # 3 detokenize).
 d=$work/server
 printf '\0%s' '{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hi \u00e9"}]}],"stream":true,"stream_options":{"include_usage":true},"temperature":0.7,"top_p":0.9,"top_k":40,"min_p":0.05,"max_tokens":16,"stop":["\n\n","END"],"seed":-1,"frequency_penalty":0.5,"presence_penalty":-0.5,"logit_bias":{"15":-100,"7":2.5},"logprobs":true,"top_logprobs":3,"response_format":{"type":"text"}}' | seed "$d" chat
+printf '\0%s' '{"messages":[{"role":"user","content":"JSON please"}],"response_format":{"type":"json_object"},"max_tokens":64}' | seed "$d" chat-json
 printf '\1%s' '{"prompt":"Once upon a time","max_completion_tokens":8,"logprobs":2,"echo":false,"n":1,"stop":null}' | seed "$d" completion
 printf '\1%s' '{"prompt":[1,2,3,31999],"max_tokens":1e3,"seed":18446744073709551615}' | seed "$d" completion-ids
 printf '\2%s' '{"content":"<s>caf\u00e9","add_special":true,"with_pieces":true}' | seed "$d" tokenize

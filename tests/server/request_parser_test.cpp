@@ -179,6 +179,33 @@ TEST(RequestParser, CompletionsTakeTextOrTokenIds) {
   EXPECT_EQ(completion_error(R"({"prompt": "a", "echo": true})").param, "echo");
 }
 
+TEST(RequestParser, ResponseFormatJsonObjectOnChatOnly) {
+  EXPECT_EQ(chat_ok(R"({"messages": [{"role": "user", "content": "x"}]})").format,
+            OutputFormat::Text);
+  EXPECT_EQ(chat_ok(R"({"messages": [{"role": "user", "content": "x"}],
+                        "response_format": {"type": "text"}})")
+                .format,
+            OutputFormat::Text);
+  EXPECT_EQ(chat_ok(R"({"messages": [{"role": "user", "content": "x"}],
+                        "response_format": {"type": "json_object"}})")
+                .format,
+            OutputFormat::JsonObject);
+  const ApiError schema = chat_error(R"({"messages": [{"role": "user", "content": "x"}],
+      "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {}}}})");
+  EXPECT_EQ(schema.status, 400);
+  EXPECT_EQ(schema.param, "response_format.type");
+  EXPECT_NE(schema.message.find("json_schema"), std::string::npos);
+  EXPECT_NE(schema.message.find("not supported"), std::string::npos);
+  // OpenAI's completions endpoint has no response_format: JSON is refused, text is harmless.
+  EXPECT_EQ(
+      completion_error(R"({"prompt": "a", "response_format": {"type": "json_object"}})").param,
+      "response_format");
+  auto text =
+      parse_completion_request(R"({"prompt": "a", "response_format": {"type": "text"}})", limits());
+  ASSERT_TRUE(std::holds_alternative<GenerationRequest>(text));
+  EXPECT_EQ(std::get<GenerationRequest>(text).format, OutputFormat::Text);
+}
+
 TEST(RequestParser, TokenizeAndDetokenize) {
   auto tok = parse_tokenize_request(R"({"content": "hi", "with_pieces": true})");
   ASSERT_TRUE(std::holds_alternative<TokenizeRequest>(tok));

@@ -10,6 +10,7 @@ namespace torchless {
 struct BatchScheduler::Sequence {
   Request request;  // its id, the request and the callbacks
   Sampler sampler;
+  std::unique_ptr<JsonConstraint> constraint;  // JSON output; null for text
   std::vector<int32_t> tokens;  // prompt, then generated
   std::vector<int32_t> blocks;  // block table
   int evaluated = 0;            // positions whose keys and values are in the cache
@@ -24,7 +25,7 @@ struct BatchScheduler::Sequence {
 
 BatchScheduler::BatchScheduler(Transformer& transformer, const Tokenizer* tokenizer,
                                const SchedulerOptions& options)
-    : ThreadedScheduler(transformer.config(), options),
+    : ThreadedScheduler(transformer.config(), options, tokenizer != nullptr),
       transformer_(transformer),
       tokenizer_(tokenizer) {
   if (options.max_batch_tokens < 1) {
@@ -66,6 +67,7 @@ void BatchScheduler::admit(std::vector<Request> requests) {
     seq->sampler = Sampler(request.request.sampling);
     seq->tokens = request.request.prompt;
     seq->request = std::move(request);
+    seq->constraint = make_output_constraint(seq->request.request, tokenizer_, pieces_);
     reuse_prefix(*seq);
     prompt_tokens += static_cast<int64_t>(seq->tokens.size());
     cached_prompt_tokens += seq->cached_prompt;
@@ -205,7 +207,14 @@ bool BatchScheduler::emit_token(Sequence& seq, std::span<const float> logits) {
     finish(seq, SequenceEnd::MaxTokens);
     return false;
   }
-  const int32_t id = seq.sampler.sample(logits, seq.tokens);
+  int32_t id = -1;
+  try {
+    id = seq.sampler.sample(logits, seq.tokens, seq.constraint.get());
+    if (seq.constraint) seq.constraint->accept(id);
+  } catch (const std::exception& e) {
+    finish(seq, SequenceEnd::Failed, e.what());
+    return false;
+  }
   const SequenceToken token = describe_token(id, logits, r.n_probs);
   seq.tokens.push_back(id);
   ++seq.generated;
@@ -219,6 +228,8 @@ bool BatchScheduler::emit_token(Sequence& seq, std::span<const float> logits) {
   }
   if (!go_on) {
     finish(seq, SequenceEnd::Stopped);
+  } else if (seq.constraint && seq.constraint->complete()) {
+    finish(seq, SequenceEnd::Completed);
   } else if (r.stop_at_end_of_generation && tokenizer_ && tokenizer_->is_end_of_generation(id)) {
     finish(seq, SequenceEnd::EndOfGeneration);
   } else if (r.max_tokens >= 0 && seq.generated >= r.max_tokens) {

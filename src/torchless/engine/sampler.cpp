@@ -46,20 +46,36 @@ void Sampler::reseed(uint64_t seed) {
   rng_.seed(seed);
 }
 
-int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history,
+                        const TokenConstraint* constraint) {
   if (logits.empty()) fail("cannot sample from an empty row of logits");
   apply_penalties(logits, history);
+  if (constraint == nullptr) return draw();
+  const double mu = mu_;
+  const int32_t first = draw();
+  if (constraint->allows(first)) return first;
+  mu_ = mu;  // the refused draw must not move mirostat's target
+  constraint->mask(penalized_);
+  if (std::none_of(penalized_.begin(), penalized_.end(), [](float l) { return l > -INFINITY; })) {
+    fail("no token can continue the constrained output");
+  }
+  const int32_t id = draw();
+  if (!constraint->allows(id)) fail("the sampler drew token {}, which the constraint refuses", id);
+  return id;
+}
+
+int32_t Sampler::draw() {
   if (options_.temperature <= 0) return argmax();
   build_candidates();
   const double target = next_uniform();
   double cumulative = 0;
-  const TokenProbability* drawn = &candidates_.back();  // if rounding left the sum below 1
+  // If rounding left the sum below the target: the least likely candidate with a chance (a
+  // masked token has none).
+  const TokenProbability* drawn = &candidates_.front();
   for (const auto& c : candidates_) {
+    if (c.p > 0) drawn = &c;
     cumulative += c.p;
-    if (target < cumulative) {
-      drawn = &c;
-      break;
-    }
+    if (target < cumulative) break;
   }
   if (options_.mirostat != 0) {
     mu_ -=

@@ -21,6 +21,10 @@
 //      entropy, up to mass typical_p), top-p (the smallest most-likely set whose mass reaches
 //      p), min-p (drop tokens below min_p × the top probability); each renormalises;
 //   5. one draw from the remaining distribution with the seeded generator.
+// With a TokenConstraint, sample() keeps the token the chain picks when the constraint allows it
+// (the usual case, and cheap); otherwise it sets every disallowed logit to -inf and runs steps
+// 2-5 again, as llama.cpp's grammar sampling does. Without truncation this draws exactly from
+// the constrained distribution: p(t) + (1 - Z) p(t) / Z = p(t) / Z, Z the allowed mass.
 // Same options, same seed, same logits -> same tokens, on every platform (the generator and
 // the uniform draw are fixed here, not left to the standard library's distributions).
 // The decode loop calls sample() once per token; it allocates nothing after the first call.
@@ -29,6 +33,8 @@
 #include <span>
 #include <utility>
 #include <vector>
+
+#include "torchless/engine/token_constraint.h"
 
 namespace torchless {
 
@@ -76,7 +82,10 @@ class Sampler {
 
   // `history`: the tokens of the sequence so far (prompt and generated); the penalties look at
   // its last penalty_last_n entries.
-  int32_t sample(std::span<const float> logits, std::span<const int32_t> history = {});
+  // `constraint` (may be null): only a token it allows is returned; throws Error when it
+  // allows none of the tokens the logits and logit biases leave possible.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history = {},
+                 const TokenConstraint* constraint = nullptr);
 
   // The distribution step 5 draws from (after penalties, temperature and truncation), most
   // likely first; for tests and tools. Empty for greedy options.
@@ -87,6 +96,7 @@ class Sampler {
 
  private:
   void apply_penalties(std::span<const float> logits, std::span<const int32_t> history);
+  int32_t draw();           // steps 2-5 on penalized_
   void build_candidates();  // from penalized_, into candidates_ (sorted, truncated)
   void keep_typical();
   void apply_dry(std::span<const int32_t> recent);

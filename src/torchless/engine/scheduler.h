@@ -10,11 +10,14 @@
 // over the plain KV cache, for any backend). Both run their own thread; callbacks come from it.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "torchless/core/dtype.h"
 #include "torchless/core/error.h"
+#include "torchless/engine/json_constraint.h"
+#include "torchless/engine/output_format.h"
 #include "torchless/engine/sampler.h"
 
 namespace torchless {
@@ -25,6 +28,7 @@ struct SequenceRequest {
   int max_tokens = -1;                    // < 0: until end of generation or the end of the context
   bool stop_at_end_of_generation = true;  // false: ignore EOS/EOT (--ignore-eos)
   int n_probs = 0;  // > 0: the n most likely tokens (raw softmax) with each generated token
+  OutputFormat format = OutputFormat::Text;  // JsonObject needs the scheduler's tokenizer
 };
 
 struct SequenceToken {
@@ -35,6 +39,7 @@ struct SequenceToken {
 
 enum class SequenceEnd {
   EndOfGeneration,  // the model emitted EOS/EOT (that token was reported through on_token)
+  Completed,        // the constrained output is complete (OutputFormat::JsonObject)
   MaxTokens,        // generated max_tokens
   ContextFull,      // prompt + generated tokens reached n_ctx
   Stopped,          // on_token returned false (a stop string, a closed stream)
@@ -91,8 +96,15 @@ class QueueFull : public Error {
 
 // The checks submit() makes of every implementation, one set of messages: throws Error for an
 // empty prompt, a negative n_probs, a token id outside [0, n_vocab), or a prompt that leaves no
-// room to generate in n_ctx.
-void validate_request(const SequenceRequest& request, int n_vocab, int n_ctx);
+// room to generate in n_ctx, or a JSON format without a tokenizer (`has_tokenizer`).
+void validate_request(const SequenceRequest& request, int n_vocab, int n_ctx, bool has_tokenizer);
+
+// The constraint of a request's format: null for text, else a JsonConstraint over the
+// tokenizer's pieces. `pieces` is the scheduler's cache of them, built by the first JSON
+// request (one pass over the vocabulary) and shared by all later ones.
+std::unique_ptr<JsonConstraint> make_output_constraint(const SequenceRequest& request,
+                                                       const Tokenizer* tokenizer,
+                                                       std::shared_ptr<const TokenPieces>& pieces);
 
 class Scheduler {
  public:

@@ -10,7 +10,7 @@ namespace torchless {
 
 SequentialScheduler::SequentialScheduler(Transformer& transformer, const Tokenizer* tokenizer,
                                          const SchedulerOptions& options)
-    : ThreadedScheduler(transformer.config(), options),
+    : ThreadedScheduler(transformer.config(), options, tokenizer != nullptr),
       transformer_(transformer),
       tokenizer_(tokenizer) {
   if (options.kv_dtype != DType::F32 && options.kv_dtype != DType::F16) {
@@ -75,6 +75,7 @@ void SequentialScheduler::finish(Slot& slot, SequenceEnd end, std::string error)
   const Request job = std::move(*slot.job);
   slot.job.reset();
   slot.sampler.reset();
+  slot.constraint.reset();
   end_sequence(job, summary, busy_slots());
 }
 
@@ -85,6 +86,7 @@ void SequentialScheduler::step(Slot& slot) {
   int batch = 0;
   try {
     if (!slot.prefilled) {
+      slot.constraint = make_output_constraint(request, tokenizer_, pieces_);
       slot.cache->clear();
       batch = static_cast<int>(request.prompt.size());
       logits = transformer_.forward(request.prompt, 0, *slot.cache);
@@ -98,7 +100,13 @@ void SequentialScheduler::step(Slot& slot) {
   } catch (const std::exception& e) {
     return finish(slot, SequenceEnd::Failed, e.what());
   }
-  const int32_t id = slot.sampler->sample(logits, slot.tokens);
+  int32_t id = -1;
+  try {
+    id = slot.sampler->sample(logits, slot.tokens, slot.constraint.get());
+    if (slot.constraint) slot.constraint->accept(id);
+  } catch (const std::exception& e) {
+    return finish(slot, SequenceEnd::Failed, e.what());
+  }
   const SequenceToken token = describe_token(id, logits, request.n_probs);
   slot.tokens.push_back(id);
   ++slot.generated;
@@ -117,6 +125,7 @@ void SequentialScheduler::step(Slot& slot) {
   const bool end_of_generation =
       request.stop_at_end_of_generation && tokenizer_ && tokenizer_->is_end_of_generation(id);
   if (!go_on) return finish(slot, SequenceEnd::Stopped);
+  if (slot.constraint && slot.constraint->complete()) return finish(slot, SequenceEnd::Completed);
   if (end_of_generation) return finish(slot, SequenceEnd::EndOfGeneration);
   if (request.max_tokens > 0 && slot.generated >= request.max_tokens) {
     return finish(slot, SequenceEnd::MaxTokens);

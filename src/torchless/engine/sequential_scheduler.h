@@ -33,6 +33,7 @@ class SequentialScheduler final : public ThreadedScheduler {
     std::unique_ptr<KvCache> cache;
     std::optional<Request> job;  // empty: free
     std::optional<Sampler> sampler;
+    std::unique_ptr<JsonConstraint> constraint;  // JSON output; null for text
     std::vector<int32_t> tokens;  // prompt and generated; the cache holds all but the last
     int generated = 0;
     bool prefilled = false;
@@ -48,6 +49,7 @@ class SequentialScheduler final : public ThreadedScheduler {
   Transformer& transformer_;
   const Tokenizer* tokenizer_;
   std::vector<Slot> slots_;  // scheduler thread only
+  std::shared_ptr<const TokenPieces> pieces_;  // for JSON output, built on first use
   size_t next_slot_ = 0;     // round robin over the running slots
 };
 

@@ -48,10 +48,12 @@ SequenceToken describe_token(int32_t id, std::span<const float> logits, int n_pr
   return token;
 }
 
-ThreadedScheduler::ThreadedScheduler(const ModelConfig& config, const SchedulerOptions& options)
+ThreadedScheduler::ThreadedScheduler(const ModelConfig& config, const SchedulerOptions& options,
+                                     bool has_tokenizer)
     : options_(options),
       n_ctx_(resolve_scheduler_context(options.n_ctx, config)),
-      n_vocab_(config.n_vocab) {
+      n_vocab_(config.n_vocab),
+      has_tokenizer_(has_tokenizer) {
   if (options.slots < 1) fail("a scheduler needs at least one slot, got {}", options.slots);
   if (options.max_queue < 0) fail("the queue length cannot be negative ({})", options.max_queue);
   stats_.slots = options.slots;
@@ -69,7 +71,7 @@ void ThreadedScheduler::start() {
 }
 
 uint64_t ThreadedScheduler::submit(SequenceRequest request, SequenceCallbacks callbacks) {
-  validate_request(request, n_vocab_, n_ctx_);
+  validate_request(request, n_vocab_, n_ctx_, has_tokenizer_);
   std::lock_guard lock(mutex_);
   if (!accepting_) fail("the scheduler is shutting down");
   // max_queue counts the requests that wait beyond the slots.

@@ -57,8 +57,10 @@ class ThreadedScheduler : public Scheduler {
     bool is_cancelled(uint64_t id) const { return cancel_all || cancelled.contains(id); }
   };
 
-  // Checks options.slots and options.max_queue (throws Error).
-  ThreadedScheduler(const ModelConfig& config, const SchedulerOptions& options);
+  // Checks options.slots and options.max_queue (throws Error). has_tokenizer: JSON output
+  // (OutputFormat::JsonObject) needs the bytes of every token.
+  ThreadedScheduler(const ModelConfig& config, const SchedulerOptions& options,
+                    bool has_tokenizer);
   // The implementation's constructor ends with start(), and its destructor begins with
   // shutdown(false): the thread calls run_turn() only while the implementation exists.
   void start();
@@ -91,6 +93,7 @@ class ThreadedScheduler : public Scheduler {
   const SchedulerOptions options_;
   const int n_ctx_;
   const int n_vocab_;
+  const bool has_tokenizer_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -60,6 +60,7 @@ void Generation::on_end(const SequenceSummary& summary) {
   pending_.summary = summary;
   switch (summary.end) {
     case SequenceEnd::EndOfGeneration:
+    case SequenceEnd::Completed:
       pending_.finish_reason = "stop";
       break;
     case SequenceEnd::MaxTokens:

@@ -346,6 +346,7 @@ void HttpServer::handle_generation(const httplib::Request& req, httplib::Respons
   if (!request.seeded) sequence.sampling.seed = std::random_device{}();
   sequence.max_tokens = request.max_tokens;
   sequence.n_probs = request.logprobs ? request.top_logprobs : 0;
+  sequence.format = request.format;
   writer->prompt_tokens = static_cast<int>(sequence.prompt.size());
   writer->generation = std::make_shared<Generation>(
       tokenizer_, request.stop, request.logprobs ? request.top_logprobs : -1, metrics_);

@@ -199,23 +199,34 @@ std::vector<std::pair<int32_t, float>> parse_logit_bias(const json& body,
   return out;
 }
 
-void parse_response_format(const json& body) {
+// response_format: "text", or "json_object" (constrained decoding: the content is one JSON
+// object). OpenAI's legacy completions endpoint has no response_format; there the field is
+// refused unless it asks for text, rather than ignored, so that nobody parses free text
+// believing it is JSON.
+OutputFormat parse_response_format(const json& body, Endpoint endpoint) {
   const json* format = field(body, "response_format");
-  if (format == nullptr) return;
+  if (format == nullptr) return OutputFormat::Text;
   if (!format->is_object()) reject("response_format", "'response_format' must be an object");
   const json* type = field(*format, "type");
   if (type == nullptr || !type->is_string()) {
     reject("response_format.type", "'response_format.type' must be a string");
   }
   const std::string t = type->get<std::string>();
-  if (t == "text") return;
-  if (t == "json_object" || t == "json_schema") {
+  if (t == "text") return OutputFormat::Text;
+  if (t != "json_object" && t != "json_schema") {
     reject("response_format.type",
-           fmt::format("response_format '{}' is not supported by this server yet (it has no "
-                       "constrained decoding): ask for JSON in the prompt instead",
-                       t));
+           "'response_format.type' must be text, json_object or json_schema");
   }
-  reject("response_format.type", "'response_format.type' must be text, json_object or json_schema");
+  if (endpoint == Endpoint::Completions) {
+    reject("response_format",
+           "'response_format' is a field of /v1/chat/completions; /v1/completions writes text");
+  }
+  if (t == "json_schema") {
+    reject("response_format.type",
+           "response_format 'json_schema' is not supported by this server (no schema-constrained "
+           "decoding); 'json_object' is, with the schema described in the prompt");
+  }
+  return OutputFormat::JsonObject;
 }
 
 // The fields both endpoints share: sampling, length, stop, stream.
@@ -274,7 +285,7 @@ Parsed<GenerationRequest> parse_chat_completion_request(std::string_view body,
     r.endpoint = Endpoint::ChatCompletions;
     r.messages = parse_messages(doc);
     parse_common(doc, limits, r);
-    parse_response_format(doc);
+    r.format = parse_response_format(doc, Endpoint::ChatCompletions);
     r.logprobs = get_bool(doc, "logprobs", false);
     r.top_logprobs = static_cast<int>(get_int(doc, "top_logprobs", 0, 0, limits.max_top_logprobs));
     if (r.top_logprobs > 0 && !r.logprobs) {
@@ -308,6 +319,7 @@ Parsed<GenerationRequest> parse_completion_request(std::string_view body,
     if (r.prompt.empty() && r.prompt_ids.empty()) reject("prompt", "'prompt' is empty");
     parse_common(doc, limits, r);
     if (r.max_tokens < 0) r.max_tokens = kDefaultCompletionTokens;
+    parse_response_format(doc, Endpoint::Completions);
     if (get_bool(doc, "echo", false)) reject("echo", "'echo' is not supported by this server");
     if (get_int(doc, "best_of", 1, 1, 128) != 1) reject("best_of", "'best_of' must be 1");
     if (const json* suffix = field(doc, "suffix")) {

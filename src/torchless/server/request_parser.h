@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "torchless/engine/output_format.h"
 #include "torchless/engine/sampler.h"
 #include "torchless/server/api_error.h"
 #include "torchless/tokenizer/chat_template.h"
@@ -43,6 +44,7 @@ struct GenerationRequest {
   bool seeded = false;      // false: sampling.seed is to be drawn at random
   bool logprobs = false;
   int top_logprobs = 0;  // chat: top_logprobs; completions: the integer `logprobs`
+  OutputFormat format = OutputFormat::Text;  // chat: response_format json_object
 };
 
 struct TokenizeRequest {

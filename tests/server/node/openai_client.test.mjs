@@ -100,6 +100,49 @@ test('logprobs in the chat shape', async () => {
   }
 });
 
+test('response_format json_object: the content is a JSON object', async () => {
+  const messages = [{ role: 'user', content: 'Tell me about Lily as JSON' }];
+  // stories260K knows no JSON: alone it writes strings and whitespace until its short context
+  // (128) ends. Biases towards '}' and '"', against ',' and whitespace (tokens 128, 436, 432, 13,
+  // 410 of its vocabulary) let most objects close in time; the constraint does the rest.
+  const logit_bias = { 128: 6, 436: 2, 432: -8, 13: -6, 410: -4 };
+  let complete = 0;
+  for (const [temperature, seed] of [[0, 1], [0.8, 1], [0.8, 2], [1.2, 3]]) {
+    const req = { model: 'x', messages, temperature, seed, max_tokens: 90, logit_bias,
+                  response_format: { type: 'json_object' } };
+    const r = await openai.chat.completions.create(req);
+    const { content } = r.choices[0].message;
+    const streamed = await streamText(await openai.chat.completions.create(
+        { ...req, stream: true }));
+    assert.equal(streamed.text, content);  // the same seed, the same constrained text
+    if (r.choices[0].finish_reason === 'stop') {
+      ++complete;
+      const value = JSON.parse(content);
+      assert.equal(typeof value, 'object');
+      assert.ok(value !== null && !Array.isArray(value), content);
+    } else {
+      assert.equal(r.choices[0].finish_reason, 'length');  // cut by max_tokens: not JSON yet
+      assert.equal(r.usage.completion_tokens, 90);
+      assert.throws(() => JSON.parse(content));
+    }
+  }
+  assert.ok(complete >= 2, `${complete} of 4 objects closed within max_tokens`);
+  // max_tokens reached before the object closes: finish_reason length, a prefix of an object.
+  const short = await openai.chat.completions.create(
+      { model: 'x', messages, temperature: 0, max_tokens: 2,
+        response_format: { type: 'json_object' } });
+  assert.equal(short.choices[0].finish_reason, 'length');
+  assert.match(short.choices[0].message.content, /^\s*(\{[\s\S]*)?$/);
+  assert.throws(() => JSON.parse(short.choices[0].message.content));
+  await assert.rejects(openai.chat.completions.create(
+      { model: 'x', messages, response_format: { type: 'json_schema',
+        json_schema: { name: 'x', schema: { type: 'object' } } } }),
+  (e) => e.status === 400 && e.param === 'response_format.type' && /not supported/.test(e.message));
+  await assert.rejects(openai.completions.create(
+      { model: 'x', prompt: 'x', response_format: { type: 'json_object' } }),
+  (e) => e.status === 400 && e.param === 'response_format');
+});
+
 test('errors come in OpenAI shapes', async () => {
   await assert.rejects(openai.chat.completions.create(
       { model: 'x', messages: [{ role: 'user', content: 'x' }], temperature: 5 }),

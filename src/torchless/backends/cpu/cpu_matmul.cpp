@@ -105,8 +105,9 @@ void CpuBackend::linear_blocked(const Tensor& w, const float* x, int64_t n, floa
   } else {
     m.x = x;
   }
-  if (n < 4) {
-    // Decode: threads split the rows, in whole groups of kRowUnit.
+  if (n <= 4) {
+    // Decode, also a batch of up to 4 concurrent streams: threads split the rows, in whole
+    // groups of kRowUnit, and every tile meets all the tokens.
     const int64_t units = (rows + kRowUnit - 1) / kRowUnit;
     const int64_t grain = (matvec_grain(w) + kRowUnit - 1) / kRowUnit;
     pool_.parallel_for(units, grain, [&](int64_t u0, int64_t u1, int) {

@@ -509,10 +509,14 @@ TORCHLESS_VNNI inline void q4_0_lanes(const MatmulOperands& m, int64_t row0, int
     const int count = static_cast<int>(std::min<int64_t>(kLaneRows, row1 - first));
     const LaneRows g = lane_rows(m, first, count);
     const int64_t n = tok1 - tok0;
-    if (n < kLaneTokens) {
+    // Up to kLaneTokens tokens (decode, also of several concurrent streams): rearranged in
+    // registers as the mat-vec; packing into scratch pays only when more token groups reuse it
+    // (4 tokens measured ~1.4x faster this way on 2 threads).
+    if (n <= kLaneTokens) {
       if (n == 1) lanes_direct<1>(m, g, first, count, tok0);
       if (n == 2) lanes_direct<2>(m, g, first, count, tok0);
       if (n == 3) lanes_direct<3>(m, g, first, count, tok0);
+      if (n == 4) lanes_direct<4>(m, g, first, count, tok0);
       continue;
     }
     // Grows to the largest row seen, then is reused: no allocation per call.
