@@ -44,10 +44,11 @@ struct BackendOptions {
   // a sequence's logits are the same alone or batched. The CPU always is; Metal then runs
   // batched matmuls through its mat-vec kernel instead of the faster simdgroup-matrix GEMM.
   bool batch_invariant = false;
-  // Decode steps (Backend::begin_step) recorded once and replayed as one launch where the
-  // backend can (CUDA graphs). false runs every op as it is issued, for debugging; the
-  // environment variable TORCHLESS_CUDA_GRAPHS=0 does the same for CUDA.
-  bool step_graphs = true;
+  // Decode steps (Backend::begin_step) recorded and launched as one graph where the backend can
+  // (CUDA). Off by default: CUDA re-captures every step (the position is a kernel argument), and
+  // on an H100 that cost more than the launches it saves (1B Q4_0 tg128: 504 t/s with graphs,
+  // 543 without; docs/cuda.md). TORCHLESS_CUDA_GRAPHS=1 or =0 overrides this for CUDA.
+  bool step_graphs = false;
 };
 
 // RoPE over [n_tokens, n_heads, head_dim]. inv_freq holds head_dim/2 F32 inverse frequencies,

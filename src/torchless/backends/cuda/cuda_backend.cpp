@@ -29,7 +29,7 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 CudaBackend::CudaBackend(const BackendOptions& options, int device)
     : device_(device), batch_invariant_(options.batch_invariant) {
   const char* env = std::getenv("TORCHLESS_CUDA_GRAPHS");
-  step_graphs_ = options.step_graphs && !(env != nullptr && std::string_view(env) == "0");
+  step_graphs_ = env != nullptr && (*env == '0' || *env == '1') ? *env == '1' : options.step_graphs;
   int count = 0;
   cuda::check(cudaGetDeviceCount(&count), "cudaGetDeviceCount", "init");
   if (count == 0) fail("no CUDA device");

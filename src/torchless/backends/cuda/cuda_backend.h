@@ -31,8 +31,8 @@ class CudaBackend final : public Backend {
  public:
   // Throws Error when there is no such device. options.batch_invariant: batched matmuls run the
   // mat-vec kernel per token instead of cuBLAS, whose reduction order depends on the batch.
-  // options.step_graphs: capture decode steps into CUDA graphs (TORCHLESS_CUDA_GRAPHS=0 turns
-  // them off).
+  // options.step_graphs: capture decode steps into CUDA graphs (TORCHLESS_CUDA_GRAPHS=1 or =0
+  // overrides it).
   explicit CudaBackend(const BackendOptions& options = {}, int device = 0);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
@@ -138,8 +138,8 @@ class CudaBackend final : public Backend {
   int64_t steps_ = 0;  // decode steps begun
   cuda::StepGraph graph_;
   cuda::HostStaging staging_;
-  cudaEvent_t step_done_ = nullptr;  // recorded after each step's launch: staging_ is free
-  std::shared_ptr<cuda::DevicePool> pool_;          // alloc(): KV caches, activations
+  cudaEvent_t step_done_ = nullptr;         // recorded after each step's launch: staging_ is free
+  std::shared_ptr<cuda::DevicePool> pool_;  // alloc(): KV caches, activations
   std::unique_ptr<cuda::PinnedUploader> uploader_;  // to_device(): weights
   // Flash-decoding's partial results (cuda_flash_attention.h), allocated once with the backend
   // so that a decode step never allocates or waits (CUDA graph capture).
