@@ -52,6 +52,7 @@ std::vector<std::unique_ptr<Communicator>> ThreadCommunicator::create_group(int 
   if (size < 1) fail("a tensor-parallel group needs at least one rank, got {}", size);
   auto state = std::make_shared<detail::ThreadGroupState>(size);
   std::vector<std::unique_ptr<Communicator>> group;
+  group.reserve(static_cast<size_t>(size));
   for (int r = 0; r < size; ++r) group.push_back(std::make_unique<ThreadCommunicator>(state, r));
   return group;
 }
