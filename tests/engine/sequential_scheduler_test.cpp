@@ -155,11 +155,12 @@ TEST_F(SequentialSchedulerTest, CancelEndsQueuedAndRunningSequencesAndFreesTheir
   Recorder queued;
   SequenceRequest endless = request("Once upon a time", -1);
   endless.stop_at_end_of_generation = false;
-  // Cancels itself from its own callback once it has produced a few tokens.
+  // Cancels itself from its own callback once it has produced a few tokens, and on every token
+  // after that until submit() has returned its id (the scheduler's thread may get there first).
   std::atomic<uint64_t> running_id = 0;
   SequenceCallbacks self_cancel = running.callbacks();
   self_cancel.on_token = [&, inner = self_cancel.on_token](const SequenceToken& t) {
-    if (running.ids().size() == 2) scheduler.cancel(running_id);
+    if (running.ids().size() >= 2 && running_id != 0) scheduler.cancel(running_id);
     return inner(t);
   };
   running_id = scheduler.submit(endless, self_cancel);
