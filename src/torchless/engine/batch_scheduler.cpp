@@ -11,9 +11,9 @@ struct BatchScheduler::Sequence {
   Request request;  // its id, the request and the callbacks
   Sampler sampler;
   std::unique_ptr<JsonConstraint> constraint;  // JSON output; null for text
-  std::vector<int32_t> tokens;  // prompt, then generated
-  std::vector<int32_t> blocks;  // block table
-  int evaluated = 0;            // positions whose keys and values are in the cache
+  std::vector<int32_t> tokens;                 // prompt, then generated
+  std::vector<int32_t> blocks;                 // block table
+  int evaluated = 0;                           // positions whose keys and values are in the cache
   int cached_prompt = 0;
   int generated = 0;
   uint64_t prefix_entry = PrefixCache::kRoot;  // the prefix its first `registered` blocks end

@@ -58,7 +58,7 @@ class BatchScheduler final : public ThreadedScheduler {
   const Tokenizer* tokenizer_;
   std::unique_ptr<PagedKvCache> cache_;
   std::unique_ptr<PrefixCache> prefix_;
-  std::shared_ptr<const TokenPieces> pieces_;  // for JSON output, built on first use
+  std::shared_ptr<const TokenPieces> pieces_;       // for JSON output, built on first use
   std::vector<std::unique_ptr<Sequence>> running_;  // scheduler thread only
 };
 

@@ -48,9 +48,9 @@ class SequentialScheduler final : public ThreadedScheduler {
 
   Transformer& transformer_;
   const Tokenizer* tokenizer_;
-  std::vector<Slot> slots_;  // scheduler thread only
+  std::vector<Slot> slots_;                    // scheduler thread only
   std::shared_ptr<const TokenPieces> pieces_;  // for JSON output, built on first use
-  size_t next_slot_ = 0;     // round robin over the running slots
+  size_t next_slot_ = 0;                       // round robin over the running slots
 };
 
 }  // namespace torchless

@@ -59,8 +59,7 @@ class ThreadedScheduler : public Scheduler {
 
   // Checks options.slots and options.max_queue (throws Error). has_tokenizer: JSON output
   // (OutputFormat::JsonObject) needs the bytes of every token.
-  ThreadedScheduler(const ModelConfig& config, const SchedulerOptions& options,
-                    bool has_tokenizer);
+  ThreadedScheduler(const ModelConfig& config, const SchedulerOptions& options, bool has_tokenizer);
   // The implementation's constructor ends with start(), and its destructor begins with
   // shutdown(false): the thread calls run_turn() only while the implementation exists.
   void start();
