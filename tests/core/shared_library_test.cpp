@@ -22,8 +22,8 @@ using ::testing::HasSubstr;
 using CosFn = double (*)(double);
 
 // No such file anywhere, then libm as glibc names it, then as macOS does.
-const std::vector<std::string> kMathCandidates = {"libtorchless-no-such-library.so",
-                                                  "libm.so.6", "libm.dylib"};
+const std::vector<std::string> kMathCandidates = {"libtorchless-no-such-library.so", "libm.so.6",
+                                                  "libm.dylib"};
 
 TEST(SharedLibrary, OpensTheFirstCandidateTheLoaderFinds) {
   const SharedLibrary library("libm", kMathCandidates);

@@ -17,7 +17,9 @@ class SharedLibrary {
   // reason and `remedy` (what to do about it; may be empty).
   SharedLibrary(std::string name, const std::vector<std::string>& file_names,
                 std::string_view remedy = {});
-  ~SharedLibrary();  // closes the handle: symbols taken from it must not outlive it
+  // Closes the handle: symbols taken from it must not outlive it. A library whose functions may
+  // run during static destruction (cuBLAS, NCCL) is never destroyed, so stays for the process.
+  ~SharedLibrary();
   SharedLibrary(const SharedLibrary&) = delete;
   SharedLibrary& operator=(const SharedLibrary&) = delete;
 
