@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/backend_availability.h"
 #include "common/small_random_model.h"
 #include "common/temp_dir.h"
 #include "torchless/engine/batch_scheduler.h"
@@ -63,11 +64,7 @@ class SchedulerBackends : public ::testing::TestWithParam<std::tuple<std::string
  protected:
   void SetUp() override {
     const auto [name, kv] = GetParam();
-    for (const BackendInfo& info : discover_backends()) {
-      if (info.name == name && !info.available) {
-        GTEST_SKIP() << "backend " << name << " is unavailable: " << info.detail;
-      }
-    }
+    if (const auto why = test::backend_unavailable(name)) GTEST_SKIP() << *why;
     BackendOptions options;
     options.batch_invariant = true;
     backend_ = init_backend(name, options);

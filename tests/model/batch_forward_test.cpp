@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "common/backend_availability.h"
 #include "common/small_random_model.h"
 #include "common/temp_dir.h"
 #include "model/reference_data.h"
@@ -58,11 +59,7 @@ class BatchForward : public ::testing::TestWithParam<std::tuple<std::string_view
  protected:
   void SetUp() override {
     const auto [backend_name, stories, kv] = GetParam();
-    for (const BackendInfo& info : discover_backends()) {
-      if (info.name == backend_name && !info.available) {
-        GTEST_SKIP() << "backend " << backend_name << " is unavailable: " << info.detail;
-      }
-    }
+    if (const auto why = test::backend_unavailable(backend_name)) GTEST_SKIP() << *why;
     BackendOptions options;
     options.batch_invariant = true;
     backend_ = init_backend(backend_name, options);
