@@ -11,33 +11,15 @@
 
 #include <gtest/gtest.h>
 
+#include "common/backend_availability.h"
+#include "common/small_random_model.h"
 #include "common/temp_dir.h"
 #include "torchless/engine/batch_scheduler.h"
 #include "torchless/engine/scheduler_factory.h"
-#include "torchless/formats/random_model_writer.h"
 #include "torchless/model/transformer.h"
 
 namespace torchless {
 namespace {
-
-std::filesystem::path random_model(const test::TempDir& dir) {
-  RandomModelSpec spec;
-  spec.config.architecture = "mistral";
-  spec.config.n_vocab = 300;
-  spec.config.n_embd = 64;
-  spec.config.n_ff = 96;
-  spec.config.n_layers = 2;
-  spec.config.n_heads = 2;
-  spec.config.n_kv_heads = 1;
-  spec.config.head_dim = 32;
-  spec.config.n_ctx_train = 128;
-  spec.config.sliding_window = 21;
-  spec.weight_dtype = DType::F16;
-  spec.seed = 91;
-  const auto path = dir / "random.gguf";
-  write_random_model(spec, path);
-  return path;
-}
 
 // The tokens of requests run on one scheduler at once, in submission order.
 class Runs {
@@ -82,15 +64,13 @@ class SchedulerBackends : public ::testing::TestWithParam<std::tuple<std::string
  protected:
   void SetUp() override {
     const auto [name, kv] = GetParam();
-    for (const BackendInfo& info : discover_backends()) {
-      if (info.name == name && !info.available) {
-        GTEST_SKIP() << "backend " << name << " is unavailable: " << info.detail;
-      }
-    }
+    if (const auto why = test::backend_unavailable(name)) GTEST_SKIP() << *why;
     BackendOptions options;
     options.batch_invariant = true;
     backend_ = init_backend(name, options);
-    model_ = std::make_unique<Transformer>(load_model(random_model(dir_)), *backend_);
+    const auto path = test::write_random_model_in(
+        dir_, test::small_random_model_spec(/*sliding_window=*/21, /*seed=*/91));
+    model_ = std::make_unique<Transformer>(load_model(path), *backend_);
     options_.slots = 3;  // the fourth request waits for a slot
     options_.n_ctx = 96;
     options_.kv_dtype = kv;

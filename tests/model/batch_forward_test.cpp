@@ -12,10 +12,11 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "common/backend_availability.h"
+#include "common/small_random_model.h"
 #include "common/temp_dir.h"
 #include "model/reference_data.h"
 #include "torchless/core/error.h"
-#include "torchless/formats/random_model_writer.h"
 #include "torchless/model/transformer.h"
 
 namespace torchless {
@@ -28,29 +29,16 @@ struct ModelSource {
   std::filesystem::path path;
 };
 
-// Q8_0 caches need heads of whole blocks of 32: then 2 heads of 32 sharing one KV head.
+// The shared small model's heads of 32 over a Q8_0 cache (whole blocks of 32); 4 heads of 16
+// sharing 2 KV heads over an F16 one.
 std::filesystem::path random_model(const test::TempDir& dir, DType kv) {
-  RandomModelSpec spec;
-  spec.config.architecture = "mistral";
-  spec.config.n_vocab = 300;
-  spec.config.n_embd = 64;
-  spec.config.n_ff = 96;
-  spec.config.n_layers = 2;
-  spec.config.n_heads = 4;
-  spec.config.n_kv_heads = 2;
-  spec.config.head_dim = 16;
-  if (kv == DType::Q8_0) {
-    spec.config.n_heads = 2;
-    spec.config.n_kv_heads = 1;
-    spec.config.head_dim = 32;
+  auto spec = test::small_random_model_spec(/*sliding_window=*/9, /*seed=*/77);
+  if (kv != DType::Q8_0) {
+    spec.config.n_heads = 4;
+    spec.config.n_kv_heads = 2;
+    spec.config.head_dim = 16;
   }
-  spec.config.n_ctx_train = 128;
-  spec.config.sliding_window = 9;
-  spec.weight_dtype = DType::F16;
-  spec.seed = 77;
-  const auto path = dir / "random.gguf";
-  write_random_model(spec, path);
-  return path;
+  return test::write_random_model_in(dir, spec);
 }
 
 // Sequence s: a prompt of 2 + 3 s tokens (awkward lengths, some over a block), seed 100 + s.
@@ -71,11 +59,7 @@ class BatchForward : public ::testing::TestWithParam<std::tuple<std::string_view
  protected:
   void SetUp() override {
     const auto [backend_name, stories, kv] = GetParam();
-    for (const BackendInfo& info : discover_backends()) {
-      if (info.name == backend_name && !info.available) {
-        GTEST_SKIP() << "backend " << backend_name << " is unavailable: " << info.detail;
-      }
-    }
+    if (const auto why = test::backend_unavailable(backend_name)) GTEST_SKIP() << *why;
     BackendOptions options;
     options.batch_invariant = true;
     backend_ = init_backend(backend_name, options);

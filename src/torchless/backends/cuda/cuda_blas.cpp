@@ -1,41 +1,31 @@
 #include "torchless/backends/cuda/cuda_blas.h"
 
-#include <dlfcn.h>
-
 #include <string>
 
 #include "torchless/core/error.h"
+#include "torchless/core/shared_library.h"
 
 namespace torchless::cuda {
 namespace {
 
-void* open_library() {
+// Never closed (never destroyed): a backend released during static destruction still calls it.
+const SharedLibrary& cublas_library() {
   // The toolkit's major version first (the one the headers are from), then any.
-  const std::string versioned = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
-  for (const char* name : {versioned.c_str(), "libcublas.so"}) {
-    if (void* handle = dlopen(name, RTLD_NOW | RTLD_LOCAL)) return handle;
-  }
-  fail(
-      "the CUDA backend needs cuBLAS: {} could not be opened ({}); add the CUDA toolkit's lib64 "
-      "to LD_LIBRARY_PATH",
-      versioned, dlerror());
-}
-
-template <typename F>
-void load(void* library, const char* symbol, F& out) {
-  out = reinterpret_cast<F>(dlsym(library, symbol));
-  if (out == nullptr) fail("cuBLAS has no {} ({})", symbol, dlerror());
+  static const auto* const library = new SharedLibrary(
+      "cuBLAS", {"libcublas.so." + std::to_string(CUBLAS_VER_MAJOR), "libcublas.so"},
+      "the CUDA backend needs it: add the CUDA toolkit's lib64 to LD_LIBRARY_PATH");
+  return *library;
 }
 
 Blas load_blas() {
-  void* library = open_library();  // kept open for the life of the process
+  const SharedLibrary& library = cublas_library();
   Blas b{};
-  load(library, "cublasCreate_v2", b.create);
-  load(library, "cublasDestroy_v2", b.destroy);
-  load(library, "cublasSetStream_v2", b.set_stream);
-  load(library, "cublasSetMathMode", b.set_math_mode);
-  load(library, "cublasGemmEx", b.gemm_ex);
-  load(library, "cublasGetStatusString", b.status_string);
+  library.bind("cublasCreate_v2", b.create);
+  library.bind("cublasDestroy_v2", b.destroy);
+  library.bind("cublasSetStream_v2", b.set_stream);
+  library.bind("cublasSetMathMode", b.set_math_mode);
+  library.bind("cublasGemmEx", b.gemm_ex);
+  library.bind("cublasGetStatusString", b.status_string);
   return b;
 }
 

@@ -1,40 +1,31 @@
 #include "torchless/backends/cuda/nccl_library.h"
 
-#include <dlfcn.h>
-
 #include <string>
 
-#include "torchless/core/error.h"
+#include "torchless/core/shared_library.h"
 
 namespace torchless::cuda {
 namespace {
 
-void* open_library() {
-  const std::string versioned = "libnccl.so." + std::to_string(NCCL_MAJOR);
-  for (const char* name : {versioned.c_str(), "libnccl.so"}) {
-    if (void* handle = dlopen(name, RTLD_NOW | RTLD_LOCAL)) return handle;
-  }
-  fail(
-      "tensor parallelism on CUDA needs NCCL: {} could not be opened ({}); install NCCL or add "
-      "the directory of libnccl.so to LD_LIBRARY_PATH",
-      versioned, dlerror());
-}
-
-template <typename F>
-void load(void* library, const char* symbol, F& out) {
-  out = reinterpret_cast<F>(dlsym(library, symbol));
-  if (out == nullptr) fail("NCCL has no {} ({})", symbol, dlerror());
+// Never closed (never destroyed): a communicator released during static destruction still
+// calls it.
+const SharedLibrary& nccl_library() {
+  static const auto* const library = new SharedLibrary(
+      "NCCL", {"libnccl.so." + std::to_string(NCCL_MAJOR), "libnccl.so"},
+      "tensor parallelism on CUDA needs it: install NCCL or add the directory of libnccl.so to "
+      "LD_LIBRARY_PATH");
+  return *library;
 }
 
 Nccl load_nccl() {
-  void* library = open_library();  // kept open for the life of the process
+  const SharedLibrary& library = nccl_library();
   Nccl n{};
-  load(library, "ncclCommInitAll", n.comm_init_all);
-  load(library, "ncclCommDestroy", n.comm_destroy);
-  load(library, "ncclCommAbort", n.comm_abort);
-  load(library, "ncclAllReduce", n.all_reduce);
-  load(library, "ncclAllGather", n.all_gather);
-  load(library, "ncclGetErrorString", n.error_string);
+  library.bind("ncclCommInitAll", n.comm_init_all);
+  library.bind("ncclCommDestroy", n.comm_destroy);
+  library.bind("ncclCommAbort", n.comm_abort);
+  library.bind("ncclAllReduce", n.all_reduce);
+  library.bind("ncclAllGather", n.all_gather);
+  library.bind("ncclGetErrorString", n.error_string);
   return n;
 }
 
