@@ -98,6 +98,29 @@ std::vector<int32_t> random_prompt(int n, int n_vocab, unsigned seed) {
   return p;
 }
 
+// A model of `config` with random `dtype` weights (random_model_writer), in `dir`.
+std::filesystem::path random_model(const test::TempDir& dir, const ModelConfig& config, DType dtype,
+                                   uint64_t seed = 1) {
+  RandomModelSpec spec;
+  spec.config = config;
+  spec.weight_dtype = dtype;
+  spec.seed = seed;
+  const auto path = dir / "random.gguf";
+  write_random_model(spec, path);
+  return path;
+}
+
+// The prompt's and greedy decode's logits of the model split over `ranks` CPU ranks match the
+// unsplit model's.
+void expect_split_matches_whole(const std::filesystem::path& path, int ranks,
+                                const std::vector<int32_t>& prompt) {
+  auto backend = init_backend("cpu");
+  Transformer whole_model(load_model(path), *backend);
+  const Logits whole = run(whole_model, prompt);
+  const Logits split_run = run_split("cpu", path, ranks, prompt);
+  expect_same_logits(split_run, whole, static_cast<size_t>(whole_model.config().n_vocab));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Golden models: 2 KV heads, 4 query heads (qwen3: 8). N = 2 splits the KV heads; N = 4 repeats
 // each over two ranks (kv_slice).
@@ -122,12 +145,7 @@ class TensorParallelGolden : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(TensorParallelGolden, SplitMatchesWhole) {
   const auto path = testing::require_shared("golden/" + GetParam().file);
-  const auto tokens = golden_tokens(path);
-  auto backend = init_backend("cpu");
-  Transformer whole_model(load_model(path), *backend);
-  const Logits whole = run(whole_model, tokens);
-  const Logits split_run = run_split("cpu", path, GetParam().ranks, tokens);
-  expect_same_logits(split_run, whole, static_cast<size_t>(whole_model.config().n_vocab));
+  expect_split_matches_whole(path, GetParam().ranks, golden_tokens(path));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -168,18 +186,9 @@ class TensorParallelRandom : public ::testing::TestWithParam<RandomCase> {};
 TEST_P(TensorParallelRandom, SplitMatchesWhole) {
   const auto [dtype, ranks] = GetParam();
   test::TempDir dir;
-  RandomModelSpec spec;
-  spec.config = small_1b_like();
-  spec.weight_dtype = dtype;
-  spec.seed = 15;
-  const auto path = dir / "random.gguf";
-  write_random_model(spec, path);
-  const auto prompt = random_prompt(19, spec.config.n_vocab, 7);
-  auto backend = init_backend("cpu");
-  Transformer whole_model(load_model(path), *backend);
-  const Logits whole = run(whole_model, prompt);
-  const Logits split_run = run_split("cpu", path, ranks, prompt);
-  expect_same_logits(split_run, whole, static_cast<size_t>(spec.config.n_vocab));
+  const ModelConfig config = small_1b_like();
+  const auto path = random_model(dir, config, dtype, 15);
+  expect_split_matches_whole(path, ranks, random_prompt(19, config.n_vocab, 7));
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, TensorParallelRandom,
@@ -199,23 +208,14 @@ class TensorParallelRepeatedKv : public ::testing::TestWithParam<int> {};
 TEST_P(TensorParallelRepeatedKv, SplitMatchesWhole) {
   const int ranks = GetParam();
   test::TempDir dir;
-  RandomModelSpec spec;
-  spec.config = small_1b_like();
-  spec.config.architecture = "qwen2";
-  spec.config.qkv_bias = true;
-  spec.config.n_heads = 8;
-  spec.config.n_kv_heads = 2;
-  spec.config.head_dim = 16;
-  spec.weight_dtype = DType::F32;
-  spec.seed = 16;
-  const auto path = dir / "random.gguf";
-  write_random_model(spec, path);
-  const auto prompt = random_prompt(13, spec.config.n_vocab, 8);
-  auto backend = init_backend("cpu");
-  Transformer whole_model(load_model(path), *backend);
-  const Logits whole = run(whole_model, prompt);
-  const Logits split_run = run_split("cpu", path, ranks, prompt);
-  expect_same_logits(split_run, whole, static_cast<size_t>(spec.config.n_vocab));
+  ModelConfig config = small_1b_like();
+  config.architecture = "qwen2";
+  config.qkv_bias = true;
+  config.n_heads = 8;
+  config.n_kv_heads = 2;
+  config.head_dim = 16;
+  const auto path = random_model(dir, config, DType::F32, 16);
+  expect_split_matches_whole(path, ranks, random_prompt(13, config.n_vocab, 8));
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, TensorParallelRepeatedKv, ::testing::Values(4, 8),
@@ -315,17 +315,9 @@ class TensorParallelBatch : public ::testing::TestWithParam<BatchCase> {};
 TEST_P(TensorParallelBatch, SplitBatchMatchesWholeBatch) {
   const auto [file, ranks] = GetParam();
   test::TempDir dir;
-  std::filesystem::path path;
-  if (file.empty()) {
-    RandomModelSpec spec;
-    spec.config = small_1b_like();
-    spec.weight_dtype = DType::F32;
-    spec.seed = 17;
-    path = dir / "random.gguf";
-    write_random_model(spec, path);
-  } else {
-    path = testing::require_shared("golden/" + file);
-  }
+  const std::filesystem::path path = file.empty()
+                                         ? random_model(dir, small_1b_like(), DType::F32, 17)
+                                         : testing::require_shared("golden/" + file);
   auto backend = init_backend("cpu");
   Transformer whole_model(load_model(path), *backend);
   const int n_vocab = whole_model.config().n_vocab;
@@ -467,17 +459,13 @@ TEST(TensorParallel, RefusesRanksThatDoNotDivideTheHeads) {
 TEST(TensorParallel, RefusesKvHeadsThatNeitherSplitNorRepeat) {
   // 12 heads and 4 KV heads: 6 ranks would hold 2 query heads each, half a KV group.
   test::TempDir dir;
-  RandomModelSpec spec;
-  spec.config = small_1b_like();
-  spec.config.n_heads = 12;
-  spec.config.n_kv_heads = 4;
-  spec.config.n_embd = 96;
-  spec.config.n_ff = 384;
-  spec.config.n_vocab = 768;
-  spec.weight_dtype = DType::F32;
-  const auto path = dir / "random.gguf";
-  write_random_model(spec, path);
-  const std::string e = split_error(path, 6);
+  ModelConfig config = small_1b_like();
+  config.n_heads = 12;
+  config.n_kv_heads = 4;
+  config.n_embd = 96;
+  config.n_ff = 384;
+  config.n_vocab = 768;
+  const std::string e = split_error(random_model(dir, config, DType::F32), 6);
   EXPECT_NE(e.find("its 4 KV heads neither split over 6 ranks nor repeat evenly across them"),
             std::string::npos)
       << e;
@@ -523,18 +511,15 @@ TEST(TensorParallel, logits_over_nccl_on_cuda) {
   const int gpus = tensor_parallel_capacity("cuda");
   if (gpus < 1) GTEST_SKIP() << "no CUDA device";
   test::TempDir dir;
-  RandomModelSpec spec;
-  spec.config = small_1b_like();
-  spec.weight_dtype = DType::Q8_0;
-  const auto path = dir / "random.gguf";
-  write_random_model(spec, path);
-  const auto prompt = random_prompt(19, spec.config.n_vocab, 7);
+  const ModelConfig config = small_1b_like();
+  const auto path = random_model(dir, config, DType::Q8_0);
+  const auto prompt = random_prompt(19, config.n_vocab, 7);
   // The reference is the unsplit model on the same GPU (same kernels): a group of one must give
   // its logits; the CPU differs by CUDA's own rounding (int8 and F16 activations).
   auto unsplit = init_backend("cuda");
   Transformer reference_model(load_model(path), *unsplit);
   const Logits reference = run(reference_model, prompt);
-  const auto n_vocab = static_cast<size_t>(spec.config.n_vocab);
+  const auto n_vocab = static_cast<size_t>(config.n_vocab);
   {
     auto gpu = init_backend("cuda");
     TensorParallelGroup one(load_model(path), *gpu, split("cuda", 1));
