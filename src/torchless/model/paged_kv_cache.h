@@ -31,6 +31,8 @@ class PagedKvCache {
   ~PagedKvCache();
   PagedKvCache(const PagedKvCache&) = delete;
   PagedKvCache& operator=(const PagedKvCache&) = delete;
+  PagedKvCache(PagedKvCache&&) noexcept = default;
+  PagedKvCache& operator=(PagedKvCache&&) noexcept = default;
 
   int ranks() const { return ranks_.empty() ? 1 : static_cast<int>(ranks_.size()); }
   PagedKvCache& rank(int r);  // of a split cache (its pools; its blocks are this one's)
