@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -61,11 +62,12 @@ const std::vector<std::string> kPrompts = {
     "dog said hello",
 };
 
-// The greedy tokens of kPrompts, all submitted at once to the session's scheduler, which must
-// be the BatchScheduler: short chunks so that prompts are prefilled beside decoding sequences,
-// and the prefix cache on (the last prompt, which waits for a slot, continues the third and
-// finds its full blocks). The unsplit BatchScheduler's
-// tokens are Session::generate's (BatchScheduler.GreedyTokensEqualSessionGenerateWhileBatched).
+// The greedy tokens of kPrompts, run together by the session's scheduler, which must be the
+// BatchScheduler: short chunks so that prompts are prefilled beside decoding sequences, and the
+// prefix cache on. The first three are submitted at once; the last, which continues the third,
+// once the third has its first token (so its prompt's full blocks are in the prefix cache
+// whatever the timing), and it finds them. The unsplit BatchScheduler's tokens are
+// Session::generate's (BatchScheduler.GreedyTokensEqualSessionGenerateWhileBatched).
 struct Served {
   std::vector<std::vector<int32_t>> ids;
   std::vector<int> cached_prompt_tokens;
@@ -74,7 +76,7 @@ struct Served {
 Served serve_batched(Session& session) {
   SchedulerOptions options;
   options.kv_dtype = DType::F32;
-  options.slots = 3;  // the fourth request waits for a slot
+  options.slots = 3;
   options.max_batch_tokens = 12;
   auto scheduler = session.make_scheduler(options);
   EXPECT_NE(dynamic_cast<BatchScheduler*>(scheduler.get()), nullptr);
@@ -82,7 +84,15 @@ Served serve_batched(Session& session) {
   Served out;
   out.ids.resize(kPrompts.size());
   std::vector<std::promise<SequenceSummary>> ended(kPrompts.size());
+  // Set at the third's first token, or at its end should it fail before one.
+  std::promise<void> third_started;
+  bool third_signalled = false;
+  const size_t last = kPrompts.size() - 1;
+  auto signal_third = [&] {
+    if (!std::exchange(third_signalled, true)) third_started.set_value();
+  };
   for (size_t i = 0; i < kPrompts.size(); ++i) {
+    if (i == last) third_started.get_future().get();
     session.reset();  // so that tokenize() adds BOS again
     SequenceRequest r;
     r.prompt = session.tokenize(kPrompts[i]);
@@ -92,9 +102,14 @@ Served serve_batched(Session& session) {
     scheduler->submit(r, {[&, i](const SequenceToken& t) {
                             std::lock_guard lock(mutex);
                             out.ids[i].push_back(t.id);
+                            if (i == last - 1) signal_third();
                             return true;
                           },
-                          [&, i](const SequenceSummary& s) { ended[i].set_value(s); }});
+                          [&, i](const SequenceSummary& s) {
+                            std::lock_guard lock(mutex);
+                            if (i == last - 1) signal_third();
+                            ended[i].set_value(s);
+                          }});
   }
   for (auto& e : ended) {
     const SequenceSummary s = e.get_future().get();
