@@ -35,8 +35,8 @@ BatchScheduler::BatchScheduler(Transformer& transformer, const Tokenizer* tokeni
   const int per_sequence = (n_ctx() + kDefaultKvBlockSize - 1) / kDefaultKvBlockSize;
   // One spare block per slot: a block the prefix cache keeps for a prefix that a running
   // sequence continues (but computed itself) cannot be evicted while that sequence runs.
-  cache_ = std::make_unique<PagedKvCache>(transformer.backend(), transformer.config(),
-                                          options.slots * (per_sequence + 1), kDefaultKvBlockSize,
+  // Split over ranks, each rank's pools hold its KV heads; the blocks are the same on all.
+  cache_ = transformer.new_paged_kv_cache(options.slots * (per_sequence + 1), kDefaultKvBlockSize,
                                           options.kv_dtype);
   if (options.prefix_cache) prefix_ = std::make_unique<PrefixCache>(*cache_);
   update_stats([&](SchedulerStats& s) { s.kv_blocks_total = cache_->n_blocks(); });

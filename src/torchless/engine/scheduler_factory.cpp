@@ -6,12 +6,12 @@
 namespace torchless {
 
 // Continuous batching where the backend has paged attention over pools of the KV type (F32 and
-// F16 wherever it has paged attention, Q8_0 on the CPU and CUDA); elsewhere, and for a model
-// split over ranks, the sequential scheduler, which works on every backend and KV type.
+// F16 wherever it has paged attention, Q8_0 on the CPU and CUDA), split over ranks or not (every
+// rank's backend is of rank 0's kind); elsewhere the sequential scheduler, which works on every
+// backend and KV type.
 std::unique_ptr<Scheduler> make_scheduler(Transformer& transformer, const Tokenizer* tokenizer,
                                           const SchedulerOptions& options) {
-  if (transformer.tensor_parallel() == 1 &&
-      transformer.backend().supports_paged_kv_dtype(options.kv_dtype)) {
+  if (transformer.backend().supports_paged_kv_dtype(options.kv_dtype)) {
     return std::make_unique<BatchScheduler>(transformer, tokenizer, options);
   }
   return std::make_unique<SequentialScheduler>(transformer, tokenizer, options);

@@ -26,9 +26,38 @@ PagedKvCache::PagedKvCache(Backend& backend, const ModelConfig& config, int n_bl
     keys_.push_back(backend.alloc(Shape{rows, width}, dtype));
     values_.push_back(backend.alloc(Shape{rows, width}, dtype));
   }
+  free_all(n_blocks);
+}
+
+PagedKvCache::PagedKvCache(std::vector<std::unique_ptr<PagedKvCache>> ranks)
+    : ranks_(std::move(ranks)) {
+  if (ranks_.empty() || ranks_[0] == nullptr) fail("a split paged KV cache needs a rank");
+  const PagedKvCache& first = *ranks_[0];
+  block_size_ = first.block_size();
+  dtype_ = first.dtype();
+  for (const auto& r : ranks_) {
+    if (r->n_blocks() != first.n_blocks() || r->block_size() != block_size_) {
+      fail("the ranks of a split paged KV cache must have the same blocks");
+    }
+  }
+  free_all(first.n_blocks());
+}
+
+PagedKvCache::~PagedKvCache() = default;
+
+void PagedKvCache::free_all(int n_blocks) {
   ref_counts_.assign(static_cast<size_t>(n_blocks), 0);
+  free_.clear();
   free_.reserve(static_cast<size_t>(n_blocks));
   for (int32_t b = n_blocks - 1; b >= 0; --b) free_.push_back(b);
+}
+
+PagedKvCache& PagedKvCache::rank(int r) {
+  if (ranks_.empty() && r == 0) return *this;
+  if (r < 0 || static_cast<size_t>(r) >= ranks_.size()) {
+    fail("paged KV cache: no rank {} of {}", r, ranks());
+  }
+  return *ranks_[static_cast<size_t>(r)];
 }
 
 void PagedKvCache::check_block(int32_t block) const {
@@ -66,6 +95,7 @@ void PagedKvCache::release(int32_t block) {
 
 size_t PagedKvCache::bytes() const {
   size_t total = 0;
+  for (const auto& r : ranks_) total += r->bytes();
   for (const auto& t : keys_) total += t.nbytes();
   for (const auto& t : values_) total += t.nbytes();
   return total;

@@ -6,7 +6,12 @@
 // when they grow past the last one, so memory follows the tokens actually used. Blocks are
 // reference counted: the prefix cache and several sequences may share a full block of the same
 // tokens; a block returns to the free list when its last holder releases it.
+//
+// Split over the ranks of a tensor-parallel group (Transformer::new_paged_kv_cache), each rank
+// has pools of its own KV heads on its backend and this cache keeps the blocks: a block id is
+// the same rows in every rank's pools, so one block table serves all ranks.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -21,6 +26,16 @@ class PagedKvCache {
  public:
   PagedKvCache(Backend& backend, const ModelConfig& config, int n_blocks,
                int block_size = kDefaultKvBlockSize, DType dtype = DType::F16);
+  // A cache over the ranks' pools (all of the same blocks); it holds no pool itself.
+  explicit PagedKvCache(std::vector<std::unique_ptr<PagedKvCache>> ranks);
+  ~PagedKvCache();
+  PagedKvCache(const PagedKvCache&) = delete;
+  PagedKvCache& operator=(const PagedKvCache&) = delete;
+  PagedKvCache(PagedKvCache&&) noexcept = default;
+  PagedKvCache& operator=(PagedKvCache&&) noexcept = default;
+
+  int ranks() const { return ranks_.empty() ? 1 : static_cast<int>(ranks_.size()); }
+  PagedKvCache& rank(int r);  // of a split cache (its pools; its blocks are this one's)
 
   int n_blocks() const { return static_cast<int>(ref_counts_.size()); }
   int block_size() const { return block_size_; }
@@ -37,10 +52,11 @@ class PagedKvCache {
 
   Tensor& keys(int layer) { return keys_.at(static_cast<size_t>(layer)); }
   Tensor& values(int layer) { return values_.at(static_cast<size_t>(layer)); }
-  size_t bytes() const;
+  size_t bytes() const;  // of every rank's pools
 
  private:
   void check_block(int32_t block) const;
+  void free_all(int n_blocks);  // n_blocks blocks, all free
 
   int block_size_;
   DType dtype_;
@@ -48,6 +64,7 @@ class PagedKvCache {
   std::vector<int32_t> free_;  // a stack: the most recently freed block is reused first
   std::vector<Tensor> keys_;
   std::vector<Tensor> values_;
+  std::vector<std::unique_ptr<PagedKvCache>> ranks_;  // a split cache's (keys_, values_ empty)
 };
 
 }  // namespace torchless

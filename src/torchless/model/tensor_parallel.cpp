@@ -21,6 +21,13 @@ std::string split_problem(int64_t count, std::string_view what, int n) {
   return fmt::format("its {} {} do not split over {} ranks", count, what, n);
 }
 
+// KV heads split over n ranks, or repeat across them (kv_slice).
+std::string kv_problem(int n_kv_heads, int n) {
+  if (n_kv_heads % n == 0 || n % n_kv_heads == 0) return {};
+  return fmt::format("its {} KV heads neither split over {} ranks nor repeat evenly across them",
+                     n_kv_heads, n);
+}
+
 // A column slice of `cols / n` values must hold whole quantisation blocks.
 std::string column_problem(const LoadedModel& model, const std::string& name, int n) {
   const HostTensorView* view = model.weights.find(name);
@@ -43,7 +50,7 @@ std::string tensor_parallel_problem(const LoadedModel& model, int n) {
   const ModelConfig& c = model.config;
   if (n < 1) return fmt::format("the rank count must be at least 1, got {}", n);
   for (const std::string& problem :
-       {split_problem(c.n_heads, "attention heads", n), split_problem(c.n_kv_heads, "KV heads", n),
+       {split_problem(c.n_heads, "attention heads", n), kv_problem(c.n_kv_heads, n),
         split_problem(c.n_ff, "feed-forward rows", n),
         split_problem(c.n_vocab, "vocabulary entries", n)}) {
     if (!problem.empty()) return problem;
@@ -60,9 +67,9 @@ std::string tensor_parallel_problem(const LoadedModel& model, int n) {
 void check_tensor_parallel(const LoadedModel& model, int n) {
   const std::string problem = tensor_parallel_problem(model, n);
   if (problem.empty()) return;
-  // KV heads split whole, so no count above theirs can work.
+  // Query heads split whole, so no count above theirs can work.
   std::vector<std::string> valid;
-  for (int m = 1; m <= model.config.n_kv_heads; ++m) {
+  for (int m = 1; m <= model.config.n_heads; ++m) {
     if (tensor_parallel_problem(model, m).empty()) valid.push_back(std::to_string(m));
   }
   fail("--tensor-parallel {} cannot split {}: {}; it splits over N = {}", n, model.path.string(),
@@ -72,9 +79,17 @@ void check_tensor_parallel(const LoadedModel& model, int n) {
 ModelConfig shard_config(const ModelConfig& config, int n) {
   ModelConfig c = config;
   c.n_heads /= n;
-  c.n_kv_heads /= n;
+  c.n_kv_heads = config.n_kv_heads % n == 0 ? config.n_kv_heads / n : 1;
   c.n_ff /= n;
   return c;
+}
+
+Slice kv_slice(const ModelConfig& config, int rank, int n) {
+  if (config.n_kv_heads % n == 0) return {Split::Rows, rank, n};
+  const std::string problem = kv_problem(config.n_kv_heads, n);
+  if (!problem.empty()) fail("tensor parallelism: {}", problem);
+  // n / n_kv_heads consecutive ranks hold the query heads of one KV head's group.
+  return {Split::Rows, rank / (n / config.n_kv_heads), config.n_kv_heads};
 }
 
 HostTensorView shard_matrix(const std::string& name, const HostTensorView& full, Split split,

@@ -1,8 +1,10 @@
 #pragma once
 // How a model splits over the ranks of a tensor-parallel group (Megatron-LM's layout,
 // docs/multi-gpu.md). Rank r of n holds:
-//   - attention: its n_heads/n query heads and n_kv_heads/n KV heads (rows of Wq, Wk, Wv and
-//     their biases; its slice of the KV cache), and the matching input columns of Wo;
+//   - attention: its n_heads/n query heads and the KV heads they use (rows of Wq, Wk, Wv and
+//     their biases; its slice of the KV cache), and the matching input columns of Wo. With n
+//     dividing n_kv_heads that is n_kv_heads/n KV heads; with n a multiple of n_kv_heads, one
+//     KV head that n/n_kv_heads neighbouring ranks each hold a copy of (vLLM's replication);
 //   - feed-forward: n_ff/n rows of W_gate and W_up, the matching input columns of W_down;
 //   - vocabulary: n_vocab/n rows of the embedding table and of the output head.
 // Each rank's Wo and W_down products are partial sums of the full ones: an all-reduce per
@@ -42,11 +44,24 @@ struct TensorParallelOptions {
 std::string tensor_parallel_problem(const LoadedModel& model, int n);
 // Throws Error unless the model splits over n ranks; the message names the n that would work.
 void check_tensor_parallel(const LoadedModel& model, int n);
-// The shape one rank computes: heads, KV heads and feed-forward width divided by n (the
-// vocabulary stays the model's: token ids are global).
+// The shape one rank computes: heads and feed-forward width divided by n, KV heads divided by n
+// or, where n exceeds them, one (the vocabulary stays the model's: token ids are global).
 ModelConfig shard_config(const ModelConfig& config, int n);
 
 enum class Split { None, Rows, Cols };
+
+// Which part of a matrix a rank holds: part `part` of `parts` equal slices along `split`.
+struct Slice {
+  Split split = Split::None;
+  int part = 0;
+  int parts = 1;
+};
+
+// The rows of Wk and Wv (and of their biases) that rank `rank` of n holds, for a model of
+// config.n_kv_heads KV heads (the whole model's config): its own n_kv_heads/n, or, when n is a
+// multiple of n_kv_heads, the one KV head that its query heads use, shared with the
+// n/n_kv_heads ranks around it.
+Slice kv_slice(const ModelConfig& config, int rank, int n);
 
 // Rank `rank` of `n`'s part of the matrix `name` ([rows, cols], any dtype): its rows (a view of
 // the same bytes) or its columns (copied into bytes that `keep` holds for the model's lifetime).

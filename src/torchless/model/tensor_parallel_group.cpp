@@ -147,4 +147,31 @@ std::span<const float> TensorParallelGroup::forward(std::span<const int32_t> tok
   return logits;
 }
 
+std::unique_ptr<PagedKvCache> TensorParallelGroup::new_paged_kv_cache(int n_blocks, int block_size,
+                                                                      DType dtype) {
+  std::vector<std::unique_ptr<PagedKvCache>> ranks(shards_.size());
+  run([&](int r) {
+    const auto i = static_cast<size_t>(r);
+    ranks[i] = std::make_unique<PagedKvCache>(*backends_[i], shards_[i]->config(), n_blocks,
+                                              block_size, dtype);
+  });
+  return std::make_unique<PagedKvCache>(std::move(ranks));
+}
+
+std::span<const float> TensorParallelGroup::forward_batch(const TokenBatch& batch,
+                                                          PagedKvCache& cache) {
+  if (cache.ranks() != size()) {
+    fail(
+        "this paged KV cache holds {} rank(s) but the model is split over {}: make it with "
+        "Transformer::new_paged_kv_cache",
+        cache.ranks(), size());
+  }
+  std::span<const float> logits;
+  run([&](int r) {
+    const auto out = shards_[static_cast<size_t>(r)]->forward_batch(batch, cache.rank(r));
+    if (r == 0) logits = out;
+  });
+  return logits;
+}
+
 }  // namespace torchless

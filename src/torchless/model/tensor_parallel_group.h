@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "torchless/model/kv_cache.h"
+#include "torchless/model/paged_kv_cache.h"
 #include "torchless/model/tensor_parallel.h"
 #include "torchless/model/transformer.h"
 
@@ -34,6 +35,11 @@ class TensorParallelGroup {
   // Transformer::forward on every rank; `cache` must come from new_kv_cache().
   std::span<const float> forward(std::span<const int32_t> tokens, int pos0, KvCache& cache,
                                  LogitsMode mode);
+  // One PagedKvCache per rank (pools of its KV heads) under one that keeps the blocks.
+  std::unique_ptr<PagedKvCache> new_paged_kv_cache(int n_blocks, int block_size, DType dtype);
+  // Transformer::forward_batch on every rank, the same batch (tokens, positions and block
+  // tables) on each; `cache` must come from new_paged_kv_cache().
+  std::span<const float> forward_batch(const TokenBatch& batch, PagedKvCache& cache);
 
  private:
   // Runs step(rank) for every rank at once; rethrows the first rank's error, after which the

@@ -20,6 +20,15 @@ std::string layer_name(int layer, std::string_view suffix) {
   return fmt::format("blk.{}.{}", layer, suffix);
 }
 
+// Wk, Wv and their biases, which a rank holds by KV head (kv_slice).
+bool is_kv_projection(std::string_view name) {
+  for (const std::string_view suffix :
+       {".attn_k.weight", ".attn_v.weight", ".attn_k.bias", ".attn_v.bias"}) {
+    if (name.ends_with(suffix)) return true;
+  }
+  return false;
+}
+
 // A [1, n] activation seen as the [n] vector that matmul_vec takes.
 Tensor as_vector(const Tensor& t) {
   return t.reshape(Shape{t.numel()});
@@ -79,6 +88,7 @@ Transformer::Transformer(LoadedModel model, Backend& backend, TensorParallelRank
     : model_(std::move(model)), backend_(backend), tp_(rank) {
   check_shape();
   check_tensor_parallel(model_, tp_.size);
+  kv_rows_ = kv_slice(model_.config, tp_.rank, tp_.size);
   model_.config = shard_config(model_.config, tp_.size);
   load();
 }
@@ -92,6 +102,12 @@ int Transformer::tensor_parallel() const {
 std::unique_ptr<KvCache> Transformer::new_kv_cache(int n_ctx, DType dtype) {
   if (group_) return group_->new_kv_cache(n_ctx, dtype);
   return std::make_unique<KvCache>(backend_, model_.config, n_ctx, dtype);
+}
+
+std::unique_ptr<PagedKvCache> Transformer::new_paged_kv_cache(int n_blocks, int block_size,
+                                                              DType dtype) {
+  if (group_) return group_->new_paged_kv_cache(n_blocks, block_size, dtype);
+  return std::make_unique<PagedKvCache>(backend_, model_.config, n_blocks, block_size, dtype);
 }
 
 void Transformer::check_shape() const {
@@ -121,10 +137,10 @@ void Transformer::load() {
 }
 
 Tensor Transformer::upload_matrix(const std::string& name, int64_t rows, int64_t cols,
-                                  Split split) {
+                                  Slice slice) {
   HostTensorView view = model_.weights.get(name);
-  if (tp_.size > 1 && split != Split::None) {
-    view = shard_matrix(name, view, split, tp_.rank, tp_.size, model_.weights);
+  if (slice.parts > 1 && slice.split != Split::None) {
+    view = shard_matrix(name, view, slice.split, slice.part, slice.parts, model_.weights);
   }
   if (view.shape.rank() != 2 || view.shape[0] != rows || view.shape[1] != cols) {
     fail("tensor {} has shape {}, expected [{}, {}]", name, view.shape.str(), rows, cols);
@@ -137,9 +153,11 @@ Tensor Transformer::upload_view(const std::string& name, const HostTensorView& v
   return backend_.to_device(view);
 }
 
-Tensor Transformer::upload_vector(const std::string& name, int64_t size, bool split) {
+Tensor Transformer::upload_vector(const std::string& name, int64_t size, Slice slice) {
   HostTensorView view = model_.weights.get(name);
-  if (tp_.size > 1 && split) view = shard_vector(name, view, tp_.rank, tp_.size);
+  if (slice.parts > 1 && slice.split == Split::Rows) {
+    view = shard_vector(name, view, slice.part, slice.parts);
+  }
   if (view.shape.numel() != size || view.shape.cols() != size) {
     fail("tensor {} has shape {}, expected [{}]", name, view.shape.str(), size);
   }
@@ -166,24 +184,25 @@ void Transformer::load_weights() {
   for (int i = 0; i < c.n_layers; ++i) {
     LayerWeights& w = layers_[static_cast<size_t>(i)];
     w.attn_norm = upload_vector(layer_name(i, "attn_norm.weight"), c.n_embd);
-    // Split (tensor_parallel.h): heads by rows, Wo by its input columns.
-    w.wq = upload_matrix(layer_name(i, "attn_q.weight"), q_width, c.n_embd, Split::Rows);
-    w.wk = upload_matrix(layer_name(i, "attn_k.weight"), kv_width, c.n_embd, Split::Rows);
-    w.wv = upload_matrix(layer_name(i, "attn_v.weight"), kv_width, c.n_embd, Split::Rows);
-    w.wo = upload_matrix(layer_name(i, "attn_output.weight"), c.n_embd, q_width, Split::Cols);
+    // Split (tensor_parallel.h): heads by rows, Wo by its input columns; K and V the rows of
+    // the KV heads this rank's query heads use.
+    w.wq = upload_matrix(layer_name(i, "attn_q.weight"), q_width, c.n_embd, own(Split::Rows));
+    w.wk = upload_matrix(layer_name(i, "attn_k.weight"), kv_width, c.n_embd, kv_rows_);
+    w.wv = upload_matrix(layer_name(i, "attn_v.weight"), kv_width, c.n_embd, kv_rows_);
+    w.wo = upload_matrix(layer_name(i, "attn_output.weight"), c.n_embd, q_width, own(Split::Cols));
     if (c.qkv_bias) {
-      w.bq = upload_vector(layer_name(i, "attn_q.bias"), q_width, true);
-      w.bk = upload_vector(layer_name(i, "attn_k.bias"), kv_width, true);
-      w.bv = upload_vector(layer_name(i, "attn_v.bias"), kv_width, true);
+      w.bq = upload_vector(layer_name(i, "attn_q.bias"), q_width, own(Split::Rows));
+      w.bk = upload_vector(layer_name(i, "attn_k.bias"), kv_width, kv_rows_);
+      w.bv = upload_vector(layer_name(i, "attn_v.bias"), kv_width, kv_rows_);
     }
     if (c.qk_norm) {
       w.q_norm = upload_vector(layer_name(i, "attn_q_norm.weight"), c.head_dim);
       w.k_norm = upload_vector(layer_name(i, "attn_k_norm.weight"), c.head_dim);
     }
     w.ffn_norm = upload_vector(layer_name(i, "ffn_norm.weight"), c.n_embd);
-    w.w_gate = upload_matrix(layer_name(i, "ffn_gate.weight"), c.n_ff, c.n_embd, Split::Rows);
-    w.w_up = upload_matrix(layer_name(i, "ffn_up.weight"), c.n_ff, c.n_embd, Split::Rows);
-    w.w_down = upload_matrix(layer_name(i, "ffn_down.weight"), c.n_embd, c.n_ff, Split::Cols);
+    w.w_gate = upload_matrix(layer_name(i, "ffn_gate.weight"), c.n_ff, c.n_embd, own(Split::Rows));
+    w.w_up = upload_matrix(layer_name(i, "ffn_up.weight"), c.n_ff, c.n_embd, own(Split::Rows));
+    w.w_down = upload_matrix(layer_name(i, "ffn_down.weight"), c.n_embd, c.n_ff, own(Split::Cols));
   }
 
   std::optional<std::span<const float>> divisors;
@@ -218,7 +237,7 @@ void Transformer::load_vocabulary() {
   if (tied) {
     output_ = tp_.size > 1 ? token_embd_.slice_rows(0, vocab_rows_) : token_embd_;
   } else {
-    output_ = upload_matrix("output.weight", vocab_rows_, c.n_embd, Split::Rows);
+    output_ = upload_matrix("output.weight", vocab_rows_, c.n_embd, own(Split::Rows));
   }
 }
 
@@ -256,11 +275,15 @@ MemoryPlan Transformer::memory_plan(const LoadedModel& model, int n_ctx, DType k
                                     int tensor_parallel) {
   const ModelConfig& c = model.config;
   MemoryPlan plan;
-  for (const auto& [name, view] : model.weights.all()) plan.weight_bytes += view.nbytes;
-  plan.kv_cache_bytes = KvCache::bytes_needed(c, n_ctx, kv_dtype);
-  const auto ranks = static_cast<uint64_t>(std::max(1, tensor_parallel));
-  plan.weight_bytes /= ranks;
-  plan.kv_cache_bytes /= ranks;
+  // Split, each rank keeps 1/n of the weights, except the K and V projections, of which ranks
+  // sharing a KV head (n > n_kv_heads, kv_slice) each keep the head's rows.
+  const int n = std::max(1, tensor_parallel);
+  const auto parts = static_cast<uint64_t>(n);
+  const auto kv_parts = static_cast<uint64_t>(std::min(n, c.n_kv_heads));
+  for (const auto& [name, view] : model.weights.all()) {
+    plan.weight_bytes += view.nbytes / (is_kv_projection(name) ? kv_parts : parts);
+  }
+  plan.kv_cache_bytes = KvCache::bytes_needed(shard_config(c, n), n_ctx, kv_dtype);
   // Prompts run in batches of at most kMaxBatchTokens (activations_for, forward); LogitsMode::All
   // keeps the logits of a whole batch, Last those of one token.
   const int batch = std::min(n_ctx, kMaxBatchTokens);
@@ -424,11 +447,16 @@ void Transformer::output_all(Activations& a, std::span<float> out) {
   Tensor logits = all_logits_.slice_rows(0, n);
   rmsnorm(a.x, output_norm_, a.xb);
   linear(output_, a.xb, logits);
+  logits_to_host(logits, out);
+}
+
+void Transformer::logits_to_host(const Tensor& logits, std::span<float> out) {
   if (tp_.size == 1) {
     backend_.to_host(logits, std::as_writable_bytes(out));
     return;
   }
   // Gathered rank by rank, [size][n][vocab_rows]; the caller wants [n][size * vocab_rows].
+  const int64_t n = logits.rows();
   const Tensor whole = gather_logits(logits);
   gathered_host_.resize(static_cast<size_t>(whole.numel()));
   backend_.to_host(whole, std::as_writable_bytes(std::span(gathered_host_)));

@@ -69,6 +69,9 @@ class Transformer {
   int tensor_parallel() const;
   // A KV cache for forward(): on the backend, or, split, one slice per rank.
   std::unique_ptr<KvCache> new_kv_cache(int n_ctx, DType dtype);
+  // A paged KV cache for forward_batch(): on the backend, or, split, pools of each rank's KV
+  // heads under one that keeps the blocks.
+  std::unique_ptr<PagedKvCache> new_paged_kv_cache(int n_blocks, int block_size, DType dtype);
 
   // Runs `tokens` at positions [pos0, pos0 + n) with the keys and values of positions
   // [0, pos0) from `cache`, writes theirs into it, and returns the logits on the host:
@@ -82,7 +85,7 @@ class Transformer {
   // sequence's blocks, and returns [logit_rows.size(), n_vocab] row-major on the host (valid
   // until the next call). A token's logits are bit for bit the same whatever else is in the
   // batch where the backend's kernels keep one reduction order per output (docs/batching.md).
-  // Not with tensor parallelism (throws Error).
+  // Split over ranks, `cache` must come from new_paged_kv_cache(); every rank runs the batch.
   std::span<const float> forward_batch(const TokenBatch& batch, PagedKvCache& cache);
 
  private:
@@ -122,10 +125,11 @@ class Transformer {
   void map_weight_files();
   void load_weights();
   void load_vocabulary();
-  // rows x cols: the shape here (this rank's slice when split).
-  Tensor upload_matrix(const std::string& name, int64_t rows, int64_t cols,
-                       Split split = Split::None);
-  Tensor upload_vector(const std::string& name, int64_t size, bool split = false);
+  // rows x cols (size): the shape here, the `slice` of the file's tensor when split.
+  Tensor upload_matrix(const std::string& name, int64_t rows, int64_t cols, Slice slice = {});
+  Tensor upload_vector(const std::string& name, int64_t size, Slice slice = {});
+  // This rank's slice along `split` (its heads, its feed-forward rows, its vocabulary).
+  Slice own(Split split) const { return {split, tp_.rank, tp_.size}; }
   Tensor upload_view(const std::string& name, const HostTensorView& view);
   // Tensor parallelism: the token ids of this rank's vocabulary slice (others: its zero row),
   // the all-reduce that joins the ranks' partial sums, and the ranks' logits.
@@ -163,6 +167,8 @@ class Transformer {
   void output_last(Activations& a, std::span<float> out);
   void last_logits(Activations& a);  // into last_logits_, on the device
   void output_all(Activations& a, std::span<float> out);
+  // Logits [n, vocab_rows_] of this rank into out [n, n_vocab] on the host (split: gathered).
+  void logits_to_host(const Tensor& logits, std::span<float> out);
   void rmsnorm(const Tensor& x, const Tensor& weight, Tensor& out);
   void linear(const Tensor& w, const Tensor& x, Tensor& y, const Tensor& bias = {});
   void check_tokens(std::span<const int32_t> tokens, int pos0, const KvCache& cache) const;
@@ -170,6 +176,7 @@ class Transformer {
   LoadedModel model_;
   Backend& backend_;
   TensorParallelRank tp_;                       // {0, 1, null}: the whole model here
+  Slice kv_rows_;                               // this rank's rows of Wk and Wv (kv_slice)
   int64_t vocab_rows_ = 0;                      // rows of the output head here: n_vocab / tp_.size
   std::unique_ptr<TensorParallelGroup> group_;  // the ranks, when this one holds a split model
   Tensor gathered_;                             // [size * rows, vocab_rows_]: every rank's logits

@@ -3,10 +3,13 @@
 // consecutive positions of one sequence, keys and values go to each token's own block
 // (paged_kv_store) and attention reads each token's own sequence (paged_attention). Only the
 // rows asked for reach the output head: they are gathered with the embedding op (a row copy).
+// A rank of a split model runs the same batch over its heads and pools, with the all-reduces
+// and the logits gather of forward() (TensorParallelGroup::forward_batch runs every rank).
 #include <algorithm>
 #include <cmath>
 
 #include "torchless/core/error.h"
+#include "torchless/model/tensor_parallel_group.h"
 #include "torchless/model/transformer.h"
 
 namespace torchless {
@@ -56,7 +59,6 @@ Transformer::PagedViews Transformer::upload_paged_index(const TokenBatch& b,
   for (const auto& table : b.block_tables) max_blocks = std::max(max_blocks, table.size());
   const auto n_seqs = static_cast<int64_t>(b.block_tables.size());
   const int64_t table_size = n_seqs * static_cast<int64_t>(max_blocks);
-  const int64_t n_vocab = model_.config.n_vocab;
   if (paged_.capacity < n) {
     paged_.capacity = std::max(n, paged_.capacity * 2);
     const int64_t cap = paged_.capacity;
@@ -64,7 +66,7 @@ Transformer::PagedViews Transformer::upload_paged_index(const TokenBatch& b,
     paged_.slots = backend_.alloc(Shape{cap}, DType::I32);
     paged_.rows = backend_.alloc(Shape{cap}, DType::I32);
     paged_.gathered = backend_.alloc(Shape{cap, model_.config.n_embd}, DType::F32);
-    paged_.logits = backend_.alloc(Shape{cap, n_vocab}, DType::F32);
+    paged_.logits = backend_.alloc(Shape{cap, vocab_rows_}, DType::F32);
   }
   if (paged_.table_capacity < table_size) {
     paged_.table_capacity = std::max(table_size, paged_.table_capacity * 2);
@@ -105,16 +107,15 @@ Transformer::PagedViews Transformer::upload_paged_index(const TokenBatch& b,
 }
 
 std::span<const float> Transformer::forward_batch(const TokenBatch& b, PagedKvCache& cache) {
-  if (tp_.size > 1 || group_) {
-    fail("continuous batching (forward_batch) does not run on a model split over ranks yet");
-  }
   check_batch(b, cache);
+  if (group_) return group_->forward_batch(b, cache);
   const int n = static_cast<int>(b.tokens.size());
   const PagedViews views = upload_paged_index(b, cache);
   Activations& storage = activations_for(n);
   Activations a = n == storage.capacity ? storage : storage.rows(n);
-  backend_.upload(std::as_bytes(b.tokens), a.ids);
+  upload_ids(b.tokens, a.ids);
   backend_.embedding(token_embd_, a.ids, a.x);
+  reduce(a.x);
   for (int layer = 0; layer < model_.config.n_layers; ++layer) {
     const LayerWeights& w = layers_[static_cast<size_t>(layer)];
     paged_attention(w, a, cache, layer, b, views);
@@ -131,7 +132,7 @@ std::span<const float> Transformer::forward_batch(const TokenBatch& b, PagedKvCa
   backend_.embedding(a.x, views.rows, gathered);
   rmsnorm(gathered, output_norm_, gathered);
   linear(output_, gathered, logits);
-  backend_.to_host(logits, std::as_writable_bytes(std::span(logits_host_)));
+  logits_to_host(logits, logits_host_);
   return logits_host_;
 }
 
@@ -169,6 +170,7 @@ void Transformer::paged_attention(const LayerWeights& w, Activations& a, PagedKv
   backend_.paged_attention(a.q, cache.keys(layer), cache.values(layer), views.tokens, views.tables,
                            a.att, params);
   linear(w.wo, a.att, a.proj);
+  reduce(a.proj);
   backend_.add(a.x, a.proj, a.x);
 }
 
