@@ -129,7 +129,14 @@ Tensor Transformer::upload_matrix(const std::string& name, int64_t rows, int64_t
   if (view.shape.rank() != 2 || view.shape[0] != rows || view.shape[1] != cols) {
     fail("tensor {} has shape {}, expected [{}, {}]", name, view.shape.str(), rows, cols);
   }
-  return upload_view(name, view);
+  op_checks::require_weight_dtype(backend_, view.dtype, "load", fmt::format("tensor {}", name));
+  // A shard is a copy in memory, not the mapping: only views inside a mapped region count.
+  bool mapped = false;
+  for (std::span<const std::byte> region : model_.weights.mapped_regions()) {
+    mapped = mapped || (view.data >= region.data() &&
+                        view.data + view.nbytes <= region.data() + region.size());
+  }
+  return backend_.to_device_matrix(view, mapped);
 }
 
 Tensor Transformer::upload_view(const std::string& name, const HostTensorView& view) {
