@@ -113,19 +113,18 @@ TEST(CpuRepack, Q4KGivesThePlainLayoutsBitsAndMatchesTheFloat64Reference) {
         const Tensor plain = backend.to_device(view_of(bytes, rows, cols));
         const Tensor packed = backend.repack_matrix(view_of(bytes, rows, cols), false);
         ASSERT_EQ(packed.layout, WeightLayout::CpuRows16);
-        EXPECT_EQ(backend.to_device_matrix(view_of(bytes, rows, cols), false).layout,
-                  cpu::can_repack(DType::Q4_K, cols) ? WeightLayout::CpuRows16
-                                                     : WeightLayout::Plain);
+        EXPECT_EQ(
+            backend.to_device_matrix(view_of(bytes, rows, cols), false).layout,
+            cpu::can_repack(DType::Q4_K, cols) ? WeightLayout::CpuRows16 : WeightLayout::Plain);
         for (int64_t n : {1, 2, 3, 4, 5, 7, 9, 33}) {
-          const std::string what =
-              fmt::format("Q4_K W[{}, {}] x {} tokens, {} threads (seed {})", rows, cols, n,
-                          threads, seed);
+          const std::string what = fmt::format("Q4_K W[{}, {}] x {} tokens, {} threads (seed {})",
+                                               rows, cols, n, threads, seed);
           const auto x = conformance::random_floats(static_cast<size_t>(n * cols), seed + 1);
           const auto got = run_matmul(backend, packed, x, n);
           EXPECT_EQ(first_difference(got, run_matmul(backend, plain, x, n)), "") << what;
-          conformance::expect_close(
-              got, reference::matmul(values, x, rows, cols, n),
-              conformance::matmul_tolerance(values, x, rows, cols, n, kQK_K), what);
+          conformance::expect_close(got, reference::matmul(values, x, rows, cols, n),
+                                    conformance::matmul_tolerance(values, x, rows, cols, n, kQK_K),
+                                    what);
         }
       }
     }
@@ -156,9 +155,8 @@ TEST(CpuRepack, EveryInstructionSetReadsTheRepackedLayout) {
     hwy::SetSupportedTargetsForTest(target);
     for (int64_t n : {1, 6}) {
       const auto x = conformance::random_floats(static_cast<size_t>(n * cols), 78);
-      EXPECT_EQ(first_difference(run_matmul(backend, packed, x, n),
-                                 run_matmul(backend, plain, x, n)),
-                "")
+      EXPECT_EQ(
+          first_difference(run_matmul(backend, packed, x, n), run_matmul(backend, plain, x, n)), "")
           << hwy::TargetName(target) << ", " << n << " tokens";
     }
   }

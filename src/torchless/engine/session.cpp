@@ -133,11 +133,11 @@ Session::Session(const SessionOptions& options) {
   // A backend that copies the weights into its own memory reads the file then (and draws the
   // bar itself): touching the pages first would read them twice.
   if (backend_->device().unified_memory) {
-    // The layers' matrices (Transformer::upload_matrix) that the backend repacks are read
-    // there, once, and their pages released.
+    // The layers' matrices and the output head (Transformer::upload_matrix) that the backend
+    // repacks are read there, once, and their pages released.
     const Backend& backend = *backend_;
     auto repacked = [&backend](const std::string& name, const HostTensorView& view) {
-      return name.starts_with("blk.") && view.shape.rank() == 2 &&
+      return (name.starts_with("blk.") || name == "output.weight") && view.shape.rank() == 2 &&
              backend.repacks_matrix(view.dtype, view.shape.cols());
     };
     prefetch_weights(model.weights,

@@ -17,11 +17,11 @@ struct PrefetchOptions {
   // Tensors not to touch: those the backend copies into its own layout at load (the CPU's
   // repacked matrices), whose mapped pages it then releases; touching them first would only
   // raise the peak resident memory.
-  std::function<bool(const std::string& name, const HostTensorView& view)> skip;
+  std::function<bool(const std::string& name, const HostTensorView& view)> skip = nullptr;
 };
 
-// Touches one byte per page of every weight but the skipped ones. Skipped when the weights exceed half the physical
-// memory (they could not all stay resident; the OS pages them on demand instead).
+// Touches one byte per page of every weight but the skipped ones. Skipped when the weights exceed
+// half the physical memory (they could not all stay resident; the OS pages them on demand instead).
 // Returns the bytes touched.
 uint64_t prefetch_weights(const WeightStore& weights, const PrefetchOptions& options);
 

@@ -122,9 +122,10 @@ class Transformer {
   void map_weight_files();
   void load_weights();
   void load_vocabulary();
-  // rows x cols: the shape here (this rank's slice when split).
+  // rows x cols: the shape here (this rank's slice when split). Used only by matmuls unless
+  // `plain` (the embedding table): the backend may then keep it in its own layout.
   Tensor upload_matrix(const std::string& name, int64_t rows, int64_t cols,
-                       Split split = Split::None);
+                       Split split = Split::None, bool plain = false);
   Tensor upload_vector(const std::string& name, int64_t size, bool split = false);
   Tensor upload_view(const std::string& name, const HostTensorView& view);
   // Tensor parallelism: the token ids of this rank's vocabulary slice (others: its zero row),

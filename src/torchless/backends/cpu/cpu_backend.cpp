@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <string_view>
 
 #if defined(__APPLE__)
 #include <sys/sysctl.h>
@@ -105,16 +106,21 @@ Tensor CpuBackend::to_device(const HostTensorView& view) {
 
 namespace {
 
-// Repacking is off where TORCHLESS_CPU_REPACK=0 (to measure the plain layout's kernels).
-bool repacking_enabled() {
+// TORCHLESS_CPU_REPACK: unset, repack where the VNNI kernels run; "0", never (to measure the
+// plain layout's kernels); "force", on every CPU (to measure the load's time and memory where
+// the kernels then unpack each group: slower than the plain layout).
+std::string_view repack_setting() {
   const char* v = std::getenv("TORCHLESS_CPU_REPACK");
-  return v == nullptr || std::string_view(v) != "0";
+  return v == nullptr ? std::string_view() : std::string_view(v);
 }
 
 }  // namespace
 
 bool CpuBackend::repacks_matrix(DType dtype, int64_t cols) const {
-  return cpu::can_repack(dtype, cols) && repacking_enabled();
+  const std::string_view setting = repack_setting();
+  if (setting == "0") return false;
+  if (setting == "force") return cpu::repackable(dtype, cols);
+  return cpu::can_repack(dtype, cols);
 }
 
 Tensor CpuBackend::to_device_matrix(const HostTensorView& view, bool mapped) {

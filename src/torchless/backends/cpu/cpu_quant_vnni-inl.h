@@ -714,7 +714,7 @@ TORCHLESS_VNNI inline void q45k_lanes(const MatmulOperands& m, int64_t row0, int
 // (acc = fma(isum, d d_x, acc), acc = fma(msum, m d_x, acc)), so every path gives the same bits.
 
 // Sub-block scales (or mins) of the 16 rows as int32 lanes.
-TORCHLESS_VNNI inline __m512i repacked_bytes_i32(const uint8_t* v) {
+TORCHLESS_VNNI inline __m512i lane_bytes_i32(const uint8_t* v) {
   return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
 }
 
@@ -757,10 +757,10 @@ TORCHLESS_VNNI void q4k_repacked(const MatmulOperands& m, int64_t first, int cou
           hi1[t] = _mm512_dpbusd_epi32(hi1[t], h1, broadcast_group(xl + 32, g + 1));
         }
       }
-      const __m512i scale_lo = repacked_bytes_i32(p.scales[2 * c]);
-      const __m512i scale_hi = repacked_bytes_i32(p.scales[2 * c + 1]);
-      const __m512i min_lo = repacked_bytes_i32(p.mins[2 * c]);
-      const __m512i min_hi = repacked_bytes_i32(p.mins[2 * c + 1]);
+      const __m512i scale_lo = lane_bytes_i32(p.scales[2 * c]);
+      const __m512i scale_hi = lane_bytes_i32(p.scales[2 * c + 1]);
+      const __m512i min_lo = lane_bytes_i32(p.mins[2 * c]);
+      const __m512i min_hi = lane_bytes_i32(p.mins[2 * c + 1]);
       for (int t = 0; t < NT; ++t) {
         const __m512i slo = _mm512_mullo_epi32(_mm512_add_epi32(lo0[t], lo1[t]), scale_lo);
         const __m512i hsum = _mm512_srai_epi32(_mm512_add_epi32(hi0[t], hi1[t]), 4);

@@ -19,7 +19,8 @@ void put_block(const BlockQ4_K& blk, int j, RepackedQ4K& p) {
   for (int c = 0; c < 4; ++c) {
     for (int g = 0; g < 8; ++g) std::memcpy(&p.qs[c][g][4 * j], blk.qs + 32 * c + 4 * g, 4);
   }
-  for (int sub = 0; sub < 8; ++sub) q4k_scale_min(sub, blk.scales, p.scales[sub][j], p.mins[sub][j]);
+  for (int sub = 0; sub < 8; ++sub)
+    q4k_scale_min(sub, blk.scales, p.scales[sub][j], p.mins[sub][j]);
   p.d[j] = blk.d;
   p.dmin[j] = blk.dmin;
 }
