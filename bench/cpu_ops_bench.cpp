@@ -4,6 +4,9 @@
 // enough copies of its matrix (>= 160 MiB) that the weights come from DRAM, as in a real model,
 // not from the last-level cache; the cache-resident mat-vec cases (last argument 1) measure the
 // kernel's arithmetic alone: a type whose rate there is near the DRAM rate is compute-bound.
+// Weights are loaded as a model's are (to_device_matrix: Q4_K repacked on VNNI CPUs); the
+// environment variable TORCHLESS_CPU_REPACK=0 measures the plain layout instead. Bytes per
+// second always count the plain layout's bytes.
 //   cpu_ops_bench --benchmark_filter=MatmulVec|Copy|Read
 #include <benchmark/benchmark.h>
 
@@ -55,8 +58,9 @@ void BM_MatmulVec(benchmark::State& state) {
   std::vector<Tensor> weights;
   for (size_t c = 0; c < copies; ++c) {
     std::memcpy(all.data() + c * matrix_bytes, one.data(), matrix_bytes);
-    weights.push_back(backend.to_device(
-        HostTensorView{Shape{rows, cols}, dtype, all.data() + c * matrix_bytes, matrix_bytes}));
+    weights.push_back(backend.to_device_matrix(
+        HostTensorView{Shape{rows, cols}, dtype, all.data() + c * matrix_bytes, matrix_bytes},
+        false));
   }
   const Tensor x = backend.to_device_1d(random_floats(static_cast<size_t>(cols), 2));
   Tensor y = backend.alloc(Shape{rows}, DType::F32);
@@ -92,8 +96,8 @@ void BM_Matmul(benchmark::State& state) {
   for (int64_t r = 0; r < rows; ++r) {
     quantize_row(dtype, w.data(), bytes.data() + static_cast<size_t>(r) * row_bytes, cols);
   }
-  const Tensor wt =
-      backend.to_device(HostTensorView{Shape{rows, cols}, dtype, bytes.data(), bytes.size()});
+  const Tensor wt = backend.to_device_matrix(
+      HostTensorView{Shape{rows, cols}, dtype, bytes.data(), bytes.size()}, false);
   const Tensor x = backend.to_device_2d(random_floats(static_cast<size_t>(n * cols), 2), n, cols);
   Tensor y = backend.alloc(Shape{n, rows}, DType::F32);
   for (auto _ : state) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 namespace torchless {
@@ -13,6 +14,16 @@ TEST(WeightPrefetch, TouchesEveryWeightByte) {
   store.add("a", {Shape{25000}, DType::F32, a.data(), a.size()});
   store.add("b", {Shape{7}, DType::I8, b.data(), b.size()});
   EXPECT_EQ(prefetch_weights(store, {}), a.size() + b.size());
+}
+
+TEST(WeightPrefetch, SkipsTheTensorsItIsToldTo) {
+  std::vector<std::byte> a(100000, std::byte{1}), b(7, std::byte{2});
+  WeightStore store;
+  store.add("a", {Shape{25000}, DType::F32, a.data(), a.size()});
+  store.add("b", {Shape{7}, DType::I8, b.data(), b.size()});
+  PrefetchOptions options;
+  options.skip = [](const std::string& name, const HostTensorView&) { return name == "a"; };
+  EXPECT_EQ(prefetch_weights(store, options), b.size());
 }
 
 TEST(WeightPrefetch, EmptyStoreIsANoOp) {

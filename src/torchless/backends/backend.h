@@ -119,6 +119,21 @@ class Backend {
   // Makes host bytes usable by the backend. Zero-copy where possible: the caller keeps the
   // host memory alive (e.g. a mapped model file) for the tensor's lifetime.
   virtual Tensor to_device(const HostTensorView& view) = 0;
+  // to_device() for a weight matrix that only matmul, matmul_vec and to_host will read (never
+  // embedding, slice_rows or reshape): a backend may store it in its own layout (the CPU
+  // repacks Q4_K, cpu_repack.h). `mapped` says the view lies in a mapped model file, whose
+  // pages a backend that copied the bytes may then release; never true for caller memory.
+  virtual Tensor to_device_matrix(const HostTensorView& view, bool mapped) {
+    (void)mapped;
+    return to_device(view);
+  }
+  // Whether to_device_matrix copies a [rows, cols] matrix of `dtype` into its own layout
+  // (so reading its mapped pages beforehand is wasted: engine/weight_prefetch.h).
+  virtual bool repacks_matrix(DType dtype, int64_t cols) const {
+    (void)dtype;
+    (void)cols;
+    return false;
+  }
   // A hint before to_device() calls: tensors to come may lie inside this host region (a mapped
   // model file), so a GPU backend can wrap the region once instead of tensor by tensor.
   // largest_tensor_bytes bounds any single tensor in it. The CPU ignores it.

@@ -76,6 +76,7 @@ void Backend::rope(Tensor& x, const Tensor& inv_freq, const RopeParams& params) 
 
 void Backend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
   op_checks::check_embedding(*this, table, ids, out);
+  if (table.layout != WeightLayout::Plain) fail("embedding: the table is a repacked weight matrix");
   if (host_readable(ids)) op_checks::require_token_ids(ids, table.rows(), "embedding");
   ++ops_issued_;
   embedding_impl(table, ids, out);

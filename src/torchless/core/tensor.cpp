@@ -11,6 +11,7 @@ std::byte* Tensor::data() const {
 }
 
 Tensor Tensor::slice_rows(int64_t first, int64_t count) const {
+  if (layout != WeightLayout::Plain) fail("cannot slice rows of a repacked weight tensor");
   if (first < 0 || count < 0 || first + count > rows()) {
     fail("row slice [{}, {}) outside tensor of shape {}", first, first + count, shape.str());
   }
@@ -21,6 +22,7 @@ Tensor Tensor::slice_rows(int64_t first, int64_t count) const {
 }
 
 Tensor Tensor::reshape(const Shape& new_shape) const {
+  if (layout != WeightLayout::Plain) fail("cannot reshape a repacked weight tensor");
   if (new_shape.numel() != numel()) {
     fail("cannot reshape {} to {}: element counts differ", shape.str(), new_shape.str());
   }

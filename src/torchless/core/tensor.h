@@ -2,6 +2,7 @@
 // Tensors: a shape and dtype over a byte range of backend-owned storage. Views (rows(),
 // reshape()) share the storage; nothing here copies data.
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 
@@ -27,17 +28,24 @@ struct HostTensorView {
   size_t nbytes = 0;  // equals dtype_row_bytes(dtype, shape.cols()) * shape.rows()
 };
 
+// How a weight matrix's bytes are arranged. Plain: rows of dtype blocks, row_bytes() apart, as
+// in the file. CpuRows16: repacked by the CPU backend at load (backends/cpu/cpu_repack.h), 16
+// rows interleaved; only that backend's matmul and to_host read it, and no view can slice it.
+enum class WeightLayout : uint8_t { Plain, CpuRows16 };
+
 struct Tensor {
   Shape shape;
   DType dtype = DType::F32;
   std::shared_ptr<Buffer> buffer;
   size_t offset = 0;  // bytes from the start of buffer
+  WeightLayout layout = WeightLayout::Plain;
 
   bool empty() const { return buffer == nullptr; }
   int64_t numel() const { return shape.numel(); }
   int64_t rows() const { return shape.rows(); }
   int64_t cols() const { return shape.cols(); }
   size_t row_bytes() const { return dtype_row_bytes(dtype, shape.cols()); }
+  // Bytes of the plain layout (what to_host writes), whatever the layout in storage.
   size_t nbytes() const { return row_bytes() * static_cast<size_t>(shape.rows()); }
 
   // Host pointer to the first byte; nullptr when the storage is not host-visible.

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#include <string>
 #include <thread>
 
 #include "torchless/core/error.h"
@@ -132,7 +133,15 @@ Session::Session(const SessionOptions& options) {
   // A backend that copies the weights into its own memory reads the file then (and draws the
   // bar itself): touching the pages first would read them twice.
   if (backend_->device().unified_memory) {
-    prefetch_weights(model.weights, {.show_progress = isatty(STDERR_FILENO) != 0});
+    // The layers' matrices and the output head (Transformer::upload_matrix) that the backend
+    // repacks are read there, once, and their pages released.
+    const Backend& backend = *backend_;
+    auto repacked = [&backend](const std::string& name, const HostTensorView& view) {
+      return (name.starts_with("blk.") || name == "output.weight") && view.shape.rank() == 2 &&
+             backend.repacks_matrix(view.dtype, view.shape.cols());
+    };
+    prefetch_weights(model.weights,
+                     {.show_progress = isatty(STDERR_FILENO) != 0, .skip = repacked});
   }
   transformer_ = std::make_unique<Transformer>(
       std::move(model), *backend_, tensor_parallel_options(options, *backend_, backend_options));

@@ -7,8 +7,13 @@
 namespace torchless {
 
 uint64_t prefetch_weights(const WeightStore& weights, const PrefetchOptions& options) {
+  auto skipped = [&](const std::string& name, const HostTensorView& view) {
+    return options.skip && options.skip(name, view);
+  };
   uint64_t total = 0;
-  for (const auto& [name, view] : weights.all()) total += view.nbytes;
+  for (const auto& [name, view] : weights.all()) {
+    if (!skipped(name, view)) total += view.nbytes;
+  }
   const uint64_t ram = physical_memory_bytes();
   if (total == 0 || (ram != 0 && total > ram / 2)) return 0;
   LoadProgress bar(options.show_progress && total >= options.min_bytes_for_progress, total);
@@ -16,6 +21,7 @@ uint64_t prefetch_weights(const WeightStore& weights, const PrefetchOptions& opt
   uint64_t done = 0;
   volatile unsigned char sink = 0;
   for (const auto& [name, view] : weights.all()) {
+    if (skipped(name, view)) continue;
     const auto* bytes = reinterpret_cast<const volatile unsigned char*>(view.data);
     for (size_t offset = 0; offset < view.nbytes; offset += page) {
       sink = static_cast<unsigned char>(sink + bytes[offset]);

@@ -136,8 +136,8 @@ void Transformer::load() {
   logits_host_.resize(static_cast<size_t>(c.n_vocab));
 }
 
-Tensor Transformer::upload_matrix(const std::string& name, int64_t rows, int64_t cols,
-                                  Slice slice) {
+Tensor Transformer::upload_matrix(const std::string& name, int64_t rows, int64_t cols, Slice slice,
+                                  bool plain) {
   HostTensorView view = model_.weights.get(name);
   if (slice.parts > 1 && slice.split != Split::None) {
     view = shard_matrix(name, view, slice.split, slice.part, slice.parts, model_.weights);
@@ -145,7 +145,15 @@ Tensor Transformer::upload_matrix(const std::string& name, int64_t rows, int64_t
   if (view.shape.rank() != 2 || view.shape[0] != rows || view.shape[1] != cols) {
     fail("tensor {} has shape {}, expected [{}, {}]", name, view.shape.str(), rows, cols);
   }
-  return upload_view(name, view);
+  if (plain) return upload_view(name, view);
+  op_checks::require_weight_dtype(backend_, view.dtype, "load", fmt::format("tensor {}", name));
+  // A shard is a copy in memory, not the mapping: only views inside a mapped region count.
+  bool mapped = false;
+  for (std::span<const std::byte> region : model_.weights.mapped_regions()) {
+    mapped = mapped || (view.data >= region.data() &&
+                        view.data + view.nbytes <= region.data() + region.size());
+  }
+  return backend_.to_device_matrix(view, mapped);
 }
 
 Tensor Transformer::upload_view(const std::string& name, const HostTensorView& view) {
@@ -229,7 +237,8 @@ void Transformer::load_vocabulary() {
     token_embd_ =
         upload_view(table, shard_embedding(table, full, tp_.rank, tp_.size, model_.weights));
   } else {
-    token_embd_ = upload_matrix(table, c.n_vocab, c.n_embd);
+    // Plain: the embedding lookup reads rows of it (and the output head, when tied).
+    token_embd_ = upload_matrix(table, c.n_vocab, c.n_embd, Slice{}, true);
   }
   // llama.cpp also falls back to the embedding when a file has no output head.
   const bool tied = c.tied_embeddings || !model_.weights.contains("output.weight");

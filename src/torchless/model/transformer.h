@@ -125,8 +125,10 @@ class Transformer {
   void map_weight_files();
   void load_weights();
   void load_vocabulary();
-  // rows x cols (size): the shape here, the `slice` of the file's tensor when split.
-  Tensor upload_matrix(const std::string& name, int64_t rows, int64_t cols, Slice slice = {});
+  // rows x cols (size): the shape here, the `slice` of the file's tensor when split. Used only by
+  // matmuls unless `plain` (the embedding table): the backend may then keep it in its own layout.
+  Tensor upload_matrix(const std::string& name, int64_t rows, int64_t cols, Slice slice = {},
+                       bool plain = false);
   Tensor upload_vector(const std::string& name, int64_t size, Slice slice = {});
   // This rank's slice along `split` (its heads, its feed-forward rows, its vocabulary).
   Slice own(Split split) const { return {split, tp_.rank, tp_.size}; }

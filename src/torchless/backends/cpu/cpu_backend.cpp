@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <string_view>
 
 #if defined(__APPLE__)
 #include <sys/sysctl.h>
@@ -12,6 +14,7 @@
 
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/backends/cpu/cpu_memory.h"
+#include "torchless/backends/cpu/cpu_repack.h"
 #include "torchless/backends/op_checks.h"
 #include "torchless/core/error.h"
 #include "torchless/core/quant.h"
@@ -101,6 +104,51 @@ Tensor CpuBackend::to_device(const HostTensorView& view) {
   return t;
 }
 
+namespace {
+
+// TORCHLESS_CPU_REPACK: unset, repack where the VNNI kernels run; "0", never (to measure the
+// plain layout's kernels); "force", on every CPU (to measure the load's time and memory where
+// the kernels then unpack each group: slower than the plain layout).
+std::string_view repack_setting() {
+  const char* v = std::getenv("TORCHLESS_CPU_REPACK");
+  return v == nullptr ? std::string_view() : std::string_view(v);
+}
+
+}  // namespace
+
+bool CpuBackend::repacks_matrix(DType dtype, int64_t cols) const {
+  const std::string_view setting = repack_setting();
+  if (setting == "0") return false;
+  if (setting == "force") return cpu::repackable(dtype, cols);
+  return cpu::can_repack(dtype, cols);
+}
+
+Tensor CpuBackend::to_device_matrix(const HostTensorView& view, bool mapped) {
+  if (view.shape.rank() != 2 || !repacks_matrix(view.dtype, view.shape.cols())) {
+    return to_device(view);
+  }
+  return repack_matrix(view, mapped);
+}
+
+Tensor CpuBackend::repack_matrix(const HostTensorView& view, bool mapped) {
+  if (view.shape.rank() != 2 || !cpu::repackable(view.dtype, view.shape.cols())) {
+    fail("repack_matrix: no repacked layout for a {} tensor of shape {}", dtype_name(view.dtype),
+         view.shape.str());
+  }
+  Tensor plain = to_device(view);  // checks the view
+  const int64_t rows = plain.rows(), cols = plain.cols();
+  Tensor t = plain;
+  t.buffer = std::make_shared<cpu::HostBuffer>(cpu::repacked_bytes(view.dtype, rows, cols));
+  t.offset = 0;
+  t.layout = WeightLayout::CpuRows16;
+  const int64_t groups = (rows + cpu::kRepackRows - 1) / cpu::kRepackRows;
+  pool_.parallel_for(groups, 1, [&](int64_t g0, int64_t g1, int) {
+    cpu::repack_groups(view.dtype, view.data, rows, cols, t.data(), g0, g1);
+  });
+  if (mapped) cpu::release_mapped_pages(view.data, plain.nbytes());
+  return t;
+}
+
 void CpuBackend::to_host(const Tensor& tensor, std::span<std::byte> out) {
   op_checks::require_tensor(tensor, "to_host", "tensor");
   const std::byte* src = cpu::host_bytes(tensor);
@@ -108,11 +156,16 @@ void CpuBackend::to_host(const Tensor& tensor, std::span<std::byte> out) {
     fail("to_host: tensor of shape {} has {} bytes, destination {}", tensor.shape.str(),
          tensor.nbytes(), out.size());
   }
+  if (tensor.layout == WeightLayout::CpuRows16) {
+    cpu::unpack_rows(tensor.dtype, src, tensor.cols(), 0, tensor.rows(), out.data());
+    return;
+  }
   std::memcpy(out.data(), src, out.size());
 }
 
 void CpuBackend::upload(std::span<const std::byte> bytes, Tensor& tensor) {
   op_checks::require_tensor(tensor, "upload", "tensor");
+  if (tensor.layout != WeightLayout::Plain) fail("upload: the tensor is a repacked weight matrix");
   std::byte* dst = cpu::host_bytes(tensor);
   if (bytes.size() != tensor.nbytes()) {
     fail("upload: tensor of shape {} has {} bytes, source {}", tensor.shape.str(), tensor.nbytes(),

@@ -30,6 +30,15 @@ class CpuBackend final : public Backend {
 
   Tensor alloc(const Shape& shape, DType dtype) override;
   Tensor to_device(const HostTensorView& view) override;
+  // Q4_K matrices are repacked (cpu_repack.h) where the VNNI kernels run (the environment's
+  // TORCHLESS_CPU_REPACK=0 turns it off, =force on for every CPU); a mapped source's pages
+  // are then released.
+  Tensor to_device_matrix(const HostTensorView& view, bool mapped) override;
+  bool repacks_matrix(DType dtype, int64_t cols) const override;
+  // The repacked copy of a matrix whose layout cpu::repackable() accepts, on any CPU (the
+  // kernels of every target read it; to_device_matrix picks it only where it pays). `mapped`:
+  // the view lies in a read-only file mapping, whose pages are released afterwards.
+  Tensor repack_matrix(const HostTensorView& view, bool mapped);
   void to_host(const Tensor& tensor, std::span<std::byte> out) override;
   void upload(std::span<const std::byte> bytes, Tensor& tensor) override;
   void synchronize() override {}

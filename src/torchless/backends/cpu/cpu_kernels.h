@@ -18,7 +18,10 @@ inline constexpr int kQ8Block = 32;
 struct MatmulOperands {
   DType wtype = DType::F32;  // F32, F16, BF16 or any quantised type (cpu_quant_dot.h)
   const std::byte* w = nullptr;
-  size_t w_row_bytes = 0;
+  size_t w_row_bytes = 0;  // of the plain layout
+  // w is in the layout of cpu_repack.h (16 rows interleaved); row ranges passed to
+  // matmul_tile then start on a multiple of 16.
+  bool w_repacked = false;
   int64_t cols = 0;
   const float* x = nullptr;       // F32 activations (F32/F16/BF16 weights), row stride cols
   const int16_t* xq = nullptr;    // Q8 activations (quantised weights), row stride cols

@@ -93,6 +93,7 @@ void CpuBackend::linear_blocked(const Tensor& w, const float* x, int64_t n, floa
   m.wtype = w.dtype;
   m.w = w.data();
   m.w_row_bytes = w.row_bytes();
+  m.w_repacked = w.layout == WeightLayout::CpuRows16;
   m.cols = cols;
   m.y = y;
   m.y_stride = rows;

@@ -38,6 +38,11 @@ class ExternalHostBuffer final : public Buffer {
   size_t size_;
 };
 
+// Drops the resident pages of a read-only file mapping that lie wholly inside [data, data +
+// size) (madvise MADV_DONTNEED; the kernel reads them from the file again if touched). Only
+// for bytes of a mapped model file, never heap or caller memory.
+void release_mapped_pages(const std::byte* data, size_t size);
+
 // The host bytes of an operand that passed op_checks.h. Every CPU tensor is in host memory, so
 // a null pointer here is a bug (another backend's tensor), not a user error.
 inline std::byte* host_bytes(const Tensor& t) {

@@ -19,11 +19,14 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "torchless/backends/cpu/cpu_quant_blocks-inl.h"
 #include "torchless/backends/cpu/cpu_quant_dot.h"
 #include "torchless/backends/cpu/cpu_quant_vnni-inl.h"
+#include "torchless/backends/cpu/cpu_repack.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace torchless::cpu {
@@ -173,10 +176,32 @@ void quant_tiles(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t to
 }
 
 void QuantMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
+                     int64_t tok1);
+
+// Repacked weights met by a target without the VNNI kernels (only when the dispatch changes
+// after loading, as in tests): each group of 16 rows is unpacked into per-thread scratch and
+// run through this target's plain kernels, so the results are theirs.
+void unpacked_tile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
+                   int64_t tok1) {
+  thread_local std::vector<std::byte> plain;
+  plain.resize(m.w_row_bytes * kRepackRows);
+  for (int64_t first = row0; first < row1; first += kRepackRows) {
+    const int64_t last = std::min<int64_t>(row1, first + kRepackRows);
+    unpack_rows(m.wtype, m.w, m.cols, first, last, plain.data());
+    MatmulOperands g = m;
+    g.w = plain.data();
+    g.w_repacked = false;
+    g.y = m.y + first;
+    QuantMatmulTile(g, 0, last - first, tok0, tok1);
+  }
+}
+
+void QuantMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
                      int64_t tok1) {
 #if HWY_TARGET == HWY_AVX3_DL
   if (VnniMatmulTile(m, row0, row1, tok0, tok1)) return;
 #endif
+  if (m.w_repacked) return unpacked_tile(m, row0, row1, tok0, tok1);
   switch (m.wtype) {
     case DType::Q2_K:
       return quant_tiles<Q2K>(m, row0, row1, tok0, tok1);
@@ -203,6 +228,10 @@ void QuantMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_
   }
 }
 
+bool HasVnniKernels() {
+  return HWY_TARGET == HWY_AVX3_DL;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace torchless::cpu
 HWY_AFTER_NAMESPACE();
@@ -211,6 +240,11 @@ HWY_AFTER_NAMESPACE();
 namespace torchless::cpu {
 
 HWY_EXPORT(QuantMatmulTile);
+HWY_EXPORT(HasVnniKernels);
+
+bool has_vnni_kernels() {
+  return HWY_DYNAMIC_DISPATCH(HasVnniKernels)();
+}
 
 bool has_quant_dot(DType type) {
   switch (type) {

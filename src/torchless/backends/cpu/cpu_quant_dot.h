@@ -30,6 +30,10 @@ int activation_block(DType type);
 // Activation codes per stored sum, or 0 when `type` needs no sums.
 int activation_sum_group(DType type);
 
+// Whether the dispatched kernels are the VNNI ones (cpu_quant_vnni-inl.h), which also read
+// weights repacked by cpu_repack.h.
+bool has_vnni_kernels();
+
 // Whether quant_matmul_tile has a kernel for `type`.
 bool has_quant_dot(DType type);
 

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
+#include "torchless/backends/cpu/cpu_repack.h"
 #include "torchless/core/quant.h"
 
 // The full list: clang replaces (GCC extends) the target of the surrounding pragma.
@@ -706,6 +707,106 @@ TORCHLESS_VNNI inline void q45k_lanes(const MatmulOperands& m, int64_t row0, int
   }
 }
 
+// --- Q4_K repacked at load (cpu_repack.h): mat-vec and batches ------------------------------
+// The layout of PackedQ4K with the nibbles still paired and the scales still bytes, read in
+// place: per block of 16 rows and token, 32 loads of 64 code bytes, 64 vpdpbusd, and the same
+// exact integer sums as q4k_packed and dot_tile, met by the same two FMAs per output
+// (acc = fma(isum, d d_x, acc), acc = fma(msum, m d_x, acc)), so every path gives the same bits.
+
+// Sub-block scales (or mins) of the 16 rows as int32 lanes.
+TORCHLESS_VNNI inline __m512i lane_bytes_i32(const uint8_t* v) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
+}
+
+template <int NT>
+TORCHLESS_VNNI void q4k_repacked(const MatmulOperands& m, int64_t first, int count, int64_t t0) {
+  const int64_t blocks = m.cols / kQK_K;
+  const auto* group = reinterpret_cast<const RepackedQ4K*>(m.w) + (first / kLaneRows) * blocks;
+  const int8_t* xq[NT];
+  const float* xd[NT];
+  const int16_t* xs[NT];
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    xq[t] = m.xq8 + (t0 + t) * m.cols;
+    xd[t] = m.xd + (t0 + t) * blocks;
+    xs[t] = m.xsum + (t0 + t) * (m.cols / 16);
+    acc[t] = _mm512_setzero_ps();
+  }
+  // High nibbles enter in place (16 x the code: 4 x 240 x 127 per product group stays far
+  // inside int32) and their sums are shifted back exactly: one AND per nibble, no shift.
+  const __m512i mask_lo = _mm512_set1_epi8(0x0F);
+  const __m512i mask_hi = _mm512_set1_epi8(static_cast<char>(0xF0));
+  for (int64_t b = 0; b < blocks; ++b) {
+    const RepackedQ4K& p = group[b];
+    __m512i isum[NT], msum[NT];
+    for (int t = 0; t < NT; ++t) isum[t] = msum[t] = _mm512_setzero_si512();
+    for (int c = 0; c < 4; ++c) {
+      // Sub-blocks 2c (low nibbles) and 2c + 1 (high), two accumulators each.
+      __m512i lo0[NT], lo1[NT], hi0[NT], hi1[NT];
+      for (int t = 0; t < NT; ++t) lo0[t] = lo1[t] = hi0[t] = hi1[t] = _mm512_setzero_si512();
+      for (int g = 0; g < 8; g += 2) {
+        const __m512i w0 = _mm512_load_si512(p.qs[c][g]);
+        const __m512i w1 = _mm512_load_si512(p.qs[c][g + 1]);
+        const __m512i l0 = _mm512_and_si512(w0, mask_lo), l1 = _mm512_and_si512(w1, mask_lo);
+        const __m512i h0 = _mm512_and_si512(w0, mask_hi), h1 = _mm512_and_si512(w1, mask_hi);
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* xl = xq[t] + b * kQK_K + 64 * c;
+          lo0[t] = _mm512_dpbusd_epi32(lo0[t], l0, broadcast_group(xl, g));
+          lo1[t] = _mm512_dpbusd_epi32(lo1[t], l1, broadcast_group(xl, g + 1));
+          hi0[t] = _mm512_dpbusd_epi32(hi0[t], h0, broadcast_group(xl + 32, g));
+          hi1[t] = _mm512_dpbusd_epi32(hi1[t], h1, broadcast_group(xl + 32, g + 1));
+        }
+      }
+      const __m512i scale_lo = lane_bytes_i32(p.scales[2 * c]);
+      const __m512i scale_hi = lane_bytes_i32(p.scales[2 * c + 1]);
+      const __m512i min_lo = lane_bytes_i32(p.mins[2 * c]);
+      const __m512i min_hi = lane_bytes_i32(p.mins[2 * c + 1]);
+      for (int t = 0; t < NT; ++t) {
+        const __m512i slo = _mm512_mullo_epi32(_mm512_add_epi32(lo0[t], lo1[t]), scale_lo);
+        const __m512i hsum = _mm512_srai_epi32(_mm512_add_epi32(hi0[t], hi1[t]), 4);
+        const __m512i shi = _mm512_mullo_epi32(hsum, scale_hi);
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(slo, shi));
+        const int16_t* sums = xs[t] + b * 16 + 4 * c;  // per 16: sub-block 2c is sums 0, 1
+        const __m512i xlo = _mm512_set1_epi32(static_cast<int32_t>(sums[0]) + sums[1]);
+        const __m512i xhi = _mm512_set1_epi32(static_cast<int32_t>(sums[2]) + sums[3]);
+        msum[t] = _mm512_add_epi32(msum[t], _mm512_add_epi32(_mm512_mullo_epi32(min_lo, xlo),
+                                                             _mm512_mullo_epi32(min_hi, xhi)));
+      }
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p.d)));
+    const __m512 dmin =
+        _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p.dmin)));
+    const __m512 mneg = _mm512_sub_ps(_mm512_setzero_ps(), dmin);
+    for (int t = 0; t < NT; ++t) {
+      const __m512 dx = _mm512_set1_ps(xd[t][b]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, dx), acc[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(mneg, dx), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) store_lanes(m, t0 + t, first, count, acc[t]);
+}
+
+template <int NT = kLaneTokens - 1>
+TORCHLESS_VNNI void q4k_repacked_tail(const MatmulOperands& m, int64_t first, int count, int64_t t0,
+                                      int64_t left) {
+  if constexpr (NT >= 1) {
+    if (left == NT) return q4k_repacked<NT>(m, first, count, t0);
+    q4k_repacked_tail<NT - 1>(m, first, count, t0, left);
+  }
+}
+
+// Rows in groups of 16 from row0 (a multiple of 16), tokens kLaneTokens at a time: the same
+// kernel for the mat-vec and every batch, with nothing packed per call.
+TORCHLESS_VNNI inline void q4k_repacked_lanes(const MatmulOperands& m, int64_t row0, int64_t row1,
+                                              int64_t tok0, int64_t tok1) {
+  for (int64_t first = row0; first < row1; first += kLaneRows) {
+    const int count = static_cast<int>(std::min<int64_t>(kLaneRows, row1 - first));
+    int64_t t = tok0;
+    for (; t + kLaneTokens <= tok1; t += kLaneTokens) q4k_repacked<kLaneTokens>(m, first, count, t);
+    q4k_repacked_tail(m, first, count, t, tok1 - t);
+  }
+}
+
 // --- Q6_K with rows in lanes (batches of 4 tokens or more) ----------------------------------
 // As Q4_K above, with 16 sub-blocks of 16 elements and an offset of 32 instead of mins. Per
 // block and token, lane j gets the exact isum = sum over sub-blocks s of scale_js x (codes x
@@ -855,6 +956,10 @@ TORCHLESS_VNNI void tiles(const MatmulOperands& m, int64_t row0, int64_t row1, i
 inline bool VnniMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
                            int64_t tok1) {
   if (m.xq8 == nullptr) return false;
+  if (m.w_repacked) {  // Q4_K only (cpu_repack.h)
+    vnni::q4k_repacked_lanes(m, row0, row1, tok0, tok1);
+    return true;
+  }
   switch (m.wtype) {
     case DType::Q4_K:
       if (tok1 - tok0 >= vnni::kLaneTokens) {
