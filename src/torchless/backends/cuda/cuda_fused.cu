@@ -26,7 +26,7 @@ __global__ void __launch_bounds__(kNormThreads)
   float* yr = y + blockIdx.x * cols;
   float ss = 0.0f;
   for (int64_t c = threadIdx.x; c < cols; c += kNormThreads) ss = fmaf(xr[c], xr[c], ss);
-  ss = warp_sum_f(ss);
+  ss = warp_sum(ss);
   if (lane == 0) partial[warp] = ss;
   __syncthreads();
   float total = partial[0];

@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock)
     }
     __syncwarp();  // the chunk is read before the next one overwrites it
   }
-  acc = warp_sum_f(acc);
+  acc = warp_sum(acc);
   if (lane == 0) y[t * rows + row] = acc;
 }
 
