@@ -19,23 +19,12 @@
 #include <type_traits>
 
 #include "torchless/backends/cuda/cuda_flash_attention.h"
+#include "torchless/backends/cuda/cuda_warp.cuh"
 
 namespace torchless::cuda {
 namespace {
 
 constexpr int kMaxHeadDim = 256;
-
-__device__ inline float warp_sum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-__device__ inline float warp_max(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
-}
 
 __device__ inline float cache_elem(const void* cache, bool f16, int64_t i) {
   return f16 ? __half2float(static_cast<const __half*>(cache)[i])

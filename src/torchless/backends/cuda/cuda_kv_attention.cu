@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(32 * kWarps)
       const int d = lane + 32 * i;
       if (d < s.head_dim) dot = fmaf(q_s[d], k.at(row, head0 + d), dot);
     }
-    const float score = kv_warp_sum(dot) * s.scale;
+    const float score = warp_sum(dot) * s.scale;
     const float m_new = fmaxf(m, score);
     const float correction = expf(m - m_new);  // 0 for the first position (m = -inf)
     const float weight = expf(score - m_new);

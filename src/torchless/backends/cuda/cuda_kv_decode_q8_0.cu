@@ -31,7 +31,7 @@ __global__ void scores_q8_0(const float* __restrict__ q, KvQ8_0 k, float* __rest
   float dot = 0.0f;
   for (int d = lane; d < s.head_dim; d += 32)
     dot = fmaf(q[h * s.head_dim + d], k.at(p, head0 + d), dot);
-  dot = kv_warp_sum(dot);
+  dot = warp_sum(dot);
   if (lane == 0) *out = dot * s.scale;
 }
 

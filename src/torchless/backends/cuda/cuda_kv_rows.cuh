@@ -7,22 +7,10 @@
 
 #include <cstdint>
 
+#include "torchless/backends/cuda/cuda_warp.cuh"
 #include "torchless/core/quant_blocks.h"
 
 namespace torchless::cuda {
-
-__device__ inline float kv_warp_sum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-__device__ inline float kv_warp_max(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
-}
 
 // Element e of row `row` of a cache with `row_elems` values per row.
 struct KvF32 {

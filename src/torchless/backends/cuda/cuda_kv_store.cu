@@ -47,7 +47,7 @@ __global__ void kv_store_q8_0(const float* __restrict__ src, BlockQ8_0* __restri
   if (block >= n * per_row) return;  // whole warps leave together
   const int64_t row = block / per_row, j = block % per_row;
   const float x = src[row * cols + j * 32 + lane];
-  const float amax = kv_warp_max(fabsf(x));
+  const float amax = warp_max(fabsf(x));
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   const int q = max(-127, min(127, __float2int_rn(x * id)));

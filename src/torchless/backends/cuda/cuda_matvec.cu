@@ -4,17 +4,12 @@
 
 #include "torchless/backends/cuda/cuda_kernels.h"
 #include "torchless/backends/cuda/cuda_quant.cuh"
+#include "torchless/backends/cuda/cuda_warp.cuh"
 
 namespace torchless::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 4;
-
-__device__ inline float warp_sum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
 
 // One warp per (row, token): lanes take 8-element chunks of the row in turn, so a warp reads
 // consecutive blocks and each byte of the row once.

@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock)
   for (int64_t c = lane; c < chunks; c += 32) {
     acc = dot16(wr[c], xt + c * (kPer / 4), acc, static_cast<const T*>(nullptr));
   }
-  acc = warp_sum_f(acc);
+  acc = warp_sum(acc);
   if (lane == 0) y[t * rows + row] = acc;
 }
 

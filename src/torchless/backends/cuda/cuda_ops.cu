@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "torchless/backends/cuda/cuda_kernels.h"
+#include "torchless/backends/cuda/cuda_warp.cuh"
 
 namespace torchless::cuda {
 namespace {
@@ -14,18 +15,6 @@ constexpr int kElemThreads = 256;
 
 unsigned blocks_for(int64_t n, int threads) {
   return static_cast<unsigned>((n + threads - 1) / threads);
-}
-
-__device__ inline float warp_sum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-__device__ inline float warp_max(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
 }
 
 // Sum (or max) over a block of kRowThreads threads; every thread gets the result.
