@@ -43,4 +43,17 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
                           << " elements out of tolerance" << report;
 }
 
+std::vector<float> run_matmul(Backend& backend, const Tensor& w, const std::vector<float>& x,
+                              int64_t n) {
+  const int64_t rows = w.rows(), cols = w.cols();
+  if (n == 1) {
+    Tensor y = backend.alloc(Shape{rows}, DType::F32);
+    backend.matmul_vec(w, upload_f32(backend, x, Shape{cols}), y);
+    return backend.to_host_f32(y);
+  }
+  Tensor y = backend.alloc(Shape{n, rows}, DType::F32);
+  backend.matmul(w, upload_f32(backend, x, Shape{n, cols}), y);
+  return backend.to_host_f32(y);
+}
+
 }  // namespace torchless::conformance

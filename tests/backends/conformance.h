@@ -38,4 +38,8 @@ std::string backend_test_name(const ::testing::TestParamInfo<std::string_view>& 
 void expect_close(const std::vector<float>& got, const std::vector<double>& want,
                   const std::vector<double>& tol, const std::string& what);
 
+// y = w x for the n rows of x (matmul_vec when n is 1, matmul otherwise), read back as floats.
+std::vector<float> run_matmul(Backend& backend, const Tensor& w, const std::vector<float>& x,
+                              int64_t n);
+
 }  // namespace torchless::conformance

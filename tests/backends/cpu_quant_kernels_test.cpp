@@ -82,19 +82,6 @@ conformance::Weights random_block_weights(Backend& backend, DType t, int64_t row
   return w;
 }
 
-std::vector<float> run_matmul(Backend& backend, const Tensor& w, const std::vector<float>& x,
-                              int64_t n) {
-  const int64_t rows = w.rows(), cols = w.cols();
-  if (n == 1) {
-    Tensor y = backend.alloc(Shape{rows}, DType::F32);
-    backend.matmul_vec(w, conformance::upload_f32(backend, x, Shape{cols}), y);
-    return backend.to_host_f32(y);
-  }
-  Tensor y = backend.alloc(Shape{n, rows}, DType::F32);
-  backend.matmul(w, conformance::upload_f32(backend, x, Shape{n, cols}), y);
-  return backend.to_host_f32(y);
-}
-
 void check(Backend& backend, DType t, int64_t rows, int64_t cols, int64_t n) {
   const uint64_t seed =
       static_cast<uint64_t>(t) * 100003u + static_cast<uint64_t>(rows * 7919 + cols * 31 + n);
@@ -103,7 +90,7 @@ void check(Backend& backend, DType t, int64_t rows, int64_t cols, int64_t n) {
   SCOPED_TRACE(what);
   const auto w = random_block_weights(backend, t, rows, cols, seed);
   const auto x = conformance::random_floats(static_cast<size_t>(n * cols), seed + 1);
-  const auto got = run_matmul(backend, w.tensor, x, n);
+  const auto got = conformance::run_matmul(backend, w.tensor, x, n);
   const auto want = reference::matmul(w.values, x, rows, cols, n);
   conformance::expect_close(
       got, want,
@@ -141,7 +128,8 @@ TEST(CpuQuantKernels, ZeroActivationsGiveExactZeros) {
     const int64_t cols = dtype_block_size(t) == kQK_K ? 512 : 64;
     const auto w = random_block_weights(backend, t, 5, cols, 11);
     for (int64_t n : {1, 6}) {
-      const auto got = run_matmul(backend, w.tensor, std::vector<float>(n * cols, 0.0f), n);
+      const auto got =
+          conformance::run_matmul(backend, w.tensor, std::vector<float>(n * cols, 0.0f), n);
       for (float v : got) ASSERT_EQ(v, 0.0f) << dtype_name(t) << " n=" << n;
     }
   }

@@ -58,19 +58,6 @@ std::vector<float> dequantized(const std::vector<std::byte>& bytes, int64_t rows
   return values;
 }
 
-std::vector<float> run_matmul(Backend& backend, const Tensor& w, const std::vector<float>& x,
-                              int64_t n) {
-  const int64_t rows = w.rows(), cols = w.cols();
-  if (n == 1) {
-    Tensor y = backend.alloc(Shape{rows}, DType::F32);
-    backend.matmul_vec(w, conformance::upload_f32(backend, x, Shape{cols}), y);
-    return backend.to_host_f32(y);
-  }
-  Tensor y = backend.alloc(Shape{n, rows}, DType::F32);
-  backend.matmul(w, conformance::upload_f32(backend, x, Shape{n, cols}), y);
-  return backend.to_host_f32(y);
-}
-
 // The first output whose bits differ, or "".
 std::string first_difference(const std::vector<float>& got, const std::vector<float>& want) {
   for (size_t i = 0; i < want.size(); ++i) {
@@ -120,8 +107,9 @@ TEST(CpuRepack, Q4KGivesThePlainLayoutsBitsAndMatchesTheFloat64Reference) {
           const std::string what = fmt::format("Q4_K W[{}, {}] x {} tokens, {} threads (seed {})",
                                                rows, cols, n, threads, seed);
           const auto x = conformance::random_floats(static_cast<size_t>(n * cols), seed + 1);
-          const auto got = run_matmul(backend, packed, x, n);
-          EXPECT_EQ(first_difference(got, run_matmul(backend, plain, x, n)), "") << what;
+          const auto got = conformance::run_matmul(backend, packed, x, n);
+          EXPECT_EQ(first_difference(got, conformance::run_matmul(backend, plain, x, n)), "")
+              << what;
           conformance::expect_close(got, reference::matmul(values, x, rows, cols, n),
                                     conformance::matmul_tolerance(values, x, rows, cols, n, kQK_K),
                                     what);
@@ -155,8 +143,9 @@ TEST(CpuRepack, EveryInstructionSetReadsTheRepackedLayout) {
     hwy::SetSupportedTargetsForTest(target);
     for (int64_t n : {1, 6}) {
       const auto x = conformance::random_floats(static_cast<size_t>(n * cols), 78);
-      EXPECT_EQ(
-          first_difference(run_matmul(backend, packed, x, n), run_matmul(backend, plain, x, n)), "")
+      EXPECT_EQ(first_difference(conformance::run_matmul(backend, packed, x, n),
+                                 conformance::run_matmul(backend, plain, x, n)),
+                "")
           << hwy::TargetName(target) << ", " << n << " tokens";
     }
   }
