@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "torchless/backends/cpu/cpu_quant_avx2_k-inl.h"
 #include "torchless/backends/cpu/cpu_quant_blocks-inl.h"
 #include "torchless/backends/cpu/cpu_quant_dot.h"
 #include "torchless/backends/cpu/cpu_quant_vnni-inl.h"
@@ -200,6 +201,9 @@ void QuantMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_
                      int64_t tok1) {
 #if HWY_TARGET == HWY_AVX3_DL
   if (VnniMatmulTile(m, row0, row1, tok0, tok1)) return;
+#endif
+#if HWY_TARGET == HWY_AVX2
+  if (Avx2KMatmulTile(m, row0, row1, tok0, tok1)) return;
 #endif
   if (m.w_repacked) return unpacked_tile(m, row0, row1, tok0, tok1);
   switch (m.wtype) {
