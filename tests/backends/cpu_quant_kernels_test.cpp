@@ -9,9 +9,11 @@
 #include <cstddef>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
+#include <hwy/targets.h>
 
 #include "backends/conformance.h"
 #include "backends/reference_ops.h"
@@ -120,6 +122,38 @@ TEST(CpuQuantKernels, RandomBlocksMatchFloat64ReferenceForEveryShape) {
       }
     }
   }
+}
+
+// The instruction sets to hold the K-type kernels to: the best this CPU has and, on an x86 CPU
+// with AVX-512, AVX2 alone (its int8 kernels, cpu_quant_avx2_k-inl.h).
+std::vector<std::pair<const char*, int64_t>> k_kernel_targets() {
+  std::vector<std::pair<const char*, int64_t>> masks = {{"best", 0}};
+#if HWY_ARCH_X86
+  const int64_t supported = hwy::SupportedTargets();
+  const int64_t no_avx512 = supported & ~int64_t{HWY_AVX3_DL | HWY_AVX3};
+  if ((supported & HWY_AVX3) && (no_avx512 & HWY_AVX2)) masks.push_back({"AVX2", no_avx512});
+#endif
+  return masks;
+}
+
+// The K types' register tiles (4 rows x up to 4 tokens on AVX2, 2 x 4 or rows in lanes
+// elsewhere) at the edges the shapes above leave out: row counts that leave 2 or 6 rows of a
+// tile, and batches of 10 to 33 tokens, whole tiles plus every token tail.
+TEST(CpuQuantKernels, KTypesMatchFloat64ReferenceForRowAndTokenTails) {
+  BackendOptions options;
+  options.threads = 2;
+  for (const auto& [name, mask] : k_kernel_targets()) {
+    SCOPED_TRACE(name);
+    hwy::SetSupportedTargetsForTest(mask);
+    CpuBackend backend(options);
+    for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+      for (int64_t rows : {2, 6, 70}) {
+        for (int64_t n : {10, 13, 14, 15, 33}) check(backend, t, rows, 768, n);
+      }
+      for (int64_t cols : {256, 4096 + 256}) check(backend, t, 18, cols, 23);
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(CpuQuantKernels, ZeroActivationsGiveExactZeros) {
