@@ -45,7 +45,10 @@ namespace avx2 {
 inline constexpr int kKRows = 4;
 
 // Weight blocks fetched ahead of use, per row stream.
-inline constexpr int64_t kKPrefetchBlocks = 4;
+#ifndef TORCHLESS_AVX2K_PF
+#define TORCHLESS_AVX2K_PF 8
+#endif
+inline constexpr int64_t kKPrefetchBlocks = TORCHLESS_AVX2K_PF;
 
 // Activations of NT tokens at the current block: int8 codes and the sums of each 16 codes.
 template <int NT>
@@ -238,6 +241,15 @@ struct Q6K {
   }
 };
 
+// Fetches the block kKPrefetchBlocks after `blk` (`skip` bytes further), every cache line of
+// it: a row of a 2048-column matrix is only 8 blocks long, so the stream a tile reads is short
+// and the hardware prefetchers alone left the kernel waiting on memory.
+template <class Block>
+inline void prefetch_ahead(const Block* blk, size_t skip) {
+  const char* p = reinterpret_cast<const char*>(blk + kKPrefetchBlocks) + skip;
+  for (size_t o = 0; o < sizeof(Block); o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
 // The sums of the lanes of a0..a3 (lanes 0..3) and of b0..b3 (lanes 4..7), exact.
 inline __m256i reduce_rows8(const __m256i* a, const __m256i* b) {
   const __m256i ha =
@@ -277,6 +289,9 @@ void k_tile(const MatmulOperands& m, int64_t r0, int count, int64_t t0) {
     acc[t] = _mm_setzero_ps();
   }
   const __m128 sign = _mm_set1_ps(-0.0f);
+  // Past the end of its row, a row's prefetch stream goes on in the row kKRows further down,
+  // the one the next tile reads at that position.
+  const size_t pf_skip = (kKRows - 1) * m.w_row_bytes;
   for (int64_t b = 0; b < blocks; ++b) {
     BlockActs<NT> x;
     for (int t = 0; t < NT; ++t) {
@@ -286,9 +301,7 @@ void k_tile(const MatmulOperands& m, int64_t r0, int count, int64_t t0) {
     __m256i isum[NT][kKRows], msum[NT][kKRows];
     alignas(8) uint16_t d[kKRows], dmin[kKRows];
     for (int j = 0; j < kKRows; ++j) {
-      if (b + kKPrefetchBlocks < blocks) {
-        _mm_prefetch(reinterpret_cast<const char*>(row[j] + b + kKPrefetchBlocks), _MM_HINT_T0);
-      }
+      prefetch_ahead(row[j] + b, b + kKPrefetchBlocks >= blocks ? pf_skip : 0);
       const Block& blk = row[j][b];
       __m256i is[NT], ms[NT];
       Kind::template block<NT>(blk, x, is, ms);
