@@ -29,7 +29,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <type_traits>
+#include <cstring>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/core/quant.h"
@@ -39,38 +39,20 @@ namespace torchless::cpu {
 namespace HWY_NAMESPACE {
 namespace avx2 {
 
-// One weight block as dpbusd operands: unsigned codes, and for Q8_0 the signed weights whose
-// signs the activations take.
-struct LegacyWeights {
-  __m256i codes;
-  __m256i signs;
-  float d;
-};
+// --- Q8_0: one block per vector, register tiles of rows x tokens --------------------------
 
-inline LegacyWeights legacy_weights(const BlockQ8_0& b) {
-  const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
-  return {_mm256_abs_epi8(w), w, _cvtsh_ss(b.d)};
-}
-
-// Byte j of qs holds element j in its low nibble and element j + 16 in its high one.
-inline LegacyWeights legacy_weights(const BlockQ4_0& b) {
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
-  return {_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_setzero_si256(), _cvtsh_ss(b.d)};
-}
-
-// The activation rows of one tile.
+// Activation rows of one tile: int8 codes and block scales.
 template <int NT>
-struct LegacyActs {
+struct Q8Acts {
   const int8_t* q[NT];
   const float* d[NT];
-  const int16_t* sums[NT];
 };
 
-// out[r * NT + t] = dot(weight row r, activation row t) over `cols` elements.
-template <class Block, int NR, int NT>
-void legacy_dot(const Block* const* w, const LegacyActs<NT>& x, int64_t cols, float* out) {
-  constexpr bool kQ4 = std::is_same_v<Block, BlockQ4_0>;
+// out[r * NT + t] = dot(weight row r, activation row t) over `cols` elements. Each output has
+// one vector of 8 lane accumulators, lane i fed per block with the exact integer sum of
+// elements 4i .. 4i + 3: acc = fma(float(isum), d_w * d_x, acc), then reduce_add_f32.
+template <int NR, int NT>
+void q8_0_dot(const BlockQ8_0* const* w, const Q8Acts<NT>& x, int64_t cols, float* out) {
   __m256 acc[NR][NT];
   for (int r = 0; r < NR; ++r) {
     for (int t = 0; t < NT; ++t) acc[r][t] = _mm256_setzero_ps();
@@ -78,24 +60,19 @@ void legacy_dot(const Block* const* w, const LegacyActs<NT>& x, int64_t cols, fl
   const int64_t blocks = cols / kQK;
   for (int64_t b = 0; b < blocks; ++b) {
     __m256i xv[NT];
-    __m256i offset[NT];  // Q4_0: 8 x the block's activation sum, in lane 0
+    __m256 dx[NT];
     for (int t = 0; t < NT; ++t) {
       xv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q[t] + b * kQK));
-      if constexpr (kQ4) {
-        offset[t] = _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * int32_t{x.sums[t][b]}));
-      }
+      dx[t] = _mm256_set1_ps(x.d[t][b]);
     }
     for (int r = 0; r < NR; ++r) {
-      const LegacyWeights wb = legacy_weights(w[r][b]);
+      const BlockQ8_0& block = w[r][b];
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
+      const __m256i wabs = _mm256_abs_epi8(wv);
+      const __m256 dw = _mm256_set1_ps(_cvtsh_ss(block.d));
       for (int t = 0; t < NT; ++t) {
-        __m256i isum;
-        if constexpr (kQ4) {
-          isum = _mm256_sub_epi32(dpbusd(_mm256_setzero_si256(), wb.codes, xv[t]), offset[t]);
-        } else {
-          isum = dpbusd(_mm256_setzero_si256(), wb.codes, _mm256_sign_epi8(xv[t], wb.signs));
-        }
-        const __m256 scale = _mm256_set1_ps(wb.d * x.d[t][b]);
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[r][t]);
+        const __m256i isum = dpbusd(_mm256_setzero_si256(), wabs, _mm256_sign_epi8(xv[t], wv));
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx[t]), acc[r][t]);
       }
     }
   }
@@ -104,56 +81,195 @@ void legacy_dot(const Block* const* w, const LegacyActs<NT>& x, int64_t cols, fl
   }
 }
 
-template <class Block, int NR, int NT>
-void legacy_tile(const MatmulOperands& m, int64_t r0, int64_t t0) {
-  const Block* w[NR];
+template <int NR, int NT>
+void q8_0_tile(const MatmulOperands& m, int64_t r0, int64_t t0) {
+  const BlockQ8_0* w[NR];
   for (int r = 0; r < NR; ++r) {
-    w[r] = reinterpret_cast<const Block*>(m.w + static_cast<size_t>(r0 + r) * m.w_row_bytes);
+    w[r] = reinterpret_cast<const BlockQ8_0*>(m.w + static_cast<size_t>(r0 + r) * m.w_row_bytes);
   }
-  const int64_t blocks = m.cols / kQK;
-  LegacyActs<NT> x;
+  Q8Acts<NT> x;
   for (int t = 0; t < NT; ++t) {
     x.q[t] = m.xq8 + (t0 + t) * m.cols;
-    x.d[t] = m.xd + (t0 + t) * blocks;
-    x.sums[t] = m.xsum ? m.xsum + (t0 + t) * blocks : nullptr;
+    x.d[t] = m.xd + (t0 + t) * (m.cols / kQK);
   }
   float out[NR * NT];
-  legacy_dot<Block, NR, NT>(w, x, m.cols, out);
+  q8_0_dot<NR, NT>(w, x, m.cols, out);
   for (int r = 0; r < NR; ++r) {
     for (int t = 0; t < NT; ++t) m.y[(t0 + t) * m.y_stride + r0 + r] = out[r * NT + t];
   }
 }
 
-// Register tiles of NR rows x 2 tokens (16 ymm registers: 8 accumulators, the tokens'
-// activations, a row's operands and temporaries), then the last token alone.
-template <class Block, int NR>
-void legacy_row_group(const MatmulOperands& m, int64_t r, int64_t tok0, int64_t tok1) {
+// Register tiles of 4 rows x 2 tokens (16 ymm registers: 8 accumulators, the tokens'
+// activations and scales, a row's operands), then the last token alone; rows past the last
+// group of 4 one at a time. 2 x 2, 3 x 2, 2 x 4 and 4 x 1 tiles measured no faster.
+template <int NR>
+void q8_0_row_group(const MatmulOperands& m, int64_t r, int64_t tok0, int64_t tok1) {
   int64_t t = tok0;
-  for (; t + 2 <= tok1; t += 2) legacy_tile<Block, NR, 2>(m, r, t);
-  if (t < tok1) legacy_tile<Block, NR, 1>(m, r, t);
+  for (; t + 2 <= tok1; t += 2) q8_0_tile<NR, 2>(m, r, t);
+  if (t < tok1) q8_0_tile<NR, 1>(m, r, t);
 }
 
-template <class Block>
-void legacy_tiles(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0, int64_t tok1) {
+inline void q8_0_tiles(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
+                       int64_t tok1) {
   int64_t r = row0;
-  for (; r + 4 <= row1; r += 4) legacy_row_group<Block, 4>(m, r, tok0, tok1);
-  for (; r < row1; ++r) legacy_row_group<Block, 1>(m, r, tok0, tok1);
+  for (; r + 4 <= row1; r += 4) q8_0_row_group<4>(m, r, tok0, tok1);
+  for (; r < row1; ++r) q8_0_row_group<1>(m, r, tok0, tok1);
+}
+
+// --- Q4_0 with rows in lanes -----------------------------------------------------------------
+// Eight weight rows share every vector: int32 lane j belongs to row j. A block of 8 rows is 8
+// vectors of codes, vector i holding the 4 codes of elements 4i .. 4i + 3 (i < 4: low nibbles
+// of qs word i; i >= 4: high nibbles of word i - 4, elements 16 + ..) of each row, which meet
+// a token's 4-byte activation group i broadcast to every lane. vpmaddubsw's int16 pair sums
+// of the 8 vectors add exactly in int16 (16 products of at most 15 x 127: 30480 < 32767), so
+// one vpmaddwd per block and token gives the 8 rows' integer sums, and one conversion, one
+// multiply and one FMA serve 8 outputs. Each output's float steps, block by block in order:
+// acc = fma(float(isum_b - 8 xsum_b), d_w,b * d_x,b, acc), in its own lane, never reduced with
+// another's; every Q4_0 tile takes this path, so all of them give the same bits.
+
+inline constexpr int kLaneRows = 8;
+
+struct Q4_0Lanes {
+  __m256i codes[8];
+  __m256 d;
+};
+
+// The row pointers of a group of `count` rows from `first` (the missing rows repeat the last
+// one: their lanes are computed and never stored).
+struct LaneRows {
+  const BlockQ4_0* row[kLaneRows];
+};
+
+inline LaneRows lane_rows(const MatmulOperands& m, int64_t first, int count) {
+  LaneRows g;
+  for (int j = 0; j < kLaneRows; ++j) {
+    const int64_t r = first + (j < count ? j : count - 1);
+    g.row[j] = reinterpret_cast<const BlockQ4_0*>(m.w + static_cast<size_t>(r) * m.w_row_bytes);
+  }
+  return g;
+}
+
+inline __m128i load_qs(const BlockQ4_0& b) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+}
+
+// Block b of a row group, rows in lanes: rows k and k + 4 in the halves of a[k], then a 4 x 4
+// transpose of 32-bit words within each half.
+inline void load_lanes(const LaneRows& g, int64_t b, Q4_0Lanes& out) {
+  __m256i a[4];
+  for (int k = 0; k < 4; ++k) {
+    a[k] = _mm256_inserti128_si256(_mm256_castsi128_si256(load_qs(g.row[k][b])),
+                                   load_qs(g.row[k + 4][b]), 1);
+  }
+  const __m256i t0 = _mm256_unpacklo_epi32(a[0], a[1]);  // words 0, 1 of rows 0, 1
+  const __m256i t1 = _mm256_unpackhi_epi32(a[0], a[1]);  // words 2, 3
+  const __m256i t2 = _mm256_unpacklo_epi32(a[2], a[3]);
+  const __m256i t3 = _mm256_unpackhi_epi32(a[2], a[3]);
+  const __m256i words[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                            _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  for (int i = 0; i < 4; ++i) {
+    out.codes[i] = _mm256_and_si256(words[i], mask);
+    out.codes[4 + i] = _mm256_and_si256(_mm256_srli_epi32(words[i], 4), mask);
+  }
+  const __m128i d =
+      _mm_setr_epi16(static_cast<int16_t>(g.row[0][b].d), static_cast<int16_t>(g.row[1][b].d),
+                     static_cast<int16_t>(g.row[2][b].d), static_cast<int16_t>(g.row[3][b].d),
+                     static_cast<int16_t>(g.row[4][b].d), static_cast<int16_t>(g.row[5][b].d),
+                     static_cast<int16_t>(g.row[6][b].d), static_cast<int16_t>(g.row[7][b].d));
+  out.d = _mm256_cvtph_ps(d);
+}
+
+inline __m256i broadcast_group(const int8_t* x, int i) {
+  int32_t v;
+  std::memcpy(&v, x + 4 * i, sizeof v);
+  return _mm256_set1_epi32(v);
+}
+
+// acc + the products of block b (rows in lanes) with one token: the only float operations an
+// output sees.
+inline __m256 lanes_step(const Q4_0Lanes& w, const int8_t* xq, float dx, int16_t xsum, __m256 acc) {
+  __m256i pairs = _mm256_maddubs_epi16(w.codes[0], broadcast_group(xq, 0));
+  for (int i = 1; i < 8; ++i) {
+    pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w.codes[i], broadcast_group(xq, i)));
+  }
+  // Codes are stored + 8: subtract 8 x (the block's activation sum).
+  const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)),
+                                        _mm256_set1_epi32(8 * int32_t{xsum}));
+  const __m256 scale = _mm256_mul_ps(w.d, _mm256_set1_ps(dx));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
+}
+
+inline void store_lanes(const MatmulOperands& m, int64_t t, int64_t first, int count, __m256 acc) {
+  float* y = m.y + t * m.y_stride + first;
+  if (count == kLaneRows) return _mm256_storeu_ps(y, acc);
+  alignas(32) float v[kLaneRows];
+  _mm256_store_ps(v, acc);
+  for (int j = 0; j < count; ++j) y[j] = v[j];
+}
+
+// NT tokens from t0 against one row group, weights rearranged block by block.
+template <int NT>
+void q4_0_lanes_tile(const MatmulOperands& m, const LaneRows& g, int64_t first, int count,
+                     int64_t t0) {
+  const int64_t blocks = m.cols / kQK;
+  const int8_t* xq[NT];
+  const float* xd[NT];
+  const int16_t* xs[NT];
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    xq[t] = m.xq8 + (t0 + t) * m.cols;
+    xd[t] = m.xd + (t0 + t) * blocks;
+    xs[t] = m.xsum + (t0 + t) * blocks;
+    acc[t] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < blocks; ++b) {
+    Q4_0Lanes w;
+    load_lanes(g, b, w);
+    for (int t = 0; t < NT; ++t)
+      acc[t] = lanes_step(w, xq[t] + b * kQK, xd[t][b], xs[t][b], acc[t]);
+  }
+  for (int t = 0; t < NT; ++t) store_lanes(m, t0 + t, first, count, acc[t]);
+}
+
+inline constexpr int kLaneTokens = 4;
+
+template <int NT = kLaneTokens - 1>
+void q4_0_lanes_tail(const MatmulOperands& m, const LaneRows& g, int64_t first, int count,
+                     int64_t t0, int64_t left) {
+  if constexpr (NT >= 1) {
+    if (left == NT) return q4_0_lanes_tile<NT>(m, g, first, count, t0);
+    q4_0_lanes_tail<NT - 1>(m, g, first, count, t0, left);
+  }
+}
+
+// Rows in groups of 8 from row0, tokens kLaneTokens at a time.
+inline void q4_0_lanes(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
+                       int64_t tok1) {
+  for (int64_t first = row0; first < row1; first += kLaneRows) {
+    const int count = static_cast<int>(row1 - first < kLaneRows ? row1 - first : kLaneRows);
+    const LaneRows g = lane_rows(m, first, count);
+    int64_t t = tok0;
+    for (; t + kLaneTokens <= tok1; t += kLaneTokens)
+      q4_0_lanes_tile<kLaneTokens>(m, g, first, count, t);
+    q4_0_lanes_tail(m, g, first, count, t, tok1 - t);
+  }
 }
 
 }  // namespace avx2
 
 // Runs the tile with the int8 kernels and returns true for Q8_0 and Q4_0 weights with int8
-// activations; false leaves the tile to the portable kernels.
+// activations (and, for Q4_0, the block sums); false leaves the tile to the portable kernels.
 inline bool Avx2LegacyTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
                            int64_t tok1) {
   if (m.xq8 == nullptr) return false;
   switch (m.wtype) {
     case DType::Q8_0:
-      avx2::legacy_tiles<BlockQ8_0>(m, row0, row1, tok0, tok1);
+      avx2::q8_0_tiles(m, row0, row1, tok0, tok1);
       return true;
     case DType::Q4_0:
       if (m.xsum == nullptr) return false;
-      avx2::legacy_tiles<BlockQ4_0>(m, row0, row1, tok0, tok1);
+      avx2::q4_0_lanes(m, row0, row1, tok0, tok1);
       return true;
     default:
       return false;
