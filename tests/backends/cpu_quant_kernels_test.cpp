@@ -129,8 +129,8 @@ TEST(CpuQuantKernels, RandomBlocksMatchFloat64ReferenceForEveryShape) {
   }
 }
 
-// The legacy types' int8 tiles (cpu_quant_avx2_legacy-inl.h, cpu_quant_vnni-inl.h) at their
-// edges: rows past the last 4-row tile (5, 6, 7), odd and even token counts up to 33, and rows
+// The legacy types' tiles at their edges: rows past the last 4-row tile or within one 8-row
+// group (5, 6, 7: cpu_quant_avx2_legacy-inl.h), odd and even token counts up to 33, and rows
 // of 2, 3 and 136 blocks.
 TEST(CpuQuantKernels, LegacyTypesAtTileEdges) {
   BackendOptions options;
@@ -145,9 +145,10 @@ TEST(CpuQuantKernels, LegacyTypesAtTileEdges) {
   }
 }
 
-// The largest products the int8 kernels meet: Q8_0 codes of -128 and Q4_0 nibbles of 0 (-8)
-// and 15 (+7), against activations whose codes are all 127 or alternate +-127, so that each
-// pair of products reaches the int16 bound of vpmaddubsw (2 x 128 x 127 = 32512).
+// The largest products the integer kernels meet: Q8_0 codes of -128 and Q4_0 nibbles of 0 (-8)
+// and 15 (+7), against activations whose codes are all 127 or alternate +-127. They reach the
+// int16 bounds: a vpmaddubsw pair of |Q8_0| x 127 (2 x 128 x 127 = 32512), and the AVX2 Q4_0
+// kernel's int16 sums of 16 products of 15 x 127 (30480).
 TEST(CpuQuantKernels, ExtremeCodesAreExact) {
   CpuBackend backend;
   const int64_t rows = 6, cols = 128;

@@ -3,8 +3,8 @@
 // blocks are widened to int16 and multiplied-added with the int16 Q8 activations in integer
 // arithmetic (one block scale product per 32 elements), as llama.cpp's vec_dot_q8_0_q8_0 does.
 
-// AVX3_DL carries the VNNI Q8_0/Q4_0 kernels of cpu_quant_vnni-inl.h, AVX2 the int8 ones of
-// cpu_quant_avx2_legacy-inl.h.
+// AVX3_DL carries the VNNI Q8_0/Q4_0 kernels of cpu_quant_vnni-inl.h, AVX2 the int8 Q4_0 one
+// of cpu_quant_avx2_legacy-inl.h.
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL
 #endif

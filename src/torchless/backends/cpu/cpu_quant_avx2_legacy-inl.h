@@ -1,17 +1,14 @@
-// Int8 tiles of the legacy 32-element types Q8_0 and Q4_0 for Highway's AVX2 target (CPUs
-// without AVX-512 VNNI): weights stay bytes and meet the int8 activation codes (m.xq8) in
-// avx2::dpbusd (vpmaddubsw + vpmaddwd, cpu_avx2_int8-inl.h), 32 multiply-adds per vector pair,
-// where the portable kernels widen both sides to int16 first. One 32-element block per vector.
-//   Q8_0: signed weights enter as |w| with the activation taking w's sign (w x = |w| sign(w) x;
-//         |-128| = 128 is exact as u8, within the bound of dpbusd).
-//   Q4_0: nibbles 0..15 enter unsigned; the -8 offset subtracts 8 x the block's activation sum
-//         (m.xsum, one per 32) from the block's integer sum.
+// Int8 kernel of Q4_0 weights for Highway's AVX2 target (CPUs without AVX-512 VNNI): nibbles
+// stay bytes (codes 0..15) and meet the int8 activation codes (m.xq8) in vpmaddubsw, where the
+// portable kernel (cpu_matmul_kernels.cpp) widens both sides to int16 first; the -8 offset
+// subtracts 8 x the block's activation sum (m.xsum, one per 32) from the block's integer sum.
+// Eight weight rows share each vector (rows in lanes, below), so the float work per block and
+// token is one conversion, one multiply and one FMA for 8 outputs.
 //
-// Batch invariance: the integer sums are exact, and each output's float operations are fixed:
-// per block b, in order, acc = fma(float(isum_b lanes), d_w,b * d_x,b, acc) on a vector of 8
-// lane accumulators, whose lanes always receive the same partial integer sums; then one
-// horizontal sum in a fixed order. No step depends on the tile's shape, so the mat-vec, every
-// batch size and position and any split of rows over threads give the same bits.
+// Q8_0 keeps the portable int16 kernel on AVX2: an int8 tile (|w| unsigned, the activation
+// taking w's sign, one block per vector) measured no faster for the mat-vec, which is bound by
+// memory, and slower in batches (per block and output it needs vpsignb, vpmaddubsw and
+// vpmaddwd where the int16 kernel needs two vpmaddwd).
 
 // Per-target include guard (Highway's -inl.h convention).
 #if defined(TORCHLESS_CPU_QUANT_AVX2_LEGACY_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -38,83 +35,6 @@ HWY_BEFORE_NAMESPACE();
 namespace torchless::cpu {
 namespace HWY_NAMESPACE {
 namespace avx2 {
-
-// --- Q8_0: one block per vector, register tiles of rows x tokens --------------------------
-
-// Activation rows of one tile: int8 codes and block scales.
-template <int NT>
-struct Q8Acts {
-  const int8_t* q[NT];
-  const float* d[NT];
-};
-
-// out[r * NT + t] = dot(weight row r, activation row t) over `cols` elements. Each output has
-// one vector of 8 lane accumulators, lane i fed per block with the exact integer sum of
-// elements 4i .. 4i + 3: acc = fma(float(isum), d_w * d_x, acc), then reduce_add_f32.
-template <int NR, int NT>
-void q8_0_dot(const BlockQ8_0* const* w, const Q8Acts<NT>& x, int64_t cols, float* out) {
-  __m256 acc[NR][NT];
-  for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) acc[r][t] = _mm256_setzero_ps();
-  }
-  const int64_t blocks = cols / kQK;
-  for (int64_t b = 0; b < blocks; ++b) {
-    __m256i xv[NT];
-    __m256 dx[NT];
-    for (int t = 0; t < NT; ++t) {
-      xv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q[t] + b * kQK));
-      dx[t] = _mm256_set1_ps(x.d[t][b]);
-    }
-    for (int r = 0; r < NR; ++r) {
-      const BlockQ8_0& block = w[r][b];
-      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
-      const __m256i wabs = _mm256_abs_epi8(wv);
-      const __m256 dw = _mm256_set1_ps(_cvtsh_ss(block.d));
-      for (int t = 0; t < NT; ++t) {
-        const __m256i isum = dpbusd(_mm256_setzero_si256(), wabs, _mm256_sign_epi8(xv[t], wv));
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx[t]), acc[r][t]);
-      }
-    }
-  }
-  for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) out[r * NT + t] = reduce_add_f32(acc[r][t]);
-  }
-}
-
-template <int NR, int NT>
-void q8_0_tile(const MatmulOperands& m, int64_t r0, int64_t t0) {
-  const BlockQ8_0* w[NR];
-  for (int r = 0; r < NR; ++r) {
-    w[r] = reinterpret_cast<const BlockQ8_0*>(m.w + static_cast<size_t>(r0 + r) * m.w_row_bytes);
-  }
-  Q8Acts<NT> x;
-  for (int t = 0; t < NT; ++t) {
-    x.q[t] = m.xq8 + (t0 + t) * m.cols;
-    x.d[t] = m.xd + (t0 + t) * (m.cols / kQK);
-  }
-  float out[NR * NT];
-  q8_0_dot<NR, NT>(w, x, m.cols, out);
-  for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) m.y[(t0 + t) * m.y_stride + r0 + r] = out[r * NT + t];
-  }
-}
-
-// Register tiles of 4 rows x 2 tokens (16 ymm registers: 8 accumulators, the tokens'
-// activations and scales, a row's operands), then the last token alone; rows past the last
-// group of 4 one at a time. 2 x 2, 3 x 2, 2 x 4 and 4 x 1 tiles measured no faster.
-template <int NR>
-void q8_0_row_group(const MatmulOperands& m, int64_t r, int64_t tok0, int64_t tok1) {
-  int64_t t = tok0;
-  for (; t + 2 <= tok1; t += 2) q8_0_tile<NR, 2>(m, r, t);
-  if (t < tok1) q8_0_tile<NR, 1>(m, r, t);
-}
-
-inline void q8_0_tiles(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
-                       int64_t tok1) {
-  int64_t r = row0;
-  for (; r + 4 <= row1; r += 4) q8_0_row_group<4>(m, r, tok0, tok1);
-  for (; r < row1; ++r) q8_0_row_group<1>(m, r, tok0, tok1);
-}
 
 // --- Q4_0 with rows in lanes -----------------------------------------------------------------
 // Eight weight rows share every vector: int32 lane j belongs to row j. A block of 8 rows is 8
@@ -258,15 +178,12 @@ inline void q4_0_lanes(const MatmulOperands& m, int64_t row0, int64_t row1, int6
 
 }  // namespace avx2
 
-// Runs the tile with the int8 kernels and returns true for Q8_0 and Q4_0 weights with int8
-// activations (and, for Q4_0, the block sums); false leaves the tile to the portable kernels.
+// Runs the tile with the int8 kernel and returns true for Q4_0 weights with int8 activations
+// and block sums; false leaves the tile to the portable kernels.
 inline bool Avx2LegacyTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
                            int64_t tok1) {
   if (m.xq8 == nullptr) return false;
   switch (m.wtype) {
-    case DType::Q8_0:
-      avx2::q8_0_tiles(m, row0, row1, tok0, tok1);
-      return true;
     case DType::Q4_0:
       if (m.xsum == nullptr) return false;
       avx2::q4_0_lanes(m, row0, row1, tok0, tok1);
