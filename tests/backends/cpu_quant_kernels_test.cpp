@@ -137,9 +137,9 @@ TEST(CpuQuantKernels, LegacyTypesAtTileEdges) {
   options.threads = 2;
   CpuBackend backend(options);
   for (DType t : {DType::Q8_0, DType::Q4_0}) {
-    for (int64_t cols : {64, 96, 4352}) {
-      for (int64_t rows : {5, 6, 7}) {
-        for (int64_t n : {1, 2, 3, 16, 33}) check(backend, t, rows, cols, n);
+    for (int64_t cols : {32, 64, 96, 128, 4352}) {
+      for (int64_t rows : {5, 6, 7, 8, 128}) {
+        for (int64_t n : {1, 2, 3, 7, 16, 33}) check(backend, t, rows, cols, n);
       }
     }
   }
