@@ -59,6 +59,20 @@ std::vector<HalfField> half_fields(DType t) {
   }
 }
 
+// w.values and w.tensor from w.bytes: the blocks dequantised, and uploaded.
+conformance::Weights dequantized_upload(Backend& backend, DType t, int64_t rows, int64_t cols,
+                                        conformance::Weights w) {
+  w.values.resize(static_cast<size_t>(rows * cols));
+  const size_t row_bytes = dtype_row_bytes(t, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(t, w.bytes.data() + static_cast<size_t>(r) * row_bytes,
+                   w.values.data() + r * cols, cols);
+  }
+  w.tensor =
+      backend.to_device(HostTensorView{Shape{rows, cols}, t, w.bytes.data(), w.bytes.size()});
+  return w;
+}
+
 conformance::Weights random_block_weights(Backend& backend, DType t, int64_t rows, int64_t cols,
                                           uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -73,15 +87,7 @@ conformance::Weights random_block_weights(Backend& backend, DType t, int64_t row
       std::memcpy(w.bytes.data() + b + f.offset, &h, sizeof h);
     }
   }
-  w.values.resize(static_cast<size_t>(rows * cols));
-  const size_t row_bytes = dtype_row_bytes(t, cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    dequantize_row(t, w.bytes.data() + static_cast<size_t>(r) * row_bytes,
-                   w.values.data() + r * cols, cols);
-  }
-  w.tensor =
-      backend.to_device(HostTensorView{Shape{rows, cols}, t, w.bytes.data(), w.bytes.size()});
-  return w;
+  return dequantized_upload(backend, t, rows, cols, std::move(w));
 }
 
 void check(Backend& backend, DType t, int64_t rows, int64_t cols, int64_t n) {
@@ -154,6 +160,60 @@ TEST(CpuQuantKernels, KTypesMatchFloat64ReferenceForRowAndTokenTails) {
     }
   }
   hwy::SetSupportedTargetsForTest(0);
+}
+
+// The legacy types' tiles at their edges: rows past the last 4-row tile or within one 8-row
+// group (5, 6, 7: cpu_quant_avx2_legacy-inl.h), odd and even token counts up to 33, and rows
+// of 2, 3 and 136 blocks.
+TEST(CpuQuantKernels, LegacyTypesAtTileEdges) {
+  BackendOptions options;
+  options.threads = 2;
+  CpuBackend backend(options);
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    for (int64_t cols : {32, 64, 96, 128, 4352}) {
+      for (int64_t rows : {5, 6, 7, 8, 128}) {
+        for (int64_t n : {1, 2, 3, 7, 16, 33}) check(backend, t, rows, cols, n);
+      }
+    }
+  }
+}
+
+// The largest products the integer kernels meet: Q8_0 codes of -128 and Q4_0 nibbles of 0 (-8)
+// and 15 (+7), against activations whose codes are all 127 or alternate +-127. They reach the
+// int16 bounds: a vpmaddubsw pair of |Q8_0| x 127 (2 x 128 x 127 = 32512), and the AVX2 Q4_0
+// kernel's int16 sums of 16 products of 15 x 127 (30480).
+TEST(CpuQuantKernels, ExtremeCodesAreExact) {
+  CpuBackend backend;
+  const int64_t rows = 6, cols = 128;
+  struct Case {
+    DType t;
+    uint8_t byte;
+  };
+  for (const Case& c : {Case{DType::Q8_0, 0x80}, Case{DType::Q4_0, 0x00}, Case{DType::Q4_0, 0xFF},
+                        Case{DType::Q4_0, 0x0F}}) {
+    conformance::Weights w;
+    w.bytes.assign(dtype_row_bytes(c.t, cols) * static_cast<size_t>(rows), std::byte{c.byte});
+    const size_t block_bytes = dtype_row_bytes(c.t, kQK);
+    for (size_t b = 0; b < w.bytes.size(); b += block_bytes) {
+      const uint16_t h = fp32_to_fp16(0.01f);
+      std::memcpy(w.bytes.data() + b, &h, sizeof h);
+    }
+    w = dequantized_upload(backend, c.t, rows, cols, std::move(w));
+    for (bool alternate : {false, true}) {
+      const int64_t n = 3;
+      std::vector<float> x(static_cast<size_t>(n * cols));
+      for (size_t i = 0; i < x.size(); ++i) x[i] = alternate && (i % 2) ? -1.5f : 1.5f;
+      const std::string what = fmt::format("{} byte {:#x}{}", dtype_name(c.t), c.byte,
+                                           alternate ? ", alternating activations" : "");
+      const auto want = reference::matmul(w.values, x, rows, cols, n);
+      const auto tol = conformance::matmul_tolerance(w.values, x, rows, cols, n,
+                                                     conformance::activation_block(c.t));
+      const std::vector<float> x0(x.begin(), x.begin() + cols);
+      conformance::expect_close(conformance::run_matmul(backend, w.tensor, x0, 1),
+                                {want.begin(), want.begin() + rows}, tol, what + ", mat-vec");
+      conformance::expect_close(conformance::run_matmul(backend, w.tensor, x, n), want, tol, what);
+    }
+  }
 }
 
 TEST(CpuQuantKernels, ZeroActivationsGiveExactZeros) {

@@ -3,7 +3,8 @@
 // blocks are widened to int16 and multiplied-added with the int16 Q8 activations in integer
 // arithmetic (one block scale product per 32 elements), as llama.cpp's vec_dot_q8_0_q8_0 does.
 
-// AVX3_DL carries the VNNI Q8_0/Q4_0 kernels of cpu_quant_vnni-inl.h.
+// AVX3_DL carries the VNNI Q8_0/Q4_0 kernels of cpu_quant_vnni-inl.h, AVX2 the int8 Q4_0 one
+// of cpu_quant_avx2_legacy-inl.h.
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL
 #endif
@@ -21,6 +22,7 @@
 #include <cmath>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
+#include "torchless/backends/cpu/cpu_quant_avx2_legacy-inl.h"
 #include "torchless/backends/cpu/cpu_quant_dot.h"
 #include "torchless/backends/cpu/cpu_quant_vnni-inl.h"
 #include "torchless/core/half.h"
@@ -273,6 +275,9 @@ void tile_row_group(const MatmulOperands& m, int64_t r, int64_t tok0, int64_t to
 void MatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0, int64_t tok1) {
 #if HWY_TARGET == HWY_AVX3_DL
   if (VnniMatmulTile(m, row0, row1, tok0, tok1)) return;
+#endif
+#if HWY_TARGET == HWY_AVX2
+  if (Avx2LegacyTile(m, row0, row1, tok0, tok1)) return;
 #endif
   int64_t r = row0;
   if (m.wtype == DType::Q4_0) {
