@@ -6,10 +6,17 @@
 //
 // Tolerance: the ranks' partial products are summed in another order than one rank's dot
 // product, so float32 rounding differs: per row max|a - b| <= 2e-5 * max|b|. Measured worst
-// case on this suite: rel 1e-6 (max_abs 1.8e-5, qwen2 f32 decode), so a 20x margin; argmax
-// never differs.
+// case on this suite: rel 1e-6 (max_abs 1.8e-5, qwen2 f32 decode), so a 20x margin. Q8_0 and
+// Q4_0 weights meet activations quantised to 8 bits per block of 32: a last-bit difference in
+// an activation can move one code by one step (1/127 of its block's largest value), a change of
+// up to about 1 % of an output that later layers carry along (measured: rel 0.0115 on the
+// random Q4_0 model over 4 ranks with the AVX2 int8 kernel, 1e-6 with the int16 one), so those
+// models are held to 5e-2, still far below what a wrong split gives (O(1)). The split decodes
+// the unsplit model's greedy tokens, so both see the same inputs, and where the argmax differs
+// the split's choice must be within the tolerance of the unsplit row's maximum (a near tie).
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -34,11 +41,13 @@ namespace torchless {
 namespace {
 
 constexpr double kSplitRel = 2e-5;
+constexpr double kSplitRelInt8Activations = 5e-2;
 constexpr int kDecodeSteps = 4;
 
 struct Logits {
   std::vector<float> prompt;  // [n_prompt, n_vocab]
   std::vector<float> decode;  // [kDecodeSteps, n_vocab], greedy
+  std::vector<int32_t> tokens;  // the kDecodeSteps tokens fed back
 };
 
 TensorParallelOptions split(const std::string& backend, int n) {
@@ -52,8 +61,10 @@ TensorParallelOptions split(const std::string& backend, int n) {
   return tp;
 }
 
-// The prompt's logits, then kDecodeSteps greedy tokens one at a time.
-Logits run(Transformer& model, const std::vector<int32_t>& prompt) {
+// The prompt's logits, then kDecodeSteps tokens one at a time: greedy, or `forced` (another
+// run's tokens) when given.
+Logits run(Transformer& model, const std::vector<int32_t>& prompt,
+           const std::vector<int32_t>* forced = nullptr) {
   auto cache = model.new_kv_cache(64, DType::F32);
   Logits out;
   const auto all = model.forward(prompt, 0, *cache, LogitsMode::All);
@@ -62,7 +73,8 @@ Logits run(Transformer& model, const std::vector<int32_t>& prompt) {
   std::span<const float> last = all.last(n_vocab);
   int pos = static_cast<int>(prompt.size());
   for (int step = 0; step < kDecodeSteps; ++step) {
-    const int32_t next = testing::argmax(last);
+    const int32_t next = forced ? forced->at(static_cast<size_t>(step)) : testing::argmax(last);
+    out.tokens.push_back(next);
     last = model.forward(std::span(&next, 1), pos++, *cache, LogitsMode::Last);
     out.decode.insert(out.decode.end(), last.begin(), last.end());
   }
@@ -70,24 +82,43 @@ Logits run(Transformer& model, const std::vector<int32_t>& prompt) {
 }
 
 Logits run_split(const std::string& backend, const std::filesystem::path& path, int n,
-                 const std::vector<int32_t>& prompt) {
+                 const std::vector<int32_t>& prompt, const std::vector<int32_t>* forced = nullptr) {
   BackendOptions options;
   options.threads = 1;
   auto rank0 = init_backend(backend, options);
   Transformer model(load_model(path), *rank0, split(backend, n));
   EXPECT_EQ(model.tensor_parallel(), n);
-  return run(model, prompt);
+  return run(model, prompt, forced);
 }
 
-void expect_same_logits(const Logits& split_run, const Logits& whole, size_t n_vocab) {
+// Rows whose argmax differs although the unsplit row's value there is not within `rel` of its
+// maximum (a difference that is not a near tie).
+int argmax_beyond_ties(const std::vector<float>& split_logits, const std::vector<float>& whole,
+                       size_t n_vocab, double rel) {
+  int count = 0;
+  for (size_t r = 0; r * n_vocab < whole.size(); ++r) {
+    const std::span<const float> a(split_logits.data() + r * n_vocab, n_vocab);
+    const std::span<const float> b(whole.data() + r * n_vocab, n_vocab);
+    double scale = 0;
+    for (float v : b) scale = std::max(scale, static_cast<double>(std::abs(v)));
+    const float top = b[static_cast<size_t>(testing::argmax(b))];
+    if (top - b[static_cast<size_t>(testing::argmax(a))] > rel * scale) ++count;
+  }
+  return count;
+}
+
+void expect_same_logits(const Logits& split_run, const Logits& whole, size_t n_vocab,
+                        double rel) {
   const auto prompt = testing::compare_logits(split_run.prompt, whole.prompt, n_vocab);
-  EXPECT_LE(prompt.rel, kSplitRel) << "prompt: " << testing::describe(prompt);
-  EXPECT_EQ(prompt.argmax_diff, 0) << testing::describe(prompt);
+  EXPECT_LE(prompt.rel, rel) << "prompt: " << testing::describe(prompt);
+  EXPECT_EQ(argmax_beyond_ties(split_run.prompt, whole.prompt, n_vocab, rel), 0)
+      << testing::describe(prompt);
   const auto decode = testing::compare_logits(split_run.decode, whole.decode, n_vocab);
   std::printf("[ measured ] prompt %s; decode %s\n", testing::describe(prompt).c_str(),
               testing::describe(decode).c_str());
-  EXPECT_LE(decode.rel, kSplitRel) << "decode: " << testing::describe(decode);
-  EXPECT_EQ(decode.argmax_diff, 0) << testing::describe(decode);
+  EXPECT_LE(decode.rel, rel) << "decode: " << testing::describe(decode);
+  EXPECT_EQ(argmax_beyond_ties(split_run.decode, whole.decode, n_vocab, rel), 0)
+      << testing::describe(decode);
 }
 
 std::vector<int32_t> random_prompt(int n, int n_vocab, unsigned seed) {
@@ -110,15 +141,24 @@ std::filesystem::path random_model(const test::TempDir& dir, const ModelConfig& 
   return path;
 }
 
+// The tolerance of a split model's logits (see the top of this file).
+double split_tolerance(const LoadedModel& model) {
+  for (const auto& [name, view] : model.weights.all()) {
+    if (view.dtype == DType::Q8_0 || view.dtype == DType::Q4_0) return kSplitRelInt8Activations;
+  }
+  return kSplitRel;
+}
+
 // The prompt's and greedy decode's logits of the model split over `ranks` CPU ranks match the
-// unsplit model's.
+// unsplit model's (the split decoding the unsplit model's tokens).
 void expect_split_matches_whole(const std::filesystem::path& path, int ranks,
                                 const std::vector<int32_t>& prompt) {
   auto backend = init_backend("cpu");
   Transformer whole_model(load_model(path), *backend);
   const Logits whole = run(whole_model, prompt);
-  const Logits split_run = run_split("cpu", path, ranks, prompt);
-  expect_same_logits(split_run, whole, static_cast<size_t>(whole_model.config().n_vocab));
+  const Logits split_run = run_split("cpu", path, ranks, prompt, &whole.tokens);
+  expect_same_logits(split_run, whole, static_cast<size_t>(whole_model.config().n_vocab),
+                     split_tolerance(whole_model.model()));
 }
 
 // ---------------------------------------------------------------------------------------------
