@@ -158,6 +158,15 @@ class Backend {
   void matmul_vec(const Tensor& w, const Tensor& x, Tensor& y);
   // y[n, rows] = x[n, cols] W^T: the batched form used for prompt processing.
   void matmul(const Tensor& w, const Tensor& x, Tensor& y);
+  // One weight matrix and its output for matmul_group.
+  struct MatmulTarget {
+    const Tensor* w = nullptr;
+    Tensor* y = nullptr;
+  };
+  // y_i = W_i x for several weights of x's width that read the same x (q/k/v, gate/up): each
+  // pair as matmul_vec (x [cols]) or, when x has rows, as matmul (x [n, cols]), with the same
+  // results, as one op: a backend may run them in one launch. The outputs must not overlap.
+  void matmul_group(const Tensor& x, std::span<const MatmulTarget> targets);
 
   // --- elementwise and row-wise ops on F32 tensors ---
   // Outputs that may alias an input must be that input exactly (same bytes), never a part.
@@ -234,6 +243,8 @@ class Backend {
   // they rely on and fail only on limits of their device (e.g. a kernel's index range).
   virtual void matmul_vec_impl(const Tensor& w, const Tensor& x, Tensor& y) = 0;
   virtual void matmul_impl(const Tensor& w, const Tensor& x, Tensor& y) = 0;
+  // The default runs each target through matmul_vec_impl (x one-dimensional) or matmul_impl.
+  virtual void matmul_group_impl(const Tensor& x, std::span<const MatmulTarget> targets);
   virtual void rmsnorm_impl(const Tensor& x, const Tensor& weight, Tensor& y, float eps) = 0;
   virtual void softmax_impl(Tensor& x) = 0;
   virtual void silu_impl(Tensor& x) = 0;

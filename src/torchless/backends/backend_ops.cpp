@@ -38,6 +38,22 @@ void Backend::matmul(const Tensor& w, const Tensor& x, Tensor& y) {
   matmul_impl(w, x, y);
 }
 
+void Backend::matmul_group(const Tensor& x, std::span<const MatmulTarget> targets) {
+  op_checks::check_matmul_group(*this, x, targets);
+  ++ops_issued_;
+  matmul_group_impl(x, targets);
+}
+
+void Backend::matmul_group_impl(const Tensor& x, std::span<const MatmulTarget> targets) {
+  for (const MatmulTarget& t : targets) {
+    if (x.shape.rank() == 1) {
+      matmul_vec_impl(*t.w, x, *t.y);
+    } else {
+      matmul_impl(*t.w, x, *t.y);
+    }
+  }
+}
+
 void Backend::rmsnorm(const Tensor& x, const Tensor& weight, Tensor& y, float eps) {
   op_checks::check_rmsnorm(x, weight, y);
   ++ops_issued_;

@@ -140,6 +140,27 @@ void check_matmul(const Backend& b, const Tensor& w, const Tensor& x, const Tens
   require_disjoint(y, w, op, "y", "w");
 }
 
+void check_matmul_group(const Backend& b, const Tensor& x,
+                        std::span<const Backend::MatmulTarget> targets) {
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const Backend::MatmulTarget& t = targets[i];
+    if (t.w == nullptr || t.y == nullptr) fail("matmul_group: target {} has no w or y", i);
+    if (x.shape.rank() == 1) {
+      check_matmul_vec(b, *t.w, x, *t.y);
+    } else {
+      check_matmul(b, *t.w, x, *t.y);
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (overlap(*t.y, *targets[j].y)) {
+        fail("matmul_group: the outputs of targets {} and {} overlap", j, i);
+      }
+      if (overlap(*t.y, *targets[j].w) || overlap(*targets[j].y, *t.w)) {
+        fail("matmul_group: an output of targets {} and {} overlaps the other's w", j, i);
+      }
+    }
+  }
+}
+
 // --- row-wise and elementwise ops -------------------------------------------------------
 
 void check_rmsnorm(const Tensor& x, const Tensor& weight, const Tensor& y) {

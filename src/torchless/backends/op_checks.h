@@ -5,6 +5,7 @@
 // dtypes and buffer ranges (token ids only where the host can read them without waiting); it
 // allocates nothing unless it throws, so it costs nanoseconds next to the op.
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "torchless/backends/backend.h"
@@ -42,6 +43,9 @@ void require_token_ids(const Tensor& ids, int64_t rows, std::string_view op);
 // --- one check per op, in the order of backend.h ---
 void check_matmul_vec(const Backend& b, const Tensor& w, const Tensor& x, const Tensor& y);
 void check_matmul(const Backend& b, const Tensor& w, const Tensor& x, const Tensor& y);
+// Each target as check_matmul_vec (x one-dimensional) or check_matmul; outputs disjoint.
+void check_matmul_group(const Backend& b, const Tensor& x,
+                        std::span<const Backend::MatmulTarget> targets);
 void check_rmsnorm(const Tensor& x, const Tensor& weight, const Tensor& y);
 void check_softmax(const Tensor& x);
 void check_silu(const Tensor& x);

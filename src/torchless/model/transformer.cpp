@@ -1,6 +1,7 @@
 #include "torchless/model/transformer.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -412,9 +413,9 @@ void Transformer::project_qkv(const LayerWeights& w, Activations& a) {
   const ModelConfig& c = model_.config;
   const int64_t n = a.x.rows();
   rmsnorm(a.x, w.attn_norm, a.xb);
-  linear(w.wq, a.xb, a.q, w.bq);
-  linear(w.wk, a.xb, a.k, w.bk);
-  linear(w.wv, a.xb, a.v, w.bv);
+  const std::array<LinearTarget, 3> qkv = {
+      {{&w.wq, &a.q, &w.bq}, {&w.wk, &a.k, &w.bk}, {&w.wv, &a.v, &w.bv}}};
+  linear_group(a.xb, qkv);
   if (c.qk_norm) {
     Tensor q_heads = a.q.reshape(Shape{n * c.n_heads, c.head_dim});
     Tensor k_heads = a.k.reshape(Shape{n * c.n_kv_heads, c.head_dim});
@@ -426,8 +427,10 @@ void Transformer::project_qkv(const LayerWeights& w, Activations& a) {
 // x += W_down · (SiLU(W_gate·h) ⊙ W_up·h) with h = RMSNorm(x): the SwiGLU MLP.
 void Transformer::feed_forward(const LayerWeights& w, Activations& a) {
   rmsnorm(a.x, w.ffn_norm, a.xb);
-  linear(w.w_gate, a.xb, a.gate);
-  linear(w.w_up, a.xb, a.up);
+  const Tensor none;
+  const std::array<LinearTarget, 2> gate_up = {
+      {{&w.w_gate, &a.gate, &none}, {&w.w_up, &a.up, &none}}};
+  linear_group(a.xb, gate_up);
   backend_.fused_silu_mul(a.gate, a.up, a.gate);
   linear(w.w_down, a.gate, a.proj);
   reduce(a.proj);
@@ -520,6 +523,23 @@ void Transformer::linear(const Tensor& w, const Tensor& x, Tensor& y, const Tens
     backend_.matmul(w, x, y);
   }
   if (!bias.empty()) backend_.add(y, bias, y);
+}
+
+void Transformer::linear_group(const Tensor& x, std::span<const LinearTarget> targets) {
+  if (targets.size() > kMaxLinearGroup) {
+    fail("linear_group: {} targets, at most {}", targets.size(), kMaxLinearGroup);
+  }
+  const bool one = x.rows() == 1;
+  std::array<Tensor, kMaxLinearGroup> ys;
+  std::array<Backend::MatmulTarget, kMaxLinearGroup> group;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    ys[i] = one ? as_vector(*targets[i].y) : *targets[i].y;
+    group[i] = {targets[i].w, &ys[i]};
+  }
+  backend_.matmul_group(one ? as_vector(x) : x, std::span(group).first(targets.size()));
+  for (const LinearTarget& t : targets) {
+    if (!t.bias->empty()) backend_.add(*t.y, *t.bias, *t.y);
+  }
 }
 
 }  // namespace torchless

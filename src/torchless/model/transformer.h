@@ -173,6 +173,16 @@ class Transformer {
   void logits_to_host(const Tensor& logits, std::span<float> out);
   void rmsnorm(const Tensor& x, const Tensor& weight, Tensor& out);
   void linear(const Tensor& w, const Tensor& x, Tensor& y, const Tensor& bias = {});
+  // One weight matrix of linear_group, its output and bias (empty: none).
+  struct LinearTarget {
+    const Tensor* w = nullptr;
+    Tensor* y = nullptr;
+    const Tensor* bias = nullptr;
+  };
+  static constexpr size_t kMaxLinearGroup = 3;
+  // linear() of up to kMaxLinearGroup weights that read the same x (q/k/v, gate/up), as one
+  // backend op (Backend::matmul_group).
+  void linear_group(const Tensor& x, std::span<const LinearTarget> targets);
   void check_tokens(std::span<const int32_t> tokens, int pos0, const KvCache& cache) const;
 
   LoadedModel model_;

@@ -24,10 +24,10 @@ void CudaBackend::matvec(const Tensor& w, const float* x, int64_t n, float* y,
 }
 
 cuda::ActivationQ8 CudaBackend::quantised(const float* x, int64_t n, int64_t cols) {
-  // Only mat-vecs of this x since the op that quantised it: one op each, so the count moved by
-  // exactly one since the last of them.
+  // Only mat-vecs of this x since the op that quantised it: one op each (matmul_group: one op
+  // for several), so the count moved by at most one since the last of them.
   const bool fresh =
-      fused_.x == x && fused_.n == n && fused_.cols == cols && fused_.op + 1 == ops_issued();
+      fused_.x == x && fused_.n == n && fused_.cols == cols && ops_issued() - fused_.op <= 1;
   const cuda::ActivationQ8 q = activation_scratch(n, cols);
   if (!fresh) {
     cuda::quantize_activations(x, q, n, cols, stream_);
