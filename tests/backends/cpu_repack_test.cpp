@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -27,6 +28,7 @@
 #include "backends/reference_ops.h"
 #include "torchless/backends/cpu/cpu_backend.h"
 #include "torchless/backends/cpu/cpu_repack.h"
+#include "torchless/core/error.h"
 #include "torchless/core/half.h"
 #include "torchless/core/quant.h"
 
@@ -163,6 +165,15 @@ TEST(CpuRepack, PlainOnlyOperationsRefuseARepackedTensor) {
   backend.upload(std::as_bytes(std::span(id)), ids);
   Tensor out = backend.alloc(Shape{1, 256}, DType::F32);
   EXPECT_ANY_THROW(backend.embedding(packed, ids, out));
+}
+
+TEST(CpuRepack, AnUnknownRepackSettingIsRefused) {
+  ASSERT_EQ(::setenv("TORCHLESS_CPU_REPACK", "yes", 1), 0);
+  CpuBackend backend;
+  const auto bytes = random_q4k(16, 256, 5);
+  EXPECT_THROW((void)backend.to_device_matrix(view_of(bytes, 16, 256), false), Error);
+  ASSERT_EQ(::unsetenv("TORCHLESS_CPU_REPACK"), 0);
+  EXPECT_NO_THROW((void)backend.to_device_matrix(view_of(bytes, 16, 256), false));
 }
 
 // A source in a read-only file mapping: after repacking, its pages are released, and both the

@@ -109,9 +109,16 @@ namespace {
 // TORCHLESS_CPU_REPACK: unset, repack where the VNNI kernels run; "0", never (to measure the
 // plain layout's kernels); "force", on every CPU (to measure the load's time and memory where
 // the kernels then unpack each group: slower than the plain layout).
+// Any other value is refused, so a misspelt setting never silently measures the wrong layout.
 std::string_view repack_setting() {
   const char* v = std::getenv("TORCHLESS_CPU_REPACK");
-  return v == nullptr ? std::string_view() : std::string_view(v);
+  const std::string_view setting = v == nullptr ? std::string_view() : std::string_view(v);
+  if (!setting.empty() && setting != "0" && setting != "force") {
+    fail("TORCHLESS_CPU_REPACK={}: expected 0 (never repack), force (always) or unset (where "
+         "the kernels read the repacked layout)",
+         setting);
+  }
+  return setting;
 }
 
 }  // namespace
