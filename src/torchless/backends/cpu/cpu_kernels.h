@@ -25,7 +25,7 @@ struct MatmulOperands {
   int64_t cols = 0;
   const float* x = nullptr;       // F32 activations (F32/F16/BF16 weights), row stride cols
   const int16_t* xq = nullptr;    // Q8 activations (quantised weights), row stride cols
-  const int8_t* xq8 = nullptr;    // the same codes as int8 (VNNI kernels), or null
+  const int8_t* xq8 = nullptr;    // the same codes as int8 (VNNI and AVX2 int8 kernels), or null
   const float* xd = nullptr;      // their scales, row stride cols / 32 (Q8_K: cols / 256)
   const int16_t* xsum = nullptr;  // sums of their codes, for weights with offsets
   float* y = nullptr;             // y[t * y_stride + r]

@@ -13,8 +13,9 @@
 //       group of 16 for the types with mins (Q2_K, Q4_K, Q5_K) and for Q6_K (its offset of 32
 //       in the VNNI kernel).
 // Codes lie in [-127, 127] and are stored widened to int16 (see cpu_kernels.h), and again as
-// int8 for the VNNI kernels (cpu_quant_vnni-inl.h: Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 on CPUs with
-// AVX512-VNNI), which Highway's runtime dispatch picks through its AVX3_DL target.
+// int8 for the int8 kernels: cpu_quant_vnni-inl.h (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 on CPUs with
+// AVX512-VNNI, Highway's AVX3_DL target) and cpu_quant_avx2_k-inl.h / cpu_quant_avx2_legacy-inl.h
+// (Q4_K, Q5_K, Q6_K, Q4_0 on Highway's AVX2 target).
 #include <cstdint>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
@@ -43,7 +44,7 @@ bool has_quant_dot(DType type);
 void quantize_activation_row(DType type, const float* x, int64_t cols, int16_t* q, float* d,
                              int16_t* sums);
 
-// q8[i] = q[i]: the codes (all in [-127, 127]) as int8, for the VNNI kernels.
+// q8[i] = q[i]: the codes (all in [-127, 127]) as int8, for the int8 kernels.
 void narrow_codes(const int16_t* q, int64_t cols, int8_t* q8);
 
 // matmul_tile (cpu_kernels.h) for the types of has_quant_dot; m.xq, m.xd and m.xsum hold the
