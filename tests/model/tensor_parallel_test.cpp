@@ -45,8 +45,8 @@ constexpr double kSplitRelInt8Activations = 5e-2;
 constexpr int kDecodeSteps = 4;
 
 struct Logits {
-  std::vector<float> prompt;  // [n_prompt, n_vocab]
-  std::vector<float> decode;  // [kDecodeSteps, n_vocab], greedy
+  std::vector<float> prompt;    // [n_prompt, n_vocab]
+  std::vector<float> decode;    // [kDecodeSteps, n_vocab], greedy
   std::vector<int32_t> tokens;  // the kDecodeSteps tokens fed back
 };
 
@@ -107,8 +107,7 @@ int argmax_beyond_ties(const std::vector<float>& split_logits, const std::vector
   return count;
 }
 
-void expect_same_logits(const Logits& split_run, const Logits& whole, size_t n_vocab,
-                        double rel) {
+void expect_same_logits(const Logits& split_run, const Logits& whole, size_t n_vocab, double rel) {
   const auto prompt = testing::compare_logits(split_run.prompt, whole.prompt, n_vocab);
   EXPECT_LE(prompt.rel, rel) << "prompt: " << testing::describe(prompt);
   EXPECT_EQ(argmax_beyond_ties(split_run.prompt, whole.prompt, n_vocab, rel), 0)

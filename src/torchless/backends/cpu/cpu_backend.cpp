@@ -114,9 +114,10 @@ std::string_view repack_setting() {
   const char* v = std::getenv("TORCHLESS_CPU_REPACK");
   const std::string_view setting = v == nullptr ? std::string_view() : std::string_view(v);
   if (!setting.empty() && setting != "0" && setting != "force") {
-    fail("TORCHLESS_CPU_REPACK={}: expected 0 (never repack), force (always) or unset (where "
-         "the kernels read the repacked layout)",
-         setting);
+    fail(
+        "TORCHLESS_CPU_REPACK={}: expected 0 (never repack), force (always) or unset (where "
+        "the kernels read the repacked layout)",
+        setting);
   }
   return setting;
 }
