@@ -105,6 +105,8 @@ TEST_P(ConformanceMatmulGroup, InvalidOperandsThrow) {
   EXPECT_THROW(backend().matmul_group(x, narrow), Error);
   const std::array<Backend::MatmulTarget, 2> fine = {{{&w1.tensor, &y1}, {&w1.tensor, &y3}}};
   EXPECT_NO_THROW(backend().matmul_group(x, fine));
+  // The weights and input must outlive the queued work (Metal's command buffer, CUDA's stream).
+  backend().synchronize();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceMatmulGroup, ::testing::ValuesIn(kBackends),
