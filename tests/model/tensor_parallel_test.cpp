@@ -286,10 +286,15 @@ TEST(TensorParallel, KvSlicesRepeatOverTheRanksThatShareAHead) {
 
 // Three sequences through forward_batch the way the BatchScheduler runs them: at most
 // kChunk tokens of each per pass, prompts prefilled in chunks beside sequences that already
-// decode (greedy, one token a pass), in blocks of kBlock positions. Every row's logits, pass
-// after pass.
-std::vector<float> run_batched(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
-                               int passes) {
+// decode (greedy, or another run's tokens when `forced` is given, one token a pass), in blocks of
+// kBlock positions.
+struct Batched {
+  std::vector<float> logits;                 // every row's, pass after pass
+  std::vector<std::vector<int32_t>> tokens;  // each sequence's prompt and decoded tokens
+};
+
+Batched run_batched(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
+                    int passes, const std::vector<std::vector<int32_t>>* forced = nullptr) {
   constexpr int kChunk = 4;
   constexpr int kBlock = 4;
   auto cache = model.new_paged_kv_cache(32, kBlock, DType::F32);
@@ -298,9 +303,12 @@ std::vector<float> run_batched(Transformer& model, const std::vector<std::vector
     std::vector<int32_t> tokens;
     std::vector<int32_t> blocks;
     int evaluated = 0;
+    const std::vector<int32_t>* forced;
   };
   std::vector<Sequence> seqs;
-  for (const auto& p : prompts) seqs.push_back({p, {}, 0});
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    seqs.push_back({prompts[i], {}, 0, forced ? &forced->at(i) : nullptr});
+  }
   const auto n_vocab = static_cast<size_t>(model.config().n_vocab);
   std::vector<float> out;
   for (int pass = 0; pass < passes; ++pass) {
@@ -331,11 +339,15 @@ std::vector<float> run_batched(Transformer& model, const std::vector<std::vector
       seq->evaluated += take;
       row += static_cast<size_t>(take);
       if (seq->evaluated == static_cast<int>(seq->tokens.size())) {
-        seq->tokens.push_back(testing::argmax(logits.subspan((row - 1) * n_vocab, n_vocab)));
+        seq->tokens.push_back(seq->forced
+                                  ? seq->forced->at(seq->tokens.size())
+                                  : testing::argmax(logits.subspan((row - 1) * n_vocab, n_vocab)));
       }
     }
   }
-  return out;
+  Batched result{std::move(out), {}};
+  for (const Sequence& seq : seqs) result.tokens.push_back(seq.tokens);
+  return result;
 }
 
 struct BatchCase {
@@ -347,7 +359,9 @@ struct BatchCase {
 // quantised matmul), a float32 rounding difference of the split can move a value across a code's
 // rounding boundary. On the random 1B-like Q8_0 model one batched row of 32 (the last decode
 // step of one sequence) differed by rel 2.8e-3 for that reason, with the same argmax
-// (docs/multi-gpu.md, Numerics).
+// (docs/multi-gpu.md, Numerics). The golden Q8_0/Q4_0 models are in, at the tolerance of
+// split_tolerance: the libc++ build's llama q4_0 x4 batch measured rel 6.1e-3. The split run
+// decodes the unsplit run's tokens, so that a near tie cannot send it down another sequence.
 
 class TensorParallelBatch : public ::testing::TestWithParam<BatchCase> {};
 
@@ -363,17 +377,21 @@ TEST_P(TensorParallelBatch, SplitBatchMatchesWholeBatch) {
   const std::vector<std::vector<int32_t>> prompts = {
       random_prompt(7, n_vocab, 1), random_prompt(10, n_vocab, 2), random_prompt(3, n_vocab, 3)};
   constexpr int kPasses = 6;
-  const std::vector<float> whole = run_batched(whole_model, prompts, kPasses);
+  const Batched whole = run_batched(whole_model, prompts, kPasses);
 
   BackendOptions options;
   options.threads = 1;
   auto rank0 = init_backend("cpu", options);
   Transformer split_model(load_model(path), *rank0, split("cpu", ranks));
-  const std::vector<float> split_run = run_batched(split_model, prompts, kPasses);
-  const auto d = testing::compare_logits(split_run, whole, static_cast<size_t>(n_vocab));
+  const Batched split_run = run_batched(split_model, prompts, kPasses, &whole.tokens);
+  const auto d =
+      testing::compare_logits(split_run.logits, whole.logits, static_cast<size_t>(n_vocab));
   std::printf("[ measured ] batched %s\n", testing::describe(d).c_str());
-  EXPECT_LE(d.rel, kSplitRel) << testing::describe(d);
-  EXPECT_EQ(d.argmax_diff, 0) << testing::describe(d);
+  const double rel = split_tolerance(whole_model.model());
+  EXPECT_LE(d.rel, rel) << testing::describe(d);
+  EXPECT_EQ(argmax_beyond_ties(split_run.logits, whole.logits, static_cast<size_t>(n_vocab), rel),
+            0)
+      << testing::describe(d);
 }
 
 INSTANTIATE_TEST_SUITE_P(
