@@ -86,10 +86,13 @@ void matvec_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_MatmulVec)->Apply(matvec_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // Batched matmul (prompt processing): reports tokens of 2048x2048 projections per second.
+// Args: dtype index, tokens, threads (0: the backend's default).
 void BM_Matmul(benchmark::State& state) {
   const DType dtype = kTypes[state.range(0)];
   const int64_t rows = 2048, cols = 2048, n = state.range(1);
-  CpuBackend backend;
+  BackendOptions options;
+  options.threads = static_cast<int>(state.range(2));
+  CpuBackend backend(options);
   const size_t row_bytes = dtype_row_bytes(dtype, cols);
   std::vector<std::byte> bytes(row_bytes * static_cast<size_t>(rows));
   const auto w = random_floats(static_cast<size_t>(cols), 1);
@@ -108,7 +111,7 @@ void BM_Matmul(benchmark::State& state) {
   state.SetLabel(std::string(dtype_name(dtype)) + " tokens/s as items/s");
 }
 BENCHMARK(BM_Matmul)
-    ->ArgsProduct({{0, 1, 2, 3}, {1, 64}})
+    ->ArgsProduct({{0, 1, 2, 3, 5, 6, 7}, {1, 64}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -8,7 +8,9 @@
 
 #include <cstddef>
 #include <cstring>
+#include <initializer_list>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -178,6 +180,39 @@ TEST(CpuQuantKernels, LegacyTypesAtTileEdges) {
   }
 }
 
+// Weights of `rows` x `cols` whose bytes are all `byte` except each block's fp16 scales (at the
+// byte offsets `halves` within a block), which are 0.01, so that every code is at its extreme.
+conformance::Weights filled_weights(CpuBackend& backend, DType t, int64_t rows, int64_t cols,
+                                    uint8_t byte, std::initializer_list<size_t> halves) {
+  conformance::Weights w;
+  w.bytes.assign(dtype_row_bytes(t, cols) * static_cast<size_t>(rows), std::byte{byte});
+  const size_t block_bytes = dtype_row_bytes(t, dtype_block_size(t));
+  const uint16_t h = fp32_to_fp16(0.01f);
+  for (size_t b = 0; b < w.bytes.size(); b += block_bytes) {
+    for (size_t offset : halves) std::memcpy(w.bytes.data() + b + offset, &h, sizeof h);
+  }
+  return dequantized_upload(backend, t, rows, cols, std::move(w));
+}
+
+// The mat-vec and a batch of n tokens against the float64 reference, with activations whose
+// codes are all 127 or alternate +-127.
+void expect_extremes_exact(CpuBackend& backend, const conformance::Weights& w, DType t,
+                           int64_t rows, int64_t cols, int64_t n, const std::string& what) {
+  for (bool alternate : {false, true}) {
+    std::vector<float> x(static_cast<size_t>(n * cols));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = alternate && (i % 2) ? -1.5f : 1.5f;
+    const std::string label =
+        fmt::format("{}{}, {} tokens", what, alternate ? ", alternating activations" : "", n);
+    const auto want = reference::matmul(w.values, x, rows, cols, n);
+    const auto tol =
+        conformance::matmul_tolerance(w.values, x, rows, cols, n, conformance::activation_block(t));
+    const std::vector<float> x0(x.begin(), x.begin() + cols);
+    conformance::expect_close(conformance::run_matmul(backend, w.tensor, x0, 1),
+                              {want.begin(), want.begin() + rows}, tol, label + ", mat-vec");
+    conformance::expect_close(conformance::run_matmul(backend, w.tensor, x, n), want, tol, label);
+  }
+}
+
 // The largest products the integer kernels meet: Q8_0 codes of -128 and Q4_0 nibbles of 0 (-8)
 // and 15 (+7), against activations whose codes are all 127 or alternate +-127. They reach the
 // int16 bounds: a vpmaddubsw pair of |Q8_0| x 127 (2 x 128 x 127 = 32512), and the AVX2 Q4_0
@@ -191,27 +226,31 @@ TEST(CpuQuantKernels, ExtremeCodesAreExact) {
   };
   for (const Case& c : {Case{DType::Q8_0, 0x80}, Case{DType::Q4_0, 0x00}, Case{DType::Q4_0, 0xFF},
                         Case{DType::Q4_0, 0x0F}}) {
-    conformance::Weights w;
-    w.bytes.assign(dtype_row_bytes(c.t, cols) * static_cast<size_t>(rows), std::byte{c.byte});
-    const size_t block_bytes = dtype_row_bytes(c.t, kQK);
-    for (size_t b = 0; b < w.bytes.size(); b += block_bytes) {
-      const uint16_t h = fp32_to_fp16(0.01f);
-      std::memcpy(w.bytes.data() + b, &h, sizeof h);
-    }
-    w = dequantized_upload(backend, c.t, rows, cols, std::move(w));
-    for (bool alternate : {false, true}) {
-      const int64_t n = 3;
-      std::vector<float> x(static_cast<size_t>(n * cols));
-      for (size_t i = 0; i < x.size(); ++i) x[i] = alternate && (i % 2) ? -1.5f : 1.5f;
-      const std::string what = fmt::format("{} byte {:#x}{}", dtype_name(c.t), c.byte,
-                                           alternate ? ", alternating activations" : "");
-      const auto want = reference::matmul(w.values, x, rows, cols, n);
-      const auto tol = conformance::matmul_tolerance(w.values, x, rows, cols, n,
-                                                     conformance::activation_block(c.t));
-      const std::vector<float> x0(x.begin(), x.begin() + cols);
-      conformance::expect_close(conformance::run_matmul(backend, w.tensor, x0, 1),
-                                {want.begin(), want.begin() + rows}, tol, what + ", mat-vec");
-      conformance::expect_close(conformance::run_matmul(backend, w.tensor, x, n), want, tol, what);
+    const auto w = filled_weights(backend, c.t, rows, cols, c.byte, {0});
+    expect_extremes_exact(backend, w, c.t, rows, cols, 3,
+                          fmt::format("{} byte {:#x}", dtype_name(c.t), c.byte));
+  }
+}
+
+// The K types with every code at its largest (Q4_K 15, Q5_K 31, Q6_K 63) and the largest
+// sub-block scales and mins: the AVX2 batch kernel (cpu_quant_avx2_kpack-inl.h) adds 8, 4 and 2
+// groups of vpmaddubsw pair sums in int16 before they meet the scales, up to 30480, 31496 and
+// 32004. Batches of 16 take that kernel; 3 tokens the in-place tiles.
+TEST(CpuQuantKernels, KTypesAtTheInt16BoundsAreExact) {
+  BackendOptions options;
+  options.threads = 2;
+  CpuBackend backend(options);
+  const int64_t rows = 12, cols = 512;
+  struct Case {
+    DType t;
+    std::initializer_list<size_t> halves;  // d (and dmin)
+  };
+  for (const Case& c : {Case{DType::Q4_K, {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}},
+                        Case{DType::Q5_K, {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)}},
+                        Case{DType::Q6_K, {offsetof(BlockQ6_K, d)}}}) {
+    const auto w = filled_weights(backend, c.t, rows, cols, 0xFF, c.halves);
+    for (int64_t n : {3, 16}) {
+      expect_extremes_exact(backend, w, c.t, rows, cols, n, std::string(dtype_name(c.t)));
     }
   }
 }

@@ -1,11 +1,13 @@
 // AVX2 int8 tiles for the K types Q4_K, Q5_K and Q6_K, compiled only for Highway's AVX2 target
 // (CPUs without AVX-512: there the portable kernels of cpu_quant_dot.cpp widen both sides to
 // int16 and decode element by element). Weights are unpacked to unsigned codes (Q4_K nibbles
-// 0..15, Q5_K 0..31, Q6_K 0..63) and meet the int8 activation codes in avx2::dpbusd's two
-// steps, with the sub-block scale applied in the second one: vpmaddubsw gives the int16 sums of
-// adjacent code x activation pairs (at most 2 x 63 x 127, exact), and vpmaddwd multiplies those
-// by the integer sub-block scale and adds pairs into int32. Mins go through the activation sums
-// per 16 (one vpmaddwd), Q6_K's offset of 32 through the same sums times its scales.
+// 0..15, Q5_K 0..31, Q6_K 0..63) and meet the int8 activation codes in vpdpbusd's two AVX2
+// steps (cpu_avx2_int8-inl.h), with the sub-block scale applied in the second one: vpmaddubsw
+// gives the int16 sums of adjacent code x activation pairs (at most 2 x 63 x 127, exact), and
+// vpmaddwd multiplies those by the integer sub-block scale and adds pairs into int32. Mins go
+// through the activation sums per 16 (one vpmaddwd), Q6_K's offset of 32 through the same sums
+// times its scales. These tiles decode the blocks in place: the mat-vec of decode and batches of
+// fewer than 8 tokens; larger batches unpack the weights once (cpu_quant_avx2_kpack-inl.h).
 //
 // Float order: every output follows the VNNI dot_tile (cpu_quant_vnni-inl.h) step for step. Per
 // block the exact integer sums are reduced to one value each, which meets the float scales in
@@ -32,6 +34,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/core/quant.h"
@@ -113,17 +116,46 @@ inline ScalesMins q45k_scales(const uint8_t* packed) {
 }
 
 // Q4_K: element 64c + l is the low nibble of qs[32c + l], element 64c + 32 + l its high nibble
-// (l < 32); sub-block s (32 elements) has scale s and min s.
-struct Q4K {
-  using Block = BlockQ4_K;
+// (l < 32); sub-block s (32 elements) has scale s and min s. Q5_K: the same, plus the fifth bit
+// of element 32s + l in bit s of qh[l].
+template <class BlockT, int MaxCode>
+struct Q45K {
+  using Block = BlockT;
+  static constexpr int kMaxCode = MaxCode;
   static constexpr bool kHasMins = true;
+  static constexpr bool kFifthBit = std::is_same_v<BlockT, BlockQ5_K>;
 
-  template <int C, int NT>
-  static void chunk(const Block& b, const ScalesMins& s, const BlockActs<NT>& x, __m256i* isum) {
+  // The block's fifth bits (Q5_K's qh); nothing for Q4_K.
+  static __m256i fifth_bits(const Block& b) {
+    if constexpr (kFifthBit) {
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    } else {
+      (void)b;
+      return _mm256_setzero_si256();
+    }
+  }
+
+  // The codes of elements 64C .. 64C + 31 (lo) and 64C + 32 .. 64C + 63 (hi); qh: fifth_bits.
+  template <int C>
+  static void codes(const Block& b, __m256i qh, __m256i& lo, __m256i& hi) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * C));
     const __m256i mask = _mm256_set1_epi8(0x0F);
-    const __m256i lo = _mm256_and_si256(q, mask);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+    lo = _mm256_and_si256(q, mask);
+    hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+    if constexpr (kFifthBit) {
+      const __m256i bit4 = _mm256_set1_epi8(0x10);
+      lo = _mm256_or_si256(lo, _mm256_and_si256(bit_to_4<2 * C>(qh), bit4));
+      hi = _mm256_or_si256(hi, _mm256_and_si256(bit_to_4<2 * C + 1>(qh), bit4));
+    } else {
+      (void)qh;
+    }
+  }
+
+  template <int C, int NT>
+  static void chunk(const Block& b, __m256i qh, const ScalesMins& s, const BlockActs<NT>& x,
+                    __m256i* isum) {
+    __m256i lo, hi;
+    codes<C>(b, qh, lo, hi);
     const __m256i slo = pick_pair<2 * C, 2 * C>(s.scales);
     const __m256i shi = pick_pair<2 * C + 1, 2 * C + 1>(s.scales);
     for (int t = 0; t < NT; ++t) {
@@ -137,43 +169,7 @@ struct Q4K {
   template <int NT>
   static void block(const Block& b, const BlockActs<NT>& x, __m256i* isum, __m256i* msum) {
     const ScalesMins s = q45k_scales(b.scales);
-    for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
-    chunk<0>(b, s, x, isum);
-    chunk<1>(b, s, x, isum);
-    chunk<2>(b, s, x, isum);
-    chunk<3>(b, s, x, isum);
-    for (int t = 0; t < NT; ++t) msum[t] = _mm256_madd_epi16(s.mins, x.sums[t]);
-  }
-  static uint16_t d(const Block& b) { return b.d; }
-  static uint16_t dmin(const Block& b) { return b.dmin; }
-};
-
-// Q5_K: Q4_K's nibbles and scales, plus the fifth bit of element 32s + l in bit s of qh[l].
-struct Q5K {
-  using Block = BlockQ5_K;
-  static constexpr bool kHasMins = true;
-
-  template <int C, int NT>
-  static void chunk(const Block& b, __m256i qh, const ScalesMins& s, const BlockActs<NT>& x,
-                    __m256i* isum) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * C));
-    const __m256i mask = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
-    const __m256i lo =
-        _mm256_or_si256(_mm256_and_si256(q, mask), _mm256_and_si256(bit_to_4<2 * C>(qh), bit4));
-    const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask),
-                                       _mm256_and_si256(bit_to_4<2 * C + 1>(qh), bit4));
-    const __m256i slo = pick_pair<2 * C, 2 * C>(s.scales);
-    const __m256i shi = pick_pair<2 * C + 1, 2 * C + 1>(s.scales);
-    for (int t = 0; t < NT; ++t) {
-      isum[t] = scaled_dot(isum[t], lo, x.q[t] + 64 * C, slo);
-      isum[t] = scaled_dot(isum[t], hi, x.q[t] + 64 * C + 32, shi);
-    }
-  }
-
-  template <int NT>
-  static void block(const Block& b, const BlockActs<NT>& x, __m256i* isum, __m256i* msum) {
-    const ScalesMins s = q45k_scales(b.scales);
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    const __m256i qh = fifth_bits(b);
     for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
     chunk<0>(b, qh, s, x, isum);
     chunk<1>(b, qh, s, x, isum);
@@ -181,35 +177,64 @@ struct Q5K {
     chunk<3>(b, qh, s, x, isum);
     for (int t = 0; t < NT; ++t) msum[t] = _mm256_madd_epi16(s.mins, x.sums[t]);
   }
+
+  // All 256 codes in element order.
+  static void unpack(const Block& b, uint8_t* out) {
+    const __m256i qh = fifth_bits(b);
+    __m256i c[8];
+    codes<0>(b, qh, c[0], c[1]);
+    codes<1>(b, qh, c[2], c[3]);
+    codes<2>(b, qh, c[4], c[5]);
+    codes<3>(b, qh, c[6], c[7]);
+    for (int i = 0; i < 8; ++i) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * i), c[i]);
+  }
+  // The 8 sub-block scales and mins.
+  static void scales(const Block& b, int16_t* scale, int16_t* min) {
+    for (int s = 0; s < 8; ++s) {
+      uint8_t sc, mn;
+      q4k_scale_min(s, b.scales, sc, mn);
+      scale[s] = sc;
+      min[s] = mn;
+    }
+  }
   static uint16_t d(const Block& b) { return b.d; }
   static uint16_t dmin(const Block& b) { return b.dmin; }
 };
+
+using Q4K = Q45K<BlockQ4_K, 15>;
+using Q5K = Q45K<BlockQ5_K, 31>;
 
 // Q6_K: in half h (128 elements), element 128h + 32k + l (l < 32) has the low 4 bits in
 // nibble k / 2 of ql[64h + 32 (k % 2) + l] and the top 2 in bits 2k, 2k + 1 of qh[32h + l];
 // its value is code - 32, and sub-block s (16 elements) has the signed scale s.
 struct Q6K {
   using Block = BlockQ6_K;
+  static constexpr int kMaxCode = 63;
   static constexpr bool kHasMins = false;
 
   // Chunks 4H .. 4H + 3 (elements 128H .. 128H + 127); `scales` holds the 8 int16 scales of
   // the half in both 128-bit halves.
-  template <int H, int NT>
-  static void half(const Block& b, __m256i scales, const BlockActs<NT>& x, __m256i* isum) {
+  // The codes of elements 128H + 32k .. 128H + 32k + 31 in codes[k].
+  template <int H>
+  static void half_codes(const Block& b, __m256i* codes) {
     const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * H));
     const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * H + 32));
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * H));
     const __m256i mask = _mm256_set1_epi8(0x0F), top = _mm256_set1_epi8(0x30);
-    const __m256i codes[4] = {
-        _mm256_or_si256(_mm256_and_si256(ql0, mask),
-                        _mm256_and_si256(_mm256_slli_epi16(qh, 4), top)),
-        _mm256_or_si256(_mm256_and_si256(ql1, mask),
-                        _mm256_and_si256(_mm256_slli_epi16(qh, 2), top)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), mask),
-                        _mm256_and_si256(qh, top)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask),
-                        _mm256_and_si256(_mm256_srli_epi16(qh, 2), top)),
-    };
+    codes[0] = _mm256_or_si256(_mm256_and_si256(ql0, mask),
+                               _mm256_and_si256(_mm256_slli_epi16(qh, 4), top));
+    codes[1] = _mm256_or_si256(_mm256_and_si256(ql1, mask),
+                               _mm256_and_si256(_mm256_slli_epi16(qh, 2), top));
+    codes[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), mask),
+                               _mm256_and_si256(qh, top));
+    codes[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask),
+                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), top));
+  }
+
+  template <int H, int NT>
+  static void half(const Block& b, __m256i scales, const BlockActs<NT>& x, __m256i* isum) {
+    __m256i codes[4];
+    half_codes<H>(b, codes);
     // The 32 elements of chunk k are sub-blocks 2k (maddubs lanes 0..7) and 2k + 1 (8..15).
     const __m256i sc[4] = {pick_pair<0, 1>(scales), pick_pair<2, 3>(scales),
                            pick_pair<4, 5>(scales), pick_pair<6, 7>(scales)};
@@ -232,6 +257,16 @@ struct Q6K {
     }
     half<0>(b, _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(s8)), x, isum);
     half<1>(b, _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128(s8, 8))), x, isum);
+  }
+  // The 16 sub-block scales, also the coefficients of the offset of 32.
+  static void scales(const Block& b, int16_t* scale, int16_t* offset) {
+    for (int s = 0; s < 16; ++s) scale[s] = offset[s] = b.scales[s];
+  }
+  static void unpack(const Block& b, uint8_t* out) {
+    __m256i c[8];
+    half_codes<0>(b, c);
+    half_codes<1>(b, c + 4);
+    for (int i = 0; i < 8; ++i) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * i), c[i]);
   }
   static uint16_t d(const Block& b) { return b.d; }
   static uint16_t dmin(const Block& b) {
@@ -358,26 +393,6 @@ void k_tiles(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0, 
 }
 
 }  // namespace avx2
-
-// Runs the tile with the AVX2 int8 kernels and returns true where the type has one and the
-// int8 activations are there; false leaves the tile to the portable kernels.
-inline bool Avx2KMatmulTile(const MatmulOperands& m, int64_t row0, int64_t row1, int64_t tok0,
-                            int64_t tok1) {
-  if (m.xq8 == nullptr || m.xsum == nullptr || m.w_repacked) return false;
-  switch (m.wtype) {
-    case DType::Q4_K:
-      avx2::k_tiles<avx2::Q4K>(m, row0, row1, tok0, tok1);
-      return true;
-    case DType::Q5_K:
-      avx2::k_tiles<avx2::Q5K>(m, row0, row1, tok0, tok1);
-      return true;
-    case DType::Q6_K:
-      avx2::k_tiles<avx2::Q6K>(m, row0, row1, tok0, tok1);
-      return true;
-    default:
-      return false;
-  }
-}
 
 }  // namespace HWY_NAMESPACE
 }  // namespace torchless::cpu

@@ -26,7 +26,6 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
 #include "torchless/core/quant.h"
@@ -100,18 +99,12 @@ inline void load_lanes(const LaneRows& g, int64_t b, Q4_0Lanes& out) {
   out.d = _mm256_cvtph_ps(d);
 }
 
-inline __m256i broadcast_group(const int8_t* x, int i) {
-  int32_t v;
-  std::memcpy(&v, x + 4 * i, sizeof v);
-  return _mm256_set1_epi32(v);
-}
-
 // acc + the products of block b (rows in lanes) with one token: the only float operations an
 // output sees.
 inline __m256 lanes_step(const Q4_0Lanes& w, const int8_t* xq, float dx, int16_t xsum, __m256 acc) {
-  __m256i pairs = _mm256_maddubs_epi16(w.codes[0], broadcast_group(xq, 0));
+  __m256i pairs = _mm256_maddubs_epi16(w.codes[0], broadcast32(xq));
   for (int i = 1; i < 8; ++i) {
-    pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w.codes[i], broadcast_group(xq, i)));
+    pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w.codes[i], broadcast32(xq + 4 * i)));
   }
   // Codes are stored + 8: subtract 8 x (the block's activation sum).
   const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)),

@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-#include "torchless/backends/cpu/cpu_quant_avx2_k-inl.h"
+#include "torchless/backends/cpu/cpu_quant_avx2_kpack-inl.h"
 #include "torchless/backends/cpu/cpu_quant_blocks-inl.h"
 #include "torchless/backends/cpu/cpu_quant_dot.h"
 #include "torchless/backends/cpu/cpu_quant_vnni-inl.h"

@@ -14,8 +14,9 @@
 //       in the VNNI kernel).
 // Codes lie in [-127, 127] and are stored widened to int16 (see cpu_kernels.h), and again as
 // int8 for the int8 kernels: cpu_quant_vnni-inl.h (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 on CPUs with
-// AVX512-VNNI, Highway's AVX3_DL target) and cpu_quant_avx2_k-inl.h / cpu_quant_avx2_legacy-inl.h
-// (Q4_K, Q5_K, Q6_K, Q4_0 on Highway's AVX2 target).
+// AVX512-VNNI, Highway's AVX3_DL target) and cpu_quant_avx2_k-inl.h (with
+// cpu_quant_avx2_kpack-inl.h for batches) / cpu_quant_avx2_legacy-inl.h (Q4_K, Q5_K, Q6_K, Q4_0
+// on Highway's AVX2 target).
 #include <cstdint>
 
 #include "torchless/backends/cpu/cpu_kernels.h"
